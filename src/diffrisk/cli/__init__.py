@@ -1,0 +1,80 @@
+"""The command line: parsing and presentation only; the work happens in the stage modules.
+
+Every command is a click command in its own module here. Errors of the
+:class:`~diffrisk.errors.DiffriskError` hierarchy become one ``error:`` line with a
+``hint:`` (and a GitHub ``::error::`` annotation inside Actions); tracebacks only
+with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from diffrisk import __version__
+from diffrisk.errors import DiffriskError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DiffriskError as err:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            _report_error(err)
+            ctx.exit(err.exit_code)
+        except KeyboardInterrupt:
+            click.echo("error: interrupted; the stored data was left as it was before this run", err=True)
+            ctx.exit(130)
+
+
+def _report_error(err: DiffriskError) -> None:
+    click.echo(f"error: {err.message}", err=True)
+    if err.hint:
+        click.echo(f"hint: {err.hint}", err=True)
+    if os.environ.get("GITHUB_ACTIONS") == "true" and err.exit_code != 1:
+        msg = err.message + (f" ({err.hint})" if err.hint else "")
+        msg = msg.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        click.echo(f"::error title=diffrisk::{msg}")
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="diffrisk")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """diffrisk: predict which changes introduce defects, and act on it in CI/CD.
+
+    \b
+    Pipeline:  mine -> label -> train -> score -> report/gate -> monitor
+    Quick start (in a git repository):  diffrisk mine
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def _register() -> None:
+    """Add every command module's ``COMMANDS`` (stages that have not landed are skipped)."""
+    import importlib
+
+    for name in ("mine", "schema", "label", "train", "models", "score", "gate", "monitor", "run"):
+        try:
+            mod = importlib.import_module(f"diffrisk.cli.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"diffrisk.cli.{name}":
+                raise
+            continue
+        for cmd in mod.COMMANDS:
+            cli.add_command(cmd)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(cli.main(standalone_mode=True))

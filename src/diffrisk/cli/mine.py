@@ -1,0 +1,107 @@
+"""``diffrisk mine``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from diffrisk.cli.output import (
+    config_option,
+    data_dir_option,
+    json_option,
+    print_json,
+    progress_bar,
+    quiet_option,
+    repo_option,
+    stderr_console,
+)
+from diffrisk.config import load_config
+from diffrisk.mine import mine
+from diffrisk.paths import default_data_dir
+
+
+@click.command("mine")
+@repo_option
+@data_dir_option
+@click.option("--rev", default="HEAD", show_default=True, help="Mine the commits reachable from this revision.")
+@click.option("--no-code-metrics", is_flag=True, help="Skip radon metrics (Kamei features only; much faster).")
+@click.option("--rebuild", is_flag=True, help="Ignore the stored dataset and mine everything again.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Processes for code metrics (default: all cores).")
+@config_option
+@json_option
+@quiet_option
+def mine_cmd(
+    repo: str,
+    data_dir: str | None,
+    rev: str,
+    no_code_metrics: bool,
+    rebuild: bool,
+    workers: int | None,
+    config_path: str | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Mine the history of REPO into change-level features.
+
+    Writes DATA_DIR/changes.parquet (one row per non-merge commit: the Kamei et al.
+    features plus radon code metrics) and DATA_DIR/files.parquet (one row per commit
+    and file). A second run mines only the commits not mined yet.
+    """
+    cfg = load_config(repo, config_path)
+    mcfg = cfg.mine
+    if no_code_metrics or workers:
+        mcfg = mcfg.model_copy(update={"code_metrics": mcfg.code_metrics and not no_code_metrics, "workers": workers or mcfg.workers})
+    out_dir = Path(data_dir) if data_dir else default_data_dir(repo)
+    if rebuild:
+        from diffrisk.store import META
+
+        (out_dir / META).unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    with progress_bar(quiet or as_json) as prog:
+        res = mine(repo, out_dir, rev=rev, config=mcfg, fixes=cfg.fixes, progress=prog)
+    elapsed = time.perf_counter() - t0
+    if as_json:
+        print_json({**res.to_dict(), "seconds": round(elapsed, 3)})
+        return
+    console = stderr_console()
+    for w in res.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+    if quiet:
+        return
+    if res.reason and res.full_rebuild and res.reason != "no dataset yet":
+        console.print(f"[yellow]note:[/] mined from scratch: {res.reason}")
+    table = Table(title=f"diffrisk mine: {res.data_dir}", show_header=False)
+    table.add_row("head", res.head[:12])
+    table.add_row("commits (non-merge)", str(res.commits))
+    table.add_row("mined in this run", str(res.new_commits))
+    table.add_row("huge commits", str(res.huge_commits))
+    table.add_row("time", f"{elapsed:.2f} s")
+    click.echo()
+    stderr_console().print(table) if False else None
+    from rich.console import Console
+
+    Console().print(table)
+    _print_summary(out_dir)
+
+
+def _print_summary(out_dir: Path) -> None:
+    import pandas as pd
+    from rich.console import Console
+
+    df = pd.read_parquet(out_dir / "changes.parquet")
+    if df.empty:
+        return
+    t = Table(title="features (median / mean / max)")
+    t.add_column("feature")
+    for c in ("median", "mean", "max"):
+        t.add_column(c, justify="right")
+    for col in ("la", "ld", "lt", "nf", "ns", "nd", "entropy", "ndev", "age", "nuc", "exp", "rexp", "sexp", "fix"):
+        s = df[col].astype(float)
+        t.add_row(col, f"{s.median():.2f}", f"{s.mean():.2f}", f"{s.max():.2f}")
+    Console().print(t)
+
+
+COMMANDS = [mine_cmd]

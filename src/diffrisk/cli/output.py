@@ -1,0 +1,76 @@
+"""Shared CLI helpers: JSON output, quiet mode, rich progress bars."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
+repo_option = click.option(
+    "--repo",
+    "repo",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Path of the git repository (a work tree or a bare repository).",
+)
+data_dir_option = click.option(
+    "--data-dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Where the dataset and models live. Default: REPO/.diffrisk (REPO/diffrisk-data for a bare repository).",
+)
+config_option = click.option(
+    "--config",
+    "config_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Configuration file (.diffrisk.toml or a pyproject.toml). Default: found in REPO.",
+)
+
+
+def stderr_console() -> Console:
+    return Console(stderr=True)
+
+
+def print_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, default=str))
+
+
+@contextmanager
+def progress_bar(quiet: bool) -> Iterator[Any]:
+    """Yields a ``progress(stage, advance, total)`` callback, or None when quiet.
+
+    The bar is drawn on stderr and only when stderr is a terminal.
+    """
+    console = stderr_console()
+    if quiet or not console.is_terminal or not sys.stderr.isatty():
+        yield None
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as prog:
+        tasks: dict[str, Any] = {}
+
+        def cb(stage: str, advance: int, total: int | None) -> None:
+            if stage not in tasks:
+                tasks[stage] = prog.add_task(stage, total=total)
+            elif total is not None:
+                prog.update(tasks[stage], total=total)
+            if advance:
+                prog.advance(tasks[stage], advance)
+
+        yield cb

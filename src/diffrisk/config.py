@@ -1,0 +1,209 @@
+"""Configuration: one pydantic model, read from ``.diffrisk.toml`` or ``[tool.diffrisk]``.
+
+Lookup order for a repository at PATH: an explicit ``--config`` file, then
+``PATH/.diffrisk.toml``, then the ``[tool.diffrisk]`` table of ``PATH/pyproject.toml``.
+Unknown keys are errors, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from diffrisk.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MineConfig(_Section):
+    code_metrics: bool = True
+    """Compute radon metrics for Python files (needs file contents; slower)."""
+    huge_commit_files: int = Field(1000, ge=1)
+    """A commit touching at least this many files is flagged ``huge`` (vendor drops, mass renames)."""
+    huge_commit_lines: int = Field(100_000, ge=1)
+    """A commit adding plus deleting at least this many lines is flagged ``huge``."""
+    workers: int | None = Field(None, ge=1)
+    """Processes for code metrics; default: the number of cores."""
+
+
+class FixesConfig(_Section):
+    """Rule that classifies a commit as a bug fix (the FIX feature and SZZ's starting points)."""
+
+    scope: Literal["subject", "message"] = "subject"
+    keywords: list[str] = Field(
+        default_factory=lambda: [
+            "fix", "fixes", "fixed", "fixing", "bug", "bugs", "bugfix", "defect", "defects",
+            "crash", "crashes", "regression", "hotfix", "fault", "incorrect", "wrong", "broken",
+        ]
+    )
+    exclude: list[str] = Field(
+        default_factory=lambda: [
+            "typo", "typos", "docs", "doc", "documentation", "docstring", "comment", "comments",
+            "lint", "linter", "linting", "flake8", "ruff", "pylint", "mypy", "pyright",
+            "typing", "annotation", "annotations", "hint", "hints", "ci", "tests", "test",
+            "changelog", "readme", "whitespace", "formatting", "format", "style", "pre-commit",
+            "release", "version", "bump", "merge", "revert", "spelling", "grammar", "link",
+            "links", "warning", "warnings", "deprecation", "build", "packaging", "coverage",
+        ]
+    )
+    """A subject whose fix keyword is about one of these (e.g. "fix typo") is not a bug fix."""
+
+
+class LabelConfig(_Section):
+    verification_days: int = Field(90, ge=0)
+    max_fix_files: int = Field(50, ge=1)
+    ignore_whitespace: bool = True
+    ignore_comments: bool = True
+    skip_merges: bool = True
+    issue_date_filter: bool = True
+    source_extensions: list[str] = Field(
+        default_factory=lambda: [
+            ".py", ".pyx", ".pxd", ".pyi", ".c", ".h", ".cc", ".cpp", ".hpp", ".cxx", ".go",
+            ".rs", ".java", ".kt", ".scala", ".js", ".jsx", ".ts", ".tsx", ".rb", ".php",
+            ".cs", ".swift", ".m", ".mm", ".lua", ".sh", ".pl",
+        ]
+    )
+    exclude_paths: list[str] = Field(
+        default_factory=lambda: [
+            "docs/*", "doc/*", "*/docs/*", "test/*", "tests/*", "testing/*", "*/tests/*",
+            "*/test/*", "test_*.py", "*/test_*.py", "*_test.py", "*_test.go", "vendor/*",
+            "*/vendor/*", "third_party/*", "*/third_party/*", "*.min.js", "*_pb2.py",
+        ]
+    )
+    bug_labels: list[str] = Field(default_factory=lambda: ["bug", "type: bug", "kind/bug", "defect", "regression"])
+
+
+class TrainConfig(_Section):
+    min_buggy: int = Field(50, ge=1)
+    """Fewer buggy labelled changes than this: use the bundled model."""
+    folds: int = Field(5, ge=2)
+    gap_days: int | None = Field(None, ge=0)
+    """Gap between train and test periods; default: the verification latency."""
+    model: Literal["auto", "logistic", "hgb", "poisson", "la"] = "auto"
+    max_age_days: int = Field(30, ge=1)
+    """A model older than this is stale and retrained by the actions."""
+
+
+class ScoreConfig(_Section):
+    medium: float = Field(0.4, ge=0, le=1)
+    high: float = Field(0.7, ge=0, le=1)
+    top_factors: int = Field(5, ge=1)
+    top_files: int = Field(10, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ScoreConfig:
+        if self.medium > self.high:
+            raise ValueError(f"medium ({self.medium}) must not exceed high ({self.high})")
+        return self
+
+
+class ReportConfig(_Section):
+    comment_mode: Literal["update", "recreate", "off"] = "update"
+    check_name: str = "diffrisk"
+    template: str | None = None
+    """Path (relative to the repository) of a Jinja2 template for the PR comment."""
+    summary_template: str | None = None
+
+
+class GateConfig(_Section):
+    fail_on: Literal["high", "medium", "never"] = "high"
+    warn_on: Literal["high", "medium", "never"] = "medium"
+    override_label: str = "diffrisk:accepted"
+    approvers: list[str] = Field(default_factory=list)
+    deploy_max_risk: float = Field(0.8, ge=0, le=1)
+    """Deployment fails when the riskiest change shipped is at or above this probability."""
+    deploy_max_expected: float = Field(3.0, ge=0)
+    """Deployment fails when the expected number of defect-inducing changes reaches this."""
+
+
+class MonitorConfig(_Section):
+    recent_days: int = Field(90, ge=1)
+    psi_warn: float = Field(0.1, ge=0)
+    psi_alert: float = Field(0.25, ge=0)
+    ks_alpha: float = Field(0.01, gt=0, lt=1)
+    auc_drop: float = Field(0.05, ge=0, le=1)
+    max_model_age_days: int = Field(90, ge=1)
+
+
+class Config(_Section):
+    mine: MineConfig = Field(default_factory=MineConfig)
+    fixes: FixesConfig = Field(default_factory=FixesConfig)
+    label: LabelConfig = Field(default_factory=LabelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    score: ScoreConfig = Field(default_factory=ScoreConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        got = e.get("input")
+        shown = "" if e["type"] == "extra_forbidden" or isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"{key}: {msg}{shown}")
+    return f"invalid configuration in {source}: " + "; ".join(lines)
+
+
+def parse_config(data: dict[str, Any], source: str = "configuration") -> Config:
+    """Validate a mapping (keys may use ``-`` or ``_``) into a :class:`Config`."""
+
+    def norm(obj: Any) -> Any:
+        if isinstance(obj, dict):
+            return {str(k).replace("-", "_"): norm(v) for k, v in obj.items()}
+        return obj
+
+    try:
+        return Config.model_validate(norm(data))
+    except ValidationError as err:
+        raise ConfigError(
+            _format_validation_error(err, source),
+            hint="see the configuration reference in docs/configuration.md",
+        ) from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path} is not valid TOML: {err}", hint="fix the syntax error") from None
+    except OSError as err:
+        raise ConfigError(f"cannot read {path}: {err.strerror}") from None
+
+
+def load_config(repo: str | Path | None = None, path: str | Path | None = None) -> Config:
+    """Load configuration for ``repo``; an explicit ``path`` wins. Defaults when none exists."""
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"configuration file {p} does not exist", hint="check the --config path")
+        data = _read_toml(p)
+        if p.name == "pyproject.toml":
+            data = data.get("tool", {}).get("diffrisk", {})
+        return parse_config(data, str(p))
+    if repo is not None:
+        root = Path(repo)
+        own = root / ".diffrisk.toml"
+        if own.is_file():
+            return parse_config(_read_toml(own), str(own))
+        pyproject = root / "pyproject.toml"
+        if pyproject.is_file():
+            table = _read_toml(pyproject).get("tool", {}).get("diffrisk")
+            if table is not None:
+                return parse_config(table, f"{pyproject} [tool.diffrisk]")
+    return Config()

@@ -1,0 +1,63 @@
+"""One error hierarchy for diffrisk.
+
+Library code raises these; only the CLI layer (``diffrisk.cli``) turns them into a
+one-line message, a hint and an exit code. Never raise bare ``Exception``.
+"""
+
+from __future__ import annotations
+
+
+class DiffriskError(Exception):
+    """Base class: ``message`` says what went wrong, ``hint`` how to fix it."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message} (hint: {self.hint})"
+
+
+class ConfigError(DiffriskError):
+    """Invalid configuration file or option value."""
+
+
+class RepositoryError(DiffriskError):
+    """The repository cannot be mined as asked (not a repo, empty, shallow, bad rev)."""
+
+
+class NotAGitRepositoryError(RepositoryError):
+    pass
+
+
+class EmptyRepositoryError(RepositoryError):
+    pass
+
+
+class ShallowCloneError(RepositoryError):
+    pass
+
+
+class GitCommandError(RepositoryError):
+    """A git subprocess failed in a way we do not recover from."""
+
+
+class DataError(DiffriskError):
+    """The data directory is missing, corrupt or from an incompatible version."""
+
+
+class ModelError(DiffriskError):
+    """A model file is missing, corrupt, tampered with or incompatible."""
+
+
+class GitHubError(DiffriskError):
+    """The GitHub API refused or failed a request we cannot do without."""
+
+
+class GateFailure(DiffriskError):
+    """Raised by gates when a change is blocked; exit code 1 (a decision, not a crash)."""
+
+    exit_code = 1

@@ -1,0 +1,81 @@
+"""Bug-fix classification from commit messages (the FIX feature, and SZZ's starting points).
+
+The rule, applied to the subject line by default (``fixes.scope``):
+
+1. A commit is a fix candidate when a word of its subject is one of ``fixes.keywords``
+   (case-insensitive, whole words: "Fix", "fixed", "bugfix", "regression", ...), or the
+   message says it fixes an issue ("fixes #12", "fixed org/repo#3"; "closes #3" alone
+   does not count, it closes feature requests too).
+2. It is *not* a fix when the keyword is about tooling or prose: an ``fixes.exclude``
+   word ("typo", "docs", "lint", "mypy", "ci", "tests", ...) among the three words after
+   the keyword ("Fix typo", "fix the CI", "fixed lint warnings"), or a conventional-commit
+   prefix of a non-code type ("docs:", "ci:", "test:", "style:", "chore:", "build:").
+3. Reverts are not fixes (the reverted commit is found by other means).
+
+Squash-merge bodies list intermediate titles ("fix typo", "auto fixes"), so the body
+is only read for closing keywords, never for fix words, unless ``scope = "message"``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from diffrisk.config import FixesConfig
+
+_WORD = re.compile(r"[a-z0-9][a-z0-9'_-]*")
+_CLOSES = re.compile(
+    r"\b(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?)\s*:?\s+(?:[\w.-]+/[\w.-]+)?#(\d+)", re.I
+)
+# "closes #3" also closes feature requests; only "fixes #3" marks a fix by itself.
+_FIXES_ISSUE = re.compile(r"\bfix(?:e[sd])?\s*:?\s+(?:[\w.-]+/[\w.-]+)?#\d+", re.I)
+_NONCODE_PREFIX = re.compile(r"^\s*(docs?|ci|test|tests|style|chore|build|release)(\([^)]*\))?!?:", re.I)
+_REVERT = re.compile(r"^\s*revert\b", re.I)
+
+
+@dataclass(frozen=True)
+class FixRule:
+    """Compiled form of :class:`FixesConfig`; cheap to call once per commit."""
+
+    keywords: frozenset[str]
+    exclude: frozenset[str]
+    scope: str = "subject"
+
+    @classmethod
+    def from_config(cls, cfg: FixesConfig | None = None) -> FixRule:
+        cfg = cfg or FixesConfig()
+        return cls(
+            frozenset(k.lower() for k in cfg.keywords),
+            frozenset(e.lower() for e in cfg.exclude),
+            cfg.scope,
+        )
+
+    def _keyword_hit(self, text: str) -> bool:
+        words = _WORD.findall(text.lower())
+        for i, w in enumerate(words):
+            if w in self.keywords:
+                after = words[i + 1 : i + 4]
+                if not any(a in self.exclude for a in after):
+                    return True
+        return False
+
+    def is_fix(self, subject: str, body: str = "") -> bool:
+        """True when the commit with this subject (and body) is classified as a bug fix."""
+        if _REVERT.match(subject) or _NONCODE_PREFIX.match(subject):
+            return False
+        if self._keyword_hit(subject):
+            return True
+        if self.scope == "message" and body and self._keyword_hit(body):
+            return True
+        return bool(_FIXES_ISSUE.search(subject) or (body and _FIXES_ISSUE.search(body)))
+
+
+def linked_issues(message: str) -> list[int]:
+    """Issue numbers a message closes ("fixes #12", "closes #3")."""
+    return sorted({int(m) for m in _CLOSES.findall(message)})
+
+
+def classify(messages: Iterable[tuple[str, str]], cfg: FixesConfig | None = None) -> list[bool]:
+    rule = FixRule.from_config(cfg)
+    return [rule.is_fix(s, b) for s, b in messages]

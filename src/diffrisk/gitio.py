@@ -1,0 +1,195 @@
+"""Thin git layer: open and check a repository, run git, read blobs.
+
+Everything that starts a git process lives here. Mining streams one ``git log``;
+blobs are read through one long-lived ``git cat-file --batch`` per process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+
+from diffrisk.errors import (
+    EmptyRepositoryError,
+    GitCommandError,
+    NotAGitRepositoryError,
+    RepositoryError,
+    ShallowCloneError,
+)
+
+# git must never prompt, page, or fetch missing objects over the network (partial clones).
+GIT_ENV = {
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_PAGER": "cat",
+    "GIT_NO_LAZY_FETCH": "1",
+    "GIT_OPTIONAL_LOCKS": "0",
+    "LC_ALL": "C",
+}
+# -c options for every git process: no quoting of odd paths, no external diff drivers.
+GIT_CONFIG = ["-c", "core.quotepath=off", "-c", "diff.external=", "-c", "log.showSignature=false"]
+
+SHALLOW_HINT = (
+    "fetch the full history: `git fetch --unshallow`, or in GitHub Actions set "
+    "`fetch-depth: 0` on actions/checkout"
+)
+
+
+@dataclass(frozen=True)
+class GitRepo:
+    """An opened, checked repository. ``path`` is the work tree (or the git dir when bare)."""
+
+    path: Path
+    git_dir: Path
+    bare: bool
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(GIT_ENV)
+        return env
+
+    def argv(self, *args: str) -> list[str]:
+        return ["git", "--git-dir", str(self.git_dir), *GIT_CONFIG, *args]
+
+    def run(self, *args: str, input: bytes | None = None, check: bool = True) -> bytes:
+        """Run git and return stdout; a failure raises :class:`GitCommandError`."""
+        try:
+            proc = subprocess.run(
+                self.argv(*args),
+                input=input,
+                capture_output=True,
+                env=self.env(),
+                cwd=str(self.path),
+                check=False,
+            )
+        except FileNotFoundError:
+            raise GitCommandError("git is not installed or not on PATH", hint="install git") from None
+        if check and proc.returncode != 0:
+            err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise GitCommandError(
+                f"git {args[0]} failed: {err[-1] if err else 'exit code ' + str(proc.returncode)}"
+            )
+        return proc.stdout
+
+    def popen(self, *args: str, stdin: int | None = None) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            self.argv(*args),
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self.env(),
+            cwd=str(self.path),
+            bufsize=1 << 20,
+        )
+
+    def resolve(self, rev: str) -> str:
+        """Full sha of a revision, or a clear error."""
+        out = self.run("rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}", check=False)
+        sha = out.decode().strip()
+        if not sha:
+            raise RepositoryError(
+                f"revision {rev!r} does not exist in {self.path}",
+                hint="check the branch, tag or sha; in CI, fetch it first (fetch-depth: 0)",
+            )
+        return sha
+
+    def is_shallow(self) -> bool:
+        return (self.git_dir / "shallow").exists()
+
+    def is_partial_clone(self) -> bool:
+        out = self.run("config", "--get-regexp", r"remote\..*\.promisor|extensions\.partialclone", check=False)
+        return b"true" in out.lower() or b"partialclone" in out.lower()
+
+
+def open_repo(path: str | os.PathLike[str], *, allow_shallow: bool = False) -> GitRepo:
+    """Open a repository (work tree or bare) and check it can be mined."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise NotAGitRepositoryError(f"{p} does not exist", hint="pass the path of a git repository with --repo")
+    try:
+        repo = git.Repo(p, search_parent_directories=False)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        raise NotAGitRepositoryError(
+            f"{p} is not a git repository",
+            hint="run inside a git checkout or pass its path with --repo",
+        ) from None
+    git_dir = Path(repo.git_dir).resolve()
+    bare = bool(repo.bare)
+    root = git_dir if bare else Path(repo.working_tree_dir or p).resolve()
+    repo.close()
+    gr = GitRepo(root, git_dir, bare)
+    if not gr.run("rev-parse", "--verify", "--quiet", "HEAD", check=False).strip():
+        raise EmptyRepositoryError(f"{root} has no commits yet", hint="commit something first, or check the path")
+    if gr.is_shallow() and not allow_shallow:
+        raise ShallowCloneError(f"{root} is a shallow clone: its history is incomplete", hint=SHALLOW_HINT)
+    return gr
+
+
+class CatFile:
+    """One long-lived ``git cat-file --batch``: read blobs by id without a process each."""
+
+    def __init__(self, repo: GitRepo) -> None:
+        self._repo = repo
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        if self._proc is None or self._proc.poll() is not None:
+            self._proc = self._repo.popen("cat-file", "--batch", stdin=subprocess.PIPE)
+        return self._proc
+
+    def read(self, oid: str) -> bytes | None:
+        """The object's content, or None when it is missing from the repository."""
+        proc = self._start()
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(oid.encode() + b"\n")
+        proc.stdin.flush()
+        header = proc.stdout.readline()
+        if not header:
+            raise GitCommandError(f"git cat-file stopped while reading {oid}")
+        parts = header.split()
+        if len(parts) < 3 or parts[1] == b"missing":
+            return None
+        size = int(parts[2])
+        data = proc.stdout.read(size)
+        proc.stdout.read(1)  # trailing newline
+        return data
+
+    def close(self) -> None:
+        if self._proc is not None:
+            try:
+                if self._proc.stdin:
+                    self._proc.stdin.close()
+                self._proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                self._proc.kill()
+            self._proc = None
+
+    def __enter__(self) -> CatFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def count_lines(data: bytes) -> int:
+    """Lines as git counts them: newlines, plus one for a non-empty unterminated last line."""
+    n = data.count(b"\n")
+    if data and not data.endswith(b"\n"):
+        n += 1
+    return n
+
+
+def iter_chunks(stream: Sequence[bytes] | Iterator[bytes], sep: bytes) -> Iterator[bytes]:
+    """Split a stream of byte chunks on ``sep`` without holding it all in memory."""
+    buf = b""
+    for chunk in stream:
+        buf += chunk
+        parts = buf.split(sep)
+        buf = parts.pop()
+        yield from parts
+    if buf:
+        yield buf

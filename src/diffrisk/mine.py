@@ -1,0 +1,481 @@
+"""Mining: a repository's history into change-level features (``changes.parquet``,
+``files.parquet``), incrementally.
+
+One ``git log --raw --numstat`` process streams every commit still to mine; the
+history features come from :class:`~diffrisk.history.HistoryState` in the same pass;
+radon metrics are computed once per distinct Python blob, in parallel, and cached.
+
+A second run on the same data directory replays the stored rows into the history
+state (no git work) and mines only commits it has not seen. A commit's features depend
+only on its ancestors, so the result equals mining from scratch.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from diffrisk import store
+from diffrisk.codemetrics import BlobMetrics, compute_blob_metrics, touched_max_cc
+from diffrisk.config import FixesConfig, MineConfig
+from diffrisk.errors import GitCommandError
+from diffrisk.fixes import FixRule, linked_issues
+from diffrisk.gitio import CatFile, GitRepo, count_lines, open_repo
+from diffrisk.history import (
+    LOG_FORMAT,
+    CommitRecord,
+    FileChange,
+    HistoryState,
+    change_entropy,
+    iter_records,
+    parse_changes,
+    subsystem,
+)
+from diffrisk.schema import column_names
+
+Progress = Callable[[str, int, int | None], None]
+"""progress(stage, advance, total): ``total`` given once per stage, then advances."""
+
+
+@dataclass
+class MineResult:
+    data_dir: Path
+    head: str
+    commits: int
+    new_commits: int
+    unknown_files: int = 0
+    unparsable_files: int = 0
+    huge_commits: int = 0
+    full_rebuild: bool = False
+    reason: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "data_dir": str(self.data_dir),
+            "head": self.head,
+            "commits": self.commits,
+            "new_commits": self.new_commits,
+            "unknown_files": self.unknown_files,
+            "unparsable_files": self.unparsable_files,
+            "huge_commits": self.huge_commits,
+            "full_rebuild": self.full_rebuild,
+            "reason": self.reason,
+            "warnings": self.warnings,
+        }
+
+
+# -- the commit graph -----------------------------------------------------------------
+
+
+def rev_list(repo: GitRepo, rev: str, exclude: list[str] | None = None) -> list[tuple[str, list[str]]]:
+    """All commits reachable from ``rev`` (minus ``exclude``), parents first."""
+    args = ["rev-list", "--topo-order", "--reverse", "--parents", rev]
+    args += [f"^{e}" for e in exclude or []]
+    out = repo.run(*args)
+    res = []
+    for line in out.decode().splitlines():
+        parts = line.split()
+        if parts:
+            res.append((parts[0], parts[1:]))
+    return res
+
+
+# -- the change stream ------------------------------------------------------------------
+
+_MISSING_MARKERS = (b"unable to read", b"bad object", b"missing blob", b"did not receive expected object")
+
+
+def _log_argv() -> list[str]:
+    return [
+        "log",
+        "-z",
+        "--no-walk=unsorted",
+        "--stdin",
+        "--raw",
+        "--numstat",
+        "-M",
+        "--no-abbrev",
+        "--no-color",
+        "--no-ext-diff",
+        "--no-textconv",
+        "--no-mailmap",
+        LOG_FORMAT.replace("%aE", "%aE"),
+    ]
+
+
+def _stream(repo: GitRepo, shas: list[str]) -> Iterator[CommitRecord]:
+    """Records for ``shas`` in order; a commit git cannot diff (missing objects) is
+    rebuilt blob by blob and marked, and the stream resumes after it."""
+    start = 0
+    while start < len(shas):
+        proc = repo.popen(*_log_argv(), stdin=subprocess.PIPE)
+        assert proc.stdin is not None and proc.stdout is not None
+        # feed the list in a thread-free way: write all, then close (git reads stdin first)
+        try:
+            proc.stdin.write(("\n".join(shas[start:]) + "\n").encode())
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        done = 0
+        records = iter_records(iter(lambda: proc.stdout.read(1 << 20), b""))  # type: ignore[union-attr]
+        pending: CommitRecord | None = None
+        for rec in records:
+            if pending is not None:
+                yield pending
+                done += 1
+            pending = rec
+        stderr = proc.stderr.read() if proc.stderr else b""
+        rc = proc.wait()
+        if rc == 0:
+            if pending is not None:
+                yield pending
+                done += 1
+            if start + done != len(shas):
+                raise GitCommandError(
+                    f"git log returned {done} of {len(shas) - start} commits",
+                    hint="the repository may be corrupt; run `git fsck`",
+                )
+            return
+        if not any(m in stderr for m in _MISSING_MARKERS):
+            msg = stderr.decode("utf-8", "replace").strip().splitlines()
+            raise GitCommandError(f"git log failed: {msg[-1] if msg else rc}")
+        # The last record is the incomplete one; rebuild that commit by hand.
+        bad = shas[start + done]
+        yield _record_with_missing_objects(repo, bad)
+        start += done + 1
+
+
+def _record_with_missing_objects(repo: GitRepo, sha: str) -> CommitRecord:
+    out = repo.run("log", "-1", "-z", "--raw", "-M", "--no-abbrev", "--no-mailmap", LOG_FORMAT, sha)
+    rec = next(iter_records([out]))
+    with CatFile(repo) as cat:
+        for f in rec.files:
+            old = cat.read(f.old_blob) if f.old_blob else b""
+            new = cat.read(f.new_blob) if f.new_blob else b""
+            if old is None or new is None:
+                f.unknown = True
+                continue
+            if b"\0" in old[:8000] or b"\0" in new[:8000]:
+                f.binary = True
+                continue
+            if f.old_blob and f.new_blob:
+                ns = repo.run("diff", "--numstat", "-z", f.old_blob, f.new_blob).split(b"\t")
+                f.la, f.ld = (int(ns[0]), int(ns[1])) if len(ns) >= 2 and ns[0] != b"-" else (0, 0)
+            elif f.new_blob:
+                f.la = count_lines(new)
+            else:
+                f.ld = count_lines(old)
+    return rec
+
+
+def diff_record(repo: GitRepo, base: str, head: str, *, email: str, time: int, subject: str = "") -> CommitRecord:
+    """The change base..head as one record (a pull request squashed into one change)."""
+    out = repo.run("diff", "-z", "--raw", "--numstat", "-M", "--no-abbrev", "--no-ext-diff", "--no-textconv", base, head)
+    tokens = out.split(b"\x00")
+    if tokens and tokens[-1] == b"":
+        tokens.pop()
+    return CommitRecord(
+        sha=head, parents=[base], author_email=email.lower(), author_time=time, subject=subject, body="",
+        files=parse_changes(tokens),
+    )
+
+
+# -- features -------------------------------------------------------------------------
+
+
+def change_row(
+    rec: CommitRecord,
+    state: HistoryState,
+    prior: int,
+    fix_rule: FixRule,
+    cfg: MineConfig,
+    prior_count: int | None = None,
+) -> dict[str, Any]:
+    """The Kamei row of one change; history features against ancestors ``prior``."""
+    files = rec.files
+    la = sum(f.la for f in files if not f.binary and not f.unknown)
+    ld = sum(f.ld for f in files if not f.binary and not f.unknown)
+    h = state.features(files, rec.author_email, rec.author_time, prior, prior_count)
+    dirs = {p.rpartition("/")[0] for p in (f.path for f in files)}
+    return {
+        "sha": rec.sha,
+        "author_email": rec.author_email,
+        "author_time": rec.author_time,
+        "subject": rec.subject,
+        "ns": len({subsystem(f.path) for f in files}),
+        "nd": len(dirs),
+        "nf": len(files),
+        "entropy": change_entropy(
+            f.la + f.ld for f in files if not f.binary and not f.unknown
+        ),
+        "la": la,
+        "ld": ld,
+        "lt": sum(f.lines_before for f in files),
+        "fix": int(fix_rule.is_fix(rec.subject, rec.body)),
+        "ndev": h.ndev,
+        "age": h.age,
+        "nuc": h.nuc,
+        "exp": h.exp,
+        "rexp": h.rexp,
+        "sexp": h.sexp,
+        "issue_refs": linked_issues(rec.subject + "\n" + rec.body),
+        "huge": len(files) >= cfg.huge_commit_files or la + ld >= cfg.huge_commit_lines,
+        "binary_files": sum(1 for f in files if f.binary),
+        "unknown_files": sum(1 for f in files if f.unknown),
+        "py_files": sum(1 for f in files if f.is_python),
+    }
+
+
+def file_rows(rec: CommitRecord) -> list[dict[str, Any]]:
+    return [
+        {
+            "sha": rec.sha,
+            "path": f.path,
+            "old_path": f.old_path,
+            "status": f.status,
+            "la": 0 if f.binary or f.unknown else f.la,
+            "ld": 0 if f.binary or f.unknown else f.ld,
+            "lines_before": f.lines_before,
+            "lines_after": f.lines_after,
+            "binary": f.binary,
+            "unknown": f.unknown,
+            "blob_before": f.old_blob,
+            "blob_after": f.new_blob,
+            "is_python": f.is_python,
+        }
+        for f in rec.files
+    ]
+
+
+def _files_from_rows(df: pd.DataFrame) -> list[FileChange]:
+    out = []
+    for r in df.itertuples(index=False):
+        f = FileChange(
+            path=r.path,
+            old_path=r.old_path if isinstance(r.old_path, str) else None,
+            status=r.status,
+            old_blob=r.blob_before if isinstance(r.blob_before, str) else None,
+            new_blob=r.blob_after if isinstance(r.blob_after, str) else None,
+            old_mode="",
+            new_mode="",
+            la=int(r.la),
+            ld=int(r.ld),
+            binary=bool(r.binary),
+            unknown=bool(r.unknown),
+            lines_before=int(r.lines_before),
+            lines_after=int(r.lines_after),
+        )
+        out.append(f)
+    return out
+
+
+def code_metric_columns(files_df: pd.DataFrame, metrics: dict[str, BlobMetrics]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-file radon columns and their per-commit aggregates."""
+    py = files_df[files_df["is_python"]]
+    rows = []
+    for r in py.itertuples(index=False):
+        b = metrics.get(r.blob_before) if isinstance(r.blob_before, str) else None
+        a = metrics.get(r.blob_after) if isinstance(r.blob_after, str) else None
+        parse_error = (b is not None and not b.ok) or (a is not None and not a.ok)
+        rows.append(
+            {
+                "sha": r.sha,
+                "path": r.path,
+                "cc_before": b.cc if b is not None and b.ok else None,
+                "cc_after": a.cc if a is not None and a.ok else None,
+                "cc_max_touched": touched_max_cc(b, a) if not parse_error else None,
+                "mi_before": b.mi if b is not None and b.ok else None,
+                "mi_after": a.mi if a is not None and a.ok else None,
+                "hv_before": b.hv if b is not None and b.ok else None,
+                "hv_after": a.hv if a is not None and a.ok else None,
+                "parse_error": parse_error,
+            }
+        )
+    cols = ["cc_before", "cc_after", "cc_max_touched", "mi_before", "mi_after", "hv_before", "hv_after"]
+    per_file = pd.DataFrame(rows, columns=["sha", "path", *cols, "parse_error"])
+    for c in cols:
+        per_file[c] = per_file[c].astype("float64")
+    if per_file.empty:
+        agg = pd.DataFrame(columns=["sha", *CODE_AGG])
+        return per_file, agg
+    ok = ~per_file["parse_error"]
+    d = per_file[ok]
+    ccd = d["cc_after"].fillna(0) - d["cc_before"].fillna(0)
+    hvd = d["hv_after"].fillna(0) - d["hv_before"].fillna(0)
+    g = pd.DataFrame({"sha": d["sha"], "ccd": ccd, "hvd": hvd, "ccm": d["cc_max_touched"],
+                      "mib": d["mi_before"], "mia": d["mi_after"]}).groupby("sha")
+    agg = pd.DataFrame(
+        {
+            "cc_delta": g["ccd"].sum(),
+            "cc_max_touched": g["ccm"].max(),
+            "mi_before": g["mib"].mean(),
+            "mi_after": g["mia"].mean(),
+            "hv_delta": g["hvd"].sum(),
+        }
+    )
+    bad = per_file.groupby("sha")["parse_error"].sum().rename("unparsable_files")
+    agg = agg.join(bad, how="outer").reset_index().rename(columns={"index": "sha"})
+    agg["unparsable_files"] = agg["unparsable_files"].fillna(0).astype("int32")
+    # commits whose Python files all failed to parse still get a cc_delta of 0
+    for c in ("cc_delta", "hv_delta", "cc_max_touched"):
+        agg[c] = agg[c].fillna(0.0)
+    return per_file, agg
+
+
+CODE_AGG = ["cc_delta", "cc_max_touched", "mi_before", "mi_after", "hv_delta", "unparsable_files"]
+
+
+# -- the stage ------------------------------------------------------------------------
+
+
+def mine(
+    repo_path: str | Path,
+    data_dir: str | Path,
+    rev: str = "HEAD",
+    config: MineConfig | None = None,
+    fixes: FixesConfig | None = None,
+    progress: Progress | None = None,
+) -> MineResult:
+    """Mine every non-merge commit reachable from ``rev`` into ``data_dir``."""
+    cfg = config or MineConfig()
+    rule = FixRule.from_config(fixes)
+    repo = open_repo(repo_path)
+    head = repo.resolve(rev)
+    data = Path(data_dir)
+    settings = {
+        "code_metrics": cfg.code_metrics,
+        "huge_commit_files": cfg.huge_commit_files,
+        "huge_commit_lines": cfg.huge_commit_lines,
+        "fix_rule": sorted(rule.keywords) + ["|"] + sorted(rule.exclude) + [rule.scope],
+    }
+    old = store.load_dataset(data, settings)
+    graph = rev_list(repo, head)
+    known: set[str] = set(old.changes["sha"]) if old is not None else set()
+    todo = [sha for sha, parents in graph if len(parents) <= 1 and sha not in known]
+    wanted = {sha for sha, parents in graph if len(parents) <= 1}
+    result = MineResult(
+        data_dir=data,
+        head=head,
+        commits=len(wanted),
+        new_commits=len(todo),
+        full_rebuild=old is None,
+        reason=store.last_reason(),
+    )
+    if old is not None and not todo and known == wanted and old.meta.get("head") == head:
+        _fill_counts(result, old.changes)
+        return result
+    if old is not None and not todo and known == wanted:
+        store.write_meta(data, head=head, settings=settings)
+        _fill_counts(result, old.changes)
+        return result
+
+    state = HistoryState(capacity=len(graph) + 1)
+    children: dict[str, int] = {}
+    for _sha, parents in graph:
+        for p in parents:
+            children[p] = children.get(p, 0) + 1
+    state.set_children_counts({sha: children.get(sha, 0) for sha, _ in graph})
+
+    old_files_by_sha: dict[str, list[FileChange]] = {}
+    old_changes = None
+    if old is not None and known:
+        old_changes = old.changes[old.changes["sha"].isin(wanted)]
+        of = old.files[old.files["sha"].isin(wanted)]
+        for sha, grp in of.groupby("sha", sort=False):
+            old_files_by_sha[sha] = _files_from_rows(grp)
+        meta_by_sha = {
+            r.sha: (r.author_email, int(r.author_time.timestamp()))
+            for r in old_changes[["sha", "author_email", "author_time"]].itertuples(index=False)
+        }
+    else:
+        meta_by_sha = {}
+
+    if progress:
+        progress("mine", 0, len(todo))
+    stream = _stream(repo, todo) if todo else iter(())
+    new_rows: list[dict[str, Any]] = []
+    new_files: list[dict[str, Any]] = []
+    with CatFile(repo) as cat:
+        for sha, parents in graph:
+            bit, prior = state.begin(sha, parents)
+            if len(parents) > 1:
+                continue
+            if sha in meta_by_sha:
+                files = old_files_by_sha.get(sha, [])
+                email, t = meta_by_sha[sha]
+                for f in files:  # replay blob counts
+                    if f.new_blob is not None:
+                        state.blob_lines[f.new_blob] = f.lines_after
+                state.record(bit, files, email, t)
+                continue
+            rec = next(stream)
+            if rec.sha != sha:
+                raise GitCommandError(f"git log returned {rec.sha} where {sha} was expected")
+            state.set_line_counts(rec.files, cat.read)
+            new_rows.append(change_row(rec, state, prior, rule, cfg, prior_count=bit))
+            new_files.extend(file_rows(rec))
+            state.record(bit, rec.files, rec.author_email, rec.author_time)
+            if progress:
+                progress("mine", 1, None)
+
+    changes = pd.DataFrame(new_rows, columns=[c for c in column_names("changes") if c not in CODE_AGG])
+    files_df = pd.DataFrame(new_files, columns=[
+        "sha", "path", "old_path", "status", "la", "ld", "lines_before", "lines_after", "binary",
+        "unknown", "blob_before", "blob_after", "is_python",
+    ])
+
+    blob_cache = old.blob_metrics if old is not None else {}
+    if cfg.code_metrics:
+        need = set(files_df.loc[files_df["is_python"], "blob_before"].dropna()) | set(
+            files_df.loc[files_df["is_python"], "blob_after"].dropna()
+        )
+        need -= set(blob_cache)
+        if progress:
+            progress("metrics", 0, len(need))
+        for oid, m in compute_blob_metrics(
+            str(repo.git_dir), str(repo.path), sorted(need), cfg.workers,
+            on_done=(lambda k: progress("metrics", k, None)) if progress else None,
+        ):
+            if m is not None:
+                blob_cache[oid] = m
+        per_file, agg = code_metric_columns(files_df, blob_cache)
+        files_df = files_df.merge(per_file, on=["sha", "path"], how="left")
+        changes = changes.merge(agg, on="sha", how="left")
+    else:
+        for c in CODE_AGG:
+            changes[c] = np.nan
+        changes["unparsable_files"] = 0
+    if "unparsable_files" in changes:
+        changes["unparsable_files"] = changes["unparsable_files"].fillna(0)
+    if old_changes is not None:
+        changes = pd.concat([old_changes, store.normalize("changes", changes)], ignore_index=True)
+        files_df = pd.concat(
+            [old.files[old.files["sha"].isin(wanted)], store.normalize("files", files_df)],  # type: ignore[union-attr]
+            ignore_index=True,
+        )
+    store.save_dataset(data, changes, files_df, blob_cache, head=head, settings=settings)
+    _fill_counts(result, changes)
+    return result
+
+
+def _fill_counts(result: MineResult, changes: pd.DataFrame) -> None:
+    result.unknown_files = int(changes["unknown_files"].sum())
+    result.unparsable_files = int(changes["unparsable_files"].fillna(0).sum())
+    result.huge_commits = int(changes["huge"].sum())
+    if result.unknown_files:
+        result.warnings.append(
+            f"{result.unknown_files} file changes have unknown line counts: their objects are missing "
+            "from the repository (a partial clone or an incomplete mirror)"
+        )
+    if result.unparsable_files:
+        result.warnings.append(
+            f"{result.unparsable_files} Python file changes could not be parsed (Python 2 or syntax "
+            "errors); their code metrics are left out"
+        )

@@ -1,0 +1,124 @@
+"""The dataset schema, written down once.
+
+Every table diffrisk stores is described here: column name, Arrow type and meaning.
+Readers and writers go through :func:`arrow_schema`; the docs (docs/schema.md) are
+generated from this module by ``diffrisk schema --markdown`` and a test keeps them equal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+TS = pa.timestamp("s", tz="UTC")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: pa.DataType
+    doc: str
+    kamei: str = ""
+
+
+CHANGES: tuple[Column, ...] = (
+    Column("sha", pa.string(), "full 40-hex commit id"),
+    Column("author_email", pa.string(), "author e-mail after .mailmap, lower-cased"),
+    Column("author_time", TS, "author timestamp, UTC"),
+    Column("subject", pa.string(), "first line of the commit message"),
+    Column("ns", pa.int32(), "distinct top-level directories of the modified files (root files count as one)", "NS"),
+    Column("nd", pa.int32(), "distinct parent directories of the modified files (the root counts as one)", "ND"),
+    Column("nf", pa.int32(), "modified files (added, deleted, modified, renamed; binary included)", "NF"),
+    Column("entropy", pa.float64(), "normalised Shannon entropy of the change over files with added/deleted lines", "Entropy"),
+    Column("la", pa.int64(), "lines added (git numstat; binary files count 0)", "LA"),
+    Column("ld", pa.int64(), "lines deleted (likewise)", "LD"),
+    Column("lt", pa.int64(), "lines of the modified files in the first parent (0 for added and binary files)", "LT"),
+    Column("fix", pa.int8(), "1 when the commit is classified as a bug fix (diffrisk.fixes), else 0", "FIX"),
+    Column("ndev", pa.int32(), "distinct authors who changed any modified file in prior (ancestor) commits", "NDEV"),
+    Column("age", pa.float64(), "mean days since each modified file was last changed by a prior commit (0 if never)", "AGE"),
+    Column("nuc", pa.int32(), "distinct prior commits that changed any of the modified files", "NUC"),
+    Column("exp", pa.int32(), "prior commits by the same author", "EXP"),
+    Column("rexp", pa.float64(), "sum over the author's prior commits of 1/(1+y), y = that commit's age in years", "REXP"),
+    Column("sexp", pa.int32(), "prior commits by the same author touching any of this commit's subsystems", "SEXP"),
+    Column("issue_refs", pa.list_(pa.int64()), "issue numbers the message closes (fixes/closes/resolves #N)"),
+    Column("huge", pa.bool_(), "touches >= mine.huge_commit_files files or >= mine.huge_commit_lines lines (vendor drop, mass rename)"),
+    Column("binary_files", pa.int32(), "modified files git treats as binary"),
+    Column("unknown_files", pa.int32(), "modified files whose line counts are unknown (objects missing from the repository)"),
+    Column("py_files", pa.int32(), "modified Python files (.py, .pyi)"),
+    Column("cc_delta", pa.float64(), "change in total cyclomatic complexity (radon) of the modified Python files; null without code metrics"),
+    Column("cc_max_touched", pa.float64(), "highest cyclomatic complexity of a function or method the change adds or modifies (0 if none)"),
+    Column("mi_before", pa.float64(), "mean maintainability index (radon formula, 0-100) of the modified Python files before the change"),
+    Column("mi_after", pa.float64(), "likewise after the change"),
+    Column("hv_delta", pa.float64(), "change in total Halstead volume of the modified Python files"),
+    Column("unparsable_files", pa.int32(), "modified Python files that do not parse as Python 3 (either side); their metrics are left out"),
+)
+
+FILES: tuple[Column, ...] = (
+    Column("sha", pa.string(), "commit id"),
+    Column("path", pa.string(), "path after the change (deleted files: the deleted path)"),
+    Column("old_path", pa.string(), "path before a rename, else null"),
+    Column("status", pa.string(), "A added, M modified, D deleted, R renamed, T type change"),
+    Column("la", pa.int64(), "lines added (0 when binary or unknown)"),
+    Column("ld", pa.int64(), "lines deleted (0 when binary or unknown)"),
+    Column("lines_before", pa.int64(), "line count in the first parent (0 when added or binary)"),
+    Column("lines_after", pa.int64(), "line count after the change (0 when deleted or binary)"),
+    Column("binary", pa.bool_(), "git treats the file as binary"),
+    Column("unknown", pa.bool_(), "counts unknown: a blob is missing from the repository"),
+    Column("blob_before", pa.string(), "blob id in the first parent, null when added"),
+    Column("blob_after", pa.string(), "blob id after the change, null when deleted"),
+    Column("is_python", pa.bool_(), "a Python source file (.py, .pyi)"),
+    Column("cc_before", pa.float64(), "total cyclomatic complexity before (null: not Python, absent or unparsable)"),
+    Column("cc_after", pa.float64(), "total cyclomatic complexity after"),
+    Column("cc_max_touched", pa.float64(), "highest complexity of a function this change adds or modifies in the file"),
+    Column("mi_before", pa.float64(), "maintainability index before"),
+    Column("mi_after", pa.float64(), "maintainability index after"),
+    Column("hv_before", pa.float64(), "Halstead volume before"),
+    Column("hv_after", pa.float64(), "Halstead volume after"),
+    Column("parse_error", pa.bool_(), "a side of this file did not parse"),
+)
+
+BLOB_METRICS: tuple[Column, ...] = (
+    Column("blob", pa.string(), "blob id"),
+    Column("ok", pa.bool_(), "the blob parsed as Python 3"),
+    Column("cc", pa.float64(), "total cyclomatic complexity (sum over functions, methods and module-level code)"),
+    Column("mi", pa.float64(), "maintainability index"),
+    Column("hv", pa.float64(), "Halstead volume"),
+    Column("functions", pa.list_(pa.struct([("name", pa.string()), ("cc", pa.int32()), ("h", pa.int64())])),
+           "functions and methods: qualified name, complexity, hash of their source text"),
+)
+
+KAMEI = tuple(c.name for c in CHANGES if c.kamei)
+CODE_METRICS = ("py_files", "cc_delta", "cc_max_touched", "mi_before", "mi_after", "hv_delta", "unparsable_files")
+
+TABLES: dict[str, tuple[Column, ...]] = {
+    "changes": CHANGES,
+    "files": FILES,
+    "blob_metrics": BLOB_METRICS,
+}
+
+
+def arrow_schema(table: str) -> pa.Schema:
+    return pa.schema([pa.field(c.name, c.type) for c in TABLES[table]])
+
+
+def column_names(table: str) -> list[str]:
+    return [c.name for c in TABLES[table]]
+
+
+def to_markdown() -> str:
+    """The schema as Markdown (docs/schema.md is this text)."""
+    out = [
+        "# Dataset schema",
+        "",
+        f"Generated by `diffrisk schema --markdown` from `src/diffrisk/schema.py` (schema version {SCHEMA_VERSION}).",
+        "Raw values are stored; normalisation (LA/LT, log1p, ...) belongs to the model pipeline.",
+        "",
+    ]
+    for name, cols in TABLES.items():
+        out += [f"## `{name}.parquet`", "", "| column | type | Kamei | meaning |", "| --- | --- | --- | --- |"]
+        out += [f"| `{c.name}` | {c.type} | {c.kamei} | {c.doc} |" for c in cols]
+        out.append("")
+    return "\n".join(out)
