@@ -1,0 +1,276 @@
+"""Merge and deployment gates: pure decisions, no I/O.
+
+Merge gate (one pull request):
+
+* ``fail``     the risk level is at or above ``gate.fail_on`` and nobody accepted the risk;
+* ``accepted`` it would fail, but the PR carries the override label or an approving review
+  by one of ``gate.approvers`` (the decision says who);
+* ``warn``     the level is at or above ``gate.warn_on`` (and below ``fail_on``);
+* ``pass``     otherwise.
+
+``never`` as ``fail_on``/``warn_on`` switches that step off. Only ``fail`` exits non-zero.
+Check-run conclusions: pass -> success, warn/accepted -> neutral (both satisfy a required
+check on GitHub), fail -> failure.
+
+Deployment gate (every change in ``base..head``): it fails when the riskiest change's
+probability is at or above ``gate.deploy_max_risk``, or when the expected number of
+defect-inducing changes (the sum of the probabilities, each change being a Bernoulli trial)
+is at or above ``gate.deploy_max_expected``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Literal
+
+LEVELS = ("low", "medium", "high")
+Threshold = Literal["high", "medium", "never"]
+Outcome = Literal["pass", "warn", "accepted", "fail"]
+
+CONCLUSIONS: dict[str, str] = {
+    "pass": "success",
+    "warn": "neutral",
+    "accepted": "neutral",
+    "fail": "failure",
+}
+
+
+def at_least(level: str, threshold: str) -> bool:
+    """True when ``level`` (low|medium|high) reaches ``threshold`` (medium|high|never)."""
+    if level not in LEVELS:
+        raise ValueError(f"unknown risk level {level!r}")
+    if threshold == "never":
+        return False
+    if threshold not in LEVELS:
+        raise ValueError(f"unknown gate threshold {threshold!r}")
+    return LEVELS.index(level) >= LEVELS.index(threshold)
+
+
+@dataclass(frozen=True)
+class Override:
+    """Someone accepted the risk: ``kind`` is 'label' or 'approval', ``by`` a GitHub login."""
+
+    kind: Literal["label", "approval"]
+    by: str
+    detail: str = ""
+
+    def describe(self) -> str:
+        if self.kind == "label":
+            return (
+                f"@{self.by} added the label `{self.detail}`"
+                if self.by
+                else f"the label `{self.detail}` is set"
+            )
+        return f"@{self.by} approved the pull request"
+
+
+@dataclass(frozen=True)
+class Review:
+    """A pull-request review as the gate needs it."""
+
+    user: str
+    state: str  # APPROVED | CHANGES_REQUESTED | COMMENTED | DISMISSED | PENDING
+    submitted_at: datetime | None = None
+    commit_id: str | None = None
+
+
+@dataclass(frozen=True)
+class LabelEvent:
+    """An ``labeled``/``unlabeled`` issue event (who touched which label)."""
+
+    event: Literal["labeled", "unlabeled"]
+    label: str
+    actor: str
+    created_at: datetime | None = None
+
+
+def find_override(
+    labels: Iterable[str],
+    reviews: Sequence[Review],
+    *,
+    override_label: str,
+    approvers: Iterable[str],
+    label_events: Sequence[LabelEvent] = (),
+) -> Override | None:
+    """Who accepted the risk, if anyone.
+
+    The override label wins (credited to whoever added it last, from ``label_events``);
+    otherwise an approver whose *latest* deciding review (APPROVED, CHANGES_REQUESTED or
+    DISMISSED; comments do not count) is an approval. Logins compare case-insensitively.
+    """
+    names = {lb.lower() for lb in labels}
+    if override_label and override_label.lower() in names:
+        by = ""
+        for ev in label_events:  # in API order (oldest first): keep the last adder
+            if ev.event == "labeled" and ev.label.lower() == override_label.lower():
+                by = ev.actor
+        return Override("label", by, override_label)
+    allowed = {a.lower().lstrip("@") for a in approvers}
+    if not allowed:
+        return None
+    latest: dict[str, Review] = {}
+    order = sorted(
+        enumerate(reviews),
+        key=lambda iv: (iv[1].submitted_at is None, iv[1].submitted_at or datetime.min, iv[0]),
+    )
+    for _, rv in order:
+        if rv.state.upper() in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
+            latest[rv.user.lower()] = rv
+    for login, rv in latest.items():
+        if login in allowed and rv.state.upper() == "APPROVED":
+            return Override("approval", rv.user, rv.commit_id or "")
+    return None
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    outcome: Outcome
+    level: str
+    fail_on: str
+    warn_on: str
+    probability: float | None = None
+    accepted_by: Override | None = None
+
+    @property
+    def blocked(self) -> bool:
+        """The level reached ``fail_on`` (whether or not someone accepted it)."""
+        return self.outcome in ("fail", "accepted")
+
+    @property
+    def conclusion(self) -> str:
+        return CONCLUSIONS[self.outcome]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.outcome == "fail" else 0
+
+    @property
+    def message(self) -> str:
+        risk = f"{self.level} risk" + (
+            f" ({self.probability:.0%})" if self.probability is not None else ""
+        )
+        if self.outcome == "fail":
+            return f"{risk} is at or above fail-on={self.fail_on}: merge blocked"
+        if self.outcome == "accepted":
+            assert self.accepted_by is not None
+            return f"{risk} would block the merge; risk accepted: {self.accepted_by.describe()}"
+        if self.outcome == "warn":
+            return f"{risk} is at or above warn-on={self.warn_on}: passing with a warning"
+        return f"{risk}: passing"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "mode": "merge",
+            "outcome": self.outcome,
+            "conclusion": self.conclusion,
+            "exit_code": self.exit_code,
+            "level": self.level,
+            "probability": self.probability,
+            "fail_on": self.fail_on,
+            "warn_on": self.warn_on,
+            "accepted_by": asdict(self.accepted_by) if self.accepted_by else None,
+            "message": self.message,
+        }
+
+
+def decide(
+    level: str,
+    *,
+    fail_on: str = "high",
+    warn_on: str = "medium",
+    override: Override | None = None,
+    probability: float | None = None,
+) -> GateDecision:
+    """The merge-gate decision for one pull request (see the module docstring)."""
+    if at_least(level, fail_on):
+        outcome: Outcome = "accepted" if override is not None else "fail"
+        return GateDecision(outcome, level, fail_on, warn_on, probability, override)
+    outcome = "warn" if at_least(level, warn_on) else "pass"
+    return GateDecision(outcome, level, fail_on, warn_on, probability, None)
+
+
+@dataclass(frozen=True)
+class ShippedChange:
+    sha: str
+    subject: str
+    probability: float
+    level: str = ""
+
+
+@dataclass(frozen=True)
+class DeployDecision:
+    outcome: Literal["pass", "fail"]
+    changes: tuple[ShippedChange, ...]
+    expected_defects: float
+    riskiest: ShippedChange | None
+    max_risk: float
+    max_expected: float
+    reasons: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def conclusion(self) -> str:
+        return CONCLUSIONS[self.outcome]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.outcome == "fail" else 0
+
+    @property
+    def message(self) -> str:
+        if not self.changes:
+            return "nothing to deploy: no non-merge commits between base and head"
+        head = (
+            f"{len(self.changes)} change(s), expected defect-inducing changes "
+            f"{self.expected_defects:.2f}, riskiest {self.riskiest.sha[:12]} "  # type: ignore[union-attr]
+            f"({self.riskiest.probability:.0%})"  # type: ignore[union-attr]
+        )
+        if self.outcome == "fail":
+            return f"deployment blocked: {head}; " + "; ".join(self.reasons)
+        return f"deployment allowed: {head}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "mode": "deploy",
+            "outcome": self.outcome,
+            "conclusion": self.conclusion,
+            "exit_code": self.exit_code,
+            "changes": [asdict(c) for c in self.changes],
+            "expected_defects": self.expected_defects,
+            "riskiest": asdict(self.riskiest) if self.riskiest else None,
+            "max_risk": self.max_risk,
+            "max_expected": self.max_expected,
+            "reasons": list(self.reasons),
+            "message": self.message,
+        }
+
+
+def decide_deploy(
+    changes: Iterable[ShippedChange], *, max_risk: float = 0.8, max_expected: float = 3.0
+) -> DeployDecision:
+    """Aggregate the changes being shipped and decide (see the module docstring)."""
+    items = tuple(changes)
+    for c in items:
+        if not 0.0 <= c.probability <= 1.0:
+            raise ValueError(f"probability of {c.sha} is {c.probability}, not in [0, 1]")
+    expected = round(float(sum(c.probability for c in items)), 12)  # 0.1 + 0.2 == 0.3 here
+    riskiest = max(items, key=lambda c: c.probability) if items else None
+    reasons = []
+    if riskiest is not None and riskiest.probability >= max_risk:
+        reasons.append(
+            f"change {riskiest.sha[:12]} has risk {riskiest.probability:.2f} >= deploy_max_risk {max_risk:.2f}"
+        )
+    if items and expected >= max_expected:
+        reasons.append(
+            f"expected defect-inducing changes {expected:.2f} >= deploy_max_expected {max_expected:.2f}"
+        )
+    return DeployDecision(
+        "fail" if reasons else "pass",
+        items,
+        expected,
+        riskiest,
+        max_risk,
+        max_expected,
+        tuple(reasons),
+    )
