@@ -191,3 +191,271 @@ def test_deploy_aggregation(probs, max_risk, max_expected, outcome, expected, ri
 def test_deploy_rejects_probability_out_of_range():
     with pytest.raises(ValueError):
         decide_deploy(_changes(1.2))
+
+
+# --------------------------------------------------------------------------- the CLI, against a
+# local HTTP server answering like the GitHub REST API (PyGithub talks to it for real).
+
+import json  # noqa: E402
+
+from click.testing import CliRunner  # noqa: E402
+from pytest_httpserver import HTTPServer  # noqa: E402
+
+from diffrisk.cli import cli  # noqa: E402
+
+HEAD = "c" * 40
+BASE = "b" * 40
+
+
+def _score_file(tmp_path, level: str, probability: float, commits=()) -> str:
+    p = tmp_path / f"score-{level}.json"
+    p.write_text(
+        json.dumps(
+            {
+                "repo": "r",
+                "base": BASE,
+                "head": HEAD,
+                "probability": probability,
+                "level": level,
+                "commits": [
+                    {"sha": s, "subject": subj, "probability": pr, "level": ""}
+                    for s, subj, pr in commits
+                ],
+            }
+        )
+    )
+    return str(p)
+
+
+def _serve_pr(server: HTTPServer, labels=(), reviews=(), events=(), check_status=201):
+    api = server.url_for("").rstrip("/")
+    server.expect_request("/repos/o/r/pulls/7").respond_with_json(
+        {
+            "number": 7,
+            "url": f"{api}/repos/o/r/pulls/7",
+            "issue_url": f"{api}/repos/o/r/issues/7",
+            "state": "open",
+            "labels": [{"name": n, "color": "ffffff"} for n in labels],
+            "head": {"sha": HEAD, "ref": "feature"},
+            "base": {"sha": BASE, "ref": "main"},
+        }
+    )
+    server.expect_request("/repos/o/r/pulls/7/reviews").respond_with_json(
+        [
+            {"id": i, "user": {"login": u}, "state": s, "submitted_at": t, "commit_id": HEAD}
+            for i, (u, s, t) in enumerate(reviews, 1)
+        ]
+    )
+    server.expect_request("/repos/o/r/issues/7/events").respond_with_json(
+        [
+            {
+                "id": i,
+                "event": e,
+                "actor": {"login": a},
+                "label": {"name": lb, "color": "fff"},
+                "created_at": t,
+            }
+            for i, (e, lb, a, t) in enumerate(events, 1)
+        ]
+    )
+    if check_status == 201:
+        server.expect_request("/repos/o/r/check-runs", method="POST").respond_with_json(
+            {"id": 99, "name": "diffrisk gate", "status": "completed"}, status=201
+        )
+    else:
+        server.expect_request("/repos/o/r/check-runs", method="POST").respond_with_json(
+            {"message": "Resource not accessible by integration"}, status=check_status
+        )
+    return api
+
+
+def _run(args, api, tmp_path, event=None, extra_env=None):
+    out = tmp_path / "gh_output"
+    summary = tmp_path / "gh_summary"
+    out.write_text("")
+    summary.write_text("")
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_TOKEN": "ghs_testtoken123",
+        "GITHUB_REPOSITORY": "o/r",
+        "GITHUB_API_URL": api,
+        "GITHUB_OUTPUT": str(out),
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "GITHUB_EVENT_PATH": "",
+        **(extra_env or {}),
+    }
+    if event is not None:
+        ev = tmp_path / "event.json"
+        ev.write_text(json.dumps(event))
+        env["GITHUB_EVENT_PATH"] = str(ev)
+    repo = tmp_path / "cfgrepo"
+    repo.mkdir(exist_ok=True)
+    res = CliRunner().invoke(
+        cli, ["gate", "--repo", str(repo), *args], env=env, catch_exceptions=False
+    )
+    return res, out.read_text(), summary.read_text()
+
+
+def _check_posts(server: HTTPServer) -> list[dict]:
+    return [json.loads(req.get_data()) for req, _ in server.log if req.path.endswith("/check-runs")]
+
+
+PR_EVENT = {
+    "action": "synchronize",
+    "number": 7,
+    "pull_request": {"number": 7, "base": {"sha": BASE}, "head": {"sha": HEAD}},
+}
+
+
+def test_cli_high_risk_blocks_and_posts_failed_check(tmp_path, httpserver):
+    api = _serve_pr(httpserver, labels=["bug"])
+    res, out, summary = _run(
+        ["--score-file", _score_file(tmp_path, "high", 0.83)], api, tmp_path, PR_EVENT
+    )
+    assert res.exit_code == 1, res.output
+    assert "merge blocked" in res.output and "hint:" in res.output
+    assert "gate-outcome<<" in out and "\nfail\n" in out
+    assert "diffrisk gate: fail" in summary
+    posts = _check_posts(httpserver)
+    assert len(posts) == 1 and posts[0]["conclusion"] == "failure" and posts[0]["head_sha"] == HEAD
+    assert "ghs_testtoken123" not in res.output.replace("::add-mask::ghs_testtoken123", "")
+
+
+def test_cli_override_label_accepts_and_names_who(tmp_path, httpserver):
+    api = _serve_pr(
+        httpserver,
+        labels=["diffrisk:accepted"],
+        events=[("labeled", "diffrisk:accepted", "carol", "2024-01-03T00:00:00Z")],
+    )
+    res, out, summary = _run(
+        ["--score-file", _score_file(tmp_path, "high", 0.9)], api, tmp_path, PR_EVENT
+    )
+    assert res.exit_code == 0, res.output
+    assert "@carol" in summary and "accepted" in summary
+    assert "\naccepted\n" in out
+    assert _check_posts(httpserver)[0]["conclusion"] == "neutral"
+
+
+def test_cli_approver_review_accepts(tmp_path, httpserver):
+    (tmp_path / "cfgrepo").mkdir()
+    (tmp_path / "cfgrepo" / ".diffrisk.toml").write_text(
+        '[gate]\napprovers = ["dave"]\nfail-on = "medium"\n'
+    )
+    api = _serve_pr(httpserver, reviews=[("dave", "APPROVED", "2024-01-02T00:00:00Z")])
+    res, _, _ = _run(
+        ["--score-file", _score_file(tmp_path, "medium", 0.5), "--json"], api, tmp_path, PR_EVENT
+    )
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output[res.output.index("{") :])
+    assert data["outcome"] == "accepted" and data["accepted_by"]["by"] == "dave"
+    assert data["fail_on"] == "medium"
+
+
+def test_cli_fork_token_cannot_write_check_still_decides(tmp_path, httpserver):
+    api = _serve_pr(httpserver, check_status=403)
+    res, out, _ = _run(
+        ["--score-file", _score_file(tmp_path, "medium", 0.5)], api, tmp_path, PR_EVENT
+    )
+    assert res.exit_code == 0, res.output
+    assert "checks: write" in res.output and "\nwarn\n" in out
+
+
+def test_cli_low_risk_passes_without_github(tmp_path):
+    res, out, _ = _run(
+        ["--score-file", _score_file(tmp_path, "low", 0.1), "--no-check"],
+        "http://127.0.0.1:9",
+        tmp_path,
+        extra_env={"GITHUB_REPOSITORY": ""},
+    )
+    assert res.exit_code == 0, res.output
+    assert "\npass\n" in out
+
+
+def test_cli_bad_score_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    res, _, _ = _run(["--score-file", str(bad), "--no-check"], "http://127.0.0.1:9", tmp_path)
+    assert res.exit_code == 2
+    assert "error: cannot read score file" in res.output and "hint:" in res.output
+
+
+def test_cli_deploy_aggregates_score_file(tmp_path):
+    commits = [("1" * 40, "small fix", 0.2), ("2" * 40, "big refactor", 0.85)]
+    res, _, summary = _run(
+        [
+            "--deploy",
+            "--base",
+            BASE,
+            "--score-file",
+            _score_file(tmp_path, "high", 0.9, commits),
+            "--no-check",
+        ],
+        "http://127.0.0.1:9",
+        tmp_path,
+    )
+    assert res.exit_code == 1, res.output
+    assert "deployment blocked" in res.output and "1.05" in res.output
+    assert "| `222222222222` | 85% | big refactor |" in summary
+
+
+def test_cli_deploy_without_base_is_a_clear_error(tmp_path):
+    res, _, _ = _run(["--deploy", "--no-check"], "http://127.0.0.1:9", tmp_path)
+    assert res.exit_code == 2 and "--tag-pattern or --environment" in res.output
+
+
+def test_last_successful_deployment_from_api(httpserver):
+    from diffrisk.cli.gate import _client, last_successful_deployment
+
+    api = httpserver.url_for("").rstrip("/")
+    deps = [
+        {
+            "id": 3,
+            "sha": "3" * 40,
+            "environment": "production",
+            "url": f"{api}/repos/o/r/deployments/3",
+        },
+        {
+            "id": 2,
+            "sha": "2" * 40,
+            "environment": "production",
+            "url": f"{api}/repos/o/r/deployments/2",
+        },
+        {
+            "id": 1,
+            "sha": "1" * 40,
+            "environment": "production",
+            "url": f"{api}/repos/o/r/deployments/1",
+        },
+    ]
+    httpserver.expect_request(
+        "/repos/o/r/deployments", query_string={"environment": "production"}
+    ).respond_with_json(deps)
+    # newest: in progress; next: failed after an earlier success (latest status counts); oldest: success
+    httpserver.expect_request("/repos/o/r/deployments/3/statuses").respond_with_json(
+        [{"id": 30, "state": "in_progress"}]
+    )
+    httpserver.expect_request("/repos/o/r/deployments/2/statuses").respond_with_json(
+        [{"id": 21, "state": "failure"}, {"id": 20, "state": "success"}]
+    )
+    httpserver.expect_request("/repos/o/r/deployments/1/statuses").respond_with_json(
+        [{"id": 10, "state": "success"}]
+    )
+    assert last_successful_deployment(_client("t", api), "o/r", "production") == "1" * 40
+
+
+def test_tag_base_is_newest_matching_tag_reachable_from_head(builder):
+    from diffrisk.cli.gate import _tag_base
+
+    c1 = builder.commit({"a.py": "a\n"}, day=0)
+    builder.run("tag", "deploy-1", c1)
+    c2 = builder.commit({"a.py": "b\n"}, day=1)
+    builder.run("tag", "-a", "-m", "d2", "deploy-2", c2)
+    builder.run("tag", "other-3", c2)
+    builder.commit({"a.py": "c\n"}, day=2)
+    builder.branch("side", c1)
+    builder.checkout("side")
+    c4 = builder.commit({"b.py": "x\n"}, day=3)
+    builder.run("tag", "deploy-9", c4)  # not reachable from main
+    builder.checkout("main")
+    assert _tag_base(str(builder.path), "main", "deploy-*") == "deploy-2"
+    assert _tag_base(str(builder.path), "main", "nomatch-*") is None

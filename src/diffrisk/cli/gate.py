@@ -1,0 +1,540 @@
+"""``diffrisk gate``: the merge gate (one pull request) and the deployment gate (``--deploy``).
+
+The decisions are :mod:`diffrisk.gate`'s; this module gathers their inputs (the score, the
+PR's labels and reviews, the last deployment) and publishes the result (exit code, check
+run, step outputs, job summary).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from diffrisk.cli.output import (
+    config_option,
+    data_dir_option,
+    json_option,
+    print_json,
+    quiet_option,
+    repo_option,
+)
+from diffrisk.config import load_config
+from diffrisk.errors import ConfigError, DataError, GateFailure, GitHubError, RepositoryError
+from diffrisk.gate import (
+    DeployDecision,
+    GateDecision,
+    LabelEvent,
+    Override,
+    Review,
+    ShippedChange,
+    decide,
+    decide_deploy,
+    find_override,
+)
+from diffrisk.paths import default_data_dir
+
+THRESHOLDS = click.Choice(["high", "medium", "never"])
+DEFAULT_API = "https://api.github.com"
+
+
+# --------------------------------------------------------------------------- GitHub reads
+
+
+def _client(token: str | None, api_url: str | None) -> Any:
+    from github import Auth, Github
+
+    return Github(
+        auth=Auth.Token(token) if token else None,
+        base_url=(api_url or DEFAULT_API).rstrip("/"),
+        retry=None,
+        seconds_between_requests=None,
+        seconds_between_writes=None,
+        timeout=30,
+        lazy=True,  # no GET of the repository itself; objects load on first use
+    )
+
+
+def _github_error(err: Exception, what: str) -> GitHubError:
+    from github import GithubException
+
+    if isinstance(err, GithubException):
+        msg = err.data.get("message") if isinstance(err.data, dict) else None
+        hint = None
+        if err.status in (401, 403):
+            hint = "the token needs `pull-requests: read` (and `checks: write` for the check run); see docs/gating.md"
+        elif err.status == 404:
+            hint = "check the repository name and the pull request number"
+        return GitHubError(
+            f"GitHub API error while {what}: HTTP {err.status} {msg or ''}".rstrip(), hint=hint
+        )
+    return GitHubError(
+        f"cannot reach the GitHub API while {what}: {err}",
+        hint="check GITHUB_API_URL and the network",
+    )
+
+
+def read_acceptance(
+    gh: Any, repository: str, number: int, override_label: str, approvers: list[str]
+) -> Override | None:
+    """The PR's labels, label events and reviews, turned into an :class:`Override` (or None)."""
+    try:
+        repo = gh.get_repo(repository)
+        pull = repo.get_pull(number)
+        labels = [lb.name for lb in pull.labels]
+        events: list[LabelEvent] = []
+        if override_label.lower() in {lb.lower() for lb in labels}:
+            for ev in pull.get_issue_events():
+                if ev.event in ("labeled", "unlabeled") and ev.label is not None:
+                    actor = ev.actor.login if ev.actor is not None else ""
+                    events.append(LabelEvent(ev.event, ev.label.name, actor, ev.created_at))
+        reviews: list[Review] = []
+        if approvers:
+            for rv in pull.get_reviews():
+                user = rv.user.login if rv.user is not None else ""
+                reviews.append(Review(user, rv.state or "", rv.submitted_at, rv.commit_id))
+    except Exception as err:  # PyGithub raises GithubException or requests errors
+        if isinstance(err, GitHubError):
+            raise
+        raise _github_error(err, f"reading pull request #{number} of {repository}") from None
+    return find_override(
+        labels, reviews, override_label=override_label, approvers=approvers, label_events=events
+    )
+
+
+def post_check(
+    gh: Any, repository: str, head_sha: str, name: str, conclusion: str, title: str, summary: str
+) -> str | None:
+    """Create a completed check run; returns a warning instead of failing when not allowed."""
+    from github import GithubException
+
+    try:
+        gh.get_repo(repository).create_check_run(
+            name=name,
+            head_sha=head_sha,
+            status="completed",
+            conclusion=conclusion,
+            output={"title": title[:255], "summary": summary[:65000]},
+        )
+    except GithubException as err:
+        if err.status in (403, 404):
+            return (
+                f"could not create the check run (HTTP {err.status}); the token needs `checks: write` "
+                "(fork pull requests get a read-only token: use the workflow_run pattern in docs/gating.md)"
+            )
+        raise _github_error(err, "creating the check run") from None
+    except Exception as err:
+        raise _github_error(err, "creating the check run") from None
+    return None
+
+
+def last_successful_deployment(gh: Any, repository: str, environment: str) -> str | None:
+    """Sha of the newest deployment to ``environment`` whose latest status is ``success``."""
+    try:
+        repo = gh.get_repo(repository)
+        for dep in repo.get_deployments(environment=environment):  # newest first
+            for status in dep.get_statuses():  # newest first: only the latest counts
+                if status.state == "success":
+                    return dep.sha
+                break
+    except Exception as err:
+        raise _github_error(err, f"listing deployments to {environment!r}") from None
+    return None
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _event() -> dict[str, Any]:
+    from diffrisk.ghactions import read_event
+
+    return read_event()
+
+
+def pr_from_event(event: dict[str, Any]) -> tuple[int | None, str | None, str | None]:
+    """(number, base sha, head sha) of the pull request in a pull_request(_target/_review) or
+    workflow_run payload; Nones when there is none."""
+    pr = event.get("pull_request")
+    if isinstance(pr, dict):
+        return (
+            pr.get("number"),
+            (pr.get("base") or {}).get("sha"),
+            (pr.get("head") or {}).get("sha"),
+        )
+    run = event.get("workflow_run")
+    if isinstance(run, dict):
+        prs = run.get("pull_requests") or []
+        if prs:
+            p = prs[0]
+            return (
+                p.get("number"),
+                (p.get("base") or {}).get("sha"),
+                (p.get("head") or {}).get("sha") or run.get("head_sha"),
+            )
+    return None, None, None
+
+
+def _load_score_file(path: str) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(
+            f"score file {path} does not exist", hint="write it with `diffrisk score --json > FILE`"
+        ) from None
+    except (OSError, ValueError) as err:
+        raise DataError(
+            f"cannot read score file {path}: {err}",
+            hint="write it with `diffrisk score --json > FILE`",
+        ) from None
+    if not isinstance(data, dict) or data.get("level") not in ("low", "medium", "high"):
+        raise DataError(
+            f"{path} is not a diffrisk score (no level low|medium|high)",
+            hint="write it with `diffrisk score --json`",
+        )
+    return data
+
+
+def _score_now(repo: str, data_dir: Path, base: str | None, head: str, cfg: Any) -> dict[str, Any]:
+    """Run the score stage for base..head and return its ``to_dict()``."""
+    from diffrisk import score as score_mod
+
+    fn = getattr(score_mod, "score", None)
+    if fn is None:  # pragma: no cover - the score stage has not landed
+        raise DataError(
+            "the score stage is not available in this version", hint="pass --score-file"
+        )
+    res = fn(repo, data_dir, base=base, head=head, config=cfg)
+    return res.to_dict()
+
+
+def _tag_base(repo: str, head: str, pattern: str) -> str | None:
+    from diffrisk.gitio import open_repo
+
+    gr = open_repo(repo)
+    out = gr.run(
+        "tag", "--merged", head, "--sort=-creatordate", "--list", pattern, check=False
+    ).decode()
+    tags = [t for t in out.splitlines() if t and fnmatch.fnmatchcase(t, pattern)]
+    return tags[0] if tags else None
+
+
+# --------------------------------------------------------------------------- publishing
+
+
+def _publish(decision: GateDecision | DeployDecision, summary_md: str) -> None:
+    from diffrisk.ghactions import annotate, append_summary, in_actions, set_outputs
+
+    set_outputs({"gate-outcome": decision.outcome, "gate-conclusion": decision.conclusion})
+    if in_actions():
+        append_summary(summary_md)
+        if decision.outcome == "fail":
+            annotate("error", decision.message, title="diffrisk gate")
+        elif decision.outcome in ("warn", "accepted"):
+            annotate("warning", decision.message, title="diffrisk gate")
+
+
+def merge_summary(d: GateDecision, head: str | None) -> str:
+    icon = {"pass": "✅", "warn": "⚠️", "accepted": "🟡", "fail": "❌"}[d.outcome]
+    lines = [f"### {icon} diffrisk gate: {d.outcome}", "", d.message, ""]
+    lines.append(
+        f"- risk level: **{d.level}**"
+        + (f" ({d.probability:.1%})" if d.probability is not None else "")
+    )
+    lines.append(f"- fail on: `{d.fail_on}`, warn on: `{d.warn_on}`")
+    if d.accepted_by is not None:
+        lines.append(
+            f"- risk accepted by **@{d.accepted_by.by or 'unknown'}** ({d.accepted_by.kind})"
+        )
+    if head:
+        lines.append(f"- head: `{head[:12]}`")
+    return "\n".join(lines) + "\n"
+
+
+def deploy_summary(d: DeployDecision, base: str, head: str) -> str:
+    icon = "✅" if d.outcome == "pass" else "❌"
+    lines = [f"### {icon} diffrisk deployment gate: {d.outcome}", "", d.message, ""]
+    lines.append(f"- shipping `{base[:12]}..{head[:12]}`: {len(d.changes)} change(s)")
+    lines.append(
+        f"- rule: fail when the riskiest change >= {d.max_risk:.2f} or the expected number of "
+        f"defect-inducing changes (sum of probabilities) >= {d.max_expected:.2f}"
+    )
+    if d.changes:
+        lines += ["", "| commit | risk | subject |", "| --- | ---: | --- |"]
+        for c in sorted(d.changes, key=lambda c: -c.probability)[:20]:
+            subject = c.subject.replace("|", "\\|")[:80]
+            lines.append(f"| `{c.sha[:12]}` | {c.probability:.0%} | {subject} |")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- command
+
+
+@click.command("gate")
+@repo_option
+@data_dir_option
+@config_option
+@click.option(
+    "--score-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="JSON written by `diffrisk score --json`. Default: score --base..--head now.",
+)
+@click.option(
+    "--base",
+    default=None,
+    help="Base revision (PR target, or the last deployed ref with --deploy). Default: from the event.",
+)
+@click.option("--head", default=None, help="Head revision. Default: from the event, else HEAD.")
+@click.option(
+    "--fail-on",
+    type=THRESHOLDS,
+    default=None,
+    help="Block at or above this level. Default: config gate.fail_on (high).",
+)
+@click.option(
+    "--warn-on",
+    type=THRESHOLDS,
+    default=None,
+    help="Warn at or above this level. Default: config gate.warn_on (medium).",
+)
+@click.option(
+    "--override-label",
+    default=None,
+    help="PR label that accepts the risk. Default: config gate.override_label.",
+)
+@click.option(
+    "--pr",
+    "pr_number",
+    type=int,
+    default=None,
+    help="Pull request number. Default: from $GITHUB_EVENT_PATH.",
+)
+@click.option(
+    "--repository",
+    default=None,
+    envvar="GITHUB_REPOSITORY",
+    help="owner/name on GitHub. Default: $GITHUB_REPOSITORY.",
+)
+@click.option(
+    "--api-url",
+    default=DEFAULT_API,
+    envvar="GITHUB_API_URL",
+    show_default=True,
+    help="GitHub REST API ($GITHUB_API_URL).",
+)
+@click.option(
+    "--check/--no-check",
+    "check",
+    default=None,
+    help="Create a check run with the decision. Default: on when a token and repository are known.",
+)
+@click.option(
+    "--check-name",
+    default=None,
+    help="Check run name. Default: config report.check_name + ' gate'.",
+)
+@click.option(
+    "--deploy",
+    is_flag=True,
+    help="Deployment gate: score every change in base..head and aggregate.",
+)
+@click.option(
+    "--environment",
+    default=None,
+    help="With --deploy and no --base: the last successful deployment to this environment.",
+)
+@click.option(
+    "--tag-pattern",
+    default=None,
+    help="With --deploy and no --base: the newest tag matching this glob (e.g. 'deploy-*').",
+)
+@json_option
+@quiet_option
+def gate_cmd(
+    repo: str,
+    data_dir: str | None,
+    config_path: str | None,
+    score_file: str | None,
+    base: str | None,
+    head: str | None,
+    fail_on: str | None,
+    warn_on: str | None,
+    override_label: str | None,
+    pr_number: int | None,
+    repository: str | None,
+    api_url: str,
+    check: bool | None,
+    check_name: str | None,
+    deploy: bool,
+    environment: str | None,
+    tag_pattern: str | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Decide whether a pull request may merge, or a deployment may ship.
+
+    \b
+    Merge gate: exit 1 when the PR's risk level is at or above --fail-on, unless the PR
+    has the override label or an approving review by one of gate.approvers (then it
+    passes and the report names who accepted the risk). At or above --warn-on it passes
+    with a warning. The token comes from $GITHUB_TOKEN (needs pull-requests: read;
+    checks: write for the check run).
+
+    \b
+    Deployment gate (--deploy): scores each non-merge commit in BASE..HEAD and exits 1
+    when the riskiest is >= gate.deploy_max_risk or the sum of the probabilities (the
+    expected number of defect-inducing changes) is >= gate.deploy_max_expected. Without
+    --base, BASE is the newest tag matching --tag-pattern or the last successful
+    deployment to --environment.
+    """
+    cfg = load_config(repo, config_path)
+    gcfg = cfg.gate
+    ddir = Path(data_dir) if data_dir else default_data_dir(repo)
+    token = os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN")
+    if token:
+        from diffrisk.ghactions import add_mask, in_actions
+
+        if in_actions():
+            add_mask(token)
+    gh = _client(token, api_url) if repository else None
+    event = _event()
+    ev_number, ev_base, ev_head = pr_from_event(event)
+
+    if deploy:
+        head = head or "HEAD"
+        if base is None:
+            if tag_pattern:
+                base = _tag_base(repo, head, tag_pattern)
+                if base is None:
+                    raise RepositoryError(
+                        f"no tag matching {tag_pattern!r} is reachable from {head}",
+                        hint="pass --base, or tag the last deployment",
+                    )
+            elif environment:
+                if gh is None:
+                    raise ConfigError(
+                        "--environment needs the repository on GitHub",
+                        hint="set GITHUB_REPOSITORY or pass --repository",
+                    )
+                base = last_successful_deployment(gh, repository or "", environment)
+                if base is None:
+                    raise GitHubError(
+                        f"no successful deployment to {environment!r} was found",
+                        hint="pass --base for the first deployment",
+                    )
+            else:
+                raise ConfigError(
+                    "--deploy needs --base, --tag-pattern or --environment",
+                    hint="pass the last deployed ref with --base",
+                )
+        res = (
+            _load_score_file(score_file) if score_file else _score_now(repo, ddir, base, head, cfg)
+        )
+        commits = res.get("commits") or []
+        changes = [
+            ShippedChange(
+                c["sha"], c.get("subject", ""), float(c["probability"]), c.get("level", "")
+            )
+            for c in commits
+        ]
+        dd = decide_deploy(
+            changes, max_risk=gcfg.deploy_max_risk, max_expected=gcfg.deploy_max_expected
+        )
+        summary = deploy_summary(dd, str(res.get("base") or base), str(res.get("head") or head))
+        _finish(
+            dd,
+            summary,
+            res.get("head"),
+            gh,
+            repository,
+            check,
+            check_name or f"{cfg.report.check_name} deploy gate",
+            token,
+            as_json,
+            quiet,
+        )
+        return
+
+    base = base or ev_base
+    head = head or ev_head or "HEAD"
+    res = _load_score_file(score_file) if score_file else _score_now(repo, ddir, base, head, cfg)
+    label = override_label if override_label is not None else gcfg.override_label
+    number = pr_number or ev_number
+    override = None
+    if number is not None and gh is not None and repository:
+        override = read_acceptance(gh, repository, int(number), label, list(gcfg.approvers))
+    decision = decide(
+        res["level"],
+        fail_on=fail_on or gcfg.fail_on,
+        warn_on=warn_on or gcfg.warn_on,
+        override=override,
+        probability=res.get("probability"),
+    )
+    head_sha = str(res.get("head") or ev_head or head)
+    _finish(
+        decision,
+        merge_summary(decision, head_sha),
+        head_sha,
+        gh,
+        repository,
+        check,
+        check_name or f"{cfg.report.check_name} gate",
+        token,
+        as_json,
+        quiet,
+    )
+
+
+def _finish(
+    decision: GateDecision | DeployDecision,
+    summary: str,
+    head_sha: str | None,
+    gh: Any,
+    repository: str | None,
+    check: bool | None,
+    check_name: str,
+    token: str | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    warnings: list[str] = []
+    want_check = (
+        check if check is not None else bool(token and repository and head_sha and gh is not None)
+    )
+    if want_check:
+        if gh is None or not repository or not head_sha:
+            raise ConfigError(
+                "--check needs the repository on GitHub and the head commit",
+                hint="set GITHUB_REPOSITORY and GITHUB_TOKEN",
+            )
+        title = decision.message if len(decision.message) < 200 else decision.message[:197] + "..."
+        w = post_check(gh, repository, head_sha, check_name, decision.conclusion, title, summary)
+        if w:
+            warnings.append(w)
+    from diffrisk.ghactions import annotate, in_actions
+
+    for w in warnings:
+        if in_actions():
+            annotate("warning", w, title="diffrisk gate")
+    _publish(decision, summary)
+    if as_json:
+        print_json({**decision.to_dict(), "warnings": warnings})
+    elif not quiet:
+        for w in warnings:
+            click.echo(f"warning: {w}", err=True)
+        click.echo(summary)
+    if decision.exit_code:
+        raise GateFailure(decision.message, hint=_fail_hint(decision))
+
+
+def _fail_hint(d: GateDecision | DeployDecision) -> str:
+    if isinstance(d, DeployDecision):
+        return "review the riskiest changes listed above; ship fewer changes at once, or raise gate.deploy_max_risk / deploy_max_expected"
+    return "to merge anyway, add the override label to the pull request or get an approval from one of gate.approvers"
+
+
+COMMANDS = [gate_cmd]
