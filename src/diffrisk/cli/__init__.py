@@ -61,7 +61,7 @@ def _register() -> None:
     """Add every command module's ``COMMANDS`` (stages that have not landed are skipped)."""
     import importlib
 
-    for name in ("mine", "schema", "label", "train", "models", "score", "gate", "monitor", "run"):
+    for name in ("mine", "schema", "label", "train", "models", "score", "report", "gate", "monitor", "run"):
         try:
             mod = importlib.import_module(f"diffrisk.cli.{name}")
         except ModuleNotFoundError as err:

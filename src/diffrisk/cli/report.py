@@ -1,0 +1,207 @@
+"""``diffrisk report``: render or post a saved score result (a separate CI step)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from diffrisk.cli.output import config_option, json_option, print_json, repo_option
+
+
+@click.command("report")
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Score result written by `diffrisk score --json --output FILE`.",
+)
+@repo_option
+@config_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["terminal", "comment", "summary", "json"]),
+    default="terminal",
+    show_default=True,
+    help="What to render when not publishing.",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the rendering to this file instead of stdout.",
+)
+@click.option(
+    "--publish/--no-publish",
+    default=None,
+    help="Post to GitHub and write the job summary and step outputs. Default: on inside GitHub Actions.",
+)
+@click.option(
+    "--pr",
+    "pr_number",
+    type=int,
+    default=None,
+    help="Pull request number. Default: from the event.",
+)
+@click.option(
+    "--sha", default=None, help="Commit for the check run. Default: the PR head from the event."
+)
+@click.option(
+    "--comment-mode",
+    type=click.Choice(["update", "recreate", "off"]),
+    default=None,
+    help="Sticky comment: edit in place, delete and post anew, or none. Default: config report.comment_mode.",
+)
+@click.option(
+    "--check/--no-check",
+    default=True,
+    show_default=True,
+    help="Create a check run (or commit status).",
+)
+@click.option(
+    "--comment-author",
+    default=None,
+    envvar="DIFFRISK_COMMENT_AUTHOR",
+    help="Login our comments are written by when the token cannot call GET /user "
+    "(a GitHub App: '<slug>[bot]'). Default: github-actions[bot].",
+)
+@click.option(
+    "--report-path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Where to write the JSON report. Default: $RUNNER_TEMP/diffrisk-report.json.",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(0, 20),
+    default=5,
+    show_default=True,
+    help="Retries for 5xx and rate limits.",
+)
+@click.option(
+    "--retry-backoff",
+    type=click.FloatRange(0),
+    default=1.0,
+    show_default=True,
+    help="Backoff factor in seconds between retries (doubles each time).",
+)
+@click.option(
+    "--write-interval",
+    type=click.FloatRange(0),
+    default=1.0,
+    show_default=True,
+    help="Seconds between write requests (GitHub asks for at least 1).",
+)
+@json_option
+def report(
+    input_path: str,
+    repo: str,
+    config_path: str | None,
+    fmt: str,
+    output: str | None,
+    publish: bool | None,
+    pr_number: int | None,
+    sha: str | None,
+    comment_mode: str | None,
+    check: bool,
+    comment_author: str | None,
+    report_path: str | None,
+    retries: int,
+    retry_backoff: float,
+    write_interval: float,
+    as_json: bool,
+) -> None:
+    """Render a saved score result, or post it to GitHub.
+
+    Outside GitHub Actions this prints the result (--format terminal, or the Markdown of the
+    PR comment / job summary, or JSON). Inside Actions (or with --publish) it writes the job
+    summary, the step outputs (risk-score, risk-level, model-version, report-path) and the
+    JSON report, then updates the one sticky PR comment and creates a check run. The token
+    comes from $GITHUB_TOKEN (or $INPUT_TOKEN); it needs pull-requests: write and
+    checks: write. A read-only token (pull requests from forks) is not an error: the
+    report stays in the job summary and one warning explains the workflow_run pattern.
+    """
+    import dataclasses
+
+    from diffrisk import ghactions
+    from diffrisk import report as rpt
+    from diffrisk.config import load_config
+    from diffrisk.github import GitHubContext
+    from diffrisk.github import publish as do_publish
+
+    result = rpt.load_result(input_path)
+    cfg = load_config(repo, config_path)
+    if publish is None:
+        publish = ghactions.in_actions()
+    if not publish:
+        if fmt == "terminal" and output is None:
+            rpt.render_terminal(result)
+            return
+        text = {
+            "terminal": lambda: _terminal_text(result),
+            "comment": lambda: rpt.render_comment(result, cfg.report, repo_root=repo),
+            "summary": lambda: rpt.render_summary(result, cfg.report, repo_root=repo),
+            "json": lambda: _json_text(result),
+        }[fmt]()
+        if output:
+            from diffrisk.store import atomic_write_bytes
+
+            atomic_write_bytes(Path(output), text.encode("utf-8"))
+        else:
+            click.echo(text, nl=not text.endswith("\n"))
+        return
+    ctx = GitHubContext.from_env()
+    if pr_number is not None:
+        ctx = dataclasses.replace(ctx, pr_number=pr_number)
+    if sha:
+        ctx = dataclasses.replace(ctx, head_sha=sha)
+    outcome = do_publish(
+        result,
+        cfg,
+        repo_root=repo,
+        context=ctx,
+        report_path=report_path,
+        comment_mode=comment_mode,
+        check=check,
+        comment_author=comment_author,
+        client_options={
+            "retries": retries,
+            "backoff": retry_backoff,
+            "seconds_between_writes": write_interval,
+            "seconds_between_requests": min(write_interval, 0.25),
+        },
+    )
+    if as_json:
+        print_json(outcome.to_dict())
+        return
+    click.echo(f"{rpt.title(result)}; JSON report: {outcome.report_path}", err=True)
+    if outcome.comment is not None and outcome.comment.url:
+        click.echo(f"comment {outcome.comment.action}: {outcome.comment.url}", err=True)
+    if outcome.check is not None:
+        kind = "check run" if outcome.check.kind == "check_run" else "commit status"
+        click.echo(f"{kind}: {outcome.check.url or 'set'}", err=True)
+
+
+def _terminal_text(result: object) -> str:
+    import io
+
+    from rich.console import Console
+
+    from diffrisk.report import render_terminal
+
+    buf = io.StringIO()
+    render_terminal(result, Console(file=buf, width=120, color_system=None))  # type: ignore[arg-type]
+    return buf.getvalue()
+
+
+def _json_text(result: object) -> str:
+    import json
+
+    from diffrisk.report import result_dict
+
+    return json.dumps(result_dict(result), indent=2, default=str) + "\n"  # type: ignore[arg-type]
+
+
+COMMANDS = [report]

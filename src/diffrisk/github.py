@@ -1,0 +1,668 @@
+"""Posting a score to GitHub: sticky PR comment, check run (or commit status), annotations.
+
+Context comes from the runner's environment: ``GITHUB_REPOSITORY``, ``GITHUB_API_URL``
+(GitHub Enterprise Server works: it is PyGithub's ``base_url``), ``GITHUB_SERVER_URL``,
+``GITHUB_RUN_ID`` and the event payload at ``GITHUB_EVENT_PATH``. The token is the one
+passed in, else ``$INPUT_TOKEN``, else ``$GITHUB_TOKEN``; it is masked (``::add-mask::``
+inside Actions, and every log record that would contain it is redacted) and never printed.
+
+**Sticky comment rule.** A PR comment is ours when its body contains the hidden marker
+``<!-- diffrisk:comment check="NAME" -->`` for *this* check name and its author is the
+identity we post as. That identity is ``GET /user``'s login for a personal access token;
+the ``GITHUB_TOKEN`` of Actions (and any GitHub App installation token) cannot call
+``/user`` (403), so we post as ``github-actions[bot]`` — or as the ``comment_author`` you
+pass (``<app-slug>[bot]`` for your own App). Logins compare case-insensitively. A comment
+carrying the marker but written by someone else (a user quoting it, another bot) is never
+touched. ``comment_mode``: ``update`` edits our comment in place (and deletes duplicates
+left by a race, keeping the oldest); ``recreate`` deletes ours and posts a new one at the
+bottom; ``off`` posts nothing.
+
+**Failures.** Rate limits (primary and secondary) and 5xx answers are retried with backoff
+(PyGithub's :class:`~github.GithubRetry`); 404 (e.g. a deleted PR), 422 and exhausted retries
+become a :class:`~diffrisk.errors.GitHubError` with a hint. A 403 "Resource not accessible"
+(the read-only token of a pull request from a fork) is not an error: :func:`publish` keeps
+the report in the job summary and in workflow annotations and prints one warning about the
+``workflow_run`` pattern. A 403 when creating a check run falls back to a commit status.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+from diffrisk import ghactions
+from diffrisk.config import Config
+from diffrisk.errors import GitHubError
+from diffrisk.score import ScoreResult
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_URL = "https://api.github.com"
+DEFAULT_SERVER_URL = "https://github.com"
+APP_IDENTITY = "github-actions[bot]"
+#: The check runs API takes at most this many annotations per request.
+ANNOTATION_BATCH = 50
+_LEVELS = ("low", "medium", "high")
+
+T = TypeVar("T")
+
+
+# ----------------------------------------------------------------------------- secrets
+_SECRETS: set[str] = set()
+_factory_installed = False
+
+
+def _redact_text(text: str) -> str:
+    for s in _SECRETS:
+        text = text.replace(s, "***")
+    return text
+
+
+class SecretFilter(logging.Filter):
+    """Replaces every registered secret in a log record's message by ``***``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        _redact_record(record)
+        return True
+
+
+def _redact_record(record: logging.LogRecord) -> None:
+    if not _SECRETS:
+        return
+    try:
+        msg = record.getMessage()
+    except Exception:  # a broken format string is the logger's problem, not ours
+        return
+    if any(s in msg for s in _SECRETS):
+        record.msg = _redact_text(msg)
+        record.args = None
+
+
+def protect_secret(secret: str | None, stream: TextIO | None = None) -> None:
+    """Never let ``secret`` reach a log: mask it for the runner and redact log records.
+
+    Redaction happens when a record is created (a log record factory), so it covers every
+    logger and every handler, including ones added later (PyGithub's, urllib3's, pytest's).
+    """
+    global _factory_installed
+    if not secret or len(secret) < 4:
+        return
+    if ghactions.in_actions() and secret not in _SECRETS:
+        ghactions.add_mask(secret, stream)
+    _SECRETS.add(secret)
+    if not _factory_installed:
+        previous = logging.getLogRecordFactory()
+
+        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            _redact_record(record)
+            return record
+
+        logging.setLogRecordFactory(factory)
+        _factory_installed = True
+
+
+# ----------------------------------------------------------------------------- context
+@dataclass(frozen=True)
+class GitHubContext:
+    """Where we are on GitHub. Built by :meth:`from_env`; every field can be given by hand."""
+
+    repository: str | None = None
+    api_url: str = DEFAULT_API_URL
+    server_url: str = DEFAULT_SERVER_URL
+    event_name: str = ""
+    pr_number: int | None = None
+    head_sha: str | None = None
+    head_ref: str | None = None
+    head_owner: str | None = None
+    is_fork: bool = False
+    run_id: str | None = None
+    token: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        token: str | None = None,
+        event: Mapping[str, Any] | None = None,
+    ) -> GitHubContext:
+        env = os.environ if env is None else env
+        if event is None:
+            event = (
+                ghactions.read_event(env.get("GITHUB_EVENT_PATH") or None)
+                if env.get("GITHUB_EVENT_PATH")
+                else {}
+            )
+        name = env.get("GITHUB_EVENT_NAME", "")
+        pr_number: int | None = None
+        head_sha = env.get("GITHUB_SHA") or None
+        head_ref = head_owner = None
+        is_fork = False
+        pr = event.get("pull_request")
+        if isinstance(pr, Mapping):
+            pr_number = _int(pr.get("number") or event.get("number"))
+            head = pr.get("head") or {}
+            base = pr.get("base") or {}
+            head_sha = head.get("sha") or head_sha
+            head_ref = head.get("ref")
+            head_repo = (head.get("repo") or {}).get("full_name")
+            base_repo = (base.get("repo") or {}).get("full_name")
+            # A deleted fork has head.repo null: it was a fork all the same.
+            is_fork = head_repo != base_repo
+        elif isinstance(event.get("issue"), Mapping) and event["issue"].get("pull_request"):
+            pr_number = _int(event["issue"].get("number"))
+        elif isinstance(event.get("workflow_run"), Mapping):
+            run = event["workflow_run"]
+            head_sha = run.get("head_sha") or head_sha
+            head_ref = run.get("head_branch")
+            head_owner = ((run.get("head_repository") or {}).get("owner") or {}).get("login")
+            prs = run.get("pull_requests") or []
+            if prs:
+                pr_number = _int(prs[0].get("number"))
+        return cls(
+            repository=env.get("GITHUB_REPOSITORY") or None,
+            api_url=(env.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/"),
+            server_url=(env.get("GITHUB_SERVER_URL") or DEFAULT_SERVER_URL).rstrip("/"),
+            event_name=name,
+            pr_number=pr_number,
+            head_sha=head_sha,
+            head_ref=head_ref,
+            head_owner=head_owner,
+            is_fork=is_fork,
+            run_id=env.get("GITHUB_RUN_ID") or None,
+            token=token or env.get("INPUT_TOKEN") or env.get("GITHUB_TOKEN") or None,
+        )
+
+    @property
+    def run_url(self) -> str | None:
+        if not (self.repository and self.run_id):
+            return None
+        return f"{self.server_url}/{self.repository}/actions/runs/{self.run_id}"
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# ----------------------------------------------------------------------------- client
+class PermissionDenied(GitHubError):
+    """403 "Resource not accessible": the token may not write here (e.g. a fork's PR)."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    login: str
+    app: bool  # True when /user was refused (GITHUB_TOKEN or an App installation token)
+
+    def wrote(self, user: Any) -> bool:
+        login = getattr(user, "login", None) or (
+            user.get("login") if isinstance(user, Mapping) else None
+        )
+        return bool(login) and str(login).lower() == self.login.lower()
+
+
+@dataclass
+class CommentOutcome:
+    action: str  # created | updated | unchanged | recreated | off
+    url: str | None = None
+    id: int | None = None
+    deleted: int = 0
+
+
+@dataclass
+class CheckOutcome:
+    kind: str  # check_run | status
+    url: str | None = None
+    id: int | None = None
+    requests: int = 0
+
+
+class GitHubClient:
+    """PyGithub with our retry policy and error translation.
+
+    ``backoff`` is urllib3's backoff factor (seconds); tests pass 0. ``secondary_rate_wait``
+    is how long to wait after a secondary rate limit without ``Retry-After``.
+    """
+
+    def __init__(
+        self,
+        repository: str,
+        token: str,
+        *,
+        api_url: str = DEFAULT_API_URL,
+        retries: int = 5,
+        backoff: float = 1.0,
+        secondary_rate_wait: float = 60.0,
+        max_rate_limit_wait: float = 900.0,
+        timeout: int = 30,
+        seconds_between_requests: float | None = 0.25,
+        seconds_between_writes: float | None = 1.0,
+        comment_author: str | None = None,
+    ) -> None:
+        from github import Auth, Github, GithubRetry
+
+        protect_secret(token)
+        self.repository = repository
+        self.api_url = api_url.rstrip("/")
+        self._comment_author = comment_author
+        self._identity: Identity | None = None
+        retry = GithubRetry(
+            total=retries,
+            backoff_factor=backoff,
+            secondary_rate_wait=secondary_rate_wait,
+            max_rate_limit_wait=max_rate_limit_wait,
+            raise_on_status=False,  # after the last retry PyGithub raises with GitHub's message
+        )
+        self.gh = Github(
+            auth=Auth.Token(token),
+            base_url=self.api_url,
+            retry=retry,
+            timeout=timeout,
+            per_page=100,
+            seconds_between_requests=seconds_between_requests,
+            seconds_between_writes=seconds_between_writes,
+            lazy=True,
+        )
+        self.repo = self.gh.get_repo(repository)
+
+    def close(self) -> None:
+        self.gh.close()
+
+    def __enter__(self) -> GitHubClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- error translation
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        import requests
+        from github import GithubException, RateLimitExceededException
+
+        try:
+            return fn()
+        except RateLimitExceededException as err:
+            raise GitHubError(
+                f"{what}: GitHub's rate limit is exhausted ({_message(err)})",
+                hint="wait for the limit to reset, or use a token with a higher limit",
+            ) from None
+        except GithubException as err:
+            status, message = err.status, _message(err)
+            if status == 403 and "not accessible" in message.lower():
+                raise PermissionDenied(
+                    f"{what}: the token may not do this ({message})",
+                    hint="give the workflow `permissions: pull-requests: write, checks: write`",
+                ) from None
+            if status == 401:
+                raise GitHubError(
+                    f"{what}: bad credentials (401)", hint="check the token"
+                ) from None
+            if status == 404:
+                raise GitHubError(
+                    f"{what}: not found (404)",
+                    hint="the pull request may have been deleted, or the token cannot see "
+                    f"{self.repository}",
+                ) from None
+            if status == 422:
+                raise GitHubError(f"{what}: GitHub rejected the request (422): {message}") from None
+            if status is not None and status >= 500:
+                raise GitHubError(
+                    f"{what}: GitHub failed with {status} after retries ({message})",
+                    hint="GitHub may be having an outage; rerun the job later",
+                ) from None
+            raise GitHubError(f"{what}: GitHub answered {status}: {message}") from None
+        except requests.RequestException as err:
+            raise GitHubError(
+                f"{what}: cannot reach {self.api_url} ({type(err).__name__})",
+                hint="check GITHUB_API_URL and the network",
+            ) from None
+
+    # -- identity
+    def identity(self) -> Identity:
+        """Who our comments are written by (see the module docstring for the rule)."""
+        if self._identity is None:
+            try:
+                login = self._call("GET /user", lambda: self.gh.get_user().login)
+                self._identity = Identity(str(login), app=False)
+            except PermissionDenied:
+                self._identity = Identity(self._comment_author or APP_IDENTITY, app=True)
+        return self._identity
+
+    # -- sticky comment
+    def upsert_comment(
+        self, pr_number: int, body: str, marker: str, mode: str = "update"
+    ) -> CommentOutcome:
+        """Create, edit or recreate our one comment on PR ``pr_number`` (see module docs)."""
+        if mode == "off":
+            return CommentOutcome("off")
+        if mode not in ("update", "recreate"):
+            raise GitHubError(f"unknown comment mode {mode!r}", hint="use update, recreate or off")
+        issue = self.repo.get_issue(pr_number)
+        me = self.identity()
+        comments = self._call(f"list comments of #{pr_number}", lambda: list(issue.get_comments()))
+        ours = [c for c in comments if marker in (c.body or "") and me.wrote(c.user)]
+        ours.sort(key=lambda c: (c.created_at or datetime.min.replace(tzinfo=timezone.utc), c.id))
+        deleted = 0
+        if mode == "update" and ours:
+            keep, extra = ours[0], ours[1:]
+            for c in extra:
+                self._call(f"delete duplicate comment {c.id}", c.delete)
+                deleted += 1
+            if keep.body == body:
+                return CommentOutcome("unchanged", keep.html_url, keep.id, deleted)
+            self._call(f"edit comment {keep.id}", lambda: keep.edit(body))
+            return CommentOutcome("updated", keep.html_url, keep.id, deleted)
+        for c in ours:
+            self._call(f"delete comment {c.id}", c.delete)
+            deleted += 1
+        new = self._call(f"comment on #{pr_number}", lambda: issue.create_comment(body))
+        return CommentOutcome("recreated" if ours else "created", new.html_url, new.id, deleted)
+
+    # -- check run / status
+    def publish_check(
+        self,
+        head_sha: str,
+        name: str,
+        conclusion: str,
+        title: str,
+        summary: str,
+        annotations: list[dict[str, Any]] | None = None,
+        details_url: str | None = None,
+    ) -> CheckOutcome:
+        """A completed check run, annotations sent 50 per request (create, then updates).
+
+        When the token may not create check runs (403), a commit status with the same name
+        is set instead (``neutral`` counts as ``success`` there).
+        """
+        batches = iter_batches(annotations or [], ANNOTATION_BATCH)
+        title = title[:255]
+        output: dict[str, Any] = {"title": title, "summary": summary}
+        if batches:
+            output["annotations"] = batches[0]
+        kwargs: dict[str, Any] = {
+            "name": name,
+            "head_sha": head_sha,
+            "status": "completed",
+            "conclusion": conclusion,
+            "completed_at": datetime.now(timezone.utc),
+            "output": output,
+        }
+        if details_url:
+            kwargs["details_url"] = details_url
+        try:
+            run = self._call(
+                f"create check run {name!r}", lambda: self.repo.create_check_run(**kwargs)
+            )
+        except PermissionDenied:
+            return self.set_status(head_sha, name, conclusion, title, details_url)
+        for batch in batches[1:]:
+            self._call(
+                f"add annotations to check run {run.id}",
+                lambda b=batch: run.edit(
+                    output={"title": title, "summary": summary, "annotations": b}
+                ),
+            )
+        return CheckOutcome("check_run", run.html_url, run.id, 1 + max(len(batches) - 1, 0))
+
+    def set_status(
+        self,
+        sha: str,
+        context: str,
+        conclusion: str,
+        description: str,
+        target_url: str | None = None,
+    ) -> CheckOutcome:
+        """``POST /repos/{owner}/{repo}/statuses/{sha}`` (needs ``statuses: write``)."""
+        state = "failure" if conclusion == "failure" else "success"
+        data: dict[str, Any] = {
+            "state": state,
+            "context": context,
+            "description": description[:140],
+        }
+        if target_url:
+            data["target_url"] = target_url
+        url = f"/repos/{self.repository}/statuses/{sha}"
+        self._call(
+            f"set commit status {context!r}",
+            lambda: self.gh.requester.requestJsonAndCheck("POST", url, input=data),
+        )
+        return CheckOutcome("status", target_url, None, 1)
+
+    def find_pr(self, owner: str, branch: str) -> int | None:
+        """The open PR whose head is ``owner:branch`` (``workflow_run`` events from forks)."""
+        pulls = self._call(
+            "find the pull request",
+            lambda: list(self.repo.get_pulls(state="open", head=f"{owner}:{branch}")),
+        )
+        return pulls[0].number if pulls else None
+
+
+def _message(err: Any) -> str:
+    data = getattr(err, "data", None)
+    if isinstance(data, Mapping):
+        msg = str(data.get("message") or "")
+        errors = data.get("errors")
+        if errors:
+            msg += " " + json.dumps(errors)[:500]
+        return msg.strip() or str(getattr(err, "status", ""))
+    return str(data or getattr(err, "message", "") or err)
+
+
+# ----------------------------------------------------------------------------- publish
+def conclusion_for(level: str, config: Config) -> str:
+    """success / neutral / failure from the risk level and the gate thresholds."""
+
+    def reaches(threshold: str) -> bool:
+        return (
+            threshold != "never"
+            and level in _LEVELS
+            and _LEVELS.index(level) >= _LEVELS.index(threshold)
+        )
+
+    if reaches(config.gate.fail_on):
+        return "failure"
+    if reaches(config.gate.warn_on):
+        return "neutral"
+    return "success"
+
+
+def annotations_for(result: Mapping[str, Any], limit: int | None = None) -> list[dict[str, Any]]:
+    """Check-run annotations for the hotspot files (line 1 of each; a note, not a line)."""
+    high = float((result.get("thresholds") or {}).get("high", 0.7))
+    out = []
+    for f in (result.get("files") or [])[:limit]:
+        reasons = "; ".join(str(r) for r in f.get("reasons") or [])
+        score = float(f.get("score") or 0)
+        out.append(
+            {
+                "path": str(f["path"]),
+                "start_line": 1,
+                "end_line": 1,
+                "annotation_level": "warning" if score >= high else "notice",
+                "title": f"diffrisk hotspot (risk {score:.2f})",
+                "message": reasons or "one of the riskiest files of this change",
+            }
+        )
+    return out
+
+
+@dataclass
+class PublishOutcome:
+    report_path: str
+    outputs_written: bool = False
+    summary_written: bool = False
+    comment: CommentOutcome | None = None
+    check: CheckOutcome | None = None
+    denied: list[str] = field(default_factory=list)
+    workflow_annotations: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+FORK_WARNING = (
+    "diffrisk could not post to this pull request: the token is read-only here ({what}), "
+    "as it always is for pull requests from forks. The report is in the job summary and the "
+    "annotations. To comment on fork PRs, upload the JSON report as an artifact and run "
+    "`diffrisk report --input` in a separate workflow triggered by `workflow_run`, which "
+    "gets a write token (never check out or run the fork's code there)."
+)
+PERMISSION_WARNING = (
+    "diffrisk could not post to GitHub: the token may not do this ({what}). The report is in "
+    "the job summary. Give the job `permissions: pull-requests: write` and `checks: write` "
+    "(or `statuses: write`)."
+)
+
+
+def publish(
+    result: ScoreResult | Mapping[str, Any],
+    config: Config | None = None,
+    *,
+    repo_root: str | Path | None = None,
+    context: GitHubContext | None = None,
+    token: str | None = None,
+    report_path: str | Path | None = None,
+    conclusion: str | None = None,
+    comment_mode: str | None = None,
+    check: bool = True,
+    comment_author: str | None = None,
+    client_options: Mapping[str, Any] | None = None,
+    stream: TextIO | None = None,
+) -> PublishOutcome:
+    """Everything a CI step does with a result; returns what happened.
+
+    Always: the JSON report (``report_path``; default ``$RUNNER_TEMP``/the temp dir), the
+    job summary and the step outputs ``risk-score``, ``risk-level``, ``model-version``,
+    ``report-path`` (when the runner provides the files). Then, with a token and a
+    repository: the sticky comment (on a PR) and the check run. A read-only token is not an
+    error (see the module docs). ``conclusion`` defaults to :func:`conclusion_for`.
+    """
+    from diffrisk import report
+    from diffrisk.store import atomic_write_bytes
+
+    cfg = config or Config()
+    out = stream if stream is not None else sys.stdout
+    d = report.result_dict(result)
+    ctx = context or GitHubContext.from_env(token=token)
+    if token and ctx.token != token:
+        ctx = dataclasses.replace(ctx, token=token)
+    protect_secret(ctx.token, out)
+
+    path = (
+        Path(report_path)
+        if report_path
+        else Path(os.environ.get("RUNNER_TEMP") or _tmp()) / "diffrisk-report.json"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, (json.dumps(d, indent=2, default=str) + "\n").encode("utf-8"))
+    outcome = PublishOutcome(report_path=str(path))
+
+    summary_md = report.render_summary(d, cfg.report, repo_root=repo_root, report_path=str(path))
+    outcome.summary_written = ghactions.append_summary(summary_md)
+    outcome.outputs_written = ghactions.set_outputs(
+        {
+            "risk-score": f"{float(d['probability']):.4f}",
+            "risk-level": d["level"],
+            "model-version": d.get("model_version") or "",
+            "report-path": str(path),
+        }
+    )
+
+    mode = comment_mode or cfg.report.comment_mode
+    posted_check = False
+    if ctx.token and ctx.repository:
+        with GitHubClient(
+            ctx.repository,
+            ctx.token,
+            api_url=ctx.api_url,
+            comment_author=comment_author,
+            **dict(client_options or {}),
+        ) as gh:
+            pr_number = ctx.pr_number
+            if (
+                pr_number is None
+                and ctx.event_name == "workflow_run"
+                and ctx.head_owner
+                and ctx.head_ref
+            ):
+                pr_number = gh.find_pr(ctx.head_owner, ctx.head_ref)
+            if pr_number is not None and mode != "off":
+                body = report.render_comment(
+                    d, cfg.report, repo_root=repo_root, summary_url=ctx.run_url
+                )
+                try:
+                    outcome.comment = gh.upsert_comment(
+                        pr_number, body, report.comment_marker(cfg.report.check_name), mode
+                    )
+                except PermissionDenied:
+                    outcome.denied.append("comment")
+            if check and ctx.head_sha:
+                try:
+                    outcome.check = gh.publish_check(
+                        ctx.head_sha,
+                        cfg.report.check_name,
+                        conclusion or conclusion_for(d["level"], cfg),
+                        report.title(d),
+                        report.render_check_summary(
+                            d, cfg.report, repo_root=repo_root, summary_url=ctx.run_url
+                        ),
+                        annotations_for(d),
+                        details_url=ctx.run_url,
+                    )
+                    posted_check = outcome.check.kind == "check_run"
+                except PermissionDenied:
+                    outcome.denied.append("check run and commit status")
+    elif ghactions.in_actions() and not ctx.token:
+        outcome.warnings.append(
+            "no GitHub token: the report is only in the job summary (set GITHUB_TOKEN)"
+        )
+
+    if ghactions.in_actions() and not posted_check:
+        # Workflow-command annotations need no permission; the runner shows 10 per step.
+        for a in annotations_for(d, limit=10):
+            ghactions.annotate(
+                "warning" if a["annotation_level"] == "warning" else "notice",
+                a["message"],
+                file=a["path"],
+                line=1,
+                title=a["title"],
+                stream=out,
+            )
+            outcome.workflow_annotations += 1
+    if outcome.denied:
+        what = " and ".join(outcome.denied)
+        text = (FORK_WARNING if ctx.is_fork else PERMISSION_WARNING).format(what=what)
+        outcome.warnings.append(text)
+    for w in outcome.warnings:
+        if ghactions.in_actions():
+            ghactions.annotate("warning", w, title="diffrisk", stream=out)
+        else:
+            print(f"warning: {w}", file=sys.stderr)
+    return outcome
+
+
+def _tmp() -> str:
+    import tempfile
+
+    return tempfile.gettempdir()
+
+
+def iter_batches(items: Iterable[T], size: int) -> list[list[T]]:
+    """Split ``items`` into lists of at most ``size``."""
+    items = list(items)
+    return [items[i : i + size] for i in range(0, len(items), size)]
