@@ -1,4 +1,17 @@
-"""Scoring a pull request (or any base..head range): one :class:`ScoreResult`.
+"""Scoring a pull request (or any base..head range, e.g. a release diff): one :class:`ScoreResult`.
+
+The features come from exactly the code path of mining (:func:`diffrisk.mine.change_row`
+over a :class:`~diffrisk.history.HistoryState`), so a PR is scored on the same scale the
+model was trained on:
+
+1. the history before the PR -- every commit reachable from the merge base of base and
+   head -- is replayed from the mined dataset into a ``HistoryState`` (commits the
+   dataset lacks are read from git like mining does);
+2. the PR squashed into one change (merge base..head, author and time of the head
+   commit) gets its row against that history; so does each touched file on its own
+   (for the hotspots);
+3. each commit of the PR then gets its row, in topological order, against its own
+   ancestors, as mining would compute it.
 
 The result is plain data; :mod:`diffrisk.report` renders it (Markdown, terminal) and
 ``to_dict()`` is its JSON form.
@@ -6,13 +19,50 @@ The result is plain data; :mod:`diffrisk.report` renders it (Markdown, terminal)
 
 from __future__ import annotations
 
+import json
+import math
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from diffrisk import store
+from diffrisk.codemetrics import BlobMetrics, analyze_source
+from diffrisk.config import Config, LabelConfig
+from diffrisk.errors import DataError, GitHubError, ModelError, RepositoryError
+from diffrisk.fixes import FixRule
+from diffrisk.gitio import CatFile, GitRepo, open_repo
+from diffrisk.history import CommitRecord, FileChange, HistoryState, subsystem
+from diffrisk.mine import (
+    CODE_AGG,
+    _files_from_rows,
+    _stream,
+    change_row,
+    code_metric_columns,
+    diff_record,
+    file_rows,
+)
+from diffrisk.paths import default_data_dir
+from diffrisk.schema import column_names
+from diffrisk.train import LA_SOURCE, source_lines_added
+
+SECONDS_PER_DAY = 86400
+PERCENTILE_DAYS = 365
+REVIEWER_DAYS = 365
+MAX_REVIEWERS = 3
+
+# -- the result ------------------------------------------------------------------------
 
 
 @dataclass
 class Factor:
-    """One feature's push on the predicted risk (log-odds contribution)."""
+    """One feature's push on the predicted risk (its contribution to the log-odds)."""
 
     feature: str
     value: float
@@ -22,6 +72,8 @@ class Factor:
 
 @dataclass
 class FileRisk:
+    """A touched file: ``score`` is the model's probability for this file's change alone."""
+
     path: str
     score: float
     reasons: list[str]
@@ -30,6 +82,7 @@ class FileRisk:
     past_fixes: int
     cc_added: float | None
     past_changes: int = 0
+    past_bugs: int = 0
 
 
 @dataclass
@@ -60,6 +113,8 @@ class ScoreResult:
     thresholds: dict[str, float] = field(default_factory=dict)
     merge_base: str = ""
     author: str = ""
+    compared_changes: int = 0  # past-year changes behind ``percentile``
+    pull_request: int | None = None
     warnings: list[str] = field(default_factory=list)
     seconds: float | None = None
 
@@ -74,6 +129,595 @@ class ScoreResult:
         return [f for f in self.factors if f.contribution < 0]
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["reviewers"] = [{"email": e, "changes": n} for e, n in self.reviewers]
+        """JSON-able form; reviewers become ``{"email", "changes"}`` objects."""
+        d = _jsonable(asdict(self))
+        d["reviewers"] = [{"email": e, "changes": int(n)} for e, n in self.reviewers]
         return d
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [_jsonable(v) for v in obj.tolist()]
+    if isinstance(obj, (np.bool_, bool)):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        f = float(obj)
+        return None if math.isnan(f) or math.isinf(f) else f
+    if isinstance(obj, pd.Timestamp):
+        return obj.isoformat()
+    return obj
+
+
+def level_of(probability: float, medium: float, high: float) -> str:
+    if probability >= high:
+        return "high"
+    if probability >= medium:
+        return "medium"
+    return "low"
+
+
+# -- GitHub Actions ---------------------------------------------------------------------
+
+
+@dataclass
+class PullRequest:
+    """What scoring needs from a GitHub ``pull_request`` event."""
+
+    base: str
+    head: str
+    number: int | None = None
+    title: str = ""
+    body: str = ""
+    author: str = ""  # GitHub login
+
+
+def pull_request_from_event(path: str | Path | None = None) -> PullRequest | None:
+    """The pull request of a GitHub Actions event file (default: ``$GITHUB_EVENT_PATH``).
+
+    None when there is no event file or the event is not about a pull request.
+    """
+    if path is None:
+        path = os.environ.get("GITHUB_EVENT_PATH")
+        if not path:
+            return None
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise GitHubError(f"cannot read the GitHub event file {p}: {err.strerror}") from None
+    except ValueError as err:
+        raise GitHubError(f"the GitHub event file {p} is not JSON ({err})") from None
+    pr = data.get("pull_request") if isinstance(data, dict) else None
+    if not isinstance(pr, dict):
+        return None
+    try:
+        base, head = str(pr["base"]["sha"]), str(pr["head"]["sha"])
+    except (KeyError, TypeError):
+        raise GitHubError(
+            f"the pull_request in {p} has no base.sha/head.sha",
+            hint="pass --base and --head explicitly",
+        ) from None
+    user = pr.get("user") if isinstance(pr.get("user"), dict) else {}
+    number = pr.get("number", data.get("number"))
+    return PullRequest(
+        base=base,
+        head=head,
+        number=int(number) if isinstance(number, int) else None,
+        title=str(pr.get("title") or ""),
+        body=str(pr.get("body") or ""),
+        author=str(user.get("login") or ""),
+    )
+
+
+# -- the history before the PR ------------------------------------------------------------
+
+
+@dataclass
+class History:
+    """A :class:`HistoryState` over the ancestors of ``tips``, plus per-commit facts."""
+
+    state: HistoryState
+    shas: list[str]  # by bit
+    emails: list[str]  # by bit ("" for merges)
+    times: np.ndarray  # by bit (author time, 0 for merges)
+    fix: np.ndarray  # by bit: 1 when a bug fix
+    buggy: np.ndarray  # by bit: 1 when labelled defect-inducing
+    computed: int  # commits the dataset lacked, read from git
+
+    @property
+    def count(self) -> int:
+        return len(self.shas)
+
+
+def _rev_list(
+    repo: GitRepo, revs: list[str], exclude: list[str] | None = None
+) -> list[tuple[str, list[str]]]:
+    args = ["rev-list", "--topo-order", "--reverse", "--parents", *revs]
+    args += [f"^{e}" for e in exclude or []]
+    res = []
+    for line in repo.run(*args).decode().splitlines():
+        parts = line.split()
+        if parts:
+            res.append((parts[0], parts[1:]))
+    return res
+
+
+def _files_by_sha(files: pd.DataFrame, wanted: set[str]) -> dict[str, list[FileChange]]:
+    df = files[files["sha"].isin(wanted)]
+    out: dict[str, list[FileChange]] = {}
+    for sha, f in zip(df["sha"].tolist(), _files_from_rows(df), strict=True):
+        out.setdefault(sha, []).append(f)
+    return out
+
+
+def _labels(data_dir: Path) -> pd.DataFrame | None:
+    p = data_dir / "labels.parquet"
+    if not p.exists():
+        return None
+    try:
+        return pd.read_parquet(p, columns=["sha", "label", "is_fix"])
+    except (OSError, ValueError, KeyError) as err:
+        raise DataError(f"{p} is unreadable ({err})", hint="run `diffrisk label` again") from None
+
+
+def replay_history(
+    repo: GitRepo,
+    tips: list[str],
+    dataset: store.Dataset,
+    rule: FixRule,
+    labels: pd.DataFrame | None = None,
+    later: Sequence[tuple[str, list[str]]] = (),
+) -> History:
+    """Replay the mined history of every commit reachable from ``tips`` (as mining does).
+
+    Commits the dataset lacks (mined at an older head) are read from git and added the
+    way :func:`diffrisk.mine.mine` adds new commits. ``later`` are the commits the
+    caller will process afterwards (their parents' ancestry must be kept).
+    """
+    graph = _rev_list(repo, tips)
+    extra_capacity = len(later)
+    state = HistoryState(capacity=len(graph) + extra_capacity + 1)
+    children: Counter[str] = Counter()
+    for _sha, parents in [*graph, *later]:
+        children.update(parents)
+    state.set_children_counts({sha: children.get(sha, 0) for sha, _ in graph})
+
+    ch = dataset.changes
+    wanted = {sha for sha, parents in graph if len(parents) <= 1}
+    ch = ch[ch["sha"].isin(wanted)]
+    meta = {
+        s: (e, int(t.timestamp()), int(fx))
+        for s, e, t, fx in zip(
+            ch["sha"], ch["author_email"], ch["author_time"], ch["fix"], strict=True
+        )
+    }
+    fix_by_sha: dict[str, int] = {}
+    bug_by_sha: dict[str, int] = {}
+    if labels is not None:
+        lab = labels[labels["sha"].isin(wanted)]
+        fix_by_sha = {s: int(v) for s, v in zip(lab["sha"], lab["is_fix"].fillna(0), strict=True)}
+        bug_by_sha = {s: int(v) for s, v in zip(lab["sha"], lab["label"].fillna(0), strict=True)}
+    files = _files_by_sha(dataset.files, set(meta))
+    missing = [sha for sha in wanted if sha not in meta]
+    order = {sha: i for i, (sha, _) in enumerate(graph)}
+    missing.sort(key=order.__getitem__)
+
+    n = len(graph)
+    shas: list[str] = []
+    emails: list[str] = []
+    times = np.zeros(n + extra_capacity, dtype=np.int64)
+    fix = np.zeros(n + extra_capacity, dtype=np.int8)
+    buggy = np.zeros(n + extra_capacity, dtype=np.int8)
+    stream = _stream(repo, missing) if missing else iter(())
+    with CatFile(repo) as cat:
+        for sha, parents in graph:
+            bit, _prior = state.begin(sha, parents)
+            shas.append(sha)
+            if len(parents) > 1:
+                emails.append("")
+                continue
+            if sha in meta:
+                email, t, fx = meta[sha]
+                fs = files.get(sha, [])
+                for f in fs:  # replay blob line counts, as mining does
+                    if f.new_blob is not None:
+                        state.blob_lines[f.new_blob] = f.lines_after
+            else:
+                rec = next(stream)
+                if rec.sha != sha:
+                    raise RepositoryError(f"git log returned {rec.sha} where {sha} was expected")
+                state.set_line_counts(rec.files, cat.read)
+                email, t, fs = rec.author_email, rec.author_time, rec.files
+                fx = int(rule.is_fix(rec.subject, rec.body))
+            state.record(bit, fs, email, t)
+            emails.append(email)
+            times[bit] = t
+            fix[bit] = fix_by_sha.get(sha, fx)
+            buggy[bit] = bug_by_sha.get(sha, 0)
+    return History(state, shas, emails, times, fix, buggy, computed=len(missing))
+
+
+# -- the PR's changes --------------------------------------------------------------------
+
+
+@dataclass
+class FileFacts:
+    """What the history before the PR says about one touched file."""
+
+    path: str
+    change: FileChange
+    past_changes: int
+    past_fixes: int
+    past_bugs: int
+    cc_before: float | None
+    cc_after: float | None
+    bits: np.ndarray  # prior commits that changed it
+
+    @property
+    def cc_added(self) -> float | None:
+        if self.cc_before is None and self.cc_after is None:
+            return None
+        return (self.cc_after or 0.0) - (self.cc_before or 0.0)
+
+
+@dataclass
+class Analysis:
+    """The features of base..head: squashed, per file and per commit."""
+
+    base: str
+    head: str
+    merge_base: str
+    author: str
+    time: int
+    record: CommitRecord
+    pr_row: pd.DataFrame  # one row, changes.parquet columns
+    file_rows: pd.DataFrame  # one row per touched file (that file's change alone), + "path"
+    commit_rows: pd.DataFrame  # one row per non-merge commit of the PR
+    facts: list[FileFacts]
+    history: History
+    subsystem_commits: dict[str, set[int]]  # touched subsystem -> prior commits touching it
+    new_subsystems: list[str]  # touched subsystems the author never changed before
+    pr_authors: set[str]
+
+
+def _blob_metrics(
+    repo: GitRepo, oids: set[str], cache: dict[str, BlobMetrics]
+) -> dict[str, BlobMetrics]:
+    need = sorted(o for o in oids if o not in cache)
+    if need:
+        with CatFile(repo) as cat:
+            for oid in need:
+                data = cat.read(oid)
+                if data is not None:
+                    cache[oid] = analyze_source(data)
+    return cache
+
+
+def with_source_lines(changes: pd.DataFrame, files: pd.DataFrame, cfg: LabelConfig) -> pd.DataFrame:
+    """Add ``la_source`` (lines added to source files), the LA baseline model's input."""
+    la = source_lines_added(files, cfg)
+    out = changes.copy()
+    out[LA_SOURCE] = out["sha"].map(la).fillna(0).astype("int64")
+    return out
+
+
+def _rows_frame(
+    rows: list[dict[str, Any]],
+    files: list[dict[str, Any]],
+    metrics: dict[str, BlobMetrics] | None,
+    label_cfg: LabelConfig,
+) -> pd.DataFrame:
+    """Changes rows with the code-metric aggregates, typed like changes.parquet."""
+    df = pd.DataFrame(rows, columns=[c for c in column_names("changes") if c not in CODE_AGG])
+    fdf = pd.DataFrame(
+        files, columns=["sha", "path", "la", "blob_before", "blob_after", "is_python"]
+    )
+    if metrics is not None and len(df):
+        _per_file, agg = code_metric_columns(fdf, metrics)
+        df = df.merge(agg, on="sha", how="left")
+        df["unparsable_files"] = df["unparsable_files"].fillna(0)
+    else:
+        for c in CODE_AGG:
+            df[c] = np.nan
+        df["unparsable_files"] = 0
+    return with_source_lines(store.normalize("changes", df), fdf, label_cfg)
+
+
+def analyze(
+    repo: GitRepo,
+    base: str,
+    head: str,
+    dataset: store.Dataset,
+    config: Config | None = None,
+    *,
+    title: str | None = None,
+    body: str = "",
+    labels: pd.DataFrame | None = None,
+) -> Analysis:
+    """Features of the change base..head, against the history before it."""
+    cfg = config or Config()
+    rule = FixRule.from_config(cfg.fixes)
+    base_sha, head_sha = repo.resolve(base), repo.resolve(head)
+    bases = repo.run("merge-base", "--all", base_sha, head_sha, check=False).decode().split()
+    if not bases:
+        raise RepositoryError(
+            f"{base} and {head} have no common history",
+            hint="pass the branch the PR targets as --base",
+        )
+    pr_graph = _rev_list(repo, [head_sha], exclude=[base_sha])
+    if not pr_graph:
+        raise RepositoryError(
+            f"{head} has no commits that are not in {base}: nothing to score",
+            hint="check --base and --head (the PR's target branch and its head)",
+        )
+    hist = replay_history(repo, bases, dataset, rule, labels, later=pr_graph)
+    state = hist.state
+    prior = state.ancestry_of(bases)
+    n_prior = hist.count
+
+    out = repo.run("log", "-1", "--no-mailmap", "--format=%aE%x00%at", head_sha).decode(
+        "utf-8", "replace"
+    )
+    email, _, at = out.strip().partition("\x00")
+    email, t = email.strip().lower(), int(at or 0)
+    if (
+        title is None
+    ):  # no PR title: the first commit's subject (git's squash message starts with it)
+        first = next((s for s, p in pr_graph if len(p) <= 1), head_sha)
+        title = repo.run("log", "-1", "--format=%s", first).decode("utf-8", "replace").strip()
+    merge_base = bases[0]
+    rec = diff_record(repo, merge_base, head_sha, email=email, time=t, subject=title)
+    rec.body = body
+    if not rec.files:
+        raise RepositoryError(f"{base}...{head} changes no files: nothing to score")
+
+    code_metrics = bool(dataset.meta.get("settings", {}).get("code_metrics", True))
+    with CatFile(repo) as cat:
+        state.set_line_counts(rec.files, cat.read)
+    pr = change_row(rec, state, prior, rule, cfg.mine, prior_count=n_prior)
+    pr_files = file_rows(rec)
+    py_blobs = {b for f in rec.files if f.is_python for b in (f.old_blob, f.new_blob) if b}
+    metrics = _blob_metrics(repo, py_blobs, dataset.blob_metrics)
+
+    # each touched file as a change of its own (same author, time and message)
+    one_rows, one_files = [], []
+    for i, f in enumerate(rec.files):
+        one = CommitRecord(f"{i:040d}", [merge_base], email, t, title, body, [f])
+        one_rows.append(change_row(one, state, prior, rule, cfg.mine, prior_count=n_prior))
+        one_files.extend(file_rows(one))
+
+    # what the history says about each file
+    facts = []
+    for f in rec.files:
+        bits = np.asarray(state.file_commits.get(f.history_path, []), dtype=np.int64)
+        bits = bits[bits < n_prior]
+        mb = metrics.get(f.old_blob) if f.is_python and f.old_blob else None
+        ma = metrics.get(f.new_blob) if f.is_python and f.new_blob else None
+        cc_b = mb.cc if mb is not None and mb.ok else None
+        cc_a = ma.cc if ma is not None and ma.ok else None
+        if f.is_python and ((mb is not None and not mb.ok) or (ma is not None and not ma.ok)):
+            cc_b = cc_a = None
+        facts.append(
+            FileFacts(
+                path=f.path,
+                change=f,
+                past_changes=len(bits),
+                past_fixes=int(hist.fix[bits].sum()) if len(bits) else 0,
+                past_bugs=int(hist.buggy[bits].sum()) if len(bits) else 0,
+                cc_before=cc_b,
+                cc_after=cc_a,
+                bits=bits,
+            )
+        )
+
+    # subsystems: which past commits touched each, and which are new to the author
+    touched = {subsystem(f.path) for f in rec.files}
+    sub_commits: dict[str, set[int]] = {s: set() for s in touched}
+    for (_aid, s), bits_ in state.author_subsys.items():
+        if s in sub_commits:
+            sub_commits[s].update(b for b in bits_ if b < n_prior)
+    author_subs = {s for s in touched for b in sub_commits[s] if hist.emails[b] == email}
+    new_subs = sorted(touched - author_subs)
+
+    # the PR's own commits, each against its own ancestors
+    commits = [(sha, parents) for sha, parents in pr_graph]
+    todo = [sha for sha, parents in commits if len(parents) <= 1]
+    stream = _stream(repo, todo) if todo else iter(())
+    c_rows, c_files = [], []
+    pr_authors = {email}
+    with CatFile(repo) as cat:
+        for sha, parents in commits:
+            bit, cprior = state.begin(sha, parents)
+            if len(parents) > 1:
+                continue
+            crec = next(stream)
+            state.set_line_counts(crec.files, cat.read)
+            c_rows.append(change_row(crec, state, cprior, rule, cfg.mine, prior_count=bit))
+            c_files.extend(file_rows(crec))
+            state.record(bit, crec.files, crec.author_email, crec.author_time)
+            pr_authors.add(crec.author_email)
+    c_blobs = {
+        r[k] for r in c_files if r["is_python"] for k in ("blob_before", "blob_after") if r[k]
+    }
+    if code_metrics:
+        _blob_metrics(repo, c_blobs, metrics)
+
+    use = metrics if code_metrics else None
+    return Analysis(
+        base=base_sha,
+        head=head_sha,
+        merge_base=merge_base,
+        author=email,
+        time=t,
+        record=rec,
+        pr_row=_rows_frame([pr], pr_files, use, cfg.label),
+        file_rows=_rows_frame(one_rows, one_files, use, cfg.label).assign(
+            path=[f.path for f in rec.files]
+        ),
+        commit_rows=_rows_frame(c_rows, c_files, use, cfg.label),
+        facts=facts,
+        history=hist,
+        subsystem_commits=sub_commits,
+        new_subsystems=new_subs,
+        pr_authors=pr_authors,
+    )
+
+
+# -- the model side -----------------------------------------------------------------------
+
+
+def past_year(
+    analysis: Analysis, dataset: store.Dataset, label_cfg: LabelConfig, days: int = PERCENTILE_DAYS
+) -> pd.DataFrame:
+    """Mined changes of the ``days`` before the PR that are in its history (its base's ancestors)."""
+    ch = dataset.changes
+    hist = analysis.history
+    prior = set(hist.shas)
+    since = pd.Timestamp(analysis.time - days * SECONDS_PER_DAY, unit="s", tz="UTC")
+    until = pd.Timestamp(analysis.time, unit="s", tz="UTC")
+    sel = ch["sha"].isin(prior) & (ch["author_time"] >= since) & (ch["author_time"] <= until)
+    rows = ch[sel].reset_index(drop=True)
+    files = dataset.files[dataset.files["sha"].isin(set(rows["sha"]))]
+    return with_source_lines(rows, files, label_cfg)
+
+
+def percentile_of(p: float, scores: np.ndarray) -> float | None:
+    """Share (0-100) of ``scores`` below ``p``, ties counted half."""
+    if not len(scores):
+        return None
+    below = float(np.sum(scores < p))
+    ties = float(np.sum(scores == p))
+    return 100.0 * (below + 0.5 * ties) / len(scores)
+
+
+def _predict(model: Any, df: pd.DataFrame) -> np.ndarray:
+    if df.empty:
+        return np.zeros(0)
+    try:
+        return np.asarray(model.predict_proba(df), dtype=float).reshape(-1)
+    except (KeyError, ValueError, TypeError) as err:
+        raise ModelError(
+            f"model {getattr(model, 'version', '?')} cannot score these changes ({err})",
+            hint="retrain with `diffrisk train` (the dataset and model features differ)",
+        ) from None
+
+
+def _feature_dict(row: pd.Series) -> dict[str, Any]:
+    out = {}
+    for k, v in row.items():
+        if k == "author_time":
+            out[k] = pd.Timestamp(v).isoformat()
+        elif isinstance(v, np.ndarray):
+            out[k] = [int(x) for x in v]
+        else:
+            out[k] = v
+    return _jsonable(out)
+
+
+def score(
+    repo_path: str | Path,
+    base: str,
+    head: str,
+    data_dir: str | Path | None = None,
+    config: Config | None = None,
+    *,
+    model: Any = None,
+    pull_request: PullRequest | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ScoreResult:
+    """Score the change ``base...head`` of the repository at ``repo_path``.
+
+    ``model`` defaults to :func:`diffrisk.registry.load_model` (the repository's current
+    model, else the bundled one). ``pull_request`` (from :func:`pull_request_from_event`)
+    supplies the PR's title and body for the fix and issue features.
+    """
+    from diffrisk import explain
+
+    t0 = time.perf_counter()
+    cfg = config or Config()
+    scfg = cfg.score
+    repo = open_repo(repo_path)
+    data = Path(data_dir) if data_dir is not None else default_data_dir(repo_path)
+    dataset = store.load_dataset(data)
+    assert dataset is not None  # load_dataset raises when there is none
+    labels = _labels(data)
+    if model is None:
+        from diffrisk.registry import load_model
+
+        model = load_model(data)
+    if progress:
+        progress("features")
+    a = analyze(
+        repo,
+        base,
+        head,
+        dataset,
+        cfg,
+        title=pull_request.title if pull_request and pull_request.title else None,
+        body=pull_request.body if pull_request else "",
+        labels=labels,
+    )
+    if progress:
+        progress("model")
+    p = float(_predict(model, a.pr_row)[0])
+    level = level_of(p, scfg.medium, scfg.high)
+    past = past_year(a, dataset, cfg.label)
+    past_scores = _predict(model, past)
+    file_scores = _predict(model, a.file_rows)
+    commit_scores = _predict(model, a.commit_rows)
+    try:
+        contrib = model.contributions(a.pr_row)
+    except (KeyError, ValueError, TypeError) as err:
+        raise ModelError(
+            f"model {getattr(model, 'version', '?')} cannot explain this change ({err})"
+        ) from None
+
+    pr = a.pr_row.iloc[0]
+    ctx = explain.Context.of(a)
+    factors = explain.factors(contrib.iloc[0], pr, ctx, scfg.top_factors)
+    files = explain.hotspots(a, file_scores, scfg.top_files)
+    commits = [
+        CommitRisk(str(r.sha), str(r.subject), float(s), level_of(float(s), scfg.medium, scfg.high))
+        for r, s in zip(a.commit_rows.itertuples(index=False), commit_scores, strict=True)
+    ]
+    commits.sort(key=lambda c: -c.probability)
+    reviewers = explain.reviewers(a)
+    advice = explain.advice(a, reviewers, cfg.label) if level == "high" else []
+
+    warnings = []
+    if a.history.computed:
+        warnings.append(
+            f"{a.history.computed} commits before this change are not in the mined dataset; "
+            "they were read from git (run `diffrisk mine` to keep the dataset current)"
+        )
+    meta = getattr(model, "metadata", {}) or {}
+    return ScoreResult(
+        repo=str(repo_path),
+        base=a.base,
+        head=a.head,
+        probability=p,
+        level=level,
+        percentile=percentile_of(p, past_scores),
+        model_version=str(getattr(model, "version", "")),
+        model_source=str(getattr(model, "source", "")),
+        model_metrics=_jsonable(dict(meta.get("metrics") or {})),
+        features=_feature_dict(pr),
+        factors=factors,
+        files=files,
+        commits=commits,
+        advice=advice,
+        reviewers=reviewers,
+        thresholds={"medium": scfg.medium, "high": scfg.high},
+        merge_base=a.merge_base,
+        author=a.author,
+        compared_changes=len(past_scores),
+        pull_request=pull_request.number if pull_request else None,
+        warnings=warnings,
+        seconds=round(time.perf_counter() - t0, 3),
+    )

@@ -1,0 +1,383 @@
+"""Words for a score: factors, hotspots, reviewers and advice.
+
+Nothing here decides what matters. The model's per-feature contributions pick the
+factors; the texts only phrase each feature with the change's actual values. Hotspots
+are ranked by the model's probability for each file's change alone; their reasons,
+the reviewers and the advice are facts read from the mined history.
+"""
+
+from __future__ import annotations
+
+import math
+import posixpath
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from diffrisk.config import LabelConfig
+from diffrisk.history import subsystem
+
+if TYPE_CHECKING:
+    from diffrisk.score import Analysis, Factor, FileRisk
+
+SECONDS_PER_DAY = 86400
+REVIEWER_DAYS = 365
+MAX_REVIEWERS = 3
+MAX_NAMED = 3
+COUPLED = 0.2
+"""Two top-level directories belong in one PR when at least this share of the past
+changes of the less-changed one also changed the other."""
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _n(count: float, word: str, plural: str | None = None) -> str:
+    c = int(count)
+    return f"{c} {word if c == 1 else (plural or word + 's')}"
+
+
+def _num(x: float) -> str:
+    return f"{int(x)}" if float(x).is_integer() else f"{x:.1f}"
+
+
+def subsystem_name(s: str) -> str:
+    return f"{s}/" if s else "the repository root"
+
+
+def _names(items: list[str], limit: int = MAX_NAMED) -> str:
+    shown = items[:limit]
+    more = len(items) - len(shown)
+    text = ", ".join(shown)
+    return f"{text} and {more} more" if more > 0 else text
+
+
+def is_test_path(path: str) -> bool:
+    """A test file by the usual conventions (tests/ or test/ dirs, test_*.py, *_test.py)."""
+    parts = path.lower().split("/")
+    name = parts[-1]
+    if any(p in ("test", "tests", "testing") for p in parts[:-1]):
+        return True
+    return (
+        name.startswith("test_")
+        or name.endswith(("_test.py", "_tests.py"))
+        or name == "conftest.py"
+    )
+
+
+@dataclass
+class Context:
+    """The change's facts the texts refer to."""
+
+    paths: list[str]
+    dirs: list[str]
+    subsystems: list[str]
+    new_subsystems: list[str]
+    fix_files: list[str]  # touched files with past fixes, most fixes first
+    la_in_fix_files: int
+    subject: str
+
+    @classmethod
+    def of(cls, a: Analysis) -> Context:
+        files = a.record.files
+        fixy = sorted((f for f in a.facts if f.past_fixes > 0), key=lambda f: -f.past_fixes)
+        return cls(
+            paths=[f.path for f in files],
+            dirs=sorted({posixpath.dirname(f.path) for f in files}),
+            subsystems=sorted({subsystem(f.path) for f in files}),
+            new_subsystems=list(a.new_subsystems),
+            fix_files=[f.path for f in fixy],
+            la_in_fix_files=sum(
+                f.change.la for f in fixy if not f.change.binary and not f.change.unknown
+            ),
+            subject=a.record.subject,
+        )
+
+
+# -- factors ---------------------------------------------------------------------------
+
+
+def factor_text(feature: str, value: Any, ctx: Context) -> str:
+    """One feature of the change, in a reviewer's words, with the change's value."""
+    v = _value(value)
+    if v is None:
+        return f"{feature} is unknown for this change"
+    if feature == "nf":
+        if v == 1:
+            return (
+                f"touches a single file ({ctx.paths[0]})" if ctx.paths else "touches a single file"
+            )
+        return f"touches {_n(v, 'file')} in {_n(len(ctx.dirs), 'directory', 'directories')}"
+    if feature == "nd":
+        if v <= 1:
+            d = ctx.dirs[0] if ctx.dirs and ctx.dirs[0] else "the repository root"
+            return f"stays within one directory ({d})"
+        return f"spreads over {_n(v, 'directory', 'directories')} ({_names([d or '(root)' for d in ctx.dirs])})"
+    if feature == "ns":
+        names = [subsystem_name(s) for s in ctx.subsystems]
+        if v <= 1:
+            return f"stays within one top-level directory ({names[0] if names else 'the root'})"
+        return f"spans {_n(v, 'top-level directory', 'top-level directories')} ({_names(names)})"
+    if feature == "entropy":
+        if v >= 0.5:
+            return f"spreads its edits evenly over its files (entropy {v:.2f})"
+        return f"concentrates its edits in few of its files (entropy {v:.2f})"
+    if feature == "la":
+        text = f"adds {_n(v, 'line')}"
+        if ctx.fix_files and ctx.la_in_fix_files:
+            if ctx.la_in_fix_files >= v:
+                return text + " to files with a history of fixes"
+            return text + f", {ctx.la_in_fix_files} of them to files with a history of fixes"
+        return text
+    if feature == "ld":
+        return f"deletes {_n(v, 'line')}"
+    if feature == "lt":
+        if v == 0:
+            return "only adds new files"
+        return f"modifies files that had {_n(v, 'line')} before the change"
+    if feature == "fix":
+        return f'is a bug fix ("{ctx.subject}")' if v else "is not a bug fix"
+    if feature == "ndev":
+        if v == 0:
+            return "touches only files without earlier history"
+        return f"touches files that {_n(v, 'developer')} changed before"
+    if feature == "age":
+        if v < 1:
+            return "touches files changed less than a day earlier"
+        return f"touches files last changed {_num(round(v, 1))} days earlier on average"
+    if feature == "nuc":
+        if v == 0:
+            return "touches files with no earlier changes"
+        return f"touches files changed by {_n(v, 'earlier commit')}"
+    if feature == "exp":
+        if v == 0:
+            return "is the author's first change to the repository"
+        return f"comes from an author with {_n(v, 'earlier change')}"
+    if feature == "rexp":
+        return f"comes from an author with {v:.1f} recent changes (weighted by recency)"
+    if feature == "sexp":
+        if v == 0:
+            where = _names([subsystem_name(s) for s in ctx.new_subsystems or ctx.subsystems])
+            return f"is the author's first change to {where}"
+        where = _names([subsystem_name(s) for s in ctx.subsystems])
+        return f"comes from an author with {_n(v, 'earlier change')} to {where}"
+    if feature == "issue_refs":
+        return "references no issue" if v == 0 else f"references {_n(v, 'issue')}"
+    if feature == "huge":
+        return "is a huge change (thousands of files or lines)" if v else "is not a huge change"
+    if feature == "binary_files":
+        return "changes no binary files" if v == 0 else f"changes {_n(v, 'binary file')}"
+    if feature == "unknown_files":
+        return f"has {_n(v, 'file')} whose line counts are unknown"
+    if feature == "py_files":
+        return "changes no Python files" if v == 0 else f"changes {_n(v, 'Python file')}"
+    if feature == "cc_delta":
+        if v > 0:
+            return f"adds {_num(v)} to the cyclomatic complexity of its Python files"
+        if v < 0:
+            return f"lowers the cyclomatic complexity of its Python files by {_num(-v)}"
+        return "leaves the cyclomatic complexity of its Python files unchanged"
+    if feature == "cc_max_touched":
+        if v == 0:
+            return "adds or modifies no branching function"
+        return f"adds or modifies a function of cyclomatic complexity {_num(v)}"
+    if feature == "mi_before":
+        return f"touches Python files with a maintainability index of {v:.0f}/100"
+    if feature == "mi_after":
+        return f"leaves its Python files with a maintainability index of {v:.0f}/100"
+    if feature == "hv_delta":
+        return f"changes the Halstead volume of its Python files by {v:+.0f}"
+    if feature == "unparsable_files":
+        return f"has {_n(v, 'Python file')} that do not parse"
+    return f"{feature} = {_num(v)}"
+
+
+def _value(value: Any) -> float | None:
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return float(len(value))
+    if value is None or isinstance(value, str):
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(v) else v
+
+
+def factors(contrib: pd.Series, row: pd.Series, ctx: Context, top: int) -> list[Factor]:
+    """The ``top`` features that raised and the ``top`` that lowered the risk most."""
+    from diffrisk.score import Factor
+
+    items = []
+    for feature, c in contrib.items():
+        c = float(c)
+        if math.isnan(c) or c == 0.0:
+            continue
+        raw = row.get(feature) if feature in row.index else None
+        v = _value(raw)
+        items.append(
+            Factor(
+                str(feature), math.nan if v is None else v, c, factor_text(str(feature), raw, ctx)
+            )
+        )
+    up = sorted((f for f in items if f.contribution > 0), key=lambda f: -f.contribution)[:top]
+    down = sorted((f for f in items if f.contribution < 0), key=lambda f: f.contribution)[:top]
+    return sorted(up + down, key=lambda f: -abs(f.contribution))
+
+
+# -- hotspots --------------------------------------------------------------------------
+
+
+def file_reasons(f: Any) -> list[str]:
+    """Why a touched file is risky, from its history and this change (a FileFacts)."""
+    ch = f.change
+    out = []
+    if ch.status == "A":
+        out.append("new file")
+    elif f.past_changes:
+        out.append(f"changed in {_n(f.past_changes, 'earlier commit')}")
+    if f.past_fixes:
+        out.append(f"{_n(f.past_fixes, 'past bug fix', 'past bug fixes')} touched it")
+    if f.past_bugs:
+        out.append(f"{_n(f.past_bugs, 'earlier change')} to it later needed a fix")
+    cc = f.cc_added
+    if cc is not None and cc > 0:
+        out.append(f"this change adds {_num(cc)} to its cyclomatic complexity")
+    elif cc is not None and cc < 0:
+        out.append(f"this change lowers its cyclomatic complexity by {_num(-cc)}")
+    if ch.binary:
+        out.append("binary")
+    elif ch.la or ch.ld:
+        out.append(f"+{ch.la}/-{ch.ld} lines")
+    if ch.status == "D":
+        out.append("deleted")
+    elif ch.status == "R":
+        out.append(f"renamed from {ch.old_path}")
+    return out
+
+
+def hotspots(a: Analysis, scores: np.ndarray, top: int) -> list[FileRisk]:
+    """The ``top`` touched files by the model's probability for each file's change alone."""
+    from diffrisk.score import FileRisk
+
+    out = []
+    for f, s in zip(a.facts, scores, strict=True):
+        ch = f.change
+        out.append(
+            FileRisk(
+                path=f.path,
+                score=float(s),
+                reasons=file_reasons(f),
+                la=0 if ch.binary or ch.unknown else ch.la,
+                ld=0 if ch.binary or ch.unknown else ch.ld,
+                past_fixes=f.past_fixes,
+                cc_added=f.cc_added,
+                past_changes=f.past_changes,
+                past_bugs=f.past_bugs,
+            )
+        )
+    out.sort(key=lambda r: (-r.score, -r.past_fixes, -(r.la + r.ld), r.path))
+    return out[:top]
+
+
+# -- reviewers and advice -------------------------------------------------------------------
+
+
+def reviewers(
+    a: Analysis, limit: int = MAX_REVIEWERS, days: int = REVIEWER_DAYS
+) -> list[tuple[str, int]]:
+    """Who changed the touched files most in the ``days`` before the change (all time if
+    nobody did), excluding the PR's own authors: (email, changes to these files)."""
+    hist = a.history
+    bits = np.unique(np.concatenate([f.bits for f in a.facts] + [np.zeros(0, dtype=np.int64)]))
+    if not len(bits):
+        return []
+    recent = bits[hist.times[bits] >= a.time - days * SECONDS_PER_DAY]
+    for chosen in (recent, bits):
+        counts: Counter[str] = Counter()
+        last: dict[str, int] = {}
+        for b in chosen.tolist():
+            e = hist.emails[b]
+            if e and e not in a.pr_authors:
+                counts[e] += 1
+                last[e] = max(last.get(e, 0), int(hist.times[b]))
+        if counts:
+            ranked = sorted(counts, key=lambda e: (-counts[e], -last[e], e))
+            return [(e, counts[e]) for e in ranked[:limit]]
+    return []
+
+
+def independent_groups(a: Analysis, coupled: float = COUPLED) -> list[list[str]]:
+    """Touched top-level directories grouped by how often they changed together before.
+
+    Two directories are joined when the past changes touching both are at least
+    ``coupled`` of the past changes of the less-changed one; a directory with no past
+    changes stands alone.
+    """
+    subs = sorted(a.subsystem_commits)
+    parent = {s: s for s in subs}
+
+    def find(s: str) -> str:
+        while parent[s] != s:
+            parent[s] = parent[parent[s]]
+            s = parent[s]
+        return s
+
+    for i, s1 in enumerate(subs):
+        c1 = a.subsystem_commits[s1]
+        for s2 in subs[i + 1 :]:
+            c2 = a.subsystem_commits[s2]
+            small = min(len(c1), len(c2))
+            if small and len(c1 & c2) >= coupled * small:
+                parent[find(s1)] = find(s2)
+    groups: dict[str, list[str]] = {}
+    for s in subs:
+        groups.setdefault(find(s), []).append(s)
+    return sorted(groups.values(), key=lambda g: (-len(g), g))
+
+
+def advice(
+    a: Analysis, people: list[tuple[str, int]], label_cfg: LabelConfig | None = None
+) -> list[str]:
+    """What to do about a risky change, from the data (score() gives it for high risk).
+
+    Split along independent top-level directories; add tests beside the touched source
+    files (the label stage's source rule) with a history of fixes; ask the people who
+    changed the touched files most.
+    """
+    from diffrisk.train import is_source_path
+
+    lcfg = label_cfg or LabelConfig()
+    out = []
+    paths = [f.path for f in a.record.files]
+    groups = independent_groups(a)
+    if len(groups) >= 2:
+        parts = []
+        for g in groups:
+            n = sum(1 for p in paths if subsystem(p) in g)
+            parts.append(f"{' + '.join(subsystem_name(s) for s in g)} ({_n(n, 'file')})")
+        out.append(
+            "Split this PR: these parts have rarely changed together before and can be reviewed "
+            "and merged separately: " + "; ".join(parts) + "."
+        )
+    fixy = [
+        f
+        for f in sorted(a.facts, key=lambda f: (-f.past_fixes, f.path))
+        if f.past_fixes
+        and f.change.status != "D"
+        and is_source_path(f.path, lcfg)
+        and not is_test_path(f.path)
+    ]
+    if fixy:
+        named = _names([f"{f.path} ({_n(f.past_fixes, 'past fix', 'past fixes')})" for f in fixy])
+        touches_tests = any(is_test_path(p) for p in paths)
+        lead = "Add tests beside files with a history of fixes: "
+        tail = "" if touches_tests else " (this PR changes no test files)"
+        out.append(lead + named + tail + ".")
+    if people:
+        names = ", ".join(f"{e} ({_n(n, 'change')})" for e, n in people)
+        out.append(f"Ask for review from the people who know these files best: {names}.")
+    return out
