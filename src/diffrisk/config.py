@@ -60,12 +60,26 @@ class FixesConfig(_Section):
 
 
 class LabelConfig(_Section):
+    """SZZ labelling (docs/labels.md describes every filter and what it changes)."""
+
     verification_days: int = Field(90, ge=0)
+    """A change younger than this (vs the newest mined commit) that no fix blames is unlabelled."""
     max_fix_files: int = Field(50, ge=1)
+    """Fixes touching more files than this are not blamed (tangled or mass changes)."""
     ignore_whitespace: bool = True
+    """Diff and blame with ``-w``: whitespace-only changes are neither blamed nor blamed for."""
     ignore_comments: bool = True
+    """Deleted blank, comment-only and docstring lines are not blamed (AG-SZZ)."""
     skip_merges: bool = True
+    """Links to merge commits are dropped from szz_links (merges are never labelled either way)."""
     issue_date_filter: bool = True
+    """Drop candidates committed after the fix's linked bug issue was opened (needs GitHub)."""
+    source_only: bool = True
+    """Blame only source files (``source_extensions`` minus ``exclude_paths``)."""
+    copy_detection: bool = False
+    """Blame with ``-C`` (lines moved from other files of the same commit) besides ``-M``."""
+    workers: int | None = Field(None, ge=1)
+    """Processes running git blame; default: the number of cores."""
     source_extensions: list[str] = Field(
         default_factory=lambda: [
             ".py", ".pyx", ".pxd", ".pyi", ".c", ".h", ".cc", ".cpp", ".hpp", ".cxx", ".go",
@@ -127,12 +141,32 @@ class GateConfig(_Section):
 
 
 class MonitorConfig(_Section):
+    """``diffrisk monitor`` (docs/monitoring.md)."""
+
     recent_days: int = Field(90, ge=1)
+    """Recent window compared with the training window (days up to the newest mined change)."""
     psi_warn: float = Field(0.1, ge=0)
+    """Population stability index at which a feature's drift is a warning (if the KS test agrees)."""
     psi_alert: float = Field(0.25, ge=0)
+    """PSI at which drift is an alert (if the KS test agrees); an alert recommends retraining."""
     ks_alpha: float = Field(0.01, gt=0, lt=1)
+    """Significance level of the two-sample Kolmogorov-Smirnov test."""
     auc_drop: float = Field(0.05, ge=0, le=1)
+    """Retrain when the realized ROC-AUC falls more than this below the model's recorded one."""
     max_model_age_days: int = Field(90, ge=1)
+    """Retrain when the model is older than this."""
+    min_changes: int = Field(30, ge=2)
+    """Fewer changes than this in either window: no drift verdict for the feature."""
+    min_buggy: int = Field(10, ge=1)
+    """ROC-AUC is reported only with at least this many buggy and this many clean labelled changes."""
+    period: Literal["Q", "M", "Y"] = "Q"
+    """Period of the realized-accuracy table: quarter, month or year."""
+    footer_days: int = Field(90, ge=1)
+    """Window of the PR comment's realized-accuracy footer and of the report's recent log summary."""
+    footer_min_buggy: int = Field(5, ge=1)
+    """The footer appears once the prediction log holds at least this many changes later found buggy."""
+    issue_title: str = "diffrisk model monitor"
+    """Title of the GitHub issue ``diffrisk monitor --issue`` keeps up to date."""
 
 
 class Config(_Section):

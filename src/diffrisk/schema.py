@@ -90,6 +90,42 @@ BLOB_METRICS: tuple[Column, ...] = (
            "functions and methods: qualified name, complexity, hash of their source text"),
 )
 
+LABELS: tuple[Column, ...] = (
+    Column("sha", pa.string(), "commit id; one row per row of changes.parquet"),
+    Column("label", pa.int8(), "1 defect-inducing (a fix blames it), 0 clean, null unlabelled (too young to tell)"),
+    Column("label_state", pa.string(), "'buggy', 'clean' or 'unlabelled'"),
+    Column("fixed_by", pa.list_(pa.string()), "fixes whose SZZ blame names this commit, oldest first"),
+    Column("days_to_fix", pa.float64(), "days from this commit to the first fix blaming it (null when none)"),
+    Column("n_fixes", pa.int32(), "distinct fixes blaming this commit"),
+    Column("source_files", pa.int32(), "files this commit adds lines to that SZZ treats as source; 0 = can never be labelled buggy"),
+    Column("is_fix", pa.int8(), "1 when the labeller treated the commit as a bug fix (keyword rule or GitHub bug label)"),
+)
+
+SZZ_LINKS: tuple[Column, ...] = (
+    Column("fix_sha", pa.string(), "the fix"),
+    Column("inducing_sha", pa.string(), "a commit git blame names for lines the fix deleted or changed"),
+    Column("path", pa.string(), "the blamed file, as named in the inducing commit"),
+    Column("lines", pa.int32(), "lines of that file the fix changed that blame attributes to the inducing commit"),
+    Column("sample", pa.list_(pa.string()), "up to 8 of those lines' text, for the quality report"),
+    Column("dropped", pa.string(), "null when the link labels the inducing commit; else why not: 'merge', 'not_mined', 'after_fix', 'after_issue'"),
+)
+
+PREDICTIONS: tuple[Column, ...] = (
+    Column("head_sha", pa.string(), "head commit of the scored pull request or range; one row per head (the last run wins)"),
+    Column("base_sha", pa.string(), "base commit it was compared with"),
+    Column("pr", pa.int64(), "pull-request number, null outside a pull request"),
+    Column("repo", pa.string(), "repository as the score run named it"),
+    Column("commits", pa.list_(pa.string()), "commits of the pull request (base..head), as scored"),
+    Column("features", pa.string(), "the squashed change's features, a JSON object"),
+    Column("probability", pa.float64(), "predicted probability that the change is defect-inducing"),
+    Column("level", pa.string(), "'low', 'medium' or 'high'"),
+    Column("decision", pa.string(), "gate outcome ('pass', 'warn', 'accepted', 'fail'); null for a plain score run"),
+    Column("model_version", pa.string(), "version of the model that scored it"),
+    Column("model_source", pa.string(), "'repository' or 'bundled'"),
+    Column("source", pa.string(), "the command that logged it: 'score' or 'gate'"),
+    Column("time", TS, "when the prediction was made, UTC"),
+)
+
 KAMEI = tuple(c.name for c in CHANGES if c.kamei)
 CODE_METRICS = ("py_files", "cc_delta", "cc_max_touched", "mi_before", "mi_after", "hv_delta", "unparsable_files")
 
@@ -97,6 +133,9 @@ TABLES: dict[str, tuple[Column, ...]] = {
     "changes": CHANGES,
     "files": FILES,
     "blob_metrics": BLOB_METRICS,
+    "labels": LABELS,
+    "szz_links": SZZ_LINKS,
+    "predictions": PREDICTIONS,
 }
 
 

@@ -1,0 +1,540 @@
+"""The git side of SZZ: which lines a fix deleted or changed, and who wrote them.
+
+For a batch of fixes one ``git log -p -U0`` process gives every hunk; for each file a
+fix changed, one ``git blame --porcelain -L a,b -L c,d ... <parent> -- <path>`` names
+the commits that last touched the changed lines in the fix's first parent. Blank and
+comment-only lines (and Python docstrings) can be left out before blaming (AG-SZZ).
+
+This module only starts git processes and parses their output; the filters on the
+candidates (dataset membership, dates, merges) are in :mod:`diffrisk.label`.
+"""
+
+from __future__ import annotations
+
+import ast
+import codecs
+import fnmatch
+import re
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from diffrisk.errors import GitCommandError
+from diffrisk.gitio import CatFile, GitRepo
+
+# How many blamed line texts a link keeps for the quality report.
+SAMPLE_LINES = 8
+
+_HUNK = re.compile(rb"^@@ -(\d+)(?:,(\d+))? \+\d+(?:,\d+)? @@")
+_HASH_COMMENT = frozenset(
+    {
+        ".py",
+        ".pyx",
+        ".pxd",
+        ".pyi",
+        ".sh",
+        ".bash",
+        ".pl",
+        ".pm",
+        ".rb",
+        ".r",
+        ".jl",
+        ".toml",
+        ".yaml",
+        ".yml",
+        ".cfg",
+        ".ini",
+        ".cmake",
+        ".mk",
+    }
+)
+_SLASH_COMMENT = frozenset(
+    {
+        ".c",
+        ".h",
+        ".cc",
+        ".cpp",
+        ".hpp",
+        ".cxx",
+        ".hh",
+        ".go",
+        ".rs",
+        ".java",
+        ".kt",
+        ".kts",
+        ".scala",
+        ".js",
+        ".jsx",
+        ".ts",
+        ".tsx",
+        ".mjs",
+        ".cjs",
+        ".cs",
+        ".swift",
+        ".m",
+        ".mm",
+        ".php",
+        ".dart",
+        ".groovy",
+    }
+)
+_PY = frozenset({".py", ".pyi", ".pyx", ".pxd"})
+
+
+@dataclass(frozen=True)
+class SourceFilter:
+    """Which paths SZZ treats as source code (``label.source_extensions`` / ``exclude_paths``)."""
+
+    extensions: frozenset[str]
+    exclude: tuple[str, ...]
+
+    @classmethod
+    def of(cls, extensions: Iterable[str], exclude: Iterable[str]) -> SourceFilter:
+        return cls(frozenset(e.lower() for e in extensions), tuple(exclude))
+
+    def __call__(self, path: str) -> bool:
+        p = PurePosixPath(path)
+        if p.suffix.lower() not in self.extensions:
+            return False
+        # fnmatch's "*" crosses "/", so "tests/*" matches at any depth below tests/.
+        return not any(fnmatch.fnmatchcase(path, pat) for pat in self.exclude)
+
+
+@dataclass
+class FileDiff:
+    """One file of a fix: its path in the parent and the line numbers the fix removed."""
+
+    old_path: str
+    new_path: str
+    old_blob: str | None
+    deleted: list[int] = field(default_factory=list)
+    texts: list[bytes] = field(default_factory=list)
+
+
+# -- diffs ------------------------------------------------------------------------------
+
+
+def _unquote(raw: bytes) -> str:
+    """A path as git prints it in diff headers (C-quoted when it has odd characters)."""
+    raw = raw.rstrip(b"\t")  # git appends a tab to names containing spaces
+    if raw.startswith(b'"') and raw.endswith(b'"'):
+        raw = codecs.escape_decode(raw[1:-1])[0]
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def log_patch_argv(ignore_whitespace: bool) -> list[str]:
+    argv = [
+        "log",
+        "--no-walk=unsorted",
+        "--stdin",
+        "-p",
+        "-U0",
+        "-M",
+        "--full-index",
+        "--no-color",
+        "--no-ext-diff",
+        "--no-textconv",
+        "--src-prefix=a/",
+        "--dst-prefix=b/",
+        "--format=%x01%H",
+    ]
+    if ignore_whitespace:
+        argv.insert(4, "-w")
+    return argv
+
+
+def parse_patches(data: bytes) -> dict[str, list[FileDiff]]:
+    """``git log -p -U0 --format=%x01%H`` output -> per commit, the files with deleted lines."""
+    out: dict[str, list[FileDiff]] = {}
+    files: list[FileDiff] = []
+    cur: FileDiff | None = None
+    old_path = new_path = blob = None
+    line_no = 0
+    for line in data.split(b"\n"):
+        if line.startswith(b"\x01"):
+            files = out.setdefault(line[1:].decode(), [])
+            cur = None
+            continue
+        if line.startswith(b"diff --git "):
+            cur = None
+            old_path = new_path = blob = None
+            continue
+        if cur is None:
+            if line.startswith(b"index "):
+                ids = line.split()[1].split(b"..")
+                blob = ids[0].decode() if ids and set(ids[0]) != {ord("0")} else None
+            elif line.startswith(b"rename from "):
+                old_path = _unquote(line[12:])
+            elif line.startswith(b"rename to "):
+                new_path = _unquote(line[10:])
+            elif line.startswith(b"--- "):
+                name = line[4:]
+                old_path = None if name == b"/dev/null" else _unquote(name)[2:]
+            elif line.startswith(b"+++ "):
+                name = line[4:]
+                new_path = None if name == b"/dev/null" else _unquote(name)[2:]
+                if old_path is not None:
+                    cur = FileDiff(old_path, new_path or old_path, blob)
+                    files.append(cur)
+            continue
+        if line.startswith(b"@@"):
+            m = _HUNK.match(line)
+            if m:
+                line_no = int(m.group(1))
+            continue
+        if line.startswith(b"-"):
+            cur.deleted.append(line_no)
+            cur.texts.append(line[1:])
+            line_no += 1
+    for fs in out.values():
+        fs[:] = [f for f in fs if f.deleted]
+    return out
+
+
+# -- cosmetic lines (AG-SZZ) ------------------------------------------------------------
+
+
+def _python_docstring_lines(text: str) -> set[int]:
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return set()
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
+                s = body[0]
+                lines.update(range(s.lineno, (s.end_lineno or s.lineno) + 1))
+    return lines
+
+
+def _slash_comment_lines(text: str) -> set[int]:
+    """Lines made only of ``//`` or ``/* */`` comments (strings are not looked into)."""
+    lines: set[int] = set()
+    in_block = False
+    for no, raw in enumerate(text.splitlines(), 1):
+        s = raw.strip()
+        code = False
+        while s:
+            if in_block:
+                end = s.find("*/")
+                if end < 0:
+                    s = ""
+                else:
+                    in_block = False
+                    s = s[end + 2 :].strip()
+            elif s.startswith("//"):
+                s = ""
+            elif s.startswith("/*"):
+                in_block = True
+                s = s[2:]
+            else:
+                code = True
+                start = s.find("/*")
+                if start >= 0 and "//" not in s[:start]:
+                    in_block = True
+                    s = s[start + 2 :]
+                else:
+                    s = ""
+        if not code and raw.strip():
+            lines.add(no)
+    return lines
+
+
+def cosmetic_lines(
+    path: str, old_text: bytes | None, line_numbers: list[int], texts: list[bytes]
+) -> set[int]:
+    """The given deleted lines that are blank or only comment (Python: also docstrings)."""
+    ext = PurePosixPath(path).suffix.lower()
+    out = {no for no, t in zip(line_numbers, texts, strict=True) if not t.strip()}
+    if ext in _HASH_COMMENT:
+        out.update(
+            no for no, t in zip(line_numbers, texts, strict=True) if t.lstrip().startswith(b"#")
+        )
+    if old_text is None:
+        return out
+    rest = [no for no in line_numbers if no not in out]
+    if not rest:
+        return out
+    text = old_text.decode("utf-8", "replace")
+    if ext in _PY:
+        doc = _python_docstring_lines(text)
+        out.update(no for no in rest if no in doc)
+    elif ext in _SLASH_COMMENT:
+        com = _slash_comment_lines(text)
+        out.update(no for no in rest if no in com)
+    return out
+
+
+# -- blame ------------------------------------------------------------------------------
+
+
+def ranges(lines: Iterable[int]) -> list[tuple[int, int]]:
+    """Sorted line numbers -> inclusive (start, end) runs."""
+    out: list[tuple[int, int]] = []
+    for n in sorted(set(lines)):
+        if out and n == out[-1][1] + 1:
+            out[-1] = (out[-1][0], n)
+        else:
+            out.append((n, n))
+    return out
+
+
+def blame_argv(
+    parent: str,
+    path: str,
+    line_ranges: list[tuple[int, int]],
+    *,
+    ignore_whitespace: bool,
+    copy_detection: bool,
+    ignore_revs_file: str | None,
+) -> list[str]:
+    argv = ["-c", "blame.ignoreRevsFile=", "blame", "--porcelain", "-M"]
+    if ignore_whitespace:
+        argv.append("-w")
+    if copy_detection:
+        argv.append("-C")
+    if ignore_revs_file:
+        argv += ["--ignore-revs-file", ignore_revs_file]
+    for a, b in line_ranges:
+        argv += ["-L", f"{a},{b}"]
+    return [*argv, parent, "--", path]
+
+
+def parse_porcelain(data: bytes) -> list[tuple[str, str, int, bytes]]:
+    """``git blame --porcelain`` -> (commit, path in that commit, final line, text) per line."""
+    out = []
+    names: dict[str, str] = {}
+    sha = ""
+    final = 0
+    for line in data.split(b"\n"):
+        if line.startswith(b"\t"):
+            out.append((sha, names.get(sha, ""), final, line[1:]))
+            continue
+        parts = line.split(b" ")
+        if len(parts) >= 3 and len(parts[0]) in (40, 64) and parts[1].isdigit():
+            sha = parts[0].decode()
+            final = int(parts[2])
+        elif line.startswith(b"filename "):
+            names[sha] = _unquote(line[9:])
+    return out
+
+
+@dataclass(frozen=True)
+class BlameSettings:
+    ignore_whitespace: bool = True
+    ignore_comments: bool = True
+    copy_detection: bool = False
+    extensions: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    source_only: bool = True
+
+
+@dataclass(frozen=True)
+class FixJob:
+    sha: str
+    ignore_revs_file: str | None = None
+
+
+@dataclass
+class FixBlame:
+    """What blaming one fix found: per (inducing commit, path) the blamed line count and texts."""
+
+    sha: str
+    considered: int = 0
+    """Deleted or changed source lines blamed (after the cosmetic filter)."""
+    cosmetic: int = 0
+    """Deleted source lines left out as blank, comment or docstring."""
+    links: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+def _decode(b: bytes) -> str:
+    return b.decode("utf-8", "replace")
+
+
+class Blamer:
+    """Blames fixes in one process: a ``git log -p`` per batch, a ``git blame`` per file."""
+
+    def __init__(self, repo: GitRepo, settings: BlameSettings) -> None:
+        self.repo = repo
+        self.settings = settings
+        self.is_source = SourceFilter.of(settings.extensions, settings.exclude)
+        self.cat = CatFile(repo)
+
+    def close(self) -> None:
+        self.cat.close()
+
+    def patches(self, shas: list[str]) -> dict[str, list[FileDiff]]:
+        data = self.repo.run(
+            *log_patch_argv(self.settings.ignore_whitespace),
+            input=("\n".join(shas) + "\n").encode(),
+        )
+        return parse_patches(data)
+
+    def blame_fix(self, job: FixJob, files: list[FileDiff]) -> FixBlame:
+        res = FixBlame(job.sha)
+        for f in files:
+            if self.settings.source_only and not self.is_source(f.old_path):
+                continue
+            lines = f.deleted
+            if self.settings.ignore_comments:
+                old = self.cat.read(f.old_blob) if f.old_blob else None
+                drop = cosmetic_lines(f.old_path, old, f.deleted, f.texts)
+                res.cosmetic += len(drop)
+                lines = [n for n in f.deleted if n not in drop]
+            if not lines:
+                continue
+            res.considered += len(lines)
+            argv = blame_argv(
+                f"{job.sha}^",
+                f.old_path,
+                ranges(lines),
+                ignore_whitespace=self.settings.ignore_whitespace,
+                copy_detection=self.settings.copy_detection,
+                ignore_revs_file=job.ignore_revs_file,
+            )
+            try:
+                out = self.repo.run(*argv)
+            except GitCommandError:
+                # e.g. a path git cannot blame (submodule, missing objects): skip the file
+                continue
+            wanted = set(lines)
+            for sha, path, final, text in parse_porcelain(out):
+                if final not in wanted:
+                    continue
+                key = (sha, path or f.old_path)
+                res.counts[key] = res.counts.get(key, 0) + 1
+                sample = res.links.setdefault(key, [])
+                if len(sample) < SAMPLE_LINES:
+                    sample.append(_decode(text))
+        return res
+
+    def run(self, jobs: list[FixJob]) -> list[FixBlame]:
+        patches = self.patches([j.sha for j in jobs])
+        return [self.blame_fix(j, patches.get(j.sha, [])) for j in jobs]
+
+
+# -- process pool plumbing ------------------------------------------------------------
+
+_worker: Blamer | None = None
+
+
+def _init_worker(path: str, git_dir: str, bare: bool, settings: BlameSettings) -> None:
+    global _worker
+    _worker = Blamer(GitRepo(Path(path), Path(git_dir), bare), settings)
+
+
+def _run_chunk(jobs: list[FixJob]) -> list[FixBlame]:
+    assert _worker is not None
+    return _worker.run(jobs)
+
+
+def blame_fixes(
+    repo: GitRepo,
+    jobs: list[FixJob],
+    settings: BlameSettings,
+    workers: int = 1,
+    chunk: int = 16,
+    on_done: Callable[[int], None] | None = None,
+) -> Iterator[FixBlame]:
+    """Blame every job, in ``workers`` processes; yields results as chunks finish."""
+    chunks = [jobs[i : i + chunk] for i in range(0, len(jobs), chunk)]
+    if workers <= 1 or len(chunks) <= 1:
+        b = Blamer(repo, settings)
+        try:
+            for c in chunks:
+                yield from b.run(c)
+                if on_done:
+                    on_done(len(c))
+        finally:
+            b.close()
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = multiprocessing.get_context("fork") if hasattr(__import__("os"), "fork") else None
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(str(repo.path), str(repo.git_dir), repo.bare, settings),
+    ) as pool:
+        futs = {pool.submit(_run_chunk, c): len(c) for c in chunks}
+        for fut in as_completed(futs):
+            yield from fut.result()
+            if on_done:
+                on_done(futs[fut])
+
+
+# -- .git-blame-ignore-revs ------------------------------------------------------------
+
+_HEX = re.compile(r"^[0-9a-fA-F]{7,64}$")
+
+
+class IgnoreRevs:
+    """Materialises the ``.git-blame-ignore-revs`` of fix parents as temporary files.
+
+    One file per distinct blob; entries that are not commits of this repository are
+    dropped (git blame refuses an unknown revision).
+    """
+
+    NAME = ".git-blame-ignore-revs"
+
+    def __init__(self, repo: GitRepo) -> None:
+        self.repo = repo
+        self._tmp = tempfile.TemporaryDirectory(prefix="diffrisk-ignore-revs-")
+        self._by_blob: dict[str, str | None] = {}
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+
+    def files_for(self, shas: list[str]) -> dict[str, str | None]:
+        """fix sha -> path of its parent's ignore-revs file (None when it has none)."""
+        if not shas:
+            return {}
+        query = "".join(f"{s}^:{self.NAME}\n" for s in shas).encode()
+        out = self.repo.run(
+            "cat-file", "--batch-check=%(objectname) %(objecttype)", input=query, check=False
+        )
+        lines = out.decode("utf-8", "replace").splitlines()
+        res: dict[str, str | None] = {}
+        blobs = []
+        for sha, line in zip(shas, lines, strict=False):
+            parts = line.split()
+            if len(parts) == 2 and parts[1] == "blob":
+                res[sha] = parts[0]
+                blobs.append(parts[0])
+            else:
+                res[sha] = None
+        for blob in dict.fromkeys(blobs):
+            if blob not in self._by_blob:
+                self._by_blob[blob] = self._materialize(blob)
+        return {sha: (self._by_blob[b] if b else None) for sha, b in res.items()}
+
+    def _materialize(self, blob: str) -> str | None:
+        text = self.repo.run("cat-file", "blob", blob).decode("utf-8", "replace")
+        revs = []
+        for line in text.splitlines():
+            word = line.split("#", 1)[0].strip()
+            if _HEX.match(word):
+                revs.append(word)
+        if not revs:
+            return None
+        query = "".join(f"{r}^{{commit}}\n" for r in revs).encode()
+        out = self.repo.run(
+            "cat-file", "--batch-check=%(objectname) %(objecttype)", input=query, check=False
+        )
+        ok = [p.split()[0] for p in out.decode().splitlines() if p.endswith(" commit")]
+        if not ok:
+            return None
+        path = Path(self._tmp.name) / f"{blob}.txt"
+        path.write_text("\n".join(ok) + "\n")
+        return str(path)
