@@ -1,0 +1,219 @@
+"""The prediction log: every ``diffrisk score`` and ``gate`` run leaves one row.
+
+``DATA_DIR/predictions.parquet`` (columns in :data:`diffrisk.schema.PREDICTIONS`) holds,
+per pull-request head commit, what diffrisk predicted before the merge: probability,
+level, gate decision and the model that said so. ``diffrisk monitor`` later joins it to
+the SZZ labels to count how many of the changes found buggy were flagged in time.
+
+Appending reads the old file and writes old + new rows through a temporary file and a
+rename (:func:`diffrisk.store.atomic_write_table`), under an exclusive lock on
+``predictions.parquet.lock``: an interrupted or failing write leaves the previous log
+intact, and concurrent runs do not lose each other's rows. Rows are deduplicated by
+head sha, the last write winning, except that a run without a gate decision (``score``)
+keeps the decision an earlier ``gate`` run recorded for the same head.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from diffrisk.errors import DataError
+from diffrisk.schema import arrow_schema, column_names
+from diffrisk.store import atomic_write_table
+
+FILE = "predictions.parquet"
+LEVELS = ("low", "medium", "high")
+_SHA = re.compile(r"^[0-9a-f]{7,64}$")
+
+
+def path_of(data_dir: str | Path) -> Path:
+    return Path(data_dir) / FILE
+
+
+def empty() -> pd.DataFrame:
+    """An empty log with the schema's columns and types."""
+    return arrow_schema("predictions").empty_table().to_pandas()
+
+
+def load_predictions(data_dir: str | Path) -> pd.DataFrame:
+    """The logged predictions (an empty frame when nothing was logged yet)."""
+    p = path_of(data_dir)
+    if not p.exists():
+        return empty()
+    return _read(p).to_pandas()
+
+
+def _read(p: Path) -> pa.Table:
+    try:
+        table = pq.read_table(p)
+    except (OSError, pa.ArrowInvalid) as err:
+        raise DataError(
+            f"{p} is corrupt or unreadable ({err})",
+            hint=f"move {p} away; the next score or gate run starts a new log",
+        ) from None
+    missing = set(column_names("predictions")) - set(table.column_names)
+    if missing:
+        raise DataError(
+            f"{p} lacks columns {sorted(missing)} (written by another diffrisk version?)",
+            hint=f"move {p} away; the next score or gate run starts a new log",
+        )
+    return table.select(column_names("predictions")).cast(arrow_schema("predictions"))
+
+
+@contextlib.contextmanager
+def _locked(p: Path) -> Iterator[None]:
+    """An exclusive advisory lock around read-modify-write (POSIX; a no-op elsewhere)."""
+    p.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(p.with_name(p.name + ".lock"), "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _time(v: Any) -> pd.Timestamp:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return pd.Timestamp(datetime.now(timezone.utc)).floor("s")
+    if isinstance(v, int | float):
+        t = pd.Timestamp(int(v), unit="s", tz="UTC")
+    else:
+        t = pd.Timestamp(v)
+        t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    return t.floor("s")
+
+
+def _record(r: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate and normalise one record to the schema's Python values."""
+    head = str(r.get("head_sha") or "").strip().lower()
+    if not _SHA.match(head):
+        raise DataError(f"prediction record has no valid head_sha ({r.get('head_sha')!r})")
+    try:
+        prob = float(r["probability"])
+    except (KeyError, TypeError, ValueError):
+        raise DataError(f"prediction record for {head[:12]} has no numeric probability") from None
+    if not 0.0 <= prob <= 1.0:
+        raise DataError(f"prediction record for {head[:12]}: probability {prob} is not in [0, 1]")
+    level = r.get("level")
+    if level is not None and level not in LEVELS:
+        raise DataError(f"prediction record for {head[:12]}: unknown level {level!r}")
+    feats = r.get("features")
+    if feats is not None and not isinstance(feats, str):
+        feats = json.dumps(feats, sort_keys=True, default=_json_default)
+    pr = r.get("pr")
+    commits = [str(c) for c in (r.get("commits") or [])]
+    return {
+        "head_sha": head,
+        "base_sha": (str(r["base_sha"]).lower() if r.get("base_sha") else None),
+        "pr": int(pr)
+        if pr is not None and not (isinstance(pr, float) and math.isnan(pr))
+        else None,
+        "repo": r.get("repo"),
+        "commits": commits,
+        "features": feats,
+        "probability": prob,
+        "level": level,
+        "decision": r.get("decision"),
+        "model_version": r.get("model_version"),
+        "model_source": r.get("model_source"),
+        "source": r.get("source") or "score",
+        "time": _time(r.get("time")),
+    }
+
+
+def _json_default(v: Any) -> Any:
+    if hasattr(v, "item"):
+        return v.item()
+    return str(v)
+
+
+def append(data_dir: str | Path, records: Iterable[Mapping[str, Any]] | pd.DataFrame) -> int:
+    """Add prediction records to the log; returns the number of rows the log now holds.
+
+    Each record is a mapping with the :data:`~diffrisk.schema.PREDICTIONS` columns
+    (``head_sha`` and ``probability`` required; ``features`` may be a dict, stored as
+    JSON; ``time`` defaults to now).
+    """
+    if isinstance(records, pd.DataFrame):
+        records = records.to_dict("records")
+    new = [_record(r) for r in records]
+    p = path_of(data_dir)
+    with _locked(p):
+        old = load_predictions(data_dir)
+        if not new:
+            return len(old)
+        add = pd.DataFrame(new, columns=column_names("predictions"))
+        add["time"] = pd.to_datetime(add["time"], utc=True)
+        frame = add if old.empty else pd.concat([old, add], ignore_index=True)
+        frame = _dedupe(frame)
+        table = pa.Table.from_pandas(
+            frame, schema=arrow_schema("predictions"), preserve_index=False
+        )
+        atomic_write_table(p, table)
+    return len(frame)
+
+
+def _dedupe(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per head sha: the last one, keeping an earlier gate decision when it has none."""
+    frame = frame.reset_index(drop=True)
+    decision = frame.groupby("head_sha", sort=False)["decision"].transform(lambda s: s.ffill())
+    frame["decision"] = frame["decision"].where(frame["decision"].notna(), decision)
+    frame = frame.drop_duplicates("head_sha", keep="last")
+    return frame.sort_values("time", kind="stable").reset_index(drop=True)
+
+
+def _pr_from_env() -> int | None:
+    m = re.match(r"^refs/pull/(\d+)/", os.environ.get("GITHUB_REF", ""))
+    return int(m.group(1)) if m else None
+
+
+def append_from_score(
+    data_dir: str | Path,
+    result: Mapping[str, Any],
+    decision: str | None = None,
+    *,
+    pr: int | None = None,
+    source: str | None = None,
+) -> int:
+    """Log a ``ScoreResult.to_dict()``; returns the number of rows in the log.
+
+    ``decision`` is the gate's outcome ('pass' | 'warn' | 'accepted' | 'fail'), None for a
+    plain score. ``pr`` defaults to ``result['pr']`` or, inside GitHub Actions, the
+    number in ``GITHUB_REF`` (``refs/pull/N/merge``). ``source`` defaults to 'gate' when
+    a decision is given, else 'score'.
+    """
+    if pr is None:
+        pr = result.get("pr") or result.get("pr_number") or _pr_from_env()
+    commits = [c["sha"] if isinstance(c, Mapping) else str(c) for c in result.get("commits") or []]
+    rec = {
+        "head_sha": result.get("head"),
+        "base_sha": result.get("base"),
+        "pr": pr,
+        "repo": result.get("repo"),
+        "commits": commits,
+        "features": result.get("features"),
+        "probability": result.get("probability"),
+        "level": result.get("level"),
+        "decision": decision,
+        "model_version": result.get("model_version"),
+        "model_source": result.get("model_source"),
+        "source": source or ("gate" if decision is not None else "score"),
+    }
+    return append(data_dir, [rec])
