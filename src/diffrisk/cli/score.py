@@ -1,0 +1,159 @@
+"""``diffrisk score``."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import click
+
+from diffrisk.cli.output import (
+    config_option,
+    data_dir_option,
+    json_option,
+    quiet_option,
+    repo_option,
+    stderr_console,
+)
+from diffrisk.errors import RepositoryError
+
+DEFAULT_BASES = ("origin/HEAD", "origin/main", "origin/master", "main", "master")
+
+
+def _default_base(repo: str) -> str:
+    from diffrisk.gitio import open_repo
+
+    r = open_repo(repo)
+    for rev in DEFAULT_BASES:
+        if r.run("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False).strip():
+            return rev
+    raise RepositoryError(
+        "no --base given and no default branch found (" + ", ".join(DEFAULT_BASES) + ")",
+        hint="pass the branch or commit the change is based on, e.g. --base main",
+    )
+
+
+@click.command("score")
+@repo_option
+@data_dir_option
+@click.option(
+    "--base",
+    default=None,
+    help="What the change is based on (the PR's target). Default: the pull request's base.sha inside "
+    "GitHub Actions, else the first of " + ", ".join(DEFAULT_BASES) + " that exists.",
+)
+@click.option(
+    "--head",
+    default=None,
+    help="The change's tip. Default: the pull request's head.sha inside GitHub Actions, else HEAD.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["terminal", "markdown", "json"]),
+    default=None,
+    help="Output format. Default: terminal (json with --json).",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the output to this file (atomically) instead of stdout.",
+)
+@config_option
+@json_option
+@quiet_option
+def score_cmd(
+    repo: str,
+    data_dir: str | None,
+    base: str | None,
+    head: str | None,
+    fmt: str | None,
+    output: str | None,
+    config_path: str | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Score the risk that the change BASE...HEAD (a pull request, or a release diff) introduces
+    a defect.
+
+    The PR is scored as one squashed change (merge base of BASE and HEAD to HEAD, by the
+    head commit's author), and each of its commits on its own, with the same features as
+    mining, against the history before the PR. Prints the probability, the level
+    (config score.medium/score.high), how it ranks among the past year's changes, the
+    factors that raised and lowered it, the riskiest files and commits, and, for high
+    risk, advice. Needs a mined dataset (`diffrisk mine`) and a model (`diffrisk train`;
+    the bundled model otherwise).
+    """
+    from diffrisk.config import load_config
+    from diffrisk.paths import default_data_dir
+    from diffrisk.score import pull_request_from_event, score
+
+    cfg = load_config(repo, config_path)
+    pr = pull_request_from_event()
+    if base is None:
+        base = pr.base if pr is not None else _default_base(repo)
+    if head is None:
+        head = pr.head if pr is not None else "HEAD"
+    if pr is not None and head != pr.head:
+        pr = None  # the event's title and body describe its own head only
+    out_dir = Path(data_dir) if data_dir else default_data_dir(repo)
+    result = score(repo, base, head, out_dir, cfg, pull_request=pr)
+    fmt = fmt or ("json" if as_json else "terminal")
+    if fmt == "json":
+        text = json.dumps(result.to_dict(), indent=2) + "\n"
+    elif fmt == "markdown":
+        from diffrisk.report import render_comment
+
+        text = render_comment(result, cfg.report, repo_root=repo)
+        if not text.endswith("\n"):
+            text += "\n"
+    else:
+        from rich.console import Console
+
+        from diffrisk.report import render_terminal
+
+        if output is None:
+            render_terminal(result)
+            _footer(result, quiet)
+            return
+        buf = io.StringIO()
+        render_terminal(result, Console(file=buf, width=120, color_system=None))
+        text = buf.getvalue()
+    if output:
+        from diffrisk.store import atomic_write_bytes
+
+        atomic_write_bytes(Path(output), text.encode("utf-8"))
+        if not quiet and not as_json:
+            stderr_console().print(f"wrote {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+def _footer(result: object, quiet: bool) -> None:
+    """What the shared terminal report leaves out: commits and reviewers."""
+    if quiet:
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    con = Console()
+    commits = getattr(result, "commits", [])
+    if len(commits) > 1:
+        t = Table(title="Riskiest commits", title_justify="left")
+        for col in ("Commit", "Risk", "Subject"):
+            t.add_column(col)
+        for c in commits[:5]:
+            t.add_row(c.sha[:10], f"{c.probability:.0%} {c.level}", escape(c.subject))
+        con.print(t)
+    reviewers = getattr(result, "reviewers", [])
+    if reviewers:
+        con.print("reviewers: " + ", ".join(f"{escape(e)} ({n})" for e, n in reviewers))
+    seconds = getattr(result, "seconds", None)
+    if seconds is not None:
+        con.print(f"[dim]scored in {seconds:.2f} s[/]")
+
+
+COMMANDS = [score_cmd]
