@@ -7,7 +7,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from repobuilder import RepoBuilder  # noqa: E402
+from repobuilder import RepoBuilder
 
 
 @pytest.fixture

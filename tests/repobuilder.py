@@ -21,7 +21,7 @@ EPOCH = 1577836800  # 2020-01-01T00:00:00Z
 
 
 def ts(day: float) -> int:
-    return EPOCH + int(round(day * 86400))
+    return EPOCH + round(day * 86400)
 
 
 class RepoBuilder:
@@ -84,7 +84,9 @@ class RepoBuilder:
     def checkout(self, name: str) -> None:
         self.repo.git.checkout("-q", name)
 
-    def merge(self, other: str, *, author: str = "ann", day: float = 0, message: str | None = None) -> str:
+    def merge(
+        self, other: str, *, author: str = "ann", day: float = 0, message: str | None = None
+    ) -> str:
         self.repo.git.merge(
             "--no-ff", "-q", "-m", message or f"Merge {other}", other, env=self._env(author, day)
         )

@@ -159,7 +159,9 @@ def compute_blob_metrics(
                 _worker_cat.close()
                 _worker_cat = None
         return
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(git_dir, root)) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, initializer=_init_worker, initargs=(git_dir, root)
+    ) as pool:
         for res in pool.map(_work, batches):
             if on_done:
                 on_done(len(res))

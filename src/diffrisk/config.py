@@ -42,18 +42,73 @@ class FixesConfig(_Section):
     scope: Literal["subject", "message"] = "subject"
     keywords: list[str] = Field(
         default_factory=lambda: [
-            "fix", "fixes", "fixed", "fixing", "bug", "bugs", "bugfix", "defect", "defects",
-            "crash", "crashes", "regression", "hotfix", "fault", "incorrect", "wrong", "broken",
+            "fix",
+            "fixes",
+            "fixed",
+            "fixing",
+            "bug",
+            "bugs",
+            "bugfix",
+            "defect",
+            "defects",
+            "crash",
+            "crashes",
+            "regression",
+            "hotfix",
+            "fault",
+            "incorrect",
+            "wrong",
+            "broken",
         ]
     )
     exclude: list[str] = Field(
         default_factory=lambda: [
-            "typo", "typos", "docs", "doc", "documentation", "docstring", "comment", "comments",
-            "lint", "linter", "linting", "flake8", "ruff", "pylint", "mypy", "pyright",
-            "typing", "annotation", "annotations", "hint", "hints", "ci", "tests", "test",
-            "changelog", "readme", "whitespace", "formatting", "format", "style", "pre-commit",
-            "release", "version", "bump", "merge", "revert", "spelling", "grammar", "link",
-            "links", "warning", "warnings", "deprecation", "build", "packaging", "coverage",
+            "typo",
+            "typos",
+            "docs",
+            "doc",
+            "documentation",
+            "docstring",
+            "comment",
+            "comments",
+            "lint",
+            "linter",
+            "linting",
+            "flake8",
+            "ruff",
+            "pylint",
+            "mypy",
+            "pyright",
+            "typing",
+            "annotation",
+            "annotations",
+            "hint",
+            "hints",
+            "ci",
+            "tests",
+            "test",
+            "changelog",
+            "readme",
+            "whitespace",
+            "formatting",
+            "format",
+            "style",
+            "pre-commit",
+            "release",
+            "version",
+            "bump",
+            "merge",
+            "revert",
+            "spelling",
+            "grammar",
+            "link",
+            "links",
+            "warning",
+            "warnings",
+            "deprecation",
+            "build",
+            "packaging",
+            "coverage",
         ]
     )
     """A subject whose fix keyword is about one of these (e.g. "fix typo") is not a bug fix."""
@@ -82,19 +137,61 @@ class LabelConfig(_Section):
     """Processes running git blame; default: the number of cores."""
     source_extensions: list[str] = Field(
         default_factory=lambda: [
-            ".py", ".pyx", ".pxd", ".pyi", ".c", ".h", ".cc", ".cpp", ".hpp", ".cxx", ".go",
-            ".rs", ".java", ".kt", ".scala", ".js", ".jsx", ".ts", ".tsx", ".rb", ".php",
-            ".cs", ".swift", ".m", ".mm", ".lua", ".sh", ".pl",
+            ".py",
+            ".pyx",
+            ".pxd",
+            ".pyi",
+            ".c",
+            ".h",
+            ".cc",
+            ".cpp",
+            ".hpp",
+            ".cxx",
+            ".go",
+            ".rs",
+            ".java",
+            ".kt",
+            ".scala",
+            ".js",
+            ".jsx",
+            ".ts",
+            ".tsx",
+            ".rb",
+            ".php",
+            ".cs",
+            ".swift",
+            ".m",
+            ".mm",
+            ".lua",
+            ".sh",
+            ".pl",
         ]
     )
     exclude_paths: list[str] = Field(
         default_factory=lambda: [
-            "docs/*", "doc/*", "*/docs/*", "test/*", "tests/*", "testing/*", "*/tests/*",
-            "*/test/*", "test_*.py", "*/test_*.py", "*_test.py", "*_test.go", "vendor/*",
-            "*/vendor/*", "third_party/*", "*/third_party/*", "*.min.js", "*_pb2.py",
+            "docs/*",
+            "doc/*",
+            "*/docs/*",
+            "test/*",
+            "tests/*",
+            "testing/*",
+            "*/tests/*",
+            "*/test/*",
+            "test_*.py",
+            "*/test_*.py",
+            "*_test.py",
+            "*_test.go",
+            "vendor/*",
+            "*/vendor/*",
+            "third_party/*",
+            "*/third_party/*",
+            "*.min.js",
+            "*_pb2.py",
         ]
     )
-    bug_labels: list[str] = Field(default_factory=lambda: ["bug", "type: bug", "kind/bug", "defect", "regression"])
+    bug_labels: list[str] = Field(
+        default_factory=lambda: ["bug", "type: bug", "kind/bug", "defect", "regression"]
+    )
 
 
 class TrainConfig(_Section):
@@ -225,7 +322,9 @@ def load_config(repo: str | Path | None = None, path: str | Path | None = None) 
     if path is not None:
         p = Path(path)
         if not p.is_file():
-            raise ConfigError(f"configuration file {p} does not exist", hint="check the --config path")
+            raise ConfigError(
+                f"configuration file {p} does not exist", hint="check the --config path"
+            )
         data = _read_toml(p)
         if p.name == "pyproject.toml":
             data = data.get("tool", {}).get("diffrisk", {})

@@ -30,7 +30,9 @@ _CLOSES = re.compile(
 )
 # "closes #3" also closes feature requests; only "fixes #3" marks a fix by itself.
 _FIXES_ISSUE = re.compile(r"\bfix(?:e[sd])?\s*:?\s+(?:[\w.-]+/[\w.-]+)?#\d+", re.I)
-_NONCODE_PREFIX = re.compile(r"^\s*(docs?|ci|test|tests|style|chore|build|release)(\([^)]*\))?!?:", re.I)
+_NONCODE_PREFIX = re.compile(
+    r"^\s*(docs?|ci|test|tests|style|chore|build|release)(\([^)]*\))?!?:", re.I
+)
 _REVERT = re.compile(r"^\s*revert\b", re.I)
 
 

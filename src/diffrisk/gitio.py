@@ -67,7 +67,9 @@ class GitRepo:
                 check=False,
             )
         except FileNotFoundError:
-            raise GitCommandError("git is not installed or not on PATH", hint="install git") from None
+            raise GitCommandError(
+                "git is not installed or not on PATH", hint="install git"
+            ) from None
         if check and proc.returncode != 0:
             err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
             raise GitCommandError(
@@ -88,7 +90,9 @@ class GitRepo:
 
     def resolve(self, rev: str) -> str:
         """Full sha of a revision, or a clear error."""
-        out = self.run("rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}", check=False)
+        out = self.run(
+            "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}", check=False
+        )
         sha = out.decode().strip()
         if not sha:
             raise RepositoryError(
@@ -101,7 +105,9 @@ class GitRepo:
         return (self.git_dir / "shallow").exists()
 
     def is_partial_clone(self) -> bool:
-        out = self.run("config", "--get-regexp", r"remote\..*\.promisor|extensions\.partialclone", check=False)
+        out = self.run(
+            "config", "--get-regexp", r"remote\..*\.promisor|extensions\.partialclone", check=False
+        )
         return b"true" in out.lower() or b"partialclone" in out.lower()
 
 
@@ -109,7 +115,9 @@ def open_repo(path: str | os.PathLike[str], *, allow_shallow: bool = False) -> G
     """Open a repository (work tree or bare) and check it can be mined."""
     p = Path(path).expanduser()
     if not p.exists():
-        raise NotAGitRepositoryError(f"{p} does not exist", hint="pass the path of a git repository with --repo")
+        raise NotAGitRepositoryError(
+            f"{p} does not exist", hint="pass the path of a git repository with --repo"
+        )
     try:
         repo = git.Repo(p, search_parent_directories=False)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
@@ -123,9 +131,13 @@ def open_repo(path: str | os.PathLike[str], *, allow_shallow: bool = False) -> G
     repo.close()
     gr = GitRepo(root, git_dir, bare)
     if not gr.run("rev-parse", "--verify", "--quiet", "HEAD", check=False).strip():
-        raise EmptyRepositoryError(f"{root} has no commits yet", hint="commit something first, or check the path")
+        raise EmptyRepositoryError(
+            f"{root} has no commits yet", hint="commit something first, or check the path"
+        )
     if gr.is_shallow() and not allow_shallow:
-        raise ShallowCloneError(f"{root} is a shallow clone: its history is incomplete", hint=SHALLOW_HINT)
+        raise ShallowCloneError(
+            f"{root} is a shallow clone: its history is incomplete", hint=SHALLOW_HINT
+        )
     return gr
 
 

@@ -13,7 +13,6 @@ have unprocessed children are kept, so memory stays proportional to the open bra
 from __future__ import annotations
 
 import math
-import posixpath
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -65,7 +64,8 @@ class CommitRecord:
 
 
 def _dec(b: bytes) -> str:
-    return b.decode("utf-8", "surrogateescape")
+    """Paths as text: non-UTF-8 bytes become ``\\xNN`` escapes (stable, storable)."""
+    return b.decode("utf-8", "backslashreplace")
 
 
 def parse_changes(tokens: list[bytes]) -> list[FileChange]:
@@ -303,7 +303,8 @@ class HistoryState:
             if anc_arr is None:
                 nbytes = (self._n + 8) // 8
                 anc_arr = np.unpackbits(
-                    np.frombuffer(prior.to_bytes(nbytes, "little"), dtype=np.uint8), bitorder="little"
+                    np.frombuffer(prior.to_bytes(nbytes, "little"), dtype=np.uint8),
+                    bitorder="little",
                 ).astype(bool)
             return arr[anc_arr[arr]]
 
@@ -339,12 +340,16 @@ class HistoryState:
                 years = np.maximum(0.0, (t - self._time[mine]) / SECONDS_PER_YEAR)
                 rexp = float(np.sum(1.0 / (1.0 + years)))
             subs = {subsystem(f.path) for f in files}
-            sub_lists = [filt(self.author_subsys[(aid, s)]) for s in subs if (aid, s) in self.author_subsys]
+            sub_lists = [
+                filt(self.author_subsys[(aid, s)]) for s in subs if (aid, s) in self.author_subsys
+            ]
             if sub_lists:
                 sexp = len(np.unique(np.concatenate(sub_lists)))
         return HistoryFeatures(ndev=ndev, age=age, nuc=nuc, exp=exp, rexp=rexp, sexp=sexp)
 
-    def record(self, bit: int, files: list[FileChange], author_email: str, author_time: int) -> None:
+    def record(
+        self, bit: int, files: list[FileChange], author_email: str, author_time: int
+    ) -> None:
         """Add a processed non-merge commit to the history."""
         aid = self._author_id(author_email)
         self._time[bit] = author_time
@@ -364,7 +369,7 @@ class HistoryState:
             self.author_subsys.setdefault((aid, s), []).append(bit)
 
     # -- line counts ------------------------------------------------------------------
-    def set_line_counts(self, files: list[FileChange], read_blob) -> None:  # noqa: ANN001
+    def set_line_counts(self, files: list[FileChange], read_blob) -> None:
         """Fill lines_before/lines_after from known blob counts plus numstat.
 
         ``read_blob(oid) -> bytes | None`` is called only for a blob never seen in a

@@ -74,7 +74,9 @@ class MineResult:
 # -- the commit graph -----------------------------------------------------------------
 
 
-def rev_list(repo: GitRepo, rev: str, exclude: list[str] | None = None) -> list[tuple[str, list[str]]]:
+def rev_list(
+    repo: GitRepo, rev: str, exclude: list[str] | None = None
+) -> list[tuple[str, list[str]]]:
     """All commits reachable from ``rev`` (minus ``exclude``), parents first."""
     args = ["rev-list", "--topo-order", "--reverse", "--parents", rev]
     args += [f"^{e}" for e in exclude or []]
@@ -89,7 +91,12 @@ def rev_list(repo: GitRepo, rev: str, exclude: list[str] | None = None) -> list[
 
 # -- the change stream ------------------------------------------------------------------
 
-_MISSING_MARKERS = (b"unable to read", b"bad object", b"missing blob", b"did not receive expected object")
+_MISSING_MARKERS = (
+    b"unable to read",
+    b"bad object",
+    b"missing blob",
+    b"did not receive expected object",
+)
 
 
 def _log_argv() -> list[str]:
@@ -124,7 +131,8 @@ def _stream(repo: GitRepo, shas: list[str]) -> Iterator[CommitRecord]:
         except BrokenPipeError:
             pass
         done = 0
-        records = iter_records(iter(lambda: proc.stdout.read(1 << 20), b""))  # type: ignore[union-attr]
+        out = proc.stdout
+        records = iter_records(iter(lambda: out.read(1 << 20), b""))
         pending: CommitRecord | None = None
         for rec in records:
             if pending is not None:
@@ -175,14 +183,32 @@ def _record_with_missing_objects(repo: GitRepo, sha: str) -> CommitRecord:
     return rec
 
 
-def diff_record(repo: GitRepo, base: str, head: str, *, email: str, time: int, subject: str = "") -> CommitRecord:
+def diff_record(
+    repo: GitRepo, base: str, head: str, *, email: str, time: int, subject: str = ""
+) -> CommitRecord:
     """The change base..head as one record (a pull request squashed into one change)."""
-    out = repo.run("diff", "-z", "--raw", "--numstat", "-M", "--no-abbrev", "--no-ext-diff", "--no-textconv", base, head)
+    out = repo.run(
+        "diff",
+        "-z",
+        "--raw",
+        "--numstat",
+        "-M",
+        "--no-abbrev",
+        "--no-ext-diff",
+        "--no-textconv",
+        base,
+        head,
+    )
     tokens = out.split(b"\x00")
     if tokens and tokens[-1] == b"":
         tokens.pop()
     return CommitRecord(
-        sha=head, parents=[base], author_email=email.lower(), author_time=time, subject=subject, body="",
+        sha=head,
+        parents=[base],
+        author_email=email.lower(),
+        author_time=time,
+        subject=subject,
+        body="",
         files=parse_changes(tokens),
     )
 
@@ -212,9 +238,7 @@ def change_row(
         "ns": len({subsystem(f.path) for f in files}),
         "nd": len(dirs),
         "nf": len(files),
-        "entropy": change_entropy(
-            f.la + f.ld for f in files if not f.binary and not f.unknown
-        ),
+        "entropy": change_entropy(f.la + f.ld for f in files if not f.binary and not f.unknown),
         "la": la,
         "ld": ld,
         "lt": sum(f.lines_before for f in files),
@@ -276,7 +300,9 @@ def _files_from_rows(df: pd.DataFrame) -> list[FileChange]:
     return out
 
 
-def code_metric_columns(files_df: pd.DataFrame, metrics: dict[str, BlobMetrics]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def code_metric_columns(
+    files_df: pd.DataFrame, metrics: dict[str, BlobMetrics]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-file radon columns and their per-commit aggregates."""
     py = files_df[files_df["is_python"]]
     rows = []
@@ -298,7 +324,15 @@ def code_metric_columns(files_df: pd.DataFrame, metrics: dict[str, BlobMetrics])
                 "parse_error": parse_error,
             }
         )
-    cols = ["cc_before", "cc_after", "cc_max_touched", "mi_before", "mi_after", "hv_before", "hv_after"]
+    cols = [
+        "cc_before",
+        "cc_after",
+        "cc_max_touched",
+        "mi_before",
+        "mi_after",
+        "hv_before",
+        "hv_after",
+    ]
     per_file = pd.DataFrame(rows, columns=["sha", "path", *cols, "parse_error"])
     for c in cols:
         per_file[c] = per_file[c].astype("float64")
@@ -309,8 +343,16 @@ def code_metric_columns(files_df: pd.DataFrame, metrics: dict[str, BlobMetrics])
     d = per_file[ok]
     ccd = d["cc_after"].fillna(0) - d["cc_before"].fillna(0)
     hvd = d["hv_after"].fillna(0) - d["hv_before"].fillna(0)
-    g = pd.DataFrame({"sha": d["sha"], "ccd": ccd, "hvd": hvd, "ccm": d["cc_max_touched"],
-                      "mib": d["mi_before"], "mia": d["mi_after"]}).groupby("sha")
+    g = pd.DataFrame(
+        {
+            "sha": d["sha"],
+            "ccd": ccd,
+            "hvd": hvd,
+            "ccm": d["cc_max_touched"],
+            "mib": d["mi_before"],
+            "mia": d["mi_after"],
+        }
+    ).groupby("sha")
     agg = pd.DataFrame(
         {
             "cc_delta": g["ccd"].sum(),
@@ -353,7 +395,7 @@ def mine(
         "code_metrics": cfg.code_metrics,
         "huge_commit_files": cfg.huge_commit_files,
         "huge_commit_lines": cfg.huge_commit_lines,
-        "fix_rule": sorted(rule.keywords) + ["|"] + sorted(rule.exclude) + [rule.scope],
+        "fix_rule": [*sorted(rule.keywords), "|", *sorted(rule.exclude), rule.scope],
     }
     old = store.load_dataset(data, settings)
     graph = rev_list(repo, head)
@@ -425,11 +467,27 @@ def mine(
             if progress:
                 progress("mine", 1, None)
 
-    changes = pd.DataFrame(new_rows, columns=[c for c in column_names("changes") if c not in CODE_AGG])
-    files_df = pd.DataFrame(new_files, columns=[
-        "sha", "path", "old_path", "status", "la", "ld", "lines_before", "lines_after", "binary",
-        "unknown", "blob_before", "blob_after", "is_python",
-    ])
+    changes = pd.DataFrame(
+        new_rows, columns=[c for c in column_names("changes") if c not in CODE_AGG]
+    )
+    files_df = pd.DataFrame(
+        new_files,
+        columns=[
+            "sha",
+            "path",
+            "old_path",
+            "status",
+            "la",
+            "ld",
+            "lines_before",
+            "lines_after",
+            "binary",
+            "unknown",
+            "blob_before",
+            "blob_after",
+            "is_python",
+        ],
+    )
 
     blob_cache = old.blob_metrics if old is not None else {}
     if cfg.code_metrics:
@@ -440,7 +498,10 @@ def mine(
         if progress:
             progress("metrics", 0, len(need))
         for oid, m in compute_blob_metrics(
-            str(repo.git_dir), str(repo.path), sorted(need), cfg.workers,
+            str(repo.git_dir),
+            str(repo.path),
+            sorted(need),
+            cfg.workers,
             on_done=(lambda k: progress("metrics", k, None)) if progress else None,
         ):
             if m is not None:

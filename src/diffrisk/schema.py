@@ -29,31 +29,113 @@ CHANGES: tuple[Column, ...] = (
     Column("author_email", pa.string(), "author e-mail after .mailmap, lower-cased"),
     Column("author_time", TS, "author timestamp, UTC"),
     Column("subject", pa.string(), "first line of the commit message"),
-    Column("ns", pa.int32(), "distinct top-level directories of the modified files (root files count as one)", "NS"),
-    Column("nd", pa.int32(), "distinct parent directories of the modified files (the root counts as one)", "ND"),
-    Column("nf", pa.int32(), "modified files (added, deleted, modified, renamed; binary included)", "NF"),
-    Column("entropy", pa.float64(), "normalised Shannon entropy of the change over files with added/deleted lines", "Entropy"),
+    Column(
+        "ns",
+        pa.int32(),
+        "distinct top-level directories of the modified files (root files count as one)",
+        "NS",
+    ),
+    Column(
+        "nd",
+        pa.int32(),
+        "distinct parent directories of the modified files (the root counts as one)",
+        "ND",
+    ),
+    Column(
+        "nf",
+        pa.int32(),
+        "modified files (added, deleted, modified, renamed; binary included)",
+        "NF",
+    ),
+    Column(
+        "entropy",
+        pa.float64(),
+        "normalised Shannon entropy of the change over files with added/deleted lines",
+        "Entropy",
+    ),
     Column("la", pa.int64(), "lines added (git numstat; binary files count 0)", "LA"),
     Column("ld", pa.int64(), "lines deleted (likewise)", "LD"),
-    Column("lt", pa.int64(), "lines of the modified files in the first parent (0 for added and binary files)", "LT"),
-    Column("fix", pa.int8(), "1 when the commit is classified as a bug fix (diffrisk.fixes), else 0", "FIX"),
-    Column("ndev", pa.int32(), "distinct authors who changed any modified file in prior (ancestor) commits", "NDEV"),
-    Column("age", pa.float64(), "mean days since each modified file was last changed by a prior commit (0 if never)", "AGE"),
-    Column("nuc", pa.int32(), "distinct prior commits that changed any of the modified files", "NUC"),
+    Column(
+        "lt",
+        pa.int64(),
+        "lines of the modified files in the first parent (0 for added and binary files)",
+        "LT",
+    ),
+    Column(
+        "fix",
+        pa.int8(),
+        "1 when the commit is classified as a bug fix (diffrisk.fixes), else 0",
+        "FIX",
+    ),
+    Column(
+        "ndev",
+        pa.int32(),
+        "distinct authors who changed any modified file in prior (ancestor) commits",
+        "NDEV",
+    ),
+    Column(
+        "age",
+        pa.float64(),
+        "mean days since each modified file was last changed by a prior commit (0 if never)",
+        "AGE",
+    ),
+    Column(
+        "nuc", pa.int32(), "distinct prior commits that changed any of the modified files", "NUC"
+    ),
     Column("exp", pa.int32(), "prior commits by the same author", "EXP"),
-    Column("rexp", pa.float64(), "sum over the author's prior commits of 1/(1+y), y = that commit's age in years", "REXP"),
-    Column("sexp", pa.int32(), "prior commits by the same author touching any of this commit's subsystems", "SEXP"),
-    Column("issue_refs", pa.list_(pa.int64()), "issue numbers the message closes (fixes/closes/resolves #N)"),
-    Column("huge", pa.bool_(), "touches >= mine.huge_commit_files files or >= mine.huge_commit_lines lines (vendor drop, mass rename)"),
+    Column(
+        "rexp",
+        pa.float64(),
+        "sum over the author's prior commits of 1/(1+y), y = that commit's age in years",
+        "REXP",
+    ),
+    Column(
+        "sexp",
+        pa.int32(),
+        "prior commits by the same author touching any of this commit's subsystems",
+        "SEXP",
+    ),
+    Column(
+        "issue_refs",
+        pa.list_(pa.int64()),
+        "issue numbers the message closes (fixes/closes/resolves #N)",
+    ),
+    Column(
+        "huge",
+        pa.bool_(),
+        "touches >= mine.huge_commit_files files or >= mine.huge_commit_lines lines (vendor drop, mass rename)",
+    ),
     Column("binary_files", pa.int32(), "modified files git treats as binary"),
-    Column("unknown_files", pa.int32(), "modified files whose line counts are unknown (objects missing from the repository)"),
+    Column(
+        "unknown_files",
+        pa.int32(),
+        "modified files whose line counts are unknown (objects missing from the repository)",
+    ),
     Column("py_files", pa.int32(), "modified Python files (.py, .pyi)"),
-    Column("cc_delta", pa.float64(), "change in total cyclomatic complexity (radon) of the modified Python files; null without code metrics"),
-    Column("cc_max_touched", pa.float64(), "highest cyclomatic complexity of a function or method the change adds or modifies (0 if none)"),
-    Column("mi_before", pa.float64(), "mean maintainability index (radon formula, 0-100) of the modified Python files before the change"),
+    Column(
+        "cc_delta",
+        pa.float64(),
+        "change in total cyclomatic complexity (radon) of the modified Python files; null without code metrics",
+    ),
+    Column(
+        "cc_max_touched",
+        pa.float64(),
+        "highest cyclomatic complexity of a function or method the change adds or modifies (0 if none)",
+    ),
+    Column(
+        "mi_before",
+        pa.float64(),
+        "mean maintainability index (radon formula, 0-100) of the modified Python files before the change",
+    ),
     Column("mi_after", pa.float64(), "likewise after the change"),
-    Column("hv_delta", pa.float64(), "change in total Halstead volume of the modified Python files"),
-    Column("unparsable_files", pa.int32(), "modified Python files that do not parse as Python 3 (either side); their metrics are left out"),
+    Column(
+        "hv_delta", pa.float64(), "change in total Halstead volume of the modified Python files"
+    ),
+    Column(
+        "unparsable_files",
+        pa.int32(),
+        "modified Python files that do not parse as Python 3 (either side); their metrics are left out",
+    ),
 )
 
 FILES: tuple[Column, ...] = (
@@ -70,9 +152,17 @@ FILES: tuple[Column, ...] = (
     Column("blob_before", pa.string(), "blob id in the first parent, null when added"),
     Column("blob_after", pa.string(), "blob id after the change, null when deleted"),
     Column("is_python", pa.bool_(), "a Python source file (.py, .pyi)"),
-    Column("cc_before", pa.float64(), "total cyclomatic complexity before (null: not Python, absent or unparsable)"),
+    Column(
+        "cc_before",
+        pa.float64(),
+        "total cyclomatic complexity before (null: not Python, absent or unparsable)",
+    ),
     Column("cc_after", pa.float64(), "total cyclomatic complexity after"),
-    Column("cc_max_touched", pa.float64(), "highest complexity of a function this change adds or modifies in the file"),
+    Column(
+        "cc_max_touched",
+        pa.float64(),
+        "highest complexity of a function this change adds or modifies in the file",
+    ),
     Column("mi_before", pa.float64(), "maintainability index before"),
     Column("mi_after", pa.float64(), "maintainability index after"),
     Column("hv_before", pa.float64(), "Halstead volume before"),
@@ -83,35 +173,74 @@ FILES: tuple[Column, ...] = (
 BLOB_METRICS: tuple[Column, ...] = (
     Column("blob", pa.string(), "blob id"),
     Column("ok", pa.bool_(), "the blob parsed as Python 3"),
-    Column("cc", pa.float64(), "total cyclomatic complexity (sum over functions, methods and module-level code)"),
+    Column(
+        "cc",
+        pa.float64(),
+        "total cyclomatic complexity (sum over functions, methods and module-level code)",
+    ),
     Column("mi", pa.float64(), "maintainability index"),
     Column("hv", pa.float64(), "Halstead volume"),
-    Column("functions", pa.list_(pa.struct([("name", pa.string()), ("cc", pa.int32()), ("h", pa.int64())])),
-           "functions and methods: qualified name, complexity, hash of their source text"),
+    Column(
+        "functions",
+        pa.list_(pa.struct([("name", pa.string()), ("cc", pa.int32()), ("h", pa.int64())])),
+        "functions and methods: qualified name, complexity, hash of their source text",
+    ),
 )
 
 LABELS: tuple[Column, ...] = (
     Column("sha", pa.string(), "commit id; one row per row of changes.parquet"),
-    Column("label", pa.int8(), "1 defect-inducing (a fix blames it), 0 clean, null unlabelled (too young to tell)"),
+    Column(
+        "label",
+        pa.int8(),
+        "1 defect-inducing (a fix blames it), 0 clean, null unlabelled (too young to tell)",
+    ),
     Column("label_state", pa.string(), "'buggy', 'clean' or 'unlabelled'"),
-    Column("fixed_by", pa.list_(pa.string()), "fixes whose SZZ blame names this commit, oldest first"),
-    Column("days_to_fix", pa.float64(), "days from this commit to the first fix blaming it (null when none)"),
+    Column(
+        "fixed_by", pa.list_(pa.string()), "fixes whose SZZ blame names this commit, oldest first"
+    ),
+    Column(
+        "days_to_fix",
+        pa.float64(),
+        "days from this commit to the first fix blaming it (null when none)",
+    ),
     Column("n_fixes", pa.int32(), "distinct fixes blaming this commit"),
-    Column("source_files", pa.int32(), "files this commit adds lines to that SZZ treats as source; 0 = can never be labelled buggy"),
-    Column("is_fix", pa.int8(), "1 when the labeller treated the commit as a bug fix (keyword rule or GitHub bug label)"),
+    Column(
+        "source_files",
+        pa.int32(),
+        "files this commit adds lines to that SZZ treats as source; 0 = can never be labelled buggy",
+    ),
+    Column(
+        "is_fix",
+        pa.int8(),
+        "1 when the labeller treated the commit as a bug fix (keyword rule or GitHub bug label)",
+    ),
 )
 
 SZZ_LINKS: tuple[Column, ...] = (
     Column("fix_sha", pa.string(), "the fix"),
-    Column("inducing_sha", pa.string(), "a commit git blame names for lines the fix deleted or changed"),
+    Column(
+        "inducing_sha", pa.string(), "a commit git blame names for lines the fix deleted or changed"
+    ),
     Column("path", pa.string(), "the blamed file, as named in the inducing commit"),
-    Column("lines", pa.int32(), "lines of that file the fix changed that blame attributes to the inducing commit"),
+    Column(
+        "lines",
+        pa.int32(),
+        "lines of that file the fix changed that blame attributes to the inducing commit",
+    ),
     Column("sample", pa.list_(pa.string()), "up to 8 of those lines' text, for the quality report"),
-    Column("dropped", pa.string(), "null when the link labels the inducing commit; else why not: 'merge', 'not_mined', 'after_fix', 'after_issue'"),
+    Column(
+        "dropped",
+        pa.string(),
+        "null when the link labels the inducing commit; else why not: 'merge', 'not_mined', 'after_fix', 'after_issue'",
+    ),
 )
 
 PREDICTIONS: tuple[Column, ...] = (
-    Column("head_sha", pa.string(), "head commit of the scored pull request or range; one row per head (the last run wins)"),
+    Column(
+        "head_sha",
+        pa.string(),
+        "head commit of the scored pull request or range; one row per head (the last run wins)",
+    ),
     Column("base_sha", pa.string(), "base commit it was compared with"),
     Column("pr", pa.int64(), "pull-request number, null outside a pull request"),
     Column("repo", pa.string(), "repository as the score run named it"),
@@ -119,7 +248,11 @@ PREDICTIONS: tuple[Column, ...] = (
     Column("features", pa.string(), "the squashed change's features, a JSON object"),
     Column("probability", pa.float64(), "predicted probability that the change is defect-inducing"),
     Column("level", pa.string(), "'low', 'medium' or 'high'"),
-    Column("decision", pa.string(), "gate outcome ('pass', 'warn', 'accepted', 'fail'); null for a plain score run"),
+    Column(
+        "decision",
+        pa.string(),
+        "gate outcome ('pass', 'warn', 'accepted', 'fail'); null for a plain score run",
+    ),
     Column("model_version", pa.string(), "version of the model that scored it"),
     Column("model_source", pa.string(), "'repository' or 'bundled'"),
     Column("source", pa.string(), "the command that logged it: 'score' or 'gate'"),
@@ -127,7 +260,15 @@ PREDICTIONS: tuple[Column, ...] = (
 )
 
 KAMEI = tuple(c.name for c in CHANGES if c.kamei)
-CODE_METRICS = ("py_files", "cc_delta", "cc_max_touched", "mi_before", "mi_after", "hv_delta", "unparsable_files")
+CODE_METRICS = (
+    "py_files",
+    "cc_delta",
+    "cc_max_touched",
+    "mi_before",
+    "mi_after",
+    "hv_delta",
+    "unparsable_files",
+)
 
 TABLES: dict[str, tuple[Column, ...]] = {
     "changes": CHANGES,
@@ -157,7 +298,12 @@ def to_markdown() -> str:
         "",
     ]
     for name, cols in TABLES.items():
-        out += [f"## `{name}.parquet`", "", "| column | type | Kamei | meaning |", "| --- | --- | --- | --- |"]
+        out += [
+            f"## `{name}.parquet`",
+            "",
+            "| column | type | Kamei | meaning |",
+            "| --- | --- | --- | --- |",
+        ]
         out += [f"| `{c.name}` | {c.type} | {c.kamei} | {c.doc} |" for c in cols]
         out.append("")
     return "\n".join(out)

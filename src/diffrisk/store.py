@@ -95,7 +95,11 @@ def to_arrow(table: str, df: pd.DataFrame) -> pa.Table:
     for name in column_names(table):
         if name not in df.columns:
             df[name] = None
-    if table == "changes" and len(df) and not pd.api.types.is_datetime64_any_dtype(df["author_time"]):
+    if (
+        table == "changes"
+        and len(df)
+        and not pd.api.types.is_datetime64_any_dtype(df["author_time"])
+    ):
         df["author_time"] = pd.to_datetime(df["author_time"].astype("int64"), unit="s", utc=True)
     return pa.Table.from_pandas(df[column_names(table)], schema=schema, preserve_index=False)
 
@@ -119,8 +123,16 @@ def _blob_table(metrics: dict[str, BlobMetrics]) -> pa.Table:
 def _blob_dict(table: pa.Table) -> dict[str, BlobMetrics]:
     d = table.to_pydict()
     out = {}
-    for oid, ok, cc, mi, hv, funcs in zip(d["blob"], d["ok"], d["cc"], d["mi"], d["hv"], d["functions"], strict=True):
-        out[oid] = BlobMetrics(ok=ok, cc=cc, mi=mi, hv=hv, functions=tuple((f["name"], f["cc"], f["h"]) for f in funcs or ()))
+    for oid, ok, cc, mi, hv, funcs in zip(
+        d["blob"], d["ok"], d["cc"], d["mi"], d["hv"], d["functions"], strict=True
+    ):
+        out[oid] = BlobMetrics(
+            ok=ok,
+            cc=cc,
+            mi=mi,
+            hv=hv,
+            functions=tuple((f["name"], f["cc"], f["h"]) for f in funcs or ()),
+        )
     return out
 
 
@@ -134,14 +146,18 @@ def read_meta(data_dir: Path) -> dict[str, Any] | None:
             raise ValueError("not an object")
         return meta
     except (ValueError, OSError) as err:
-        raise DataError(f"{p} is corrupt ({err})", hint=f"delete {data_dir} and mine again") from None
+        raise DataError(
+            f"{p} is corrupt ({err})", hint=f"delete {data_dir} and mine again"
+        ) from None
 
 
 def _read_table(path: Path, generation: str) -> pa.Table:
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowInvalid) as err:
-        raise DataError(f"{path} is corrupt or unreadable ({err})", hint="run `diffrisk mine --rebuild`") from None
+        raise DataError(
+            f"{path} is corrupt or unreadable ({err})", hint="run `diffrisk mine --rebuild`"
+        ) from None
     gen = (table.schema.metadata or {}).get(b"diffrisk.generation", b"").decode()
     if gen != generation:
         raise DataError(
@@ -167,11 +183,14 @@ def load_dataset(data_dir: Path, settings: dict[str, Any] | None = None) -> Data
             _last_reason = "no dataset yet"
             if settings is None:
                 raise DataError(
-                    f"no mined dataset in {data_dir}", hint="run `diffrisk mine` first (or pass --data-dir)"
+                    f"no mined dataset in {data_dir}",
+                    hint="run `diffrisk mine` first (or pass --data-dir)",
                 )
             return None
         if meta.get("schema_version") != SCHEMA_VERSION:
-            _last_reason = f"dataset schema version {meta.get('schema_version')} != {SCHEMA_VERSION}"
+            _last_reason = (
+                f"dataset schema version {meta.get('schema_version')} != {SCHEMA_VERSION}"
+            )
             if settings is None:
                 raise DataError(f"{data_dir}: {_last_reason}", hint="run `diffrisk mine --rebuild`")
             return None
@@ -191,7 +210,9 @@ def load_dataset(data_dir: Path, settings: dict[str, Any] | None = None) -> Data
     return Dataset(changes, files, blobs, meta)
 
 
-def write_meta(data_dir: Path, *, head: str, settings: dict[str, Any], generation: str | None = None) -> None:
+def write_meta(
+    data_dir: Path, *, head: str, settings: dict[str, Any], generation: str | None = None
+) -> None:
     old = read_meta(data_dir) or {}
     meta = {
         "schema_version": SCHEMA_VERSION,
@@ -242,7 +263,7 @@ def save_dataset(
 
 
 @contextlib.contextmanager
-def _signals_blocked():  # noqa: ANN202
+def _signals_blocked():
     """Keep Ctrl-C and kill (TERM) from landing between the renames of one dataset."""
     sigs = {signal.SIGINT, signal.SIGTERM}
     if hasattr(signal, "pthread_sigmask"):

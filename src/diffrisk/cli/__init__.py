@@ -28,7 +28,9 @@ class _Group(click.Group):
             _report_error(err)
             ctx.exit(err.exit_code)
         except KeyboardInterrupt:
-            click.echo("error: interrupted; the stored data was left as it was before this run", err=True)
+            click.echo(
+                "error: interrupted; the stored data was left as it was before this run", err=True
+            )
             ctx.exit(130)
 
 
@@ -42,7 +44,9 @@ def _report_error(err: DiffriskError) -> None:
         click.echo(f"::error title=diffrisk::{msg}")
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.version_option(__version__, prog_name="diffrisk")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 @click.pass_context
@@ -61,7 +65,18 @@ def _register() -> None:
     """Add every command module's ``COMMANDS`` (stages that have not landed are skipped)."""
     import importlib
 
-    for name in ("mine", "schema", "label", "train", "models", "score", "report", "gate", "monitor", "run"):
+    for name in (
+        "mine",
+        "schema",
+        "label",
+        "train",
+        "models",
+        "score",
+        "report",
+        "gate",
+        "monitor",
+        "run",
+    ):
         try:
             mod = importlib.import_module(f"diffrisk.cli.{name}")
         except ModuleNotFoundError as err:

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import click
+from rich.console import Console
 from rich.table import Table
 
 from diffrisk.cli.output import (
@@ -26,10 +27,24 @@ from diffrisk.paths import default_data_dir
 @click.command("mine")
 @repo_option
 @data_dir_option
-@click.option("--rev", default="HEAD", show_default=True, help="Mine the commits reachable from this revision.")
-@click.option("--no-code-metrics", is_flag=True, help="Skip radon metrics (Kamei features only; much faster).")
-@click.option("--rebuild", is_flag=True, help="Ignore the stored dataset and mine everything again.")
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="Processes for code metrics (default: all cores).")
+@click.option(
+    "--rev",
+    default="HEAD",
+    show_default=True,
+    help="Mine the commits reachable from this revision.",
+)
+@click.option(
+    "--no-code-metrics", is_flag=True, help="Skip radon metrics (Kamei features only; much faster)."
+)
+@click.option(
+    "--rebuild", is_flag=True, help="Ignore the stored dataset and mine everything again."
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes for code metrics (default: all cores).",
+)
 @config_option
 @json_option
 @quiet_option
@@ -53,7 +68,12 @@ def mine_cmd(
     cfg = load_config(repo, config_path)
     mcfg = cfg.mine
     if no_code_metrics or workers:
-        mcfg = mcfg.model_copy(update={"code_metrics": mcfg.code_metrics and not no_code_metrics, "workers": workers or mcfg.workers})
+        mcfg = mcfg.model_copy(
+            update={
+                "code_metrics": mcfg.code_metrics and not no_code_metrics,
+                "workers": workers or mcfg.workers,
+            }
+        )
     out_dir = Path(data_dir) if data_dir else default_data_dir(repo)
     if rebuild:
         from diffrisk.store import META
@@ -79,17 +99,12 @@ def mine_cmd(
     table.add_row("mined in this run", str(res.new_commits))
     table.add_row("huge commits", str(res.huge_commits))
     table.add_row("time", f"{elapsed:.2f} s")
-    click.echo()
-    stderr_console().print(table) if False else None
-    from rich.console import Console
-
     Console().print(table)
     _print_summary(out_dir)
 
 
 def _print_summary(out_dir: Path) -> None:
     import pandas as pd
-    from rich.console import Console
 
     df = pd.read_parquet(out_dir / "changes.parquet")
     if df.empty:
@@ -98,7 +113,22 @@ def _print_summary(out_dir: Path) -> None:
     t.add_column("feature")
     for c in ("median", "mean", "max"):
         t.add_column(c, justify="right")
-    for col in ("la", "ld", "lt", "nf", "ns", "nd", "entropy", "ndev", "age", "nuc", "exp", "rexp", "sexp", "fix"):
+    for col in (
+        "la",
+        "ld",
+        "lt",
+        "nf",
+        "ns",
+        "nd",
+        "entropy",
+        "ndev",
+        "age",
+        "nuc",
+        "exp",
+        "rexp",
+        "sexp",
+        "fix",
+    ):
         s = df[col].astype(float)
         t.add_row(col, f"{s.median():.2f}", f"{s.mean():.2f}", f"{s.max():.2f}")
     Console().print(t)

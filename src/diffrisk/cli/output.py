@@ -12,7 +12,9 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print the result as JSON on stdout."
+)
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 repo_option = click.option(
     "--repo",

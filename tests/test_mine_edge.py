@@ -1,0 +1,170 @@
+"""Mining on awkward real histories: odd files, missing objects, bad repositories."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+from click.testing import CliRunner
+
+from diffrisk.cli import cli
+from diffrisk.config import MineConfig
+from diffrisk.mine import mine
+from repobuilder import RepoBuilder
+
+
+def changes(data: Path) -> pd.DataFrame:
+    return pd.read_parquet(data / "changes.parquet").set_index("sha")
+
+
+def files(data: Path) -> pd.DataFrame:
+    return pd.read_parquet(data / "files.parquet")
+
+
+def test_mailmap_and_lowercase(builder: RepoBuilder, tmp_path: Path) -> None:
+    b = builder
+    b.commit({".mailmap": "Ann <ann@example.com> <Ann.Old@Example.COM>\n"}, author="ann", day=0)
+    c2 = b.commit({"x.txt": "1\n"}, author="ann", email="Ann.Old@Example.COM", day=1)
+    c3 = b.commit({"x.txt": "2\n"}, author="ann", email="ANN@example.com", day=2)
+    mine(b.path, tmp_path / "d", config=MineConfig(code_metrics=False))
+    df = changes(tmp_path / "d")
+    assert df.loc[c2, "author_email"] == "ann@example.com"
+    assert df.loc[c3, "exp"] == 2  # all three commits are one developer
+
+
+def test_odd_files(builder: RepoBuilder, tmp_path: Path) -> None:
+    b = builder
+    b.commit({"ok.py": "x = 1\n"}, day=0)
+    # a non-UTF-8 file name and Latin-1 content, a symlink, an empty commit
+    latin = "caf\xe9.txt".encode("latin-1")
+    (b.path / os.fsdecode(latin)).write_bytes(b"\xe9t\xe9\nline\n")
+    b.repo.git.add("-A")
+    c_latin = b.commit(day=1, message="latin")
+    os.symlink("ok.py", b.path / "link.py")
+    b.repo.git.add("link.py")
+    c_link = b.commit(day=2, message="link")
+    c_empty = b.commit(day=3, message="nothing", allow_empty=True)
+    # a submodule pointer (gitlink) added without a .gitmodules checkout
+    b.repo.git.update_index("--add", "--cacheinfo", f"160000,{c_latin},vendor/sub")
+    c_sub = b.commit(day=4, message="add submodule")
+    # Python 2 source: no metrics, but the commit is mined and counted
+    c_py2 = b.commit({"old.py": "print 'hello'\n"}, day=5, message="py2")
+    mine(b.path, tmp_path / "d", config=MineConfig(code_metrics=True, workers=1))
+    df = changes(tmp_path / "d")
+    f = files(tmp_path / "d")
+    assert df.loc[c_latin, ["nf", "la"]].tolist() == [1, 2]
+    assert f[f.sha == c_latin].path.iloc[0].startswith("caf")
+    assert df.loc[c_link, ["nf", "la"]].tolist() == [1, 1]
+    assert df.loc[c_empty, ["nf", "la", "ld", "lt", "ns", "nd"]].tolist() == [0, 0, 0, 0, 0, 0]
+    assert df.loc[c_empty, "entropy"] == 0.0
+    assert df.loc[c_sub, "nf"] == 1 and df.loc[c_sub, "lt"] == 0
+    assert df.loc[c_py2, "unparsable_files"] == 1 and df.loc[c_py2, "py_files"] == 1
+    row = f[f.sha == c_py2].iloc[0]
+    assert bool(row.parse_error) and pd.isna(row.cc_after)
+
+
+def test_code_metrics_by_hand(builder: RepoBuilder, tmp_path: Path) -> None:
+    b = builder
+    v1 = "def f(x):\n    return x\n\n\ndef g(y):\n    if y:\n        return 1\n    return 2\n"
+    # f gains two branches (cc 1 -> 3); g untouched (cc 2)
+    v2 = "def f(x):\n    if x > 1:\n        return 2\n    elif x:\n        return 1\n    return x\n\n\ndef g(y):\n    if y:\n        return 1\n    return 2\n"
+    c1 = b.commit({"m.py": v1, "notes.txt": "n\n"}, day=0)
+    c2 = b.commit({"m.py": v2}, day=1)
+    mine(b.path, tmp_path / "d", config=MineConfig(code_metrics=True, workers=1))
+    df = changes(tmp_path / "d")
+    # radon total complexity: module 1 + (f-1) + (g-1): v1 = 1 + 0 + 1 = 2, v2 = 1 + 2 + 1 = 4
+    assert df.loc[c1, "cc_delta"] == 2.0
+    assert df.loc[c2, "cc_delta"] == 2.0
+    assert df.loc[c1, "cc_max_touched"] == 2.0  # both functions are new; g has cc 2
+    assert df.loc[c2, "cc_max_touched"] == 3.0  # only f changed
+    assert df.loc[c2, "py_files"] == 1 and df.loc[c1, "py_files"] == 1
+    assert 0 < df.loc[c2, "mi_after"] <= 100 and df.loc[c2, "mi_before"] == df.loc[c1, "mi_after"]
+    assert df.loc[c2, "hv_delta"] > 0
+
+
+def test_huge_commit_flag(builder: RepoBuilder, tmp_path: Path) -> None:
+    b = builder
+    small = b.commit({"a.txt": "1\n"}, day=0)
+    big = b.commit({f"vendor/f{i}.txt": "x\n" * 5 for i in range(6)}, day=1, message="vendor drop")
+    mine(b.path, tmp_path / "d", config=MineConfig(code_metrics=False, huge_commit_files=5))
+    df = changes(tmp_path / "d")
+    assert bool(df.loc[big, "huge"]) and not bool(df.loc[small, "huge"])
+
+
+def test_bare_repository_mines_like_work_tree(builder: RepoBuilder, tmp_path: Path) -> None:
+    b = builder
+    b.commit({"a.py": "a = 1\n"}, day=0)
+    b.commit({"a.py": "a = 2\n", "b/c.py": "c = 3\n"}, author="bob", day=1)
+    bare = tmp_path / "bare.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(b.path), str(bare)], check=True)
+    mine(b.path, tmp_path / "w", config=MineConfig(code_metrics=False))
+    mine(bare, tmp_path / "b", config=MineConfig(code_metrics=False))
+    pd.testing.assert_frame_equal(
+        changes(tmp_path / "w").sort_index(), changes(tmp_path / "b").sort_index()
+    )
+
+
+def test_missing_objects_are_marked_not_fatal(builder: RepoBuilder, tmp_path: Path) -> None:
+    b = builder
+    b.commit({"keep.txt": "1\n", "big.txt": "a\n"}, day=0)
+    c2 = b.commit({"big.txt": "a\nb\n", "keep.txt": "1\n2\n"}, day=1)
+    c3 = b.commit({"big.txt": "a\nb\nc\n"}, day=2)
+    c4 = b.commit({"keep.txt": "1\n2\n3\n"}, day=3)
+    lost = b.repo.git.rev_parse(f"{c2}:big.txt")
+    (b.path / ".git" / "objects" / lost[:2] / lost[2:]).unlink()
+    res = mine(b.path, tmp_path / "d", config=MineConfig(code_metrics=False))
+    df = changes(tmp_path / "d")
+    assert len(df) == 4
+    assert df.loc[c2, "unknown_files"] == 1 and df.loc[c2, "la"] == 1  # keep.txt still counted
+    assert df.loc[c3, "unknown_files"] == 1 and df.loc[c3, "la"] == 0
+    assert df.loc[c4, "unknown_files"] == 0 and df.loc[c4, ["la", "lt"]].tolist() == [1, 2]
+    assert res.unknown_files == 2 and any("missing" in w for w in res.warnings)
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.output
+
+
+def test_clear_errors(tmp_path: Path, builder: RepoBuilder) -> None:
+    code, out = _cli("mine", "--repo", str(tmp_path / "nope"), "--quiet")
+    assert code == 2 and "does not exist" in out and "Traceback" not in out
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    code, out = _cli("mine", "--repo", str(plain), "--quiet")
+    assert code == 2 and "is not a git repository" in out and "hint:" in out
+    empty = tmp_path / "empty"
+    subprocess.run(["git", "init", "-q", str(empty)], check=True)
+    code, out = _cli("mine", "--repo", str(empty), "--quiet")
+    assert code == 2 and "no commits yet" in out
+    builder.commit({"a": "1\n"}, day=0)
+    builder.commit({"a": "2\n"}, day=1)
+    shallow = tmp_path / "shallow"
+    subprocess.run(
+        ["git", "clone", "-q", "--depth", "1", f"file://{builder.path}", str(shallow)], check=True
+    )
+    code, out = _cli("mine", "--repo", str(shallow), "--quiet")
+    assert code == 2 and "shallow clone" in out and "fetch-depth: 0" in out and "--unshallow" in out
+    code, out = _cli("mine", "--repo", str(builder.path), "--rev", "no-such-branch", "--quiet")
+    assert code == 2 and "no-such-branch" in out
+
+
+def test_cli_json_and_corrupt_dataset(builder: RepoBuilder, tmp_path: Path) -> None:
+    import json
+
+    builder.commit({"a.py": "x = 1\n"}, day=0)
+    data = tmp_path / "d"
+    code, out = _cli(
+        "mine", "--repo", str(builder.path), "--data-dir", str(data), "--json", "--no-code-metrics"
+    )
+    assert code == 0, out
+    assert json.loads(out)["commits"] == 1
+    (data / "changes.parquet").write_bytes(b"garbage")
+    code, out = _cli(
+        "mine", "--repo", str(builder.path), "--data-dir", str(data), "--json", "--no-code-metrics"
+    )
+    assert code == 0, out
+    res = json.loads(out)
+    assert res["full_rebuild"] and "corrupt" in res["reason"] and res["new_commits"] == 1
