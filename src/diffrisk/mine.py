@@ -12,6 +12,7 @@ only on its ancestors, so the result equals mining from scratch.
 
 from __future__ import annotations
 
+import functools
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -131,8 +132,7 @@ def _stream(repo: GitRepo, shas: list[str]) -> Iterator[CommitRecord]:
         except BrokenPipeError:
             pass
         done = 0
-        out = proc.stdout
-        records = iter_records(iter(lambda: out.read(1 << 20), b""))
+        records = iter_records(iter(functools.partial(proc.stdout.read, 1 << 20), b""))
         pending: CommitRecord | None = None
         for rec in records:
             if pending is not None:
