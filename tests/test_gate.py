@@ -208,22 +208,25 @@ BASE = "b" * 40
 
 
 def _score_file(tmp_path, level: str, probability: float, commits=()) -> str:
-    p = tmp_path / f"score-{level}.json"
-    p.write_text(
-        json.dumps(
-            {
-                "repo": "r",
-                "base": BASE,
-                "head": HEAD,
-                "probability": probability,
-                "level": level,
-                "commits": [
-                    {"sha": s, "subject": subj, "probability": pr, "level": ""}
-                    for s, subj, pr in commits
-                ],
-            }
-        )
+    """A real ScoreResult (the score stage's contract type), saved as `diffrisk score --json` does."""
+    from diffrisk.score import CommitRisk, ScoreResult
+
+    res = ScoreResult(
+        repo="r",
+        base=BASE,
+        head=HEAD,
+        probability=probability,
+        level=level,
+        percentile=None,
+        model_version="m1",
+        model_source="bundled",
+        model_metrics={},
+        features={"la": 10},
+        commits=[CommitRisk(sha, subj, pr, "") for sha, subj, pr in commits],
+        thresholds={"medium": 0.4, "high": 0.7},
     )
+    p = tmp_path / f"score-{level}.json"
+    p.write_text(json.dumps(res.to_dict()))
     return str(p)
 
 
@@ -263,9 +266,10 @@ def _serve_pr(server: HTTPServer, labels=(), reviews=(), events=(), check_status
             {"id": 99, "name": "diffrisk gate", "status": "completed"}, status=201
         )
     else:
-        server.expect_request("/repos/o/r/check-runs", method="POST").respond_with_json(
-            {"message": "Resource not accessible by integration"}, status=check_status
-        )
+        for path in ("/repos/o/r/check-runs", f"/repos/o/r/statuses/{HEAD}"):
+            server.expect_request(path, method="POST").respond_with_json(
+                {"message": "Resource not accessible by integration"}, status=check_status
+            )
     return api
 
 
@@ -376,7 +380,7 @@ def test_cli_bad_score_file_is_a_clear_error(tmp_path):
     bad.write_text("{not json")
     res, _, _ = _run(["--score-file", str(bad), "--no-check"], "http://127.0.0.1:9", tmp_path)
     assert res.exit_code == 2
-    assert "error: cannot read score file" in res.output and "hint:" in res.output
+    assert "error: cannot read the score result" in res.output and "hint:" in res.output
 
 
 def test_cli_deploy_aggregates_score_file(tmp_path):
@@ -428,7 +432,7 @@ def test_last_successful_deployment_from_api(httpserver):
         },
     ]
     httpserver.expect_request(
-        "/repos/o/r/deployments", query_string={"environment": "production"}
+        "/repos/o/r/deployments", query_string={"environment": "production", "per_page": "100"}
     ).respond_with_json(deps)
     # newest: in progress; next: failed after an earlier success (latest status counts); oldest: success
     httpserver.expect_request("/repos/o/r/deployments/3/statuses").respond_with_json(
@@ -440,7 +444,10 @@ def test_last_successful_deployment_from_api(httpserver):
     httpserver.expect_request("/repos/o/r/deployments/1/statuses").respond_with_json(
         [{"id": 10, "state": "success"}]
     )
-    assert last_successful_deployment(_client("t", api), "o/r", "production") == "1" * 40
+    assert (
+        last_successful_deployment(_client("o/r", "t", api, retries=0, backoff=0), "production")
+        == "1" * 40
+    )
 
 
 def test_tag_base_is_newest_matching_tag_reachable_from_head(builder):

@@ -8,7 +8,6 @@ run, step outputs, job summary).
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -42,49 +41,31 @@ THRESHOLDS = click.Choice(["high", "medium", "never"])
 DEFAULT_API = "https://api.github.com"
 
 
-# --------------------------------------------------------------------------- GitHub reads
+# --------------------------------------------------------------------------- GitHub
 
 
-def _client(token: str | None, api_url: str | None) -> Any:
-    from github import Auth, Github
+def _client(
+    repository: str, token: str, api_url: str | None, write_interval: float = 1.0, **options: Any
+) -> Any:
+    """diffrisk.github's client: retries, error translation, token redaction."""
+    from diffrisk.github import GitHubClient
 
-    return Github(
-        auth=Auth.Token(token) if token else None,
-        base_url=(api_url or DEFAULT_API).rstrip("/"),
-        retry=None,
-        seconds_between_requests=None,
-        seconds_between_writes=None,
-        timeout=30,
-        lazy=True,  # no GET of the repository itself; objects load on first use
-    )
-
-
-def _github_error(err: Exception, what: str) -> GitHubError:
-    from github import GithubException
-
-    if isinstance(err, GithubException):
-        msg = err.data.get("message") if isinstance(err.data, dict) else None
-        hint = None
-        if err.status in (401, 403):
-            hint = "the token needs `pull-requests: read` (and `checks: write` for the check run); see docs/gating.md"
-        elif err.status == 404:
-            hint = "check the repository name and the pull request number"
-        return GitHubError(
-            f"GitHub API error while {what}: HTTP {err.status} {msg or ''}".rstrip(), hint=hint
-        )
-    return GitHubError(
-        f"cannot reach the GitHub API while {what}: {err}",
-        hint="check GITHUB_API_URL and the network",
+    return GitHubClient(
+        repository,
+        token,
+        api_url=(api_url or DEFAULT_API).rstrip("/"),
+        seconds_between_writes=write_interval,
+        **options,
     )
 
 
 def read_acceptance(
-    gh: Any, repository: str, number: int, override_label: str, approvers: list[str]
+    client: Any, number: int, override_label: str, approvers: list[str]
 ) -> Override | None:
     """The PR's labels, label events and reviews, turned into an :class:`Override` (or None)."""
-    try:
-        repo = gh.get_repo(repository)
-        pull = repo.get_pull(number)
+
+    def read() -> tuple[list[str], list[LabelEvent], list[Review]]:
+        pull = client.repo.get_pull(number)
         labels = [lb.name for lb in pull.labels]
         events: list[LabelEvent] = []
         if override_label.lower() in {lb.lower() for lb in labels}:
@@ -97,53 +78,49 @@ def read_acceptance(
             for rv in pull.get_reviews():
                 user = rv.user.login if rv.user is not None else ""
                 reviews.append(Review(user, rv.state or "", rv.submitted_at, rv.commit_id))
-    except Exception as err:  # PyGithub raises GithubException or requests errors
-        if isinstance(err, GitHubError):
-            raise
-        raise _github_error(err, f"reading pull request #{number} of {repository}") from None
+        return labels, events, reviews
+
+    labels, events, reviews = client._call(f"read labels and reviews of #{number}", read)
     return find_override(
         labels, reviews, override_label=override_label, approvers=approvers, label_events=events
     )
 
 
 def post_check(
-    gh: Any, repository: str, head_sha: str, name: str, conclusion: str, title: str, summary: str
+    client: Any,
+    head_sha: str,
+    name: str,
+    conclusion: str,
+    title: str,
+    summary: str,
+    annotations: list[dict[str, Any]],
 ) -> str | None:
-    """Create a completed check run; returns a warning instead of failing when not allowed."""
-    from github import GithubException
+    """A completed check run (a commit status when check runs are refused); a warning
+    instead of an error when the token may write neither (a fork's pull request)."""
+    from diffrisk.github import PermissionDenied
 
     try:
-        gh.get_repo(repository).create_check_run(
-            name=name,
-            head_sha=head_sha,
-            status="completed",
-            conclusion=conclusion,
-            output={"title": title[:255], "summary": summary[:65000]},
+        client.publish_check(head_sha, name, conclusion, title, summary, annotations)
+    except PermissionDenied:
+        return (
+            "could not create the check run or commit status: the token needs `checks: write` "
+            "(fork pull requests get a read-only token: use the workflow_run pattern in docs/gating.md)"
         )
-    except GithubException as err:
-        if err.status in (403, 404):
-            return (
-                f"could not create the check run (HTTP {err.status}); the token needs `checks: write` "
-                "(fork pull requests get a read-only token: use the workflow_run pattern in docs/gating.md)"
-            )
-        raise _github_error(err, "creating the check run") from None
-    except Exception as err:
-        raise _github_error(err, "creating the check run") from None
     return None
 
 
-def last_successful_deployment(gh: Any, repository: str, environment: str) -> str | None:
+def last_successful_deployment(client: Any, environment: str) -> str | None:
     """Sha of the newest deployment to ``environment`` whose latest status is ``success``."""
-    try:
-        repo = gh.get_repo(repository)
-        for dep in repo.get_deployments(environment=environment):  # newest first
+
+    def find() -> str | None:
+        for dep in client.repo.get_deployments(environment=environment):  # newest first
             for status in dep.get_statuses():  # newest first: only the latest counts
                 if status.state == "success":
                     return dep.sha
                 break
-    except Exception as err:
-        raise _github_error(err, f"listing deployments to {environment!r}") from None
-    return None
+        return None
+
+    return client._call(f"list deployments to {environment!r}", find)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -179,23 +156,21 @@ def pr_from_event(event: dict[str, Any]) -> tuple[int | None, str | None, str | 
 
 
 def _load_score_file(path: str) -> dict[str, Any]:
+    """A result saved by ``diffrisk score --json --output`` (checked by diffrisk.report)."""
+    from diffrisk import report
+
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
+        d = report.result_dict(report.load_result(path))
+    except DataError as err:
         raise DataError(
-            f"score file {path} does not exist", hint="write it with `diffrisk score --json > FILE`"
+            err.message, hint=err.hint or "write it with `diffrisk score --json --output FILE`"
         ) from None
-    except (OSError, ValueError) as err:
+    if d.get("level") not in ("low", "medium", "high"):
         raise DataError(
-            f"cannot read score file {path}: {err}",
-            hint="write it with `diffrisk score --json > FILE`",
-        ) from None
-    if not isinstance(data, dict) or data.get("level") not in ("low", "medium", "high"):
-        raise DataError(
-            f"{path} is not a diffrisk score (no level low|medium|high)",
-            hint="write it with `diffrisk score --json`",
+            f"{path} has no risk level low|medium|high",
+            hint="write it with `diffrisk score --json --output FILE`",
         )
-    return data
+    return d
 
 
 def _score_now(repo: str, data_dir: Path, base: str | None, head: str, cfg: Any) -> dict[str, Any]:
@@ -335,7 +310,14 @@ def deploy_summary(d: DeployDecision, base: str, head: str) -> str:
 @click.option(
     "--check-name",
     default=None,
-    help="Check run name. Default: config report.check_name + ' gate'.",
+    help="Check run name. Default: config report.check_name (one check: the report with the gate's conclusion); NAME deploy with --deploy.",
+)
+@click.option(
+    "--write-interval",
+    type=click.FloatRange(0),
+    default=1.0,
+    show_default=True,
+    help="Seconds between write requests to GitHub (GitHub asks for at least 1).",
 )
 @click.option(
     "--deploy",
@@ -369,6 +351,7 @@ def gate_cmd(
     api_url: str,
     check: bool | None,
     check_name: str | None,
+    write_interval: float,
     deploy: bool,
     environment: str | None,
     tag_pattern: str | None,
@@ -400,7 +383,7 @@ def gate_cmd(
 
         if in_actions():
             add_mask(token)
-    gh = _client(token, api_url) if repository else None
+    gh = _client(repository, token, api_url, write_interval) if (repository and token) else None
     event = _event()
     ev_number, ev_base, ev_head = pr_from_event(event)
 
@@ -417,10 +400,10 @@ def gate_cmd(
             elif environment:
                 if gh is None:
                     raise ConfigError(
-                        "--environment needs the repository on GitHub",
-                        hint="set GITHUB_REPOSITORY or pass --repository",
+                        "--environment needs the repository on GitHub and a token",
+                        hint="set GITHUB_REPOSITORY (or --repository) and GITHUB_TOKEN",
                     )
-                base = last_successful_deployment(gh, repository or "", environment)
+                base = last_successful_deployment(gh, environment)
                 if base is None:
                     raise GitHubError(
                         f"no successful deployment to {environment!r} was found",
@@ -450,10 +433,9 @@ def gate_cmd(
             summary,
             res.get("head"),
             gh,
-            repository,
             check,
-            check_name or f"{cfg.report.check_name} deploy gate",
-            token,
+            check_name or f"{cfg.report.check_name} deploy",
+            None,
             as_json,
             quiet,
         )
@@ -465,8 +447,8 @@ def gate_cmd(
     label = override_label if override_label is not None else gcfg.override_label
     number = pr_number or ev_number
     override = None
-    if number is not None and gh is not None and repository:
-        override = read_acceptance(gh, repository, int(number), label, list(gcfg.approvers))
+    if number is not None and gh is not None:
+        override = read_acceptance(gh, int(number), label, list(gcfg.approvers))
     decision = decide(
         res["level"],
         fail_on=fail_on or gcfg.fail_on,
@@ -480,12 +462,12 @@ def gate_cmd(
         merge_summary(decision, head_sha),
         head_sha,
         gh,
-        repository,
         check,
-        check_name or f"{cfg.report.check_name} gate",
-        token,
+        check_name or cfg.report.check_name,
+        res,
         as_json,
         quiet,
+        cfg,
     )
 
 
@@ -494,29 +476,39 @@ def _finish(
     summary: str,
     head_sha: str | None,
     gh: Any,
-    repository: str | None,
     check: bool | None,
     check_name: str,
-    token: str | None,
+    result: dict[str, Any] | None,
     as_json: bool,
     quiet: bool,
+    cfg: Any = None,
 ) -> None:
-    warnings: list[str] = []
-    want_check = (
-        check if check is not None else bool(token and repository and head_sha and gh is not None)
-    )
-    if want_check:
-        if gh is None or not repository or not head_sha:
-            raise ConfigError(
-                "--check needs the repository on GitHub and the head commit",
-                hint="set GITHUB_REPOSITORY and GITHUB_TOKEN",
-            )
-        title = decision.message if len(decision.message) < 200 else decision.message[:197] + "..."
-        w = post_check(gh, repository, head_sha, check_name, decision.conclusion, title, summary)
-        if w:
-            warnings.append(w)
+    """Check run, annotations, outputs, summary, then the exit code."""
     from diffrisk.ghactions import annotate, in_actions
 
+    warnings: list[str] = []
+    want_check = check if check is not None else bool(gh is not None and head_sha)
+    if want_check:
+        if gh is None or not head_sha:
+            raise ConfigError(
+                "--check needs the repository on GitHub, a token and the head commit",
+                hint="set GITHUB_REPOSITORY and GITHUB_TOKEN, or pass --no-check",
+            )
+        title = decision.message if len(decision.message) < 200 else decision.message[:197] + "..."
+        body, annotations = summary, []
+        if result is not None:  # the merge gate's check carries the full report under the decision
+            from diffrisk import report
+            from diffrisk.github import annotations_for
+
+            body = (
+                summary
+                + "\n---\n\n"
+                + report.render_check_summary(result, cfg.report if cfg else None)
+            )
+            annotations = annotations_for(result)
+        w = post_check(gh, head_sha, check_name, decision.conclusion, title, body, annotations)
+        if w:
+            warnings.append(w)
     for w in warnings:
         if in_actions():
             annotate("warning", w, title="diffrisk gate")
