@@ -1,0 +1,495 @@
+"""diffrisk score on a built repository whose riskier PR is known by construction.
+
+History (days after 2020-01-01; every file is Python, lines are ``name_i = i``)::
+
+    main:  ann builds core/ and a/..e/ (one directory per commit, so they never change
+           together), fixes a/ twice and b/ once; bob works on b/ and c/, carl on a/.
+           M = main at day 18.
+    other: dave edits a/x.py (day 20)            -- never an ancestor of base
+    main:  erin edits c/x.py (day 21) = base      -- after the merge base
+    risky: zed, a newcomer, appends a function with three ifs and 22 lines to each of
+           a/..e/x.py (day 23), then adds f/new.py (day 24)
+    safe:  ann changes one line of core/stable.py (day 23)
+    all:   merges everything; the dataset is mined from it, so it holds the PR commits,
+           dave's and erin's too, and scoring must leave them out of the PR's history.
+
+The model is a real calibrated logistic regression (diffrisk.train) fitted on synthetic
+rows where risk grows with size and spread and falls with experience, saved and loaded
+through the registry.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from diffrisk import explain
+from diffrisk.cli import cli
+from diffrisk.config import Config, MineConfig
+from diffrisk.errors import DataError, GitHubError, RepositoryError
+from diffrisk.mine import mine
+from diffrisk.paths import models_dir
+from diffrisk.registry import ModelRegistry, load_model
+from diffrisk.score import percentile_of, pull_request_from_event, score
+from diffrisk.train import fit_estimator, raw_features
+from repobuilder import RepoBuilder, ts
+
+DIRS = ["a", "b", "c", "d", "e"]
+ZED_FUNC = [
+    "def zed_check(x):",
+    "    if x > 1:",
+    "        return 1",
+    "    if x > 2:",
+    "        return 2",
+    "    if x > 3:",
+    "        return 3",
+    "    return 0",
+]
+# (day, author, subject, {path: ("add", n) | ("append", n) | ("edit", line_no)})
+MAIN = [
+    (1, "ann", "add core", {"core/stable.py": ("add", 10)}),
+    (2, "ann", "add a", {"a/x.py": ("add", 20)}),
+    (3, "ann", "add b", {"b/x.py": ("add", 20)}),
+    (4, "ann", "add c", {"c/x.py": ("add", 20)}),
+    (5, "ann", "add d", {"d/x.py": ("add", 20)}),
+    (6, "ann", "add e", {"e/x.py": ("add", 20)}),
+    (7, "ann", "extend a", {"a/x.py": ("append", 5)}),
+    (8, "ann", "fix crash in a", {"a/x.py": ("edit", 2)}),
+    (9, "ann", "extend b", {"b/x.py": ("append", 5)}),
+    (10, "ann", "fix wrong result in b", {"b/x.py": ("edit", 3)}),
+    (11, "ann", "fix regression in a", {"a/x.py": ("edit", 4)}),
+    (12, "bob", "grow b", {"b/x.py": ("append", 3)}),
+    (13, "bob", "grow b more", {"b/x.py": ("append", 3)}),
+    (14, "bob", "grow c", {"c/x.py": ("append", 3)}),
+    (15, "carl", "grow a", {"a/x.py": ("append", 2)}),
+    (16, "ann", "grow d", {"d/x.py": ("append", 4)}),
+    (17, "ann", "grow core", {"core/stable.py": ("append", 2)}),
+    (18, "ann", "grow e", {"e/x.py": ("append", 4)}),
+]
+PR_DAY = 24
+
+
+def _apply(state: dict[str, list[str]], path: str, op: tuple[str, int], tag: str) -> str:
+    kind, n = op
+    lines = state.setdefault(path, [])
+    if kind == "add":
+        lines[:] = [f"{tag}_{i} = {i}" for i in range(n)]
+    elif kind == "append":
+        lines.extend(f"{tag}_{i} = {i}" for i in range(n))
+    else:  # edit one line
+        lines[n] = f"{tag}_edit = {n}"
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("score")
+    b = RepoBuilder(root / "repo")
+    state: dict[str, list[str]] = {}
+    for day, author, subject, ops in MAIN:
+        files = {p: _apply(state, p, op, f"d{day}") for p, op in ops.items()}
+        b.commit(files, author=author, day=day, message=subject)
+    m = b.head()
+    at_m = {p: list(v) for p, v in state.items()}
+
+    b.branch("other", m)
+    b.checkout("other")
+    dave_a = list(at_m["a/x.py"])
+    dave_a[0] = "dave = 1"
+    dave = b.commit(
+        {"a/x.py": "\n".join(dave_a) + "\n"}, author="dave", day=20, message="dave tweaks a"
+    )
+
+    b.checkout("main")
+    erin_c = list(at_m["c/x.py"])
+    erin_c[0] = "erin = 1"
+    erin = b.commit(
+        {"c/x.py": "\n".join(erin_c) + "\n"}, author="erin", day=21, message="erin tweaks c"
+    )
+
+    b.branch("risky", m)
+    b.checkout("risky")
+    files = {}
+    for d in DIRS:
+        lines = at_m[f"{d}/x.py"] + ZED_FUNC + [f"zed_{i} = {i}" for i in range(22)]
+        files[f"{d}/x.py"] = "\n".join(lines) + "\n"
+    zed1 = b.commit(files, author="zed", day=23, message="rework everything")
+    new = "\n".join(f"new_{i} = {i}" for i in range(40)) + "\n"
+    zed2 = b.commit({"f/new.py": new}, author="zed", day=PR_DAY, message="add f")
+
+    b.branch("safe", m)
+    b.checkout("safe")
+    core = list(at_m["core/stable.py"])
+    core[3] = "tuned = 3"
+    safe = b.commit(
+        {"core/stable.py": "\n".join(core) + "\n"}, author="ann", day=23, message="tune constant"
+    )
+
+    b.branch("all", zed2)
+    b.checkout("all")
+    b.merge("other", day=25)
+    b.merge("main", day=25)
+    b.merge("safe", day=25)
+    b.checkout("main")
+
+    data = root / "data"
+    mine(b.path, data, rev="all", config=MineConfig(code_metrics=True, workers=1))
+    _train_model(data)
+    return {
+        "repo": b.path,
+        "data": data,
+        "m": m,
+        "base": erin,
+        "dave": dave,
+        "zed": [zed1, zed2],
+        "safe": safe,
+        "at_m": at_m,
+    }
+
+
+def _train_model(data: Path) -> None:
+    """A real calibrated logistic regression on synthetic rows, saved and promoted."""
+    rng = np.random.default_rng(7)
+    n = 800
+    X = pd.DataFrame(
+        {
+            "la": rng.lognormal(3.0, 1.5, n).round(),
+            "ld": rng.lognormal(2.0, 1.2, n).round(),
+            "lt": rng.lognormal(5.0, 1.0, n).round(),
+            "nf": rng.integers(1, 12, n),
+            "ns": rng.integers(1, 5, n),
+            "entropy": rng.random(n),
+            "fix": rng.integers(0, 2, n),
+            "ndev": rng.integers(0, 10, n),
+            "age": rng.exponential(60, n),
+            "nuc": rng.integers(0, 50, n),
+            "exp": rng.integers(0, 300, n),
+            "sexp": rng.integers(0, 100, n),
+        }
+    )
+    z = 1.2 * np.log1p(X["la"] / X["lt"].clip(lower=1)) + 0.8 * np.log1p(X["nf"]) + 0.6 * X["ns"]
+    z = z - 0.5 * np.log1p(X["exp"]) - 0.3 * np.log1p(X["sexp"]) - 0.5
+    y = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(int)
+    est = fit_estimator("logistic", X, y)
+    reg = ModelRegistry(models_dir(data))
+    version = reg.save(
+        est, {"kind": "logistic", "features": raw_features("logistic"), "metrics": {"auc": 0.8}}
+    )
+    reg.promote(version)
+
+
+@pytest.fixture(scope="module")
+def risky(world: dict):
+    return score(world["repo"], "main", "risky", world["data"])
+
+
+@pytest.fixture(scope="module")
+def safe(world: dict):
+    return score(world["repo"], "main", "safe", world["data"])
+
+
+# -- features --------------------------------------------------------------------------
+
+
+def _prior_commits_touching(paths: set[str]) -> list[tuple[int, str]]:
+    return [(day, author) for day, author, _s, ops in MAIN if paths & set(ops)]
+
+
+def test_squashed_pr_features_by_hand(world: dict, risky) -> None:
+    f = risky.features
+    xs = {f"{d}/x.py" for d in DIRS}
+    at_m = world["at_m"]
+    assert f["nf"] == 6 and f["ns"] == 6 and f["nd"] == 6
+    assert f["la"] == 5 * 30 + 40 and f["ld"] == 0
+    assert f["lt"] == sum(len(at_m[p]) for p in xs) == 27 + 31 + 23 + 24 + 24
+    touching = _prior_commits_touching(xs)
+    assert f["nuc"] == len(touching) == 16
+    assert f["ndev"] == len({a for _d, a in touching}) == 3  # ann, bob, carl: not dave, erin, zed
+    last = {p: max(d for d, _a, _s, ops in MAIN if p in ops) for p in xs}
+    assert f["age"] == pytest.approx(sum(PR_DAY - last[p] for p in xs) / 6)  # f/new.py: 0
+    assert f["exp"] == 0 and f["sexp"] == 0 and f["rexp"] == 0  # the PR's own commits excluded
+    assert f["fix"] == 0
+    assert f["author_email"] == "zed@example.com"
+    assert f["author_time"] == pd.Timestamp(ts(PR_DAY), unit="s", tz="UTC").isoformat()
+    vals = [30] * 5 + [40]
+    h = -sum(v / sum(vals) * math.log2(v / sum(vals)) for v in vals) / math.log2(6)
+    assert f["entropy"] == pytest.approx(h)
+    # radon: a module of plain assignments totals 1; with one function of complexity 4
+    # (three ifs) it totals 4. So +3 per x.py, and +1 for the new f/new.py.
+    assert f["cc_delta"] == pytest.approx(5 * 3 + 1)
+    assert f["cc_max_touched"] == pytest.approx(4)
+    assert risky.merge_base == world["m"]
+
+
+def test_safe_pr_features_by_hand(safe) -> None:
+    f = safe.features
+    assert (f["nf"], f["ns"], f["nd"], f["la"], f["ld"], f["lt"]) == (1, 1, 1, 1, 1, 12)
+    assert f["ndev"] == 1 and f["nuc"] == 2
+    assert f["age"] == pytest.approx(23 - 17)
+    ann = [d for d, a, _s, _o in MAIN if a == "ann"]
+    assert f["exp"] == len(ann) == 14
+    assert f["sexp"] == 2  # ann's changes to core/
+
+
+def test_history_excludes_non_ancestors_of_the_merge_base(world: dict) -> None:
+    # dave (other branch) and erin (after the merge base) both touched a/ and c/; the PR
+    # scored against 'other' as base would see dave's commit as its history.
+    res = score(world["repo"], "other", "risky", world["data"])
+    assert res.merge_base == world["m"]
+    assert res.features["ndev"] == 3
+    # a PR whose own history includes dave's change counts him
+    on_dave = score(world["repo"], world["m"], "other", world["data"])
+    assert on_dave.features["author_email"] == "dave@example.com"
+    assert on_dave.features["ndev"] == 2  # ann and carl changed a/x.py before M
+
+
+def test_pr_commit_rows_equal_the_mined_rows(world: dict, risky) -> None:
+    from diffrisk.store import load_dataset
+
+    ds = load_dataset(world["data"])
+    assert {c.sha for c in risky.commits} == set(world["zed"])
+    cols = [
+        "ns",
+        "nd",
+        "nf",
+        "entropy",
+        "la",
+        "ld",
+        "lt",
+        "fix",
+        "ndev",
+        "age",
+        "nuc",
+        "exp",
+        "rexp",
+        "sexp",
+    ]
+    mined = ds.changes.set_index("sha").loc[world["zed"], cols]
+    # score the commits through analyze() directly: the same rows the model saw
+    from diffrisk.gitio import open_repo
+    from diffrisk.score import analyze
+
+    a = analyze(open_repo(world["repo"]), "main", "risky", ds, Config())
+    ours = a.commit_rows.set_index("sha").loc[world["zed"], cols]
+    pd.testing.assert_frame_equal(ours.astype(float), mined.astype(float))
+    assert list(ours["exp"]) == [0, 1]  # zed's second commit sees his first
+
+
+# -- model, explanation, advice ------------------------------------------------------------
+
+
+def test_riskier_pr_scores_higher(risky, safe) -> None:
+    assert risky.probability > safe.probability
+    assert risky.level == "high" and safe.level == "low"
+    assert risky.model_source == "repository" and risky.model_metrics == {"auc": 0.8}
+    assert risky.thresholds == {"medium": 0.4, "high": 0.7}
+
+
+def test_factors_come_from_the_model(world: dict, risky) -> None:
+    model = load_model(world["data"])
+    from diffrisk.gitio import open_repo
+    from diffrisk.score import analyze
+    from diffrisk.store import load_dataset
+
+    a = analyze(open_repo(world["repo"]), "main", "risky", load_dataset(world["data"]), Config())
+    contrib = model.contributions(a.pr_row).iloc[0]
+    top_up = contrib[contrib > 0].sort_values(ascending=False).index[:5].tolist()
+    assert [f.feature for f in risky.raised] == top_up
+    assert all(
+        abs(x.contribution) >= abs(y.contribution)
+        for x, y in zip(risky.factors, risky.factors[1:], strict=False)
+    )
+    texts = {f.feature: f.text for f in risky.factors}
+    if "nf" in texts:
+        assert texts["nf"] == "touches 6 files in 6 directories"
+    if "sexp" in texts:
+        assert texts["sexp"].startswith("is the author's first change to a/, b/, c/")
+    if "exp" in texts:
+        assert texts["exp"] == "is the author's first change to the repository"
+
+
+def test_factor_texts_use_the_change_values() -> None:
+    ctx = explain.Context(
+        paths=["src/p/a.py", "src/p/b.py"],
+        dirs=["src/p"],
+        subsystems=["src"],
+        new_subsystems=["src"],
+        fix_files=["src/p/a.py"],
+        la_in_fix_files=300,
+        subject="fix parser",
+    )
+    assert (
+        explain.factor_text("la", 420, ctx)
+        == "adds 420 lines, 300 of them to files with a history of fixes"
+    )
+    assert explain.factor_text("nf", 14, ctx) == "touches 14 files in 1 directory"
+    assert explain.factor_text("sexp", 0, ctx) == "is the author's first change to src/"
+    assert explain.factor_text("fix", 1, ctx) == 'is a bug fix ("fix parser")'
+    assert explain.factor_text("issue_refs", np.array([3, 4]), ctx) == "references 2 issues"
+    assert explain.factor_text("mystery", 2.5, ctx) == "mystery = 2.5"
+
+
+def test_hotspots(risky, safe) -> None:
+    by_path = {f.path: f for f in risky.files}
+    assert set(by_path) == {f"{d}/x.py" for d in DIRS} | {"f/new.py"}
+    a = by_path["a/x.py"]
+    assert (a.past_changes, a.past_fixes, a.la, a.ld, a.cc_added) == (5, 2, 30, 0, 3.0)
+    assert "2 past bug fixes touched it" in a.reasons
+    assert "this change adds 3 to its cyclomatic complexity" in a.reasons
+    assert by_path["b/x.py"].past_fixes == 1 and by_path["c/x.py"].past_fixes == 0
+    assert by_path["f/new.py"].reasons[0] == "new file" and by_path["f/new.py"].cc_added == 1
+    assert [f.score for f in risky.files] == sorted((f.score for f in risky.files), reverse=True)
+    assert [c.probability for c in risky.commits] == sorted(
+        (c.probability for c in risky.commits), reverse=True
+    )
+    assert len(safe.files) == 1 and safe.files[0].path == "core/stable.py"
+
+
+def test_advice_names_directories_tests_and_reviewers(risky, safe) -> None:
+    split, tests, review = risky.advice
+    assert split.startswith("Split this PR")
+    for d in [*DIRS, "f"]:
+        assert f"{d}/ (1 file)" in split
+    assert tests.startswith(
+        "Add tests beside files with a history of fixes: a/x.py (2 past fixes), b/x.py (1 past fix)"
+    )
+    assert "(this PR changes no test files)" in tests
+    ann = sum(1 for _d, a, _s, ops in MAIN if a == "ann" and any(p.endswith("/x.py") for p in ops))
+    assert risky.reviewers == [
+        ("ann@example.com", ann),
+        ("bob@example.com", 3),
+        ("carl@example.com", 1),
+    ]
+    assert f"ann@example.com ({ann} changes), bob@example.com (3 changes)" in review
+    assert safe.advice == [] and safe.reviewers == []  # ann is the only one who knows core/
+
+
+def test_percentile(world: dict, risky, safe) -> None:
+    assert risky.compared_changes == len(MAIN)  # ancestors of M within a year; not dave, erin
+    assert 0 <= safe.percentile < risky.percentile <= 100
+    assert percentile_of(0.5, np.array([0.1, 0.5, 0.9])) == 50.0
+    assert percentile_of(0.95, np.array([0.1, 0.5, 0.9])) == 100.0
+    assert percentile_of(0.5, np.array([])) is None
+
+
+def test_to_dict_is_json(risky) -> None:
+    d = json.loads(json.dumps(risky.to_dict()))
+    assert d["reviewers"][0] == {"email": "ann@example.com", "changes": risky.reviewers[0][1]}
+    assert d["level"] == "high" and d["files"][0]["path"] == risky.files[0].path
+    from diffrisk.report import result_from_dict
+
+    assert result_from_dict(d).reviewers == risky.reviewers
+
+
+# -- errors and the GitHub event -------------------------------------------------------------
+
+
+def test_errors(world: dict, tmp_path: Path) -> None:
+    with pytest.raises(RepositoryError, match="nothing to score"):
+        score(world["repo"], "risky", "main~1", world["data"])  # main~1 = M, in risky
+    with pytest.raises(RepositoryError, match="does not exist"):
+        score(world["repo"], "main", "nope", world["data"])
+    with pytest.raises(DataError, match="no mined dataset"):
+        score(world["repo"], "main", "risky", tmp_path / "empty")
+
+
+def _event(tmp_path: Path, payload: dict) -> Path:
+    p = tmp_path / "event.json"
+    p.write_text(json.dumps(payload))
+    return p
+
+
+def test_pull_request_event_parsing(tmp_path: Path) -> None:
+    p = _event(
+        tmp_path,
+        {
+            "action": "synchronize",
+            "number": 7,
+            "pull_request": {
+                "number": 7,
+                "title": "Fix the parser",
+                "body": None,
+                "user": {"login": "zed"},
+                "base": {"sha": "a" * 40, "ref": "main"},
+                "head": {"sha": "b" * 40, "ref": "risky"},
+            },
+        },
+    )
+    pr = pull_request_from_event(p)
+    assert (pr.base, pr.head, pr.number, pr.title, pr.body, pr.author) == (
+        "a" * 40,
+        "b" * 40,
+        7,
+        "Fix the parser",
+        "",
+        "zed",
+    )
+    assert (
+        pull_request_from_event(_event(tmp_path, {"ref": "refs/heads/main", "commits": []})) is None
+    )
+    with pytest.raises(GitHubError, match=r"base\.sha"):
+        pull_request_from_event(_event(tmp_path, {"pull_request": {"head": {"sha": "x"}}}))
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(GitHubError, match="not JSON"):
+        pull_request_from_event(bad)
+
+
+def test_cli_takes_base_and_head_from_the_event(
+    world: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = world["repo"]
+    from diffrisk.gitio import open_repo
+
+    r = open_repo(repo)
+    base, head = r.resolve("main"), r.resolve("risky")
+    p = _event(
+        tmp_path,
+        {
+            "pull_request": {
+                "number": 3,
+                "title": "fix crash everywhere",
+                "body": "fixes #12",
+                "base": {"sha": base},
+                "head": {"sha": head},
+            }
+        },
+    )
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(p))
+    out = tmp_path / "result.json"
+    res = CliRunner().invoke(
+        cli,
+        [
+            "score",
+            "--repo",
+            str(repo),
+            "--data-dir",
+            str(world["data"]),
+            "--json",
+            "--output",
+            str(out),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    d = json.loads(out.read_text())
+    assert (d["base"], d["head"], d["pull_request"]) == (base, head, 3)
+    assert d["features"]["fix"] == 1 and d["features"]["issue_refs"] == [
+        12
+    ]  # from the PR title and body
+    md = CliRunner().invoke(
+        cli,
+        ["score", "--repo", str(repo), "--data-dir", str(world["data"]), "--format", "markdown"],
+    )
+    assert md.exit_code == 0, md.output
+    assert md.output.startswith("<!-- diffrisk:comment") and "a/x.py" in md.output
+    monkeypatch.delenv("GITHUB_EVENT_PATH")
+    err = CliRunner().invoke(
+        cli, ["score", "--repo", str(repo), "--data-dir", str(tmp_path / "none"), "--head", "risky"]
+    )
+    assert err.exit_code == 2 and "error: no mined dataset" in err.output
