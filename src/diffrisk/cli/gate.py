@@ -174,16 +174,12 @@ def _load_score_file(path: str) -> dict[str, Any]:
 
 
 def _score_now(repo: str, data_dir: Path, base: str | None, head: str, cfg: Any) -> dict[str, Any]:
-    """Run the score stage for base..head and return its ``to_dict()``."""
-    from diffrisk import score as score_mod
+    """Run the score stage for base...head and return its ``to_dict()``."""
+    from diffrisk.score import score
 
-    fn = getattr(score_mod, "score", None)
-    if fn is None:  # pragma: no cover - the score stage has not landed
-        raise DataError(
-            "the score stage is not available in this version", hint="pass --score-file"
-        )
-    res = fn(repo, data_dir, base=base, head=head, config=cfg)
-    return res.to_dict()
+    if not base:
+        raise ConfigError("no base revision to score against", hint="pass --base (or --score-file)")
+    return score(repo, base, head, data_dir=data_dir, config=cfg).to_dict()
 
 
 def _tag_base(repo: str, head: str, pattern: str) -> str | None:

