@@ -86,8 +86,8 @@ def _redact_record(record: logging.LogRecord) -> None:
         record.args = None
 
 
-def protect_secret(secret: str | None, stream: TextIO | None = None) -> None:
-    """Never let ``secret`` reach a log: mask it for the runner and redact log records.
+def protect_secret(secret: str | None) -> None:
+    """Never let ``secret`` reach a log: every log record containing it is redacted.
 
     Redaction happens when a record is created (a log record factory), so it covers every
     logger and every handler, including ones added later (PyGithub's, urllib3's, pytest's).
@@ -95,8 +95,6 @@ def protect_secret(secret: str | None, stream: TextIO | None = None) -> None:
     global _factory_installed
     if not secret or len(secret) < 4:
         return
-    if ghactions.in_actions() and secret not in _SECRETS:
-        ghactions.add_mask(secret, stream)
     _SECRETS.add(secret)
     if not _factory_installed:
         previous = logging.getLogRecordFactory()
@@ -561,7 +559,10 @@ def publish(
     ctx = context or GitHubContext.from_env(token=token)
     if token and ctx.token != token:
         ctx = dataclasses.replace(ctx, token=token)
-    protect_secret(ctx.token, out)
+    if ctx.token:
+        protect_secret(ctx.token)
+        if ghactions.in_actions():
+            ghactions.add_mask(ctx.token, out)
 
     path = (
         Path(report_path)
@@ -594,13 +595,13 @@ def publish(
             **dict(client_options or {}),
         ) as gh:
             pr_number = ctx.pr_number
-            if (
-                pr_number is None
-                and ctx.event_name == "workflow_run"
-                and ctx.head_owner
-                and ctx.head_ref
-            ):
-                pr_number = gh.find_pr(ctx.head_owner, ctx.head_ref)
+            if ctx.event_name == "workflow_run":
+                # The result file came from another (possibly a fork's) workflow: trust the
+                # event, not the file, for where to post.
+                if pr_number is None and ctx.head_owner and ctx.head_ref:
+                    pr_number = gh.find_pr(ctx.head_owner, ctx.head_ref)
+            elif pr_number is None:
+                pr_number = _int(d.get("pull_request"))
             if pr_number is not None and mode != "off":
                 body = report.render_comment(
                     d, cfg.report, repo_root=repo_root, summary_url=ctx.run_url

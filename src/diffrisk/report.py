@@ -70,6 +70,7 @@ _MD_ESCAPES = {
 }
 _MD_RE = re.compile("[" + re.escape("".join(_MD_ESCAPES)) + "]")
 _ZWSP = "\u200b"
+_CODE_RE = re.compile(r"[|`*_\[\]~\\]")
 
 
 def md(value: Any) -> str:
@@ -87,8 +88,9 @@ def code(value: Any) -> str:
     """Inline code that survives any content: ``<code>`` with HTML entities."""
     if value is None:
         return ""
+    # Markdown is still parsed between inline HTML tags: entities for everything it acts on.
     text = html.escape(" ".join(str(value).split()), quote=True)
-    return "<code>" + text.replace("|", "&#124;").replace("`", "&#96;") + "</code>"
+    return "<code>" + _CODE_RE.sub(lambda m: f"&#{ord(m.group())};", text) + "</code>"
 
 
 def prob(value: Any) -> str:
@@ -250,7 +252,8 @@ def load_result(path: str | Path) -> ScoreResult:
 # ----------------------------------------------------------------------------- templates
 def comment_marker(check_name: str = "diffrisk") -> str:
     """The hidden first line that identifies our sticky comment for one check name."""
-    return f'<!-- diffrisk:comment check="{quote(check_name, safe="")}" -->'
+    name = quote(check_name, safe="").replace("-", "%2D")  # no "--" or "-->" inside a comment
+    return f'<!-- diffrisk:comment check="{name}" -->'
 
 
 def _environment(user_dir: Path | None = None) -> SandboxedEnvironment:
@@ -413,7 +416,7 @@ def render_terminal(result: ScoreResult | Mapping[str, Any], console: Any = None
         for f in d["files"]:
             t.add_row(
                 escape(str(f["path"])),
-                num(f["score"]),
+                prob(f["score"]),
                 f"+{f['la']}/-{f['ld']}",
                 str(f["past_fixes"]),
                 escape("; ".join(map(str, f.get("reasons") or []))),
