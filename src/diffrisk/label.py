@@ -129,11 +129,13 @@ def fetch_github_bugs(
     wanted = {b.lower() for b in bug_labels}
     out = GitHubBugs()
     try:
-        repo = gh.get_repo(repo_name, lazy=True)
+        repo = gh.get_repo(repo_name)
         out.labels = sorted(lb.name for lb in repo.get_labels() if lb.name.lower() in wanted)
         for name in out.labels:
             for issue in repo.get_issues(state="all", labels=[name]):
-                if issue.pull_request is not None:
+                # read the listed data: touching an absent attribute (pull_request on a
+                # plain issue) would make PyGithub fetch every issue once more
+                if "pull_request" in (getattr(issue, "_rawData", None) or {}):
                     out.pulls.add(issue.number)
                 else:
                     created = issue.created_at

@@ -196,11 +196,19 @@ def parse_patches(data: bytes) -> dict[str, list[FileDiff]]:
 
 
 def _python_docstring_lines(text: str) -> set[int]:
+    """Lines of docstrings; for code that does not parse (Python 2, a syntax error the fix
+    repairs), lines of triple-quoted strings that start a statement."""
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return set()
-    lines: set[int] = set()
+        lines = text.splitlines()
+        out: set[int] = set()
+        for a, b in _triple_spans(text)[0]:
+            head = lines[a - 1].lstrip() if a - 1 < len(lines) else ""
+            if _STATEMENT_STRING.match(head):
+                out.update(range(a, b + 1))
+        return out
+    out = set()
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body
@@ -211,8 +219,40 @@ def _python_docstring_lines(text: str) -> set[int]:
                 and isinstance(body[0].value.value, str)
             ):
                 s = body[0]
-                lines.update(range(s.lineno, (s.end_lineno or s.lineno) + 1))
-    return lines
+                out.update(range(s.lineno, (s.end_lineno or s.lineno) + 1))
+    return out
+
+
+_TRIPLE = re.compile(r'"""|\'\'\'')
+_STATEMENT_STRING = re.compile(r'^[rRuUbB]{0,2}("""|\'\'\')')
+
+
+def _triple_spans(text: str) -> tuple[list[tuple[int, int]], bool]:
+    """(first line, last line) of triple-quoted strings, and whether one is left open.
+
+    Pairs triple quotes in order of appearance; quotes inside other strings can
+    mis-pair them, so this is a heuristic (a pre-check, and the fallback without a parse).
+    """
+    spans = []
+    pos = 0
+    line = 1
+    open_at = None
+    quote = ""
+    for m in _TRIPLE.finditer(text):
+        line += text.count("\n", pos, m.start())
+        pos = m.start()
+        if open_at is None:
+            open_at, quote = line, m.group()
+        elif m.group() == quote:
+            spans.append((open_at, line))
+            open_at = None
+    return spans, open_at is not None
+
+
+def _maybe_in_triple_quoted(text: str, line_numbers: list[int]) -> bool:
+    """Cheap pre-check before parsing: may any of the lines be in a triple-quoted string?"""
+    spans, unclosed = _triple_spans(text)
+    return unclosed or any(a <= n <= b for n in line_numbers for a, b in spans)
 
 
 def _slash_comment_lines(text: str) -> set[int]:
@@ -264,7 +304,7 @@ def cosmetic_lines(
     if not rest:
         return out
     text = old_text.decode("utf-8", "replace")
-    if ext in _PY:
+    if ext in _PY and _maybe_in_triple_quoted(text, rest):
         doc = _python_docstring_lines(text)
         out.update(no for no in rest if no in doc)
     elif ext in _SLASH_COMMENT:

@@ -1,0 +1,137 @@
+"""``diffrisk label``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from diffrisk.cli.output import (
+    config_option,
+    data_dir_option,
+    json_option,
+    print_json,
+    progress_bar,
+    quiet_option,
+    repo_option,
+    stderr_console,
+)
+from diffrisk.config import load_config
+from diffrisk.label import GitHubBugs, fetch_github_bugs, label, sample_links
+from diffrisk.paths import default_data_dir
+
+
+@click.command("label")
+@repo_option
+@data_dir_option
+@click.option(
+    "--sample",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Also print N random fix -> inducing links (both subjects and the blamed lines) to judge by hand.",
+)
+@click.option("--seed", type=int, default=None, help="Random seed for --sample.")
+@click.option(
+    "--github-repo",
+    default=None,
+    metavar="OWNER/NAME",
+    help="Also treat commits referencing issues/PRs with a bug label as fixes (default: $GITHUB_REPOSITORY).",
+)
+@click.option(
+    "--github-token",
+    default=None,
+    envvar="GITHUB_TOKEN",
+    show_envvar=True,
+    help="Token for --github-repo (never printed). Without one the GitHub source is skipped.",
+)
+@config_option
+@json_option
+@quiet_option
+def label_cmd(
+    repo: str,
+    data_dir: str | None,
+    sample: int,
+    seed: int | None,
+    github_repo: str | None,
+    github_token: str | None,
+    config_path: str | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Label mined changes as defect-inducing, clean or unlabelled (SZZ).
+
+    Bug fixes are found by the keyword rule (and, with a token, by GitHub bug labels);
+    the lines each fix deleted or changed are blamed in its parent. A change no fix
+    blames is clean once it is older than label.verification_days, else unlabelled.
+    Writes DATA_DIR/labels.parquet and DATA_DIR/szz_links.parquet; a second run blames
+    only new fixes. See docs/labels.md.
+    """
+    cfg = load_config(repo, config_path)
+    out_dir = Path(data_dir) if data_dir else default_data_dir(repo)
+    github_repo = github_repo or os.environ.get("GITHUB_REPOSITORY") or None
+    console = stderr_console()
+    bugs: GitHubBugs | None = None
+    if github_token and github_repo:
+        bugs = fetch_github_bugs(github_repo, github_token, cfg.label.bug_labels)
+    elif github_repo and not github_token and not quiet:
+        console.print(
+            "[yellow]note:[/] no GitHub token: bug labels are not used (keyword rule only)"
+        )
+    with progress_bar(quiet or as_json) as prog:
+        res = label(repo, out_dir, cfg.label, progress=prog, github=bugs)
+    links = sample_links(out_dir, sample, seed) if sample else []
+    if as_json:
+        d = res.to_dict()
+        d["seconds"] = round(res.seconds, 3)
+        if sample:
+            d["sample"] = links
+        print_json(d)
+        return
+    for w in res.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+    if quiet and not sample:
+        return
+    out = Console()
+    if not quiet:
+        t = Table(title=f"diffrisk label: {res.data_dir}", show_header=False)
+        t.add_row("changes", str(res.changes))
+        fixes = f"{res.fixes}" + (
+            f" ({res.github_fixes} from GitHub bug labels)" if bugs is not None else ""
+        )
+        t.add_row("fixes", fixes)
+        t.add_row("fixes blamed", f"{res.fixes_blamed} ({res.newly_blamed} in this run)")
+        t.add_row("fixes too large", f"{res.fixes_too_large} (> {cfg.label.max_fix_files} files)")
+        t.add_row("fixes that blamed nothing", str(res.fixes_blamed_nothing))
+        t.add_row("fix -> inducing links", str(res.links))
+        if res.dropped:
+            t.add_row(
+                "links dropped", ", ".join(f"{k}: {v}" for k, v in sorted(res.dropped.items()))
+            )
+        t.add_row("buggy", str(res.buggy))
+        t.add_row("clean", f"{res.clean} ({res.clean_without_source} touch no source file)")
+        t.add_row(
+            "unlabelled", f"{res.unlabelled} (younger than {cfg.label.verification_days} days)"
+        )
+        t.add_row("time", f"{res.seconds:.2f} s")
+        out.print(t)
+    for i, link in enumerate(links, 1):
+        out.print()
+        out.print(
+            f"[bold]{i}. fix[/] {link['fix_sha'][:12]} {link['fix_time'][:10]}  {link['fix_subject']}",
+            highlight=False,
+        )
+        out.print(
+            f"   [bold]blames[/] {link['inducing_sha'][:12]} {link['inducing_time'][:10]}  {link['inducing_subject']}",
+            highlight=False,
+        )
+        out.print(f"   {link['path']}: {link['lines']} line(s)", highlight=False)
+        for text in link["sample"]:
+            click.echo(f"   - {text}")
+    if sample and not links:
+        out.print("no fix -> inducing links to sample")
+
+
+COMMANDS = [label_cmd]

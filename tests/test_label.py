@@ -1,0 +1,408 @@
+"""SZZ labelling on real repositories whose defect-inducing commits are known by construction."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from pytest_httpserver import HTTPServer
+
+from diffrisk.cli import cli
+from diffrisk.config import LabelConfig, MineConfig
+from diffrisk.errors import DataError, GitHubError
+from diffrisk.label import fetch_github_bugs, label, load_labels, load_links, sample_links
+from diffrisk.mine import mine
+from diffrisk.szz import cosmetic_lines, parse_patches, ranges
+from repobuilder import RepoBuilder, ts
+
+MOD = """\
+def f(x):
+    \"\"\"Add one.\"\"\"
+    return x + 1
+
+
+def g(y):
+    return y * 2
+"""
+
+
+def run(b: RepoBuilder, data: Path, **cfg: object) -> tuple[object, pd.DataFrame]:
+    mine(b.path, data, config=MineConfig(code_metrics=False))
+    res = label(b.path, data, LabelConfig(**cfg))
+    return res, load_labels(data).set_index("sha")
+
+
+def state(labels: pd.DataFrame, sha: str) -> str:
+    return labels.loc[sha, "label_state"]
+
+
+@pytest.fixture
+def history(builder: RepoBuilder) -> dict[str, str]:
+    """c_bug writes the faulty line; whitespace and comment-only commits follow; the fix
+    repairs it, deletes the comment, and touches docs and tests written by c_base."""
+    b = builder
+    c = {}
+    c["base"] = b.commit(
+        {
+            "pkg/mod.py": MOD,
+            "README.md": "hello\nworld\n",
+            "tests/test_mod.py": "def test():\n    assert 1\n",
+        },
+        day=0,
+        message="add mod",
+    )
+    c["bug"] = b.commit(
+        {"pkg/mod.py": MOD.replace("y * 2", "y * 3")}, author="bob", day=10, message="change g"
+    )
+    c["ws"] = b.commit(
+        {"pkg/mod.py": MOD.replace("y * 2", "y  *  3")}, day=20, message="reformat g"
+    )
+    with_comment = MOD.replace("y * 2", "y  *  3").replace(
+        "def g(y):\n", "def g(y):\n    # triples y\n"
+    )
+    with_comment = with_comment.replace('"""Add one."""', '"""Add one to x."""')
+    c["comment"] = b.commit({"pkg/mod.py": with_comment}, author="cid", day=30, message="explain g")
+    fixed = MOD.replace('"""Add one."""', '"""Add 1."""')
+    c["fix"] = b.commit(
+        {
+            "pkg/mod.py": fixed,
+            "README.md": "hello\nthere\n",
+            "tests/test_mod.py": "def test():\n    assert 2\n",
+        },
+        day=200,
+        message="Fix g returning the wrong value",
+    )
+    c["young"] = b.commit({"pkg/other.py": "z = 1\n"}, day=250, message="add other")
+    return c
+
+
+def test_szz_blames_exactly_the_inducing_commit(
+    history: dict[str, str], builder: RepoBuilder, tmp_path: Path
+) -> None:
+    c = history
+    res, lab = run(builder, tmp_path / "data")
+    assert state(lab, c["bug"]) == "buggy"
+    assert list(lab.loc[c["bug"], "fixed_by"]) == [c["fix"]]
+    assert lab.loc[c["bug"], "n_fixes"] == 1
+    assert lab.loc[c["bug"], "days_to_fix"] == pytest.approx(190.0)
+    # whitespace-only and comment/docstring-only commits are not blamed; nor is the base
+    # commit for the README and test lines the fix changed
+    for k in ("base", "ws", "comment"):
+        assert state(lab, c[k]) == "clean", k
+    # the newest commit is day 250: days 200 and 250 are within 90 days -> unlabelled
+    assert state(lab, c["young"]) == "unlabelled" and state(lab, c["fix"]) == "unlabelled"
+    assert pd.isna(lab.loc[c["young"], "label"])
+    assert lab.loc[c["bug"], "label"] == 1 and lab.loc[c["base"], "label"] == 0
+    assert lab.loc[c["fix"], "is_fix"] == 1 and lab.loc[c["bug"], "is_fix"] == 0
+    assert lab.loc[c["base"], "source_files"] == 1  # pkg/mod.py; README and tests are not source
+    assert res.buggy == 1 and res.fixes == 1 and res.links == 1
+    links = load_links(tmp_path / "data")
+    assert links[["fix_sha", "inducing_sha", "path", "lines"]].values.tolist() == [
+        [c["fix"], c["bug"], "pkg/mod.py", 1]
+    ]
+    assert list(links.loc[0, "sample"]) == ["    return y  *  3"]
+
+
+def test_filters_switched_off_blame_the_cosmetic_commits(
+    history: dict[str, str], builder: RepoBuilder, tmp_path: Path
+) -> None:
+    c = history
+    _, lab = run(
+        builder,
+        tmp_path / "data",
+        ignore_whitespace=False,
+        ignore_comments=False,
+        source_only=False,
+        verification_days=0,
+    )
+    assert state(lab, c["ws"]) == "buggy"  # blamed without -w
+    assert state(lab, c["comment"]) == "buggy"  # the deleted comment and docstring lines
+    assert state(lab, c["base"]) == "buggy"  # README and test lines
+    assert state(lab, c["bug"]) == "clean"  # its line was rewritten by the whitespace commit
+    assert state(lab, c["young"]) == "clean"  # verification_days=0
+
+
+def test_max_fix_files(history: dict[str, str], builder: RepoBuilder, tmp_path: Path) -> None:
+    res, lab = run(builder, tmp_path / "data", max_fix_files=2)
+    assert res.fixes_too_large == 1 and res.fixes_blamed == 0
+    assert state(lab, history["bug"]) == "clean"
+
+
+def test_blame_ignore_revs_skips_listed_refactoring(builder: RepoBuilder, tmp_path: Path) -> None:
+    b = builder
+    b.commit({"a.py": 'name = "x"\nvalue = 1\n'}, day=0, message="add a")
+    bug = b.commit({"a.py": 'name = "x"\nvalue = 2\n'}, day=5, message="set value")
+    refactor = b.commit({"a.py": "name = 'x'\nvalue = (2)\n"}, day=6, message="quote style")
+    b.commit(
+        {".git-blame-ignore-revs": f"# style\n{refactor}\n{'f' * 40}\n"},
+        day=7,
+        message="ignore style",
+    )
+    fix = b.commit({"a.py": "name = 'x'\nvalue = 1\n"}, day=300, message="fix value")
+    _, lab = run(b, tmp_path / "data")
+    assert state(lab, bug) == "buggy"
+    assert list(lab.loc[bug, "fixed_by"]) == [fix]
+    assert state(lab, refactor) == "clean"
+
+
+def test_without_ignore_revs_the_refactoring_is_blamed(
+    builder: RepoBuilder, tmp_path: Path
+) -> None:
+    b = builder
+    b.commit({"a.py": 'name = "x"\nvalue = 1\n'}, day=0, message="add a")
+    bug = b.commit({"a.py": 'name = "x"\nvalue = 2\n'}, day=5, message="set value")
+    refactor = b.commit({"a.py": "name = 'x'\nvalue = (2)\n"}, day=6, message="quote style")
+    b.commit({"a.py": "name = 'x'\nvalue = 1\n"}, day=300, message="fix value")
+    _, lab = run(b, tmp_path / "data")
+    assert state(lab, refactor) == "buggy" and state(lab, bug) == "clean"
+
+
+def test_merge_commits_are_never_blamed(builder: RepoBuilder, tmp_path: Path) -> None:
+    b = builder
+    base = b.commit({"m.py": "a = 1\nb = 1\n"}, day=0, message="add m")
+    b.branch("feature")
+    b.checkout("feature")
+    feat = b.commit({"m.py": "a = 2\nb = 1\n"}, day=1, message="feature a")
+    b.checkout("main")
+    b.run("merge", "--no-ff", "--no-commit", "feature")
+    merge = b.commit({"m.py": "a = 2\nb = 3\n"}, day=2, message="Merge feature")  # an evil merge
+    assert len(b.repo.head.commit.parents) == 2
+    fix = b.commit({"m.py": "a = 1\nb = 1\n"}, day=300, message="fix a and b")
+    res, lab = run(b, tmp_path / "data")
+    assert merge not in lab.index
+    assert state(lab, feat) == "buggy" and state(lab, base) == "clean"
+    assert res.links == 1
+    assert "merge" not in set(load_links(tmp_path / "data")["dropped"].dropna())
+    _, lab2 = run(b, tmp_path / "data", skip_merges=False)
+    links = load_links(tmp_path / "data")
+    assert links.loc[links["inducing_sha"] == merge, "dropped"].tolist() == ["merge"]
+    assert links.loc[links["inducing_sha"] == merge, "fix_sha"].tolist() == [fix]
+    assert (lab2["label_state"] == lab["label_state"]).all()
+
+
+def _fix_chain(b: RepoBuilder, n: int, start_day: float) -> list[tuple[str, str]]:
+    """n (inducing, fix) pairs on separate files."""
+    out = []
+    for i in range(n):
+        ind = b.commit({f"src/m{i}.py": f"v = {i}\n"}, day=start_day + 2 * i, message=f"add m{i}")
+        fix = b.commit(
+            {f"src/m{i}.py": f"v = {i + 100}\n"}, day=start_day + 2 * i + 1, message=f"fix m{i}"
+        )
+        out.append((ind, fix))
+    return out
+
+
+def test_incremental_relabel_equals_full_relabel(builder: RepoBuilder, tmp_path: Path) -> None:
+    b = builder
+    pairs = _fix_chain(b, 20, 0)
+    data = tmp_path / "data"
+    res1, _ = run(b, data, workers=2)
+    assert res1.newly_blamed == 20 and res1.buggy == 20
+    ind, fix = _fix_chain(b, 1, 400)[0]
+    res2, inc = run(b, data, workers=2)
+    assert res2.newly_blamed == 1 and res2.buggy == 21
+    assert state(inc, ind) == "buggy" and list(inc.loc[ind, "fixed_by"]) == [fix]
+    # the old pairs are now old enough: clean fixes, buggy inducers
+    assert all(state(inc, i) == "buggy" for i, _ in pairs)
+    fresh = tmp_path / "fresh"
+    _, full = run(b, fresh, workers=1)
+    assert inc.sort_index().equals(full.sort_index())
+    pd.testing.assert_frame_equal(
+        load_links(data).reset_index(drop=True), load_links(fresh).reset_index(drop=True)
+    )
+
+
+def test_labels_older_than_dataset_are_refused(builder: RepoBuilder, tmp_path: Path) -> None:
+    _fix_chain(builder, 1, 0)
+    data = tmp_path / "data"
+    run(builder, data)
+    builder.commit({"x.py": "x = 1\n"}, day=50)
+    mine(builder.path, data, config=MineConfig(code_metrics=False))
+    with pytest.raises(DataError, match="older dataset"):
+        load_labels(data)
+
+
+def test_label_without_dataset_is_a_clear_error(builder: RepoBuilder, tmp_path: Path) -> None:
+    builder.commit({"x.py": "x = 1\n"})
+    with pytest.raises(DataError, match="no mined dataset"):
+        label(builder.path, tmp_path / "none")
+    r = CliRunner().invoke(
+        cli, ["label", "--repo", str(builder.path), "--data-dir", str(tmp_path / "none")]
+    )
+    assert (
+        r.exit_code == 2 and "error: no mined dataset" in r.output and "Traceback" not in r.output
+    )
+
+
+# -- pieces ---------------------------------------------------------------------------------
+
+
+def test_cosmetic_lines_by_language() -> None:
+    py = b'import os\n\n# note\ndef f():\n    """Doc\n    more."""\n    return 1  # inline\n'
+    lines = py.splitlines()
+    nos = list(range(1, 8))
+    assert cosmetic_lines("a.py", py, nos, lines) == {2, 3, 5, 6}
+    c = b"int x; /* a\n b */\n// c\ny = 1; // d\n  * not a comment\n"
+    cl = c.splitlines()
+    assert cosmetic_lines("a.c", c, list(range(1, 6)), cl) == {2, 3}
+    # '#' is a comment in Python but not in C
+    assert cosmetic_lines("a.c", b"#include <x>\n", [1], [b"#include <x>"]) == set()
+
+
+def test_parse_patches_renames_and_quoting() -> None:
+    data = (
+        b"\x01" + b"a" * 40 + b"\n\n"
+        b"diff --git a/old name.py b/new.py\nsimilarity index 90%\nrename from old name.py\nrename to new.py\n"
+        b"index 1111111111111111111111111111111111111111..2222222222222222222222222222222222222222 100644\n"
+        b"--- a/old name.py\t\n+++ b/new.py\n@@ -3,2 +3 @@ def f():\n-x\n-y\n+z\n@@ -10 +9,0 @@\n-w\n"
+        b'diff --git "a/\\303\\251.py" "b/\\303\\251.py"\nindex 3333333..4444444 100644\n'
+        b'--- "a/\\303\\251.py"\n+++ "b/\\303\\251.py"\n@@ -0,0 +1 @@\n+new\n'
+    )
+    files = parse_patches(data)["a" * 40]
+    assert len(files) == 1
+    f = files[0]
+    assert (f.old_path, f.new_path, f.deleted) == ("old name.py", "new.py", [3, 4, 10])
+    assert f.old_blob == "1" * 40
+    assert ranges([10, 3, 4]) == [(3, 4), (10, 10)]
+
+
+# -- GitHub --------------------------------------------------------------------------------
+
+
+def _issue(number: int, day: float, pr: bool = False) -> dict[str, object]:
+    from datetime import datetime, timezone
+
+    d = {
+        "number": number,
+        "title": f"issue {number}",
+        "state": "closed",
+        "created_at": datetime.fromtimestamp(ts(day), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "url": f"http://127.0.0.1:1/repos/o/n/issues/{number}",
+        "labels": [{"name": "Bug"}],
+    }
+    if pr:
+        d["pull_request"] = {"url": f"http://127.0.0.1:1/repos/o/n/pulls/{number}"}
+    return d
+
+
+def _serve_repo(httpserver: HTTPServer) -> None:
+    base = httpserver.url_for("/").rstrip("/")
+    httpserver.expect_request("/repos/o/n").respond_with_json(
+        {"id": 1, "name": "n", "full_name": "o/n", "url": f"{base}/repos/o/n"}
+    )
+
+
+def _serve_github(httpserver: HTTPServer) -> None:
+    _serve_repo(httpserver)
+    httpserver.expect_request("/repos/o/n/labels").respond_with_json(
+        [{"name": "Bug", "color": "f00"}, {"name": "enhancement", "color": "0f0"}]
+    )
+    httpserver.expect_request(
+        "/repos/o/n/issues", query_string={"state": "all", "labels": "Bug", "per_page": "100"}
+    ).respond_with_json([_issue(7, 50), _issue(12, 120, pr=True)])
+
+
+def test_github_bug_labels_and_issue_date_filter(
+    builder: RepoBuilder, tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    _serve_github(httpserver)
+    b = builder
+    b.commit({"a.py": "a = 1\nb = 1\nc = 1\n"}, day=0, message="add a")
+    early = b.commit({"a.py": "a = 2\nb = 1\nc = 1\n"}, day=10, message="change a")
+    late = b.commit(
+        {"a.py": "a = 2\nb = 2\nc = 1\n"}, day=60, message="change b"
+    )  # after issue #7 opened
+    fix = b.commit({"a.py": "a = 1\nb = 1\nc = 1\n"}, day=100, message="Restore defaults, fixes #7")
+    c_bug = b.commit({"a.py": "a = 1\nb = 1\nc = 3\n"}, day=110, message="tune c")
+    pr_fix = b.commit(
+        {"a.py": "a = 1\nb = 1\nc = 1\n"}, day=130, message="Handle empty input (#12)"
+    )
+    b.commit({"z.md": "x\n"}, day=400, message="docs")
+    data = tmp_path / "data"
+    mine(b.path, data, config=MineConfig(code_metrics=False))
+
+    bugs = fetch_github_bugs("o/n", "t0ken", ["bug"], base_url=httpserver.url_for("/").rstrip("/"))
+    assert bugs.labels == ["Bug"] and set(bugs.issues) == {7} and bugs.pulls == {12}
+    assert bugs.issues[7].timestamp() == ts(50)
+
+    res = label(b.path, data, LabelConfig(), github=bugs)
+    lab = load_labels(data).set_index("sha")
+    assert state(lab, early) == "buggy"
+    assert state(lab, late) == "clean"  # committed after the bug report: dropped
+    assert res.dropped == {"after_issue": 1}
+    assert lab.loc[pr_fix, "is_fix"] == 1 and res.github_fixes == 1  # only GitHub knows it
+    assert state(lab, c_bug) == "buggy" and list(lab.loc[c_bug, "fixed_by"]) == [pr_fix]
+
+    label(b.path, data, LabelConfig(issue_date_filter=False), github=bugs)
+    assert state(load_labels(data).set_index("sha"), late) == "buggy"
+
+    # no GitHub source: the PR fix is not a fix, its inducing commit not buggy
+    label(b.path, data, LabelConfig())
+    lab = load_labels(data).set_index("sha")
+    assert lab.loc[pr_fix, "is_fix"] == 0 and state(lab, c_bug) == "clean"
+    assert lab.loc[fix, "is_fix"] == 1
+
+
+def test_github_errors_are_clear(httpserver: HTTPServer) -> None:
+    _serve_repo(httpserver)
+    httpserver.expect_request("/repos/o/n/labels").respond_with_json(
+        {"message": "Bad credentials"}, status=401
+    )
+    with pytest.raises(GitHubError, match="HTTP 401") as info:
+        fetch_github_bugs("o/n", "bad", ["bug"], base_url=httpserver.url_for("/").rstrip("/"))
+    assert "bad" not in str(info.value)
+    with pytest.raises(GitHubError, match="owner/name"):
+        fetch_github_bugs("noslash", "t", ["bug"], base_url=httpserver.url_for("/").rstrip("/"))
+
+
+# -- CLI ---------------------------------------------------------------------------------------
+
+
+def test_cli_summary_json_and_sample(
+    history: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c = history
+    repo = tmp_path / "repo"
+    data = tmp_path / "data"
+    mine(repo, data, config=MineConfig(code_metrics=False))
+    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+    monkeypatch.delenv("GITHUB_REPOSITORY", raising=False)
+    runner = CliRunner()
+    r = runner.invoke(
+        cli, ["label", "--repo", str(repo), "--data-dir", str(data), "--json", "--sample", "3"]
+    )
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert (d["fixes"], d["buggy"], d["unlabelled"], d["fixes_blamed_nothing"]) == (1, 1, 2, 0)
+    assert d["clean"] == d["changes"] - 3
+    assert [(s["fix_sha"], s["inducing_sha"]) for s in d["sample"]] == [(c["fix"], c["bug"])]
+    assert d["sample"][0]["inducing_subject"] == "change g"
+    r = runner.invoke(cli, ["label", "--repo", str(repo), "--data-dir", str(data), "--sample", "1"])
+    assert r.exit_code == 0, r.output
+    assert (
+        "fixes that blamed nothing" in r.output
+        and "change g" in r.output
+        and "return y  *  3" in r.output
+    )
+    assert sample_links(data, 5, seed=1)[0]["lines"] == 1
+
+
+def test_cli_github_repo_without_token_is_skipped(
+    history: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+    repo = tmp_path / "repo"
+    data = tmp_path / "data"
+    mine(repo, data, config=MineConfig(code_metrics=False))
+    r = CliRunner().invoke(
+        cli,
+        ["label", "--repo", str(repo), "--data-dir", str(data), "--github-repo", "o/n", "--json"],
+    )
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["github_fixes"] == 0
+    assert "no GitHub token" in r.stderr
+    shutil.rmtree(data)
