@@ -392,6 +392,35 @@ def test_secondary_rate_limit_is_retried(fake: FakeGitHub) -> None:
     assert out.action == "created" and len(fake.of("POST", "/comments$")) == 2
 
 
+def test_429_and_primary_rate_limit_are_retried(fake: FakeGitHub) -> None:
+    fake.fail("GET", "/comments$", 429, {"message": "Too many requests"}, {"Retry-After": "0"})
+    fake.fail(
+        "GET",
+        "/comments$",
+        403,
+        {"message": "API rate limit exceeded for installation ID 1."},
+        {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1"},  # long past: no wait
+    )
+    with client(fake) as gh:
+        out = gh.upsert_comment(7, "<!-- m -->", "<!-- m -->")
+    assert out.action == "created" and len(fake.of("GET", "/comments$")) == 3
+
+
+def test_rate_limit_longer_than_we_wait_is_a_clear_error(fake: FakeGitHub) -> None:
+    import time
+
+    reset = str(int(time.time()) + 3600)
+    fake.fail(
+        "GET",
+        "/comments$",
+        403,
+        {"message": "API rate limit exceeded for user."},
+        {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset},
+    )
+    with client(fake) as gh, pytest.raises(GitHubError, match="rate limit"):
+        gh.upsert_comment(7, "x", "x")
+
+
 def test_validation_error_422_is_reported_with_githubs_message(fake: FakeGitHub) -> None:
     fake.fail(
         "POST",

@@ -243,7 +243,7 @@ class GitHubClient:
         retries: int = 5,
         backoff: float = 1.0,
         secondary_rate_wait: float = 60.0,
-        max_rate_limit_wait: float = 900.0,
+        max_rate_limit_wait: float = 300.0,
         timeout: int = 30,
         seconds_between_requests: float | None = 0.25,
         seconds_between_writes: float | None = 1.0,
@@ -261,6 +261,8 @@ class GitHubClient:
             backoff_factor=backoff,
             secondary_rate_wait=secondary_rate_wait,
             max_rate_limit_wait=max_rate_limit_wait,
+            # 429 (secondary limit, with Retry-After) and 5xx; GithubRetry adds 403 rate limits.
+            status_forcelist=[429, *range(500, 600)],
             raise_on_status=False,  # after the last retry PyGithub raises with GitHub's message
         )
         self.gh = Github(
