@@ -493,3 +493,33 @@ def test_cli_takes_base_and_head_from_the_event(
         cli, ["score", "--repo", str(repo), "--data-dir", str(tmp_path / "none"), "--head", "risky"]
     )
     assert err.exit_code == 2 and "error: no mined dataset" in err.output
+
+
+def test_labels_refine_past_fixes_and_bugs(world: dict, tmp_path: Path) -> None:
+    import shutil
+
+    from diffrisk.store import load_dataset
+
+    data = tmp_path / "data"
+    shutil.copytree(world["data"], data)
+    ch = load_dataset(data).changes
+    subject = dict(zip(ch["sha"], ch["subject"], strict=True))
+    buggy = {"extend a", "extend b"}
+    labels = pd.DataFrame(
+        {
+            "sha": list(subject),
+            "label": [1 if s in buggy else 0 for s in subject.values()],
+            # "grow c" was fixing an issue labelled as a bug: the label stage says so
+            "is_fix": [int(s.startswith("fix") or s == "grow c") for s in subject.values()],
+        }
+    ).astype({"label": "int8", "is_fix": "int8"})
+    labels.to_parquet(data / "labels.parquet")
+    res = score(world["repo"], "main", "risky", data)
+    by_path = {f.path: f for f in res.files}
+    assert (
+        by_path["a/x.py"].past_bugs,
+        by_path["b/x.py"].past_bugs,
+        by_path["c/x.py"].past_bugs,
+    ) == (1, 1, 0)
+    assert by_path["c/x.py"].past_fixes == 1 and by_path["a/x.py"].past_fixes == 2
+    assert "1 earlier change to it later needed a fix" in by_path["a/x.py"].reasons
