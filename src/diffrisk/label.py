@@ -204,7 +204,7 @@ def _blame_settings(cfg: LabelConfig) -> BlameSettings:
     )
 
 
-def _read_cache(path: Path, key: str) -> pd.DataFrame:
+def _read_cache(path: Path) -> pd.DataFrame:
     empty = _CACHE_SCHEMA.empty_table().to_pandas()
     if not path.exists():
         return empty
@@ -214,7 +214,7 @@ def _read_cache(path: Path, key: str) -> pd.DataFrame:
         return empty  # a corrupt cache is only a cache: blame again
     if list(df.columns) != _CACHE_SCHEMA.names:
         return empty
-    return df[df["settings"] == key]
+    return df
 
 
 def _cache_rows(key: str, results: list[FixBlame]) -> pd.DataFrame:
@@ -285,7 +285,8 @@ def label(
     # 2. blame (cached per fix)
     key = settings_key(cfg)
     cache_path = data / CACHE_FILE
-    cache = _read_cache(cache_path, key)
+    stored = _read_cache(cache_path)
+    cache = stored[stored["settings"] == key]
     done = set(cache["fix_sha"])
     todo = [s for s in blame_shas if s not in done]
     new_results: list[FixBlame] = []
@@ -307,12 +308,17 @@ def label(
                 new_results.append(res)
         finally:
             ignore.close()
-        cache = pd.concat([cache, _cache_rows(key, new_results)], ignore_index=True)
-        keep = set(changes["sha"])
-        cache = cache[cache["fix_sha"].isin(keep)]
-        store.atomic_write_table(
-            cache_path, pa.Table.from_pandas(cache, schema=_CACHE_SCHEMA, preserve_index=False)
-        )
+            # also when interrupted: what was blamed is kept for the next run
+            if new_results:
+                new = _cache_rows(key, new_results)
+                cache = pd.concat([cache, new], ignore_index=True)
+                # other settings' results stay too (switching a filter back costs nothing)
+                stored = pd.concat([stored, new], ignore_index=True)
+                stored = stored[stored["fix_sha"].isin(set(changes["sha"]))]
+                store.atomic_write_table(
+                    cache_path,
+                    pa.Table.from_pandas(stored, schema=_CACHE_SCHEMA, preserve_index=False),
+                )
 
     # 3. candidates
     wanted = set(blame_shas)
