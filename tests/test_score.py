@@ -397,6 +397,13 @@ def test_errors(world: dict, tmp_path: Path) -> None:
         score(world["repo"], "main", "nope", world["data"])
     with pytest.raises(DataError, match="no mined dataset"):
         score(world["repo"], "main", "risky", tmp_path / "empty")
+    other = RepoBuilder(tmp_path / "other")
+    other.commit({"x.py": "x = 1\n"}, day=1)
+    other.branch("feat")
+    other.checkout("feat")
+    other.commit({"x.py": "x = 2\n"}, day=2)
+    with pytest.raises(DataError, match="another repository"):
+        score(other.path, "main", "feat", world["data"])
 
 
 def _event(tmp_path: Path, payload: dict) -> Path:

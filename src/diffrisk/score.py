@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from diffrisk import store
-from diffrisk.codemetrics import BlobMetrics, analyze_source
+from diffrisk.codemetrics import BlobMetrics, compute_blob_metrics
 from diffrisk.config import Config, LabelConfig
 from diffrisk.errors import DataError, GitHubError, ModelError, RepositoryError
 from diffrisk.fixes import FixRule
@@ -305,6 +305,11 @@ def replay_history(
         bug_by_sha = {s: int(v) for s, v in zip(lab["sha"], lab["label"].fillna(0), strict=True)}
     files = _files_by_sha(dataset.files, set(meta))
     missing = [sha for sha in wanted if sha not in meta]
+    if not meta and len(dataset.changes) and wanted:
+        raise DataError(
+            "the mined dataset shares no commit with this change's history: it belongs to another repository",
+            hint="pass the --data-dir of this repository, or run `diffrisk mine` for it",
+        )
     order = {sha: i for i, (sha, _) in enumerate(graph)}
     missing.sort(key=order.__getitem__)
 
@@ -387,15 +392,13 @@ class Analysis:
 
 
 def _blob_metrics(
-    repo: GitRepo, oids: set[str], cache: dict[str, BlobMetrics]
+    repo: GitRepo, oids: set[str], cache: dict[str, BlobMetrics], workers: int | None = None
 ) -> dict[str, BlobMetrics]:
+    """Radon metrics of ``oids`` into ``cache`` (the dataset's), computed as mining does."""
     need = sorted(o for o in oids if o not in cache)
-    if need:
-        with CatFile(repo) as cat:
-            for oid in need:
-                data = cat.read(oid)
-                if data is not None:
-                    cache[oid] = analyze_source(data)
+    for oid, m in compute_blob_metrics(str(repo.git_dir), str(repo.path), need, workers):
+        if m is not None:
+            cache[oid] = m
     return cache
 
 
@@ -483,7 +486,7 @@ def analyze(
     pr = change_row(rec, state, prior, rule, cfg.mine, prior_count=n_prior)
     pr_files = file_rows(rec)
     py_blobs = {b for f in rec.files if f.is_python for b in (f.old_blob, f.new_blob) if b}
-    metrics = _blob_metrics(repo, py_blobs, dataset.blob_metrics)
+    metrics = _blob_metrics(repo, py_blobs, dataset.blob_metrics, cfg.mine.workers)
 
     # each touched file as a change of its own (same author, time and message)
     one_rows, one_files = [], []
@@ -546,7 +549,7 @@ def analyze(
         r[k] for r in c_files if r["is_python"] for k in ("blob_before", "blob_after") if r[k]
     }
     if code_metrics:
-        _blob_metrics(repo, c_blobs, metrics)
+        _blob_metrics(repo, c_blobs, metrics, cfg.mine.workers)
 
     use = metrics if code_metrics else None
     return Analysis(
