@@ -332,3 +332,269 @@ def test_unshallow_input_fetches_the_history(builder, tmp_path):
     assert prep.outputs["head"] == builder.head()
     assert prep.outputs["base"] == builder.repo.commit("HEAD~1").hexsha
     assert prep.outputs["cache-key"] == f"diffrisk-v1-Linux-o/r-{prep.outputs['base']}"
+
+
+# The PR scenarios: a real repository, a real (synthetic-data) model in the restored data
+# directory, and a local server answering like the GitHub REST API.
+
+DIRS = ["a", "b", "c", "d", "e"]
+
+
+def _history(builder) -> dict[str, str]:
+    """main: 16 commits by ann/bob in five packages; PR branches off main's tip."""
+    state = {d: [f"{d}_{i} = {i}" for i in range(30)] for d in DIRS}
+    builder.commit(
+        {f"{d}/x.py": "\n".join(v) + "\n" for d, v in state.items()},
+        author="ann",
+        day=0,
+        message="start",
+    )
+    day = 1
+    for rnd in range(3):
+        for d in DIRS:
+            state[d].append(f"{d}_r{rnd} = {rnd}")
+            builder.commit(
+                {f"{d}/x.py": "\n".join(state[d]) + "\n"},
+                author="ann" if rnd % 2 == 0 else "bob",
+                day=day,
+                message=f"grow {d}",
+            )
+            day += 1
+    base = builder.head()
+    builder.branch("safe", base)
+    builder.checkout("safe")
+    lines = list(state["a"])
+    lines[3] = "a_3 = 33"
+    safe = builder.commit(
+        {"a/x.py": "\n".join(lines) + "\n"}, author="ann", day=20, message="tune a constant"
+    )
+    builder.checkout("main")
+    builder.branch("risky", base)
+    builder.checkout("risky")
+    files = {
+        f"{d}/x.py": "\n".join(state[d] + [f"zed_{d}_{i} = {i}" for i in range(300)]) + "\n"
+        for d in DIRS
+    }
+    files.update(
+        {f"f/new_{i}.py": "\n".join(f"n{j} = {j}" for j in range(200)) + "\n" for i in range(5)}
+    )
+    risky = builder.commit(files, author="zed", day=20, message="rework everything")
+    builder.checkout("main")
+    return {"base": base, "safe": safe, "risky": risky}
+
+
+def _install_model(data: Path) -> str:
+    """A real calibrated logistic regression (diffrisk.train) on synthetic rows where big,
+    spread-out changes by newcomers are the risky ones; saved and promoted in the registry."""
+    import numpy as np
+    import pandas as pd
+
+    from diffrisk.paths import models_dir
+    from diffrisk.registry import ModelRegistry
+    from diffrisk.train import fit_estimator, raw_features
+
+    rng = np.random.default_rng(3)
+    n = 600
+    X = pd.DataFrame(
+        {
+            "la": rng.lognormal(3.0, 1.5, n).round(),
+            "ld": rng.lognormal(2.0, 1.2, n).round(),
+            "lt": rng.lognormal(5.0, 1.0, n).round(),
+            "nf": rng.integers(1, 12, n),
+            "ns": rng.integers(1, 6, n),
+            "entropy": rng.random(n),
+            "fix": rng.integers(0, 2, n),
+            "ndev": rng.integers(0, 10, n),
+            "age": rng.exponential(60, n),
+            "nuc": rng.integers(0, 50, n),
+            "exp": rng.integers(0, 300, n),
+            "sexp": rng.integers(0, 100, n),
+        }
+    )
+    z = 1.2 * np.log1p(X["la"] / X["lt"].clip(lower=1)) + 0.8 * np.log1p(X["nf"]) + 0.6 * X["ns"]
+    z = z - 0.5 * np.log1p(X["exp"]) - 0.3 * np.log1p(X["sexp"]) - 1.5
+    y = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(int)
+    reg = ModelRegistry(models_dir(data))
+    version = reg.save(
+        fit_estimator("logistic", X, y),
+        {"kind": "logistic", "features": raw_features("logistic"), "metrics": {"auc": 0.8}},
+    )
+    reg.promote(version)
+    return version
+
+
+def _pr_event(number: int, base: str, head: str, labels=()) -> dict:
+    repo = {"full_name": "o/r", "name": "r", "owner": {"login": "o"}}
+    return {
+        "action": "synchronize",
+        "number": number,
+        "pull_request": {
+            "number": number,
+            "title": "a change",
+            "body": "",
+            "state": "open",
+            "user": {"login": "zed"},
+            "labels": [{"name": n} for n in labels],
+            "head": {"sha": head, "ref": "feature", "repo": repo},
+            "base": {"sha": base, "ref": "main", "repo": repo},
+        },
+        "repository": repo,
+    }
+
+
+class FakeGitHub:
+    """Routes on a pytest-httpserver, answering like the GitHub REST API for one PR."""
+
+    def __init__(self, server, number: int, head: str, base: str, labels=(), label_events=()):
+        self.server = server
+        api = server.url_for("").rstrip("/")
+        self.api = api
+        self.comments: list[dict] = []
+        server.expect_request("/user").respond_with_json(
+            {"message": "Resource not accessible by integration"}, status=403
+        )
+        server.expect_request(f"/repos/o/r/pulls/{number}").respond_with_json(
+            {
+                "number": number,
+                "url": f"{api}/repos/o/r/pulls/{number}",
+                "issue_url": f"{api}/repos/o/r/issues/{number}",
+                "state": "open",
+                "labels": [{"name": n, "color": "fff"} for n in labels],
+                "head": {"sha": head},
+                "base": {"sha": base},
+            }
+        )
+        server.expect_request(f"/repos/o/r/issues/{number}/events").respond_with_json(
+            [
+                {
+                    "id": i,
+                    "event": "labeled",
+                    "actor": {"login": who},
+                    "label": {"name": lb, "color": "fff"},
+                    "created_at": "2024-01-02T00:00:00Z",
+                }
+                for i, (lb, who) in enumerate(label_events, 1)
+            ]
+        )
+        server.expect_request(f"/repos/o/r/pulls/{number}/reviews").respond_with_json([])
+        server.expect_request(
+            f"/repos/o/r/issues/{number}/comments", method="GET"
+        ).respond_with_json([])
+        server.expect_request(
+            f"/repos/o/r/issues/{number}/comments", method="POST"
+        ).respond_with_handler(self._comment)
+        server.expect_request("/repos/o/r/check-runs", method="POST").respond_with_json(
+            {
+                "id": 5,
+                "name": "diffrisk",
+                "status": "completed",
+                "html_url": "https://github.com/o/r/runs/5",
+            },
+            status=201,
+        )
+
+    def _comment(self, request):
+        from werkzeug import Response
+
+        body = json.loads(request.get_data())["body"]
+        c = {
+            "id": len(self.comments) + 1,
+            "body": body,
+            "user": {"login": "github-actions[bot]"},
+            "html_url": "https://github.com/o/r/pull/7#c",
+            "created_at": "2024-01-03T00:00:00Z",
+        }
+        self.comments.append(c)
+        return Response(json.dumps(c), status=201, content_type="application/json")
+
+    def checks(self) -> list[dict]:
+        return [
+            json.loads(r.get_data())
+            for r, _ in self.server.log
+            if r.path == "/repos/o/r/check-runs"
+        ]
+
+
+@pytest.fixture(scope="module")
+def pr_world(tmp_path_factory):
+    from repobuilder import RepoBuilder
+
+    root = tmp_path_factory.mktemp("action")
+    b = RepoBuilder(root / "repo")
+    shas = _history(b)
+    data = root / "data"
+    version = _install_model(data)
+    return {"builder": b, "data": data, "version": version, **shas}
+
+
+def _run_pr(pr_world, tmp_path, httpserver, head_key: str, labels=(), label_events=()):
+    b = pr_world["builder"]
+    head, base = pr_world[head_key], pr_world["base"]
+    b.checkout(head)
+    gh = FakeGitHub(httpserver, 7, head, base, labels, label_events)
+    github, env = _job(tmp_path, b.path, _pr_event(7, base, head, labels), gh.api)
+    data = tmp_path / "data"
+    shutil.copytree(pr_world["data"], data)  # the restored cache: a model, nothing mined yet
+    run = run_action(
+        ROOT / "action.yml",
+        inputs={"data-dir": str(data), "retrain": "never", "code-metrics": "false"},
+        github=github,
+        workspace=b.path,
+        env=env,
+        runner_temp=tmp_path / "temp",
+    )
+    b.checkout("main")
+    for st in run.steps:
+        print(f"{st.seconds:6.2f}s {st.name}")
+    return run, gh
+
+
+def test_low_risk_pr_passes_comments_and_sets_outputs(pr_world, tmp_path, httpserver):
+    run, gh = _run_pr(pr_world, tmp_path, httpserver, "safe")
+    assert not run.failed, run.log
+    assert run.outputs["risk-level"] == "low", run.log
+    assert 0 <= float(run.outputs["risk-score"]) < 0.4
+    assert run.outputs["model-version"] == pr_world["version"]
+    report = json.loads(Path(run.outputs["report-path"]).read_text())
+    assert report["head"] == pr_world["safe"] and report["level"] == "low"
+    assert run.outputs["gate-outcome"] == "pass"
+    assert len(gh.comments) == 1 and "diffrisk" in gh.comments[0]["body"]
+    checks = gh.checks()
+    assert (
+        len(checks) == 1
+        and checks[0]["conclusion"] == "success"
+        and checks[0]["head_sha"] == pr_world["safe"]
+    )
+    assert "diffrisk gate: pass" in run.summary
+    assert "ghs_e2etoken" not in run.log.replace("::add-mask::ghs_e2etoken", "")
+
+
+def test_high_risk_pr_is_blocked(pr_world, tmp_path, httpserver):
+    run, gh = _run_pr(pr_world, tmp_path, httpserver, "risky")
+    gate = run.step("gate")
+    assert gate.outcome == "failure" and gate.returncode == 1, run.log
+    assert run.outputs["risk-level"] == "high"
+    assert float(run.outputs["risk-score"]) >= 0.7
+    assert run.outputs["gate-outcome"] == "fail"
+    assert "merge blocked" in gate.stderr and "override label" in gate.stderr
+    assert gh.checks()[0]["conclusion"] == "failure"
+    assert len(gh.comments) == 1
+    assert "diffrisk gate: fail" in run.summary
+
+
+def test_high_risk_pr_with_override_label_passes_and_names_who(pr_world, tmp_path, httpserver):
+    run, gh = _run_pr(
+        pr_world,
+        tmp_path,
+        httpserver,
+        "risky",
+        labels=["diffrisk:accepted"],
+        label_events=[("diffrisk:accepted", "lead-dev")],
+    )
+    assert not run.failed, run.log
+    assert run.outputs["risk-level"] == "high"
+    assert run.outputs["gate-outcome"] == "accepted"
+    check = gh.checks()[0]
+    assert check["conclusion"] == "neutral"
+    assert "@lead-dev" in check["output"]["summary"]
+    assert "risk accepted by **@lead-dev**" in run.summary
