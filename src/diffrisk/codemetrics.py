@@ -43,10 +43,16 @@ class BlobMetrics:
 FAILED = BlobMetrics(ok=False)
 
 
-def _docstring_lines(tree: ast.AST) -> int:
-    n = 0
+_DOC_OWNERS = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def _statements_and_docstring_lines(tree: ast.AST) -> tuple[int, int]:
+    """Logical lines (statements) and docstring lines, in one walk of the tree."""
+    stmts = doc = 0
     for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+        if isinstance(node, ast.stmt):
+            stmts += 1
+        if isinstance(node, _DOC_OWNERS):
             body = node.body
             if (
                 body
@@ -55,8 +61,8 @@ def _docstring_lines(tree: ast.AST) -> int:
                 and isinstance(body[0].value.value, str)
             ):
                 first = body[0]
-                n += (first.end_lineno or first.lineno) - first.lineno + 1
-    return n
+                doc += (first.end_lineno or first.lineno) - first.lineno + 1
+    return stmts, doc
 
 
 def analyze_source(src: bytes) -> BlobMetrics:
@@ -77,8 +83,8 @@ def analyze_source(src: bytes) -> BlobMetrics:
         text = src.decode("latin-1")
     lines = text.splitlines()
     nonblank = [ln.strip() for ln in lines if ln.strip()]
-    comments = sum(1 for ln in nonblank if ln.startswith("#")) + _docstring_lines(tree)
-    lloc = sum(1 for node in ast.walk(tree) if isinstance(node, ast.stmt))
+    lloc, doc_lines = _statements_and_docstring_lines(tree)
+    comments = sum(1 for ln in nonblank if ln.startswith("#")) + doc_lines
     pct = 100.0 * comments / len(nonblank) if nonblank else 0.0
     cc = float(cv.total_complexity)
     mi = float(mi_compute(hv, cc, lloc, pct)) if lloc else 100.0
