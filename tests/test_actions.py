@@ -537,7 +537,7 @@ def _run_pr(pr_world, tmp_path, httpserver, head_key: str, labels=(), label_even
     shutil.copytree(pr_world["data"], data)  # the restored cache: a model, nothing mined yet
     run = run_action(
         ROOT / "action.yml",
-        inputs={"data-dir": str(data), "retrain": "never", "code-metrics": "false"},
+        inputs={"data-dir": str(data), "retrain": "auto", "code-metrics": "false"},
         github=github,
         workspace=b.path,
         env=env,
@@ -552,6 +552,7 @@ def _run_pr(pr_world, tmp_path, httpserver, head_key: str, labels=(), label_even
 def test_low_risk_pr_passes_comments_and_sets_outputs(pr_world, tmp_path, httpserver):
     run, gh = _run_pr(pr_world, tmp_path, httpserver, "safe")
     assert not run.failed, run.log
+    assert "the current model is fresh: not retraining" in run.step("train").stdout
     assert run.outputs["risk-level"] == "low", run.log
     assert 0 <= float(run.outputs["risk-score"]) < 0.4
     assert run.outputs["model-version"] == pr_world["version"]
