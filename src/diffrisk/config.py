@@ -264,6 +264,8 @@ class MonitorConfig(_Section):
     """The footer appears once the prediction log holds at least this many changes later found buggy."""
     issue_title: str = "diffrisk model monitor"
     """Title of the GitHub issue ``diffrisk monitor --issue`` keeps up to date."""
+    retrain_days: int = Field(365, ge=7)
+    """``diffrisk monitor --retrain`` trains the challenger on the labelled changes of this many most recent days."""
 
 
 class Config(_Section):

@@ -1112,9 +1112,14 @@ def publish_issue(client: Any, markdown: str, title: str, *, pin: bool = True) -
     body = markdown if ISSUE_MARKER in markdown else ISSUE_MARKER + "\n" + markdown
     me = client.identity()
     try:
-        for issue in client.repo.get_issues(state="open", sort="updated", direction="desc")[:300]:
+        issues = client.repo.get_issues(state="open", sort="updated", direction="desc")
+        for n, issue in enumerate(issues):
+            if n >= 300:  # the monitor issue is updated daily: it is among the recent ones
+                break
+            # only attributes the list answer carries (a missing one costs a request per
+            # issue); pull requests are listed too: their html_url says /pull/
             if (
-                issue.pull_request is None
+                "/pull/" not in (issue.html_url or "")
                 and ISSUE_MARKER in (issue.body or "")
                 and me.wrote(issue.user)
             ):
@@ -1145,7 +1150,153 @@ def publish_issue(client: Any, markdown: str, title: str, *, pin: bool = True) -
 
 
 def retrain(
-    repo: str | Path, data_dir: str | Path, config: Config, report: MonitorReport
+    repo: str | Path | None,
+    data_dir: str | Path,
+    config: Config | None = None,
+    report: MonitorReport | None = None,
 ) -> dict[str, Any]:
-    """Placeholder until the training API lands (see :func:`retrain` below)."""
-    return {"promoted": False, "summary": "retraining is not available in this build"}
+    """Train a challenger on the recent window; promote it only if it beats the champion.
+
+    Champion/challenger rule: on the latest time-ordered evaluation fold
+    (:func:`diffrisk.evaluate.time_folds`), a challenger of the current model's kind is
+    fitted on the fold's training rows of the last ``monitor.retrain_days`` days and
+    compared by ROC-AUC on the fold's test rows with the current model: the stored model
+    itself when its training window ends before the test period (or it is the bundled
+    one), else the current model's recipe refitted on the fold's training rows from its
+    training-window start. Only a strictly higher ROC-AUC promotes; the promoted
+    model is refitted on the last ``monitor.retrain_days`` days of labelled changes and
+    its metadata records why. ``repo`` is informational (recorded in the metadata).
+    """
+    from sklearn.metrics import roc_auc_score
+
+    from diffrisk import store
+    from diffrisk.evaluate import prepare_frame, time_folds
+    from diffrisk.paths import models_dir
+    from diffrisk.registry import ModelRegistry, load_model
+    from diffrisk.train import KINDS, fit_estimator, raw_features, training_medians
+
+    cfg = config or Config()
+    data_dir = Path(data_dir)
+    ds = store.load_dataset(data_dir)
+    assert ds is not None
+    labels = load_labels(data_dir)
+    if labels is None:
+        raise DataError("retraining needs labels", hint="run `diffrisk label` first")
+    frame = prepare_frame(ds.changes, labels, ds.files, cfg.label)
+    champion = load_model(data_dir)
+    cm = bool(champion.metadata.get("code_metrics")) or "cc_delta" in champion.features
+    kind = (
+        champion.kind
+        if champion.kind in KINDS
+        else ("logistic" if cfg.train.model == "auto" else cfg.train.model)
+    )
+    gap = cfg.train.gap_days if cfg.train.gap_days is not None else cfg.label.verification_days
+    window = pd.Timedelta(days=cfg.monitor.retrain_days)
+    out: dict[str, Any] = {
+        "kind": kind,
+        "champion": champion.version,
+        "window_days": cfg.monitor.retrain_days,
+        "reasons": list(report.decision.reasons) if report else [],
+        "promoted": False,
+    }
+    folds = [f for f in time_folds(frame, cfg.train.folds, gap) if not f.skipped]
+    if not folds:
+        out["summary"] = "no challenger: no evaluation fold has enough labelled changes"
+        return out
+    fold = folds[-1]
+    times = frame["author_time"]
+    y_final = frame["label"].fillna(0).astype(int).to_numpy()
+    test = frame.iloc[fold.test_idx]
+    y_test = y_final[fold.test_idx]
+    recent = (times.iloc[fold.train_idx] >= pd.Timestamp(fold.train_end) - window).to_numpy()
+    ch_y = fold.train_y[recent]
+    out["fold"] = {
+        "test_start": fold.test_start,
+        "test_end": fold.test_end,
+        "n_test": fold.n_test,
+        "n_test_buggy": fold.n_test_buggy,
+    }
+    if len(np.unique(y_test)) < 2:
+        out["summary"] = "no challenger: the latest fold's test rows hold one class only"
+        return out
+    if ch_y.sum() < 2 or len(ch_y) - ch_y.sum() < 2:
+        out["summary"] = (
+            f"no challenger: the last {cfg.monitor.retrain_days} days before the latest fold hold "
+            f"{int(ch_y.sum())} buggy / {int(len(ch_y) - ch_y.sum())} clean labelled changes"
+        )
+        return out
+    ch_idx = fold.train_idx[recent]
+    challenger = fit_estimator(
+        kind, frame.iloc[ch_idx], ch_y, fold.train_counts[recent], code_metrics=cm
+    )
+    auc_ch = float(roc_auc_score(y_test, challenger.predict_proba(test)[:, 1]))
+    _, tw_end = training_window(champion.metadata)
+    tw_start, _ = training_window(champion.metadata)
+    if champion.source == "bundled" or (
+        tw_end is not None and tw_end < pd.Timestamp(fold.test_start)
+    ):
+        p_champ = champion.predict_proba(test)
+        how = "the current model as stored"
+    else:
+        keep = np.ones(len(fold.train_idx), dtype=bool)
+        if tw_start is not None:
+            keep = (times.iloc[fold.train_idx] >= tw_start).to_numpy()
+        refit = fit_estimator(
+            kind,
+            frame.iloc[fold.train_idx[keep]],
+            fold.train_y[keep],
+            fold.train_counts[keep],
+            code_metrics=cm,
+        )
+        p_champ = refit.predict_proba(test)[:, 1]
+        how = "the current model's recipe refitted on the fold's training rows"
+    auc_champ = float(roc_auc_score(y_test, p_champ))
+    out.update({"challenger_auc": auc_ch, "champion_auc": auc_champ, "champion_compared_as": how})
+    if not auc_ch > auc_champ:
+        out["summary"] = (
+            f"challenger ({kind}, last {cfg.monitor.retrain_days} days) NOT promoted: ROC-AUC {auc_ch:.3f} vs "
+            f"{auc_champ:.3f} for {champion.version} on the latest fold ({fold.test_start[:10]} – {fold.test_end[:10]})"
+        )
+        return out
+    # Promote: refit on the most recent labelled window with final labels.
+    elig = (
+        (frame["label_state"] != "unlabelled")
+        & frame["label"].notna()
+        & (frame["source_files"] > 0)
+    )
+    last = times[elig].max()
+    rows = frame[elig & (times >= last - window)]
+    y = rows["label"].astype(int).to_numpy()
+    est = fit_estimator(kind, rows, y, rows["n_fixes"].to_numpy(), code_metrics=cm)
+    why = (
+        f"challenger promoted by diffrisk monitor: ROC-AUC {auc_ch:.3f} vs {auc_champ:.3f} for {champion.version} "
+        f"on the latest fold ({fold.test_start[:10]} – {fold.test_end[:10]})"
+    )
+    md = {
+        "kind": kind,
+        "features": raw_features(kind, cm),
+        "code_metrics": cm,
+        "training_window": {
+            "start": rows["author_time"].min().isoformat(),
+            "end": rows["author_time"].max().isoformat(),
+        },
+        "n_train": len(rows),
+        "n_train_buggy": int(y.sum()),
+        "metrics": {"roc_auc": auc_ch, "latest_fold": {"roc_auc": auc_ch, **out["fold"]}},
+        "reference": training_medians(kind, rows, cm),
+        "repository": str(repo) if repo is not None else None,
+        "promotion": {
+            "by": "diffrisk monitor --retrain",
+            "why": why,
+            "monitor_reasons": out["reasons"],
+            "replaced": champion.version,
+            "champion_auc": auc_champ,
+            "challenger_auc": auc_ch,
+            "champion_compared_as": how,
+        },
+    }
+    reg = ModelRegistry(models_dir(data_dir))
+    version = reg.save(est, md)
+    reg.promote(version)
+    out.update({"promoted": True, "version": version, "summary": why + f"; new model {version}"})
+    return out
