@@ -118,7 +118,7 @@ def _log_argv() -> list[str]:
     ]
 
 
-def _stream(repo: GitRepo, shas: list[str]) -> Iterator[CommitRecord]:
+def stream_records(repo: GitRepo, shas: list[str]) -> Iterator[CommitRecord]:
     """Records for ``shas`` in order; a commit git cannot diff (missing objects) is
     rebuilt blob by blob and marked, and the stream resumes after it."""
     start = 0
@@ -278,25 +278,51 @@ def file_rows(rec: CommitRecord) -> list[dict[str, Any]]:
     ]
 
 
-def _files_from_rows(df: pd.DataFrame) -> list[FileChange]:
-    out = []
-    for r in df.itertuples(index=False):
-        f = FileChange(
-            path=r.path,
-            old_path=r.old_path if isinstance(r.old_path, str) else None,
-            status=r.status,
-            old_blob=r.blob_before if isinstance(r.blob_before, str) else None,
-            new_blob=r.blob_after if isinstance(r.blob_after, str) else None,
-            old_mode="",
-            new_mode="",
-            la=int(r.la),
-            ld=int(r.ld),
-            binary=bool(r.binary),
-            unknown=bool(r.unknown),
-            lines_before=int(r.lines_before),
-            lines_after=int(r.lines_after),
+def files_from_rows(df: pd.DataFrame) -> list[FileChange]:
+    """FileChange objects from files.parquet rows (column lists: no per-row pandas work)."""
+
+    def opt(values: list[Any]) -> list[str | None]:
+        return [v if isinstance(v, str) else None for v in values]
+
+    cols = zip(
+        df["path"].tolist(),
+        opt(df["old_path"].tolist()),
+        df["status"].tolist(),
+        opt(df["blob_before"].tolist()),
+        opt(df["blob_after"].tolist()),
+        df["la"].tolist(),
+        df["ld"].tolist(),
+        df["binary"].tolist(),
+        df["unknown"].tolist(),
+        df["lines_before"].tolist(),
+        df["lines_after"].tolist(),
+        strict=True,
+    )
+    return [
+        FileChange(
+            path,
+            old_path,
+            status,
+            ob,
+            nb,
+            "",
+            "",
+            int(la),
+            int(ld),
+            bool(bi),
+            bool(un),
+            int(lb),
+            int(lf),
         )
-        out.append(f)
+        for path, old_path, status, ob, nb, la, ld, bi, un, lb, lf in cols
+    ]
+
+
+def files_by_sha(df: pd.DataFrame) -> dict[str, list[FileChange]]:
+    """files.parquet rows grouped by commit, in stored order."""
+    out: dict[str, list[FileChange]] = {}
+    for sha, f in zip(df["sha"].tolist(), files_from_rows(df), strict=True):
+        out.setdefault(sha, []).append(f)
     return out
 
 
@@ -430,8 +456,7 @@ def mine(
     if old is not None and known:
         old_changes = old.changes[old.changes["sha"].isin(wanted)]
         of = old.files[old.files["sha"].isin(wanted)]
-        for sha, grp in of.groupby("sha", sort=False):
-            old_files_by_sha[sha] = _files_from_rows(grp)
+        old_files_by_sha = files_by_sha(of)
         meta_by_sha = {
             r.sha: (r.author_email, int(r.author_time.timestamp()))
             for r in old_changes[["sha", "author_email", "author_time"]].itertuples(index=False)
@@ -441,7 +466,7 @@ def mine(
 
     if progress:
         progress("mine", 0, len(todo))
-    stream = _stream(repo, todo) if todo else iter(())
+    stream = stream_records(repo, todo) if todo else iter(())
     new_rows: list[dict[str, Any]] = []
     new_files: list[dict[str, Any]] = []
     with CatFile(repo) as cat:

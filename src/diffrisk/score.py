@@ -41,12 +41,12 @@ from diffrisk.gitio import CatFile, GitRepo, open_repo
 from diffrisk.history import CommitRecord, FileChange, HistoryState, subsystem
 from diffrisk.mine import (
     CODE_AGG,
-    _files_from_rows,
-    _stream,
     change_row,
     code_metric_columns,
     diff_record,
     file_rows,
+    files_from_rows,
+    stream_records,
 )
 from diffrisk.paths import default_data_dir
 from diffrisk.schema import column_names
@@ -251,7 +251,7 @@ def _rev_list(
 def _files_by_sha(files: pd.DataFrame, wanted: set[str]) -> dict[str, list[FileChange]]:
     df = files[files["sha"].isin(wanted)]
     out: dict[str, list[FileChange]] = {}
-    for sha, f in zip(df["sha"].tolist(), _files_from_rows(df), strict=True):
+    for sha, f in zip(df["sha"].tolist(), files_from_rows(df), strict=True):
         out.setdefault(sha, []).append(f)
     return out
 
@@ -319,7 +319,7 @@ def replay_history(
     times = np.zeros(n + extra_capacity, dtype=np.int64)
     fix = np.zeros(n + extra_capacity, dtype=np.int8)
     buggy = np.zeros(n + extra_capacity, dtype=np.int8)
-    stream = _stream(repo, missing) if missing else iter(())
+    stream = stream_records(repo, missing) if missing else iter(())
     with CatFile(repo) as cat:
         for sha, parents in graph:
             bit, _prior = state.begin(sha, parents)
@@ -531,7 +531,7 @@ def analyze(
     # the PR's own commits, each against its own ancestors
     commits = [(sha, parents) for sha, parents in pr_graph]
     todo = [sha for sha, parents in commits if len(parents) <= 1]
-    stream = _stream(repo, todo) if todo else iter(())
+    stream = stream_records(repo, todo) if todo else iter(())
     c_rows, c_files = [], []
     pr_authors = {email}
     with CatFile(repo) as cat:
