@@ -203,6 +203,9 @@ class TrainConfig(_Section):
     model: Literal["auto", "logistic", "hgb", "poisson", "la"] = "auto"
     max_age_days: int = Field(30, ge=1)
     """A model older than this is stale and retrained by the actions."""
+    code_metrics: bool = False
+    """Give the learned models the radon columns (when the dataset has them); off by default,
+    see docs/model.md for what they are measured to add."""
 
 
 class ScoreConfig(_Section):

@@ -1,0 +1,204 @@
+"""``diffrisk train`` and ``diffrisk evaluate``."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from diffrisk.cli.output import (
+    config_option,
+    data_dir_option,
+    json_option,
+    print_json,
+    progress_bar,
+    quiet_option,
+    repo_option,
+    stderr_console,
+)
+from diffrisk.config import load_config
+from diffrisk.paths import default_data_dir
+
+model_option = click.option(
+    "--model",
+    type=click.Choice(["auto", "logistic", "hgb", "poisson", "la"]),
+    default=None,
+    help="Model kind; auto (default: train.model) picks the best in time-ordered evaluation.",
+)
+
+_COLS = (
+    ("roc_auc", "ROC-AUC"),
+    ("pr_auc", "PR-AUC"),
+    ("f1", "F1"),
+    ("mcc", "MCC"),
+    ("brier", "Brier"),
+    ("recall_at_20_effort", "R@20%E"),
+    ("effort_at_20_recall", "E@20%R"),
+    ("popt", "Popt"),
+    ("ifa", "IFA"),
+    ("density_recall_at_20_effort", "R@20%E p/eff"),
+    ("density_popt", "Popt p/eff"),
+)
+
+
+def _f(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return (
+        f"{v:.1f}"
+        if isinstance(v, float) and abs(v) >= 10
+        else (f"{v:.3f}" if isinstance(v, float) else str(v))
+    )
+
+
+def render_evaluation(ev: dict[str, Any], console: Console) -> None:
+    """Rich tables: per model (mean over folds), then the folds of the chosen model."""
+    t = Table(title="time-ordered evaluation (labelable changes; mean over folds)")
+    t.add_column("model")
+    for _, head in _COLS:
+        t.add_column(head, justify="right")
+    for kind, m in ev["models"].items():
+        o = m["overall"]
+        name = (
+            kind
+            + (" (baseline)" if kind == ev["baseline"] else "")
+            + (" *" if kind == ev["chosen"] else "")
+        )
+        t.add_row(name, *[_f(o.get(k)) for k, _ in _COLS])
+    u = ev["unsupervised_effort"]["overall"]
+    t.add_row(
+        "1/(la+ld) (unsupervised)",
+        *["-"] * 5,
+        *[_f(u.get(k)) for k in ("recall_at_20_effort", "effort_at_20_recall", "popt", "ifa")],
+        "-",
+        "-",
+    )
+    console.print(t)
+    chosen = ev["chosen"] or ev["baseline"]
+    ft = Table(title=f"folds ({chosen} vs baseline; gap {ev['gap_days']:.0f} days)")
+    for c in (
+        "fold",
+        "train to",
+        "test from",
+        "test to",
+        "train (buggy)",
+        "test (buggy)",
+        "ROC-AUC",
+        "baseline",
+        "R@20%E",
+        "note",
+    ):
+        ft.add_column(c)
+    for i, f in enumerate(ev["folds"]):
+        m = ev["models"][chosen]["folds"][i] or {}
+        b = ev["models"][ev["baseline"]]["folds"][i] or {}
+        ft.add_row(
+            str(f["index"]),
+            f["train_end"][:10],
+            f["test_start"][:10],
+            f["test_end"][:10],
+            f"{f['n_train']} ({f['n_train_buggy']})",
+            f"{f['n_test']} ({f['n_test_buggy']})",
+            _f(m.get("roc_auc")),
+            _f(b.get("roc_auc")),
+            _f(m.get("recall_at_20_effort")),
+            f["skipped"] or "",
+        )
+    console.print(ft)
+    style = "green" if ev["beats_baseline"] else "yellow"
+    console.print(f"[{style}]{ev['statement']}[/]")
+
+
+@click.command("train")
+@repo_option
+@data_dir_option
+@model_option
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Make the new model current even if it scores below the current one.",
+)
+@config_option
+@json_option
+@quiet_option
+def train_cmd(
+    repo: str,
+    data_dir: str | None,
+    model: str | None,
+    force: bool,
+    config_path: str | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Train a model for REPO from its mined and labelled history.
+
+    Evaluates the candidates on time-ordered folds, fits the chosen one on all labelled
+    history, saves it in DATA_DIR/models/ and makes it current when it is at least as good
+    as the current model on the latest fold (champion/challenger) or with --force.
+    With too few defect-inducing changes it does not train: scoring uses the bundled model.
+    """
+    from diffrisk.train import train
+
+    cfg = load_config(repo, config_path)
+    out_dir = Path(data_dir) if data_dir else default_data_dir(repo)
+    with progress_bar(quiet or as_json) as prog:
+        res = train(repo, out_dir, cfg, model=model, force=force, progress=prog)
+    if as_json:
+        print_json(res.to_dict())
+        return
+    console = Console()
+    if res.status == "fallback":
+        stderr_console().print(f"[yellow]{res.message}[/]")
+        return
+    if not quiet and res.evaluation:
+        render_evaluation(res.evaluation, console)
+    state = "current" if res.promoted else "saved, not current"
+    console.print(
+        f"model {res.version} ({res.kind}, {res.n_train} changes, {res.n_buggy} defect-inducing): {state}"
+    )
+    console.print(f"  {res.promotion}")
+
+
+@click.command("evaluate")
+@repo_option
+@data_dir_option
+@model_option
+@config_option
+@json_option
+@quiet_option
+def evaluate_cmd(
+    repo: str,
+    data_dir: str | None,
+    model: str | None,
+    config_path: str | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Evaluate the candidate models on time-ordered folds (nothing is saved).
+
+    Rolling origin: train on the past, skip a gap (the verification latency), test on the
+    next period; training labels only use fixes committed before the test period.
+    """
+    from diffrisk.evaluate import evaluate
+    from diffrisk.train import KINDS, _uses_code_metrics, load_training_frame
+
+    cfg = load_config(repo, config_path)
+    out_dir = Path(data_dir) if data_dir else default_data_dir(repo)
+    frame, _ = load_training_frame(out_dir, cfg)
+    kind = model or cfg.train.model
+    kinds = list(KINDS) if kind == "auto" else [kind]
+    with progress_bar(quiet or as_json) as prog:
+        ev = evaluate(
+            frame, cfg, kinds=kinds, code_metrics=_uses_code_metrics(cfg, frame), progress=prog
+        )
+    if as_json:
+        print_json(ev.to_dict())
+        return
+    render_evaluation(ev.to_dict(), Console())
+
+
+COMMANDS = [train_cmd, evaluate_cmd]

@@ -1,0 +1,471 @@
+"""Time-ordered evaluation: rolling-origin folds, realistic labels, and the metrics.
+
+Folds (rolling origin, expanding window): the labelled, labelable changes are cut at
+the quantiles ``i / (folds + 1)`` of their author times; test fold ``i`` is the period
+``[b_i, b_{i+1})`` and its training rows are the changes authored before ``b_i - gap``
+(``gap`` >= the verification latency, ``label.verification_days`` by default).
+
+Realistic labels: a training row is buggy only if a fix blaming it was committed before
+its test period starts (fix commits' author times, from ``changes.parquet``); changes
+whose bug was found later count as clean, as they would have then. Unlabelled rows are
+left out of training and out of the negatives. Test rows get their final labels.
+
+Headline metrics are computed on the changes that can be labelled at all
+(``source_files > 0``). Effort is ``la + ld`` (lines changed).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import (
+    average_precision_score,
+    brier_score_loss,
+    f1_score,
+    matthews_corrcoef,
+    roc_auc_score,
+)
+
+from diffrisk.config import Config, LabelConfig
+from diffrisk.errors import DataError
+from diffrisk.train import KINDS, LA_SOURCE, fit_estimator, source_lines_added
+
+BASELINE = "la"
+#: Metric used to rank the candidates and for champion/challenger.
+RANK_METRIC = "roc_auc"
+
+# ---------------------------------------------------------------------------------------
+# Metrics. Ranking ties keep the input (time) order; effort is la + ld.
+
+
+def _ranking(score: np.ndarray) -> np.ndarray:
+    return np.argsort(-np.asarray(score, dtype=float), kind="stable")
+
+
+def _curve(y: np.ndarray, effort: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative effort fraction and cumulative recall along ``order``."""
+    e = np.asarray(effort, dtype=float)[order]
+    t = np.asarray(y, dtype=float)[order]
+    total_e = e.sum()
+    total_y = t.sum()
+    ce = np.cumsum(e) / total_e if total_e > 0 else np.linspace(1 / len(e), 1, len(e))
+    cr = np.cumsum(t) / total_y if total_y > 0 else np.zeros(len(t))
+    return ce, cr
+
+
+def recall_at_effort(
+    y: Sequence[int], score: Sequence[float], effort: Sequence[float], budget: float = 0.2
+) -> float:
+    """Share of buggy changes found inspecting, by descending score, changes up to ``budget`` of total effort."""
+    y = np.asarray(y)
+    if len(y) == 0 or y.sum() == 0:
+        return math.nan
+    ce, cr = _curve(y, np.asarray(effort), _ranking(np.asarray(score)))
+    within = ce <= budget + 1e-12
+    return float(cr[within][-1]) if within.any() else 0.0
+
+
+def effort_at_recall(
+    y: Sequence[int], score: Sequence[float], effort: Sequence[float], target: float = 0.2
+) -> float:
+    """Share of total effort spent, by descending score, until ``target`` of the buggy changes are found."""
+    y = np.asarray(y)
+    if len(y) == 0 or y.sum() == 0:
+        return math.nan
+    ce, cr = _curve(y, np.asarray(effort), _ranking(np.asarray(score)))
+    k = int(np.argmax(cr >= target - 1e-12))
+    return float(ce[k])
+
+
+def _area(ce: np.ndarray, cr: np.ndarray) -> float:
+    x = np.concatenate([[0.0], ce])
+    r = np.concatenate([[0.0], cr])
+    return float(np.sum((x[1:] - x[:-1]) * (r[1:] + r[:-1]) / 2))
+
+
+def popt(y: Sequence[int], score: Sequence[float], effort: Sequence[float]) -> float:
+    """Normalised area under the effort-recall curve (Mende & Koschke): 1 - (opt - model) / (opt - worst)."""
+    y = np.asarray(y, dtype=float)
+    effort = np.asarray(effort, dtype=float)
+    if len(y) == 0 or y.sum() == 0 or effort.sum() <= 0:
+        return math.nan
+    density = y / np.maximum(effort, 1e-9)
+    opt = _area(*_curve(y, effort, np.lexsort((effort, -density))))
+    worst = _area(*_curve(y, effort, np.lexsort((-effort, density))))
+    model = _area(*_curve(y, effort, _ranking(np.asarray(score))))
+    if opt - worst <= 0:
+        return math.nan
+    return float(1 - (opt - model) / (opt - worst))
+
+
+def ifa(y: Sequence[int], score: Sequence[float]) -> float:
+    """Initial false alarms: clean changes inspected, by descending score, before the first buggy one."""
+    t = np.asarray(y)[_ranking(np.asarray(score))]
+    if t.sum() == 0:
+        return math.nan
+    return float(np.argmax(t == 1))
+
+
+def classification_metrics(
+    y: Sequence[int], p: Sequence[float], threshold: float = 0.5
+) -> dict[str, float]:
+    y = np.asarray(y, dtype=int)
+    p = np.asarray(p, dtype=float)
+    both = len(np.unique(y)) == 2
+    pred = (p >= threshold).astype(int)
+    return {
+        "roc_auc": float(roc_auc_score(y, p)) if both else math.nan,
+        "pr_auc": float(average_precision_score(y, p)) if both else math.nan,
+        "f1": float(f1_score(y, pred, zero_division=0.0)),
+        "mcc": float(matthews_corrcoef(y, pred)) if len(y) else math.nan,
+        "brier": float(brier_score_loss(y, p, pos_label=1)) if len(y) else math.nan,
+    }
+
+
+def effort_metrics(
+    y: Sequence[int], score: Sequence[float], effort: Sequence[float], prefix: str = ""
+) -> dict[str, float]:
+    return {
+        f"{prefix}recall_at_20_effort": recall_at_effort(y, score, effort, 0.2),
+        f"{prefix}effort_at_20_recall": effort_at_recall(y, score, effort, 0.2),
+        f"{prefix}popt": popt(y, score, effort),
+        f"{prefix}ifa": ifa(y, score),
+    }
+
+
+def effort_of(frame: pd.DataFrame) -> np.ndarray:
+    return (pd.to_numeric(frame["la"]).fillna(0) + pd.to_numeric(frame["ld"]).fillna(0)).to_numpy(
+        dtype=float
+    )
+
+
+def all_metrics(
+    y: Sequence[int], p: Sequence[float], effort: Sequence[float], threshold: float = 0.5
+) -> dict[str, float]:
+    """Classification metrics, effort-aware metrics by probability and by probability / effort."""
+    p = np.asarray(p, dtype=float)
+    effort = np.asarray(effort, dtype=float)
+    out = classification_metrics(y, p, threshold)
+    out.update(effort_metrics(y, p, effort))
+    out.update(effort_metrics(y, p / np.maximum(effort, 1.0), effort, prefix="density_"))
+    out["n"] = len(p)
+    out["n_buggy"] = int(np.asarray(y).sum())
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# The evaluation frame and realistic labels.
+
+
+def prepare_frame(
+    changes: pd.DataFrame,
+    labels: pd.DataFrame,
+    files: pd.DataFrame | None = None,
+    label_cfg: LabelConfig | None = None,
+) -> pd.DataFrame:
+    """Changes joined with their labels, ``la_source`` and fix times; sorted by author time.
+
+    Adds ``first_fix_time`` and ``_fix_times`` (list of the author times of the fixes
+    blaming each change; a fix missing from ``changes`` counts at the first fix's time).
+    """
+    need = {"sha", "label", "label_state", "fixed_by", "n_fixes", "source_files"}
+    missing = need - set(labels.columns)
+    if missing:
+        raise DataError(f"labels lack columns {sorted(missing)}", hint="run `diffrisk label` again")
+    lab = labels[[c for c in labels.columns if c in need | {"days_to_fix", "is_fix"}]]
+    frame = changes.merge(lab, on="sha", how="left", validate="one_to_one")
+    frame["label_state"] = frame["label_state"].fillna("unlabelled")
+    frame["source_files"] = pd.to_numeric(frame["source_files"]).fillna(0).astype(int)
+    if files is not None and LA_SOURCE not in frame.columns:
+        la_src = source_lines_added(files, label_cfg or LabelConfig())
+        frame[LA_SOURCE] = frame["sha"].map(la_src).fillna(0).astype("int64")
+    elif LA_SOURCE not in frame.columns:
+        frame[LA_SOURCE] = frame["la"]
+    times = pd.to_datetime(frame["author_time"], utc=True).astype("datetime64[ns, UTC]")
+    frame["author_time"] = times
+    when = dict(zip(frame["sha"], times, strict=True))
+    first = (
+        times + pd.to_timedelta(pd.to_numeric(frame.get("days_to_fix"), errors="coerce"), unit="D")
+        if "days_to_fix" in frame
+        else pd.Series(pd.NaT, index=frame.index)
+    )
+    fix_times = []
+    for shas, ff in zip(frame["fixed_by"], first, strict=True):
+        ts = []
+        for s in (
+            list(shas)
+            if shas is not None and not (isinstance(shas, float) and math.isnan(shas))
+            else []
+        ):
+            t = when.get(s)
+            ts.append(t if t is not None else ff)
+        ts = [t for t in ts if t is not None and not pd.isna(t)]
+        fix_times.append(sorted(ts))
+    frame["_fix_times"] = fix_times
+    frame["first_fix_time"] = pd.to_datetime(
+        [t[0] if t else pd.NaT for t in fix_times], utc=True
+    ).astype("datetime64[ns, UTC]")
+    frame["n_fixes"] = pd.to_numeric(frame["n_fixes"]).fillna(0).astype(int)
+    frame = frame.sort_values("author_time", kind="stable").reset_index(drop=True)
+    return frame
+
+
+def eligible_mask(frame: pd.DataFrame) -> np.ndarray:
+    """Labelled (buggy or clean) changes that can be labelled at all (source_files > 0)."""
+    return (
+        (frame["label_state"] != "unlabelled")
+        & frame["label"].notna()
+        & (frame["source_files"] > 0)
+    ).to_numpy()
+
+
+def labels_as_of(frame: pd.DataFrame, when: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
+    """Binary labels and fix counts known at ``when`` (fixes committed strictly before it)."""
+    counts = np.array([sum(1 for t in ts if t < when) for ts in frame["_fix_times"]], dtype=int)
+    return (counts > 0).astype(int), counts
+
+
+# ---------------------------------------------------------------------------------------
+# Folds.
+
+
+@dataclass
+class Fold:
+    index: int
+    train_end: str
+    test_start: str
+    test_end: str
+    n_train: int
+    n_train_buggy: int
+    n_test: int
+    n_test_buggy: int
+    skipped: str | None = None
+    train_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int), repr=False)
+    test_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int), repr=False)
+    train_y: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int), repr=False)
+    train_counts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int), repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("train_idx", "test_idx", "train_y", "train_counts"):
+            d.pop(k)
+        return d
+
+
+def time_folds(
+    frame: pd.DataFrame, n_folds: int, gap_days: float, *, min_buggy: int = 5
+) -> list[Fold]:
+    """Rolling-origin folds over the eligible rows of a time-sorted ``frame``."""
+    elig = eligible_mask(frame)
+    times = pd.to_datetime(frame["author_time"], utc=True).astype("datetime64[ns, UTC]")
+    et = times[elig]
+    if len(et) < n_folds + 1:
+        raise DataError(
+            f"only {len(et)} labelled changes with source files; need at least {n_folds + 1} for {n_folds} folds",
+            hint="mine and label more history, or lower train.folds",
+        )
+    ns = et.astype("int64").to_numpy()
+    cuts = [int(np.quantile(ns, i / (n_folds + 1), method="lower")) for i in range(1, n_folds + 1)]
+    cuts.append(int(ns.max()) + 1)
+    gap = pd.Timedelta(days=gap_days)
+    final_y = (frame["label"].fillna(0).astype(int)).to_numpy()
+    tn = times.astype("int64").to_numpy()
+    folds = []
+    for i in range(n_folds):
+        start = pd.Timestamp(cuts[i], tz="UTC")
+        end = pd.Timestamp(cuts[i + 1], tz="UTC")
+        train_end = start - gap
+        train_idx = np.flatnonzero(elig & (tn < train_end.value))
+        test_idx = np.flatnonzero(elig & (tn >= cuts[i]) & (tn < cuts[i + 1]))
+        y_now, counts = labels_as_of(frame.iloc[train_idx], start)
+        f = Fold(
+            index=i + 1,
+            train_end=train_end.isoformat(),
+            test_start=start.isoformat(),
+            test_end=end.isoformat(),
+            n_train=len(train_idx),
+            n_train_buggy=int(y_now.sum()),
+            n_test=len(test_idx),
+            n_test_buggy=int(final_y[test_idx].sum()),
+            train_idx=train_idx,
+            test_idx=test_idx,
+            train_y=y_now,
+            train_counts=counts,
+        )
+        if f.n_train_buggy < min_buggy or f.n_train - f.n_train_buggy < min_buggy:
+            f.skipped = f"training rows hold {f.n_train_buggy} buggy / {f.n_train - f.n_train_buggy} clean (need {min_buggy} each)"
+        elif f.n_test == 0:
+            f.skipped = "no test rows"
+        folds.append(f)
+    return folds
+
+
+# ---------------------------------------------------------------------------------------
+# Evaluation of the candidates.
+
+
+@dataclass
+class Evaluation:
+    gap_days: float
+    folds: list[Fold]
+    models: dict[str, dict[str, Any]]
+    unsupervised: dict[str, Any]
+    chosen: str | None
+    baseline: str
+    beats_baseline: bool | None
+    statement: str
+    code_metrics: bool
+    threshold: float = 0.5
+    #: kind -> per fold: test-row probabilities (aligned with ``Fold.test_idx``), or None.
+    predictions: dict[str, list[np.ndarray | None]] = field(default_factory=dict, repr=False)
+
+    def latest_fold(self) -> Fold | None:
+        """The newest fold that was evaluated (the champion/challenger comparison fold)."""
+        for f in reversed(self.folds):
+            if not f.skipped:
+                return f
+        return None
+
+    def latest_fold_metric(self, kind: str, metric: str = RANK_METRIC) -> float:
+        for fm in reversed(self.models.get(kind, {}).get("folds", [])):
+            if fm is not None and not _isnan(fm.get(metric)):
+                return float(fm[metric])
+        return math.nan
+
+    def to_dict(self) -> dict[str, Any]:
+        return _clean(
+            {
+                "gap_days": self.gap_days,
+                "threshold": self.threshold,
+                "code_metrics": self.code_metrics,
+                "folds": [f.to_dict() for f in self.folds],
+                "models": self.models,
+                "unsupervised_effort": self.unsupervised,
+                "chosen": self.chosen,
+                "baseline": self.baseline,
+                "beats_baseline": self.beats_baseline,
+                "statement": self.statement,
+            }
+        )
+
+
+def _isnan(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _clean(obj: Any) -> Any:
+    """NaN -> None, numpy scalars -> Python (JSON-able)."""
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    return obj
+
+
+def _mean(rows: list[dict[str, float] | None]) -> dict[str, float]:
+    rows = [r for r in rows if r is not None]
+    if not rows:
+        return {}
+    out = {}
+    for k in rows[0]:
+        vals = [r[k] for r in rows if not _isnan(r.get(k))]
+        out[k] = float(np.mean(vals)) if vals else math.nan
+    out["folds"] = len(rows)
+    return out
+
+
+def evaluate(
+    frame: pd.DataFrame,
+    config: Config | None = None,
+    *,
+    kinds: Sequence[str] = KINDS,
+    code_metrics: bool = False,
+    threshold: float = 0.5,
+    progress: Callable[[str, int, int | None], None] | None = None,
+) -> Evaluation:
+    """Evaluate candidate kinds on rolling-origin folds of a :func:`prepare_frame` frame."""
+    cfg = config or Config()
+    gap = cfg.train.gap_days if cfg.train.gap_days is not None else cfg.label.verification_days
+    folds = time_folds(frame, cfg.train.folds, gap)
+    kinds = list(dict.fromkeys([*kinds, BASELINE]))
+    per_kind: dict[str, list[dict[str, float] | None]] = {k: [] for k in kinds}
+    preds: dict[str, list[np.ndarray | None]] = {k: [] for k in kinds}
+    unsup: list[dict[str, float] | None] = []
+    y_final = frame["label"].fillna(0).astype(int).to_numpy()
+    effort_all = effort_of(frame)
+    if progress:
+        progress("evaluating", 0, len(folds) * len(kinds))
+    for f in folds:
+        if f.skipped:
+            for k in kinds:
+                per_kind[k].append(None)
+                preds[k].append(None)
+            unsup.append(None)
+            if progress:
+                progress("evaluating", len(kinds), None)
+            continue
+        Xtr = frame.iloc[f.train_idx]
+        Xte = frame.iloc[f.test_idx]
+        yte = y_final[f.test_idx]
+        eff = effort_all[f.test_idx]
+        unsup.append(effort_metrics(yte, 1.0 / np.maximum(eff, 1.0), eff))
+        for k in kinds:
+            est = fit_estimator(k, Xtr, f.train_y, f.train_counts, code_metrics=code_metrics)
+            p = est.predict_proba(Xte)[:, 1]
+            per_kind[k].append(all_metrics(yte, p, eff, threshold))
+            preds[k].append(p)
+            if progress:
+                progress("evaluating", 1, None)
+    models = {k: {"folds": per_kind[k], "overall": _mean(per_kind[k])} for k in kinds}
+    ranked = sorted(
+        (k for k in kinds if not _isnan(models[k]["overall"].get(RANK_METRIC))),
+        key=lambda k: models[k]["overall"][RANK_METRIC],
+        reverse=True,
+    )
+    chosen = ranked[0] if ranked else None
+    beats: bool | None = None
+    if chosen is None:
+        statement = "no fold could be evaluated (too few labelled changes in the early history)"
+    else:
+        c = models[chosen]["overall"][RANK_METRIC]
+        b = models[BASELINE]["overall"].get(RANK_METRIC, math.nan)
+        if chosen == BASELINE:
+            beats = False
+            best_other = next((k for k in ranked if k != BASELINE), None)
+            statement = (
+                f"no learned model beats the lines-added baseline on these folds (baseline ROC-AUC {b:.3f}"
+                + (
+                    f", best other: {best_other} {models[best_other]['overall'][RANK_METRIC]:.3f})"
+                    if best_other
+                    else ")"
+                )
+            )
+        else:
+            beats = bool(c > b)
+            statement = (
+                f"{chosen} beats the lines-added baseline: ROC-AUC {c:.3f} vs {b:.3f} on the same folds"
+                if beats
+                else f"{chosen} does NOT beat the lines-added baseline: ROC-AUC {c:.3f} vs {b:.3f}"
+            )
+    return Evaluation(
+        gap_days=float(gap),
+        folds=folds,
+        models=models,
+        unsupervised={"folds": unsup, "overall": _mean(unsup)},
+        chosen=chosen,
+        baseline=BASELINE,
+        beats_baseline=beats,
+        statement=statement,
+        code_metrics=code_metrics,
+        threshold=threshold,
+        predictions=preds,
+    )

@@ -1,0 +1,455 @@
+"""Versioned models: saved with skops (never pickle), checked before loading.
+
+Layout of ``DATA_DIR/models``::
+
+    registry.json            {"current": VERSION, "history": [promoted versions, oldest first]}
+    VERSION/model.skops      the fitted estimator (skops, zip-deflated)
+    VERSION/metadata.json    version, created, kind, training window, repository HEAD,
+                             features, metrics, library versions, sha256 of model.skops
+    VERSION/MODEL_CARD.md    a short model card
+
+Loading checks the sha256 recorded in metadata.json before skops reads a byte of the
+model, and loads only the types skops trusts plus the explicit allow-list below.
+The package ships a cross-project model in ``diffrisk/bundled/`` (same layout); it is
+used when the repository has no model of its own (:func:`load_model`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import platform
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from diffrisk import __version__
+from diffrisk.errors import ModelError
+from diffrisk.paths import models_dir
+from diffrisk.store import atomic_write_bytes
+
+MODEL_FILE = "model.skops"
+METADATA_FILE = "metadata.json"
+CARD_FILE = "MODEL_CARD.md"
+STATE_FILE = "registry.json"
+
+#: Types (beyond skops's defaults) a diffrisk model may contain. Anything else is refused.
+TRUSTED_TYPES = frozenset(
+    {
+        "diffrisk.train.kamei_transform",
+        "diffrisk.train.la_transform",
+        "diffrisk.train.PoissonRiskClassifier",
+        "numpy.dtype",
+        "sklearn.calibration._CalibratedClassifier",
+        "sklearn.calibration._SigmoidCalibration",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+        "sklearn.model_selection._split.TimeSeriesSplit",
+        "sklearn._loss.loss.HalfBinomialLoss",
+        "sklearn._loss.link.LogitLink",
+        "sklearn._loss.link.Interval",
+    }
+)
+
+_FIX = "retrain with `diffrisk train` (or delete the file to fall back to the bundled model)"
+
+
+def library_versions() -> dict[str, str]:
+    import sklearn
+    import skops
+
+    return {
+        "sklearn": sklearn.__version__,
+        "skops": skops.__version__,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "diffrisk": __version__,
+        "python": platform.python_version(),
+    }
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def dumps_model(estimator: Any) -> bytes:
+    import skops.io as sio
+
+    return sio.dumps(estimator, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
+
+
+def loads_model(data: bytes, origin: str) -> Any:
+    """skops-load ``data``; refuse types outside skops's defaults and :data:`TRUSTED_TYPES`."""
+    import skops.io as sio
+
+    try:
+        untrusted = sio.get_untrusted_types(data=data)
+    except Exception as err:  # skops raises many kinds on a damaged archive
+        raise ModelError(
+            f"{origin} is not a readable skops file ({type(err).__name__}: {err})", hint=_FIX
+        ) from None
+    refused = sorted(set(untrusted) - TRUSTED_TYPES)
+    if refused:
+        raise ModelError(
+            f"{origin} contains types diffrisk does not trust: {', '.join(refused)}",
+            hint="only load models made by `diffrisk train`; " + _FIX,
+        )
+    try:
+        return sio.loads(data, trusted=list(untrusted))
+    except Exception as err:
+        raise ModelError(
+            f"{origin} cannot be loaded ({type(err).__name__}: {err})", hint=_FIX
+        ) from None
+
+
+@dataclass
+class LoadedModel:
+    """A fitted model with its metadata; rows are ``changes.parquet`` columns."""
+
+    version: str
+    metadata: dict[str, Any]
+    estimator: Any
+    source: str = "repository"  # 'repository' | 'bundled'
+    path: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return str(self.metadata.get("kind", ""))
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.metadata.get("features", []))
+
+    def _frame(self, changes_df: pd.DataFrame) -> pd.DataFrame:
+        df = pd.DataFrame(changes_df).copy()
+        missing = [c for c in self.features if c not in df.columns and c != "la_source"]
+        if missing:
+            raise ModelError(
+                f"model {self.version} needs columns {missing} that the rows lack",
+                hint="score rows with the changes.parquet columns (mine again with this diffrisk version)",
+            )
+        return df
+
+    def predict_proba(self, changes_df: pd.DataFrame) -> np.ndarray:
+        """Probability that each change is defect-inducing (1-D array)."""
+        df = self._frame(changes_df)
+        if df.empty:
+            return np.zeros(0)
+        return np.asarray(self.estimator.predict_proba(df)[:, 1], dtype=float)
+
+    def contributions(self, changes_df: pd.DataFrame) -> pd.DataFrame:
+        """Per-row, per-raw-feature contribution to the log-odds of a defect.
+
+        Linear models: Platt slope x coefficient x standardised transformed value (relative
+        to the training mean). Other models: the change in predicted log-odds when that one
+        feature is replaced by its training median (one feature at a time).
+        """
+        from diffrisk.train import linear_contributions, replacement_contributions
+
+        df = self._frame(changes_df)
+        if df.empty:
+            return pd.DataFrame(columns=self.features)
+        lin = linear_contributions(self.estimator, df)
+        if lin is not None:
+            return lin[[c for c in self.features if c in lin.columns]]
+        reference = self.metadata.get("reference") or {}
+        ref = {c: float(reference.get(c, 0.0)) for c in self.features}
+        return replacement_contributions(lambda X: self.estimator.predict_proba(X)[:, 1], df, ref)
+
+    def baseline_scores(self, changes_df: pd.DataFrame) -> np.ndarray:
+        """Lines added to source files (or all lines added): the baseline ranking."""
+        df = pd.DataFrame(changes_df)
+        col = "la_source" if "la_source" in df.columns else "la"
+        return pd.to_numeric(df[col], errors="coerce").fillna(0).to_numpy(dtype=float)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{path} is missing", hint=_FIX) from None
+    except (OSError, ValueError) as err:
+        raise ModelError(f"{path} is corrupt ({err})", hint=_FIX) from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{path} is corrupt (not a JSON object)", hint=_FIX)
+    return data
+
+
+def _major_minor(v: str) -> tuple[str, ...]:
+    return tuple(str(v).split(".")[:2])
+
+
+def load_from_bytes(
+    model_bytes: bytes | None,
+    metadata: dict[str, Any],
+    origin: str,
+    *,
+    source: str,
+    path: Path | None = None,
+) -> LoadedModel:
+    """Check hash and versions, then skops-load (shared by repository and bundled models)."""
+    if model_bytes is None:
+        raise ModelError(f"{origin} is missing", hint=_FIX)
+    want = metadata.get("sha256")
+    got = sha256_bytes(model_bytes)
+    if not want:
+        raise ModelError(f"{origin}: metadata.json records no sha256", hint=_FIX)
+    if got != want:
+        raise ModelError(
+            f"{origin} does not match the sha256 recorded in metadata.json (tampered with or damaged): "
+            f"expected {want[:16]}..., found {got[:16]}...",
+            hint=_FIX,
+        )
+    notes = []
+    recorded = (metadata.get("libraries") or {}).get("sklearn")
+    installed = library_versions()["sklearn"]
+    if recorded and _major_minor(recorded) != _major_minor(installed):
+        notes.append(
+            f"model {metadata.get('version')} was trained with scikit-learn {recorded}, "
+            f"installed is {installed}; predictions may differ: retrain with `diffrisk train`"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est = loads_model(model_bytes, origin)
+    except ModelError as err:
+        if notes:
+            raise ModelError(f"{err.message}; {notes[0]}", hint=err.hint) from None
+        raise
+    for n in notes:
+        warnings.warn(n, stacklevel=3)
+    return LoadedModel(str(metadata.get("version", "")), metadata, est, source, path, notes)
+
+
+class ModelRegistry:
+    """The models of one repository (``DATA_DIR/models``)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    # -- state -------------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        p = self.root / STATE_FILE
+        if not p.exists():
+            return {"current": None, "history": []}
+        st = _read_json(p)
+        st.setdefault("current", None)
+        st.setdefault("history", [])
+        return st
+
+    def _write_state(self, st: dict[str, Any]) -> None:
+        atomic_write_bytes(self.root / STATE_FILE, json.dumps(st, indent=2).encode())
+
+    def current(self) -> str | None:
+        return self._state().get("current")
+
+    def versions(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.root.iterdir() if p.is_dir() and (p / METADATA_FILE).exists()
+        )
+
+    def metadata(self, version: str) -> dict[str, Any]:
+        d = self.root / version
+        if not d.is_dir():
+            known = ", ".join(self.versions()) or "none"
+            raise ModelError(
+                f"no model version {version!r} in {self.root}", hint=f"known versions: {known}"
+            )
+        return _read_json(d / METADATA_FILE)
+
+    def list(self) -> list[dict[str, Any]]:
+        """Metadata of every version (oldest first), with ``current`` set on the current one."""
+        cur = self.current()
+        out = []
+        for v in self.versions():
+            try:
+                md = self.metadata(v)
+            except ModelError as err:
+                md = {"version": v, "error": err.message}
+            md["current"] = v == cur
+            out.append(md)
+        return out
+
+    # -- save / load ---------------------------------------------------------------------
+    def _new_version(self, kind: str, created: datetime) -> str:
+        base = f"{created:%Y%m%dT%H%M%SZ}-{kind}"
+        v, n = base, 2
+        while (self.root / v).exists():
+            v, n = f"{base}-{n}", n + 1
+        return v
+
+    def save(self, estimator: Any, metadata: dict[str, Any], card: str | None = None) -> str:
+        """Store a fitted estimator as a new version (not promoted); returns the version."""
+        created = datetime.now(timezone.utc).replace(microsecond=0)
+        kind = str(metadata.get("kind", "model"))
+        version = self._new_version(kind, created)
+        data = dumps_model(estimator)
+        md = {
+            **metadata,
+            "version": version,
+            "created": created.isoformat(),
+            "model_file": MODEL_FILE,
+            "sha256": sha256_bytes(data),
+            "libraries": library_versions(),
+        }
+        d = self.root / version
+        d.mkdir(parents=True, exist_ok=False)
+        atomic_write_bytes(d / MODEL_FILE, data)
+        atomic_write_bytes(d / CARD_FILE, (card or model_card(md)).encode())
+        # metadata.json last: a version without it is not listed.
+        atomic_write_bytes(d / METADATA_FILE, json.dumps(_jsonable(md), indent=2).encode())
+        return version
+
+    def load(self, version: str | None = None) -> LoadedModel:
+        v = version or self.current()
+        if v is None:
+            raise ModelError(f"no current model in {self.root}", hint="run `diffrisk train`")
+        md = self.metadata(v)
+        path = self.root / v / md.get("model_file", MODEL_FILE)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ModelError(f"model file {path} is missing", hint=_FIX) from None
+        return load_from_bytes(data, md, str(path), source="repository", path=path)
+
+    # -- promotion -----------------------------------------------------------------------
+    def promote(self, version: str) -> None:
+        self.metadata(version)  # exists and readable
+        st = self._state()
+        if st["current"] == version:
+            return
+        st["history"] = [*(h for h in st["history"] if h != version), version]
+        st["current"] = version
+        self._write_state(st)
+
+    def rollback(self) -> str:
+        """Make the previously promoted version current again; returns it."""
+        st = self._state()
+        hist = list(st["history"])
+        if st["current"] in hist:
+            hist.remove(st["current"])
+        hist = [h for h in hist if (self.root / h / METADATA_FILE).exists()]
+        if not hist:
+            raise ModelError(
+                "there is no earlier promoted model to roll back to",
+                hint="see `diffrisk models list`",
+            )
+        st["current"] = hist[-1]
+        st["history"] = hist
+        self._write_state(st)
+        return hist[-1]
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
+        return None
+    if isinstance(obj, pd.Timestamp | datetime):
+        return obj.isoformat()
+    return obj
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def model_card(md: dict[str, Any]) -> str:
+    """A short Markdown model card from the metadata."""
+    w = md.get("training_window") or {}
+    m = md.get("metrics") or {}
+    lines = [
+        f"# diffrisk model {md.get('version', '')}",
+        "",
+        f"- kind: `{md.get('kind')}`; features: {', '.join(f'`{f}`' for f in md.get('features', []))}",
+        f"- trained on {md.get('n_train', '?')} labelled changes ({md.get('n_buggy', '?')} defect-inducing), "
+        f"{w.get('first_date', '?')} ({str(w.get('first_sha', ''))[:12]}) to {w.get('last_date', '?')} ({str(w.get('last_sha', ''))[:12]})",
+        f"- repository HEAD: {md.get('repository_head', '?')}",
+        f"- libraries: {', '.join(f'{k} {v}' for k, v in (md.get('libraries') or {}).items())}",
+        "",
+        "## Time-ordered evaluation (labelable changes, mean over folds)",
+        "",
+    ]
+    if m:
+        lines += ["| metric | model | lines-added baseline |", "| --- | --- | --- |"]
+        base = m.get("baseline") or {}
+        for key in (
+            "roc_auc",
+            "pr_auc",
+            "f1",
+            "mcc",
+            "brier",
+            "recall_at_20_effort",
+            "effort_at_20_recall",
+            "popt",
+            "ifa",
+        ):
+            if key in (m.get("overall") or {}):
+                lines.append(f"| {key} | {_fmt(m['overall'][key])} | {_fmt(base.get(key, ''))} |")
+        if m.get("statement"):
+            lines += ["", str(m["statement"])]
+    else:
+        lines.append("(no evaluation recorded)")
+    lines += [
+        "",
+        "## Intended use and limits",
+        "",
+        "Ranks changes by the probability that a later bug fix will blame them (SZZ labels).",
+        "Labels are noisy (SZZ misses and mislinks fixes); scores are a review aid, not a verdict.",
+        "The model is only as current as its training window: retrain when `diffrisk monitor` reports drift.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# -- bundled model ---------------------------------------------------------------------------
+
+
+def _bundled_files() -> tuple[bytes | None, dict[str, Any], str]:
+    root = resources.files("diffrisk") / "bundled"
+    md_res = root / METADATA_FILE
+    origin = f"bundled model ({root})"
+    try:
+        md = json.loads(md_res.read_text())
+    except FileNotFoundError:
+        raise ModelError(
+            "the bundled model is missing from this installation of diffrisk",
+            hint="reinstall diffrisk, or train a model for this repository with `diffrisk train`",
+        ) from None
+    except ValueError as err:
+        raise ModelError(
+            f"the bundled model's metadata.json is corrupt ({err})", hint="reinstall diffrisk"
+        ) from None
+    try:
+        data = (root / md.get("model_file", MODEL_FILE)).read_bytes()
+    except FileNotFoundError:
+        data = None
+    return data, md, origin
+
+
+def load_bundled() -> LoadedModel:
+    data, md, origin = _bundled_files()
+    return load_from_bytes(data, md, origin, source="bundled")
+
+
+def load_model(data_dir: str | Path) -> LoadedModel:
+    """The repository's current model, else the bundled cross-project one (see ``.source``)."""
+    reg = ModelRegistry(models_dir(data_dir))
+    if reg.current() is not None:
+        return reg.load()
+    return load_bundled()

@@ -1,0 +1,528 @@
+"""Model pipelines and fitting: one scikit-learn estimator per candidate kind.
+
+Every candidate takes rows with the ``changes.parquet`` columns and starts with a
+``FunctionTransformer`` that applies the field's preprocessing (Kamei et al. 2013):
+
+* LA and LD are divided by LT (lines of the touched files before the change), LT and
+  NUC by NF, so that size is relative to the code touched;
+* ND and REXP are dropped: ND is near-collinear with NS and NF, REXP with EXP (Kamei
+  et al. dropped the same two);
+* every count and ratio goes through ``log1p`` (the features are heavily skewed);
+* with code metrics, the radon columns are added (signed ``log1p`` of the deltas); they
+  are NaN for changes without Python files, which the linear models impute as 0 (no
+  change) and the gradient-boosted trees treat as missing.
+
+The candidates:
+
+``logistic``  logistic regression with balanced class weights on standardised features;
+``hgb``       ``HistGradientBoostingClassifier`` (balanced class weights);
+``poisson``   ``PoissonRegressor`` on the number of fixes blaming a change; the
+              probability of at least one fix is ``1 - exp(-mu)``;
+``la``        the lines-added baseline (LApredict, Zeng et al. 2021): logistic
+              regression on ``log1p`` of lines added to *source* files.
+
+The classifiers are calibrated with ``CalibratedClassifierCV(method="sigmoid")`` over a
+``TimeSeriesSplit`` of the time-ordered training rows, so calibration never looks at
+changes older than the rows a member was fitted on (see docs/model.md).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import posixpath
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, PoissonRegressor
+from sklearn.model_selection import TimeSeriesSplit
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+from diffrisk.config import Config, LabelConfig
+from diffrisk.errors import DataError
+
+KINDS = ("logistic", "hgb", "poisson", "la")
+
+#: Kamei et al.'s change features minus ND and REXP (collinear with NS/NF and EXP);
+#: the learned models also get ``la_source`` (absolute lines added to source files).
+KAMEI_FEATURES = (
+    "ns",
+    "nf",
+    "entropy",
+    "la",
+    "ld",
+    "lt",
+    "fix",
+    "ndev",
+    "age",
+    "nuc",
+    "exp",
+    "sexp",
+)
+#: Radon columns; NaN when a change touches no (parsable) Python file.
+CODE_FEATURES = ("cc_delta", "cc_max_touched", "mi_before", "mi_after", "hv_delta")
+#: The baseline's single input: lines added to source files (see :func:`source_lines_added`).
+LA_SOURCE = "la_source"
+
+
+def raw_features(kind: str, code_metrics: bool = False) -> list[str]:
+    """The ``changes`` columns a candidate reads (its feature schema)."""
+    if kind == "la":
+        return [LA_SOURCE]
+    return [*KAMEI_FEATURES, LA_SOURCE] + (list(CODE_FEATURES) if code_metrics else [])
+
+
+def _num(X: pd.DataFrame, col: str) -> np.ndarray:
+    return pd.to_numeric(X[col], errors="coerce").to_numpy(dtype=float)
+
+
+def _slog1p(v: np.ndarray) -> np.ndarray:
+    return np.sign(v) * np.log1p(np.abs(v))
+
+
+def kamei_transform(X: pd.DataFrame, code_metrics: bool = False) -> pd.DataFrame:
+    """Kamei preprocessing; output columns keep the raw feature names (transformed values)."""
+    X = pd.DataFrame(X)
+    nf = np.maximum(_num(X, "nf"), 1.0)
+    lt = _num(X, "lt")
+    lt1 = np.maximum(lt, 1.0)
+    out = {
+        "ns": np.log1p(_num(X, "ns")),
+        "nf": np.log1p(_num(X, "nf")),
+        "entropy": _num(X, "entropy"),
+        "la": np.log1p(_num(X, "la") / lt1),
+        "ld": np.log1p(_num(X, "ld") / lt1),
+        "lt": np.log1p(lt / nf),
+        "fix": _num(X, "fix"),
+        "ndev": np.log1p(_num(X, "ndev")),
+        "age": np.log1p(np.maximum(_num(X, "age"), 0.0)),
+        "nuc": np.log1p(_num(X, "nuc") / nf),
+        "exp": np.log1p(_num(X, "exp")),
+        "sexp": np.log1p(_num(X, "sexp")),
+        # Absolute size of the source change (LApredict's signal), next to Kamei's relative churn.
+        LA_SOURCE: np.log1p(
+            np.maximum(_num(X, LA_SOURCE if LA_SOURCE in X.columns else "la"), 0.0)
+        ),
+    }
+    if code_metrics:
+        out["cc_delta"] = _slog1p(_num(X, "cc_delta"))
+        out["cc_max_touched"] = np.log1p(np.maximum(_num(X, "cc_max_touched"), 0.0))
+        out["mi_before"] = _num(X, "mi_before") / 100.0
+        out["mi_after"] = _num(X, "mi_after") / 100.0
+        out["hv_delta"] = _slog1p(_num(X, "hv_delta"))
+    df = pd.DataFrame(out, index=X.index)
+    # No feature may be infinite; NaN only where a value is genuinely missing.
+    return df.replace([np.inf, -np.inf], np.nan)
+
+
+def la_transform(X: pd.DataFrame) -> pd.DataFrame:
+    """``log1p`` of lines added to source files (falls back to all lines added when absent)."""
+    X = pd.DataFrame(X)
+    col = LA_SOURCE if LA_SOURCE in X.columns else "la"
+    return pd.DataFrame({LA_SOURCE: np.log1p(np.maximum(_num(X, col), 0.0))}, index=X.index)
+
+
+def is_source_path(path: str, cfg: LabelConfig) -> bool:
+    """The label stage's source rule: a source extension, and no excluded path pattern."""
+    if not path:
+        return False
+    if not getattr(cfg, "source_only", True):
+        return True
+    ext = posixpath.splitext(path)[1].lower()
+    if ext not in {e.lower() for e in cfg.source_extensions}:
+        return False
+    # fnmatch's "*" crosses "/", as in diffrisk.szz.SourceFilter.
+    return not any(fnmatch.fnmatchcase(path, pat) for pat in cfg.exclude_paths)
+
+
+def source_lines_added(files: pd.DataFrame, cfg: LabelConfig) -> pd.Series:
+    """Lines added to source files per commit (index: sha), the LApredict baseline's input."""
+    if files.empty:
+        return pd.Series(dtype="int64", name=LA_SOURCE)
+    paths = files["path"].astype(str)
+    unique = pd.unique(paths)
+    src = {p: is_source_path(p, cfg) for p in unique}
+    mask = paths.map(src).astype(bool)
+    if "binary" in files.columns:
+        mask &= ~files["binary"].fillna(False).astype(bool)
+    la = pd.to_numeric(files["la"], errors="coerce").fillna(0).where(mask, 0)
+    return la.groupby(files["sha"]).sum().astype("int64").rename(LA_SOURCE)
+
+
+class PoissonRiskClassifier(ClassifierMixin, BaseEstimator):
+    """Poisson regression on a count target (fixes blaming a change) used as a classifier.
+
+    ``fit(X, y)`` takes the counts; ``predict_proba`` gives ``P(N >= 1) = 1 - exp(-mu)``.
+    scikit-learn has no standard part that turns a count regressor into a classifier.
+    """
+
+    def __init__(self, alpha: float = 1e-2, max_iter: int = 300) -> None:
+        self.alpha = alpha
+        self.max_iter = max_iter
+
+    def fit(self, X: Any, y: Any) -> PoissonRiskClassifier:
+        y = np.asarray(y, dtype=float)
+        if np.any(y < 0):
+            raise ValueError("counts must be >= 0")
+        self.regressor_ = PoissonRegressor(alpha=self.alpha, max_iter=self.max_iter).fit(X, y)
+        self.classes_ = np.array([0, 1])
+        self.n_features_in_ = self.regressor_.n_features_in_
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        mu = self.regressor_.predict(X)
+        p = -np.expm1(-mu)
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X: Any) -> np.ndarray:
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+
+def build_estimator(
+    kind: str, code_metrics: bool = False, *, random_state: int = 0, calibration_splits: int = 3
+) -> Any:
+    """An unfitted estimator for ``kind`` (rows: ``changes`` columns, time-ordered)."""
+    if kind not in KINDS:
+        raise DataError(f"unknown model kind {kind!r}", hint=f"use one of {', '.join(KINDS)}")
+    if kind == "la":
+        features = FunctionTransformer(la_transform, validate=False)
+    else:
+        features = FunctionTransformer(
+            kamei_transform, validate=False, kw_args={"code_metrics": code_metrics}
+        )
+    if kind == "hgb":
+        base: Any = Pipeline(
+            [
+                ("features", features),
+                (
+                    "clf",
+                    HistGradientBoostingClassifier(
+                        learning_rate=0.05,
+                        max_iter=200,
+                        max_leaf_nodes=15,
+                        min_samples_leaf=40,
+                        l2_regularization=1.0,
+                        class_weight="balanced",
+                        random_state=random_state,
+                    ),
+                ),
+            ]
+        )
+    else:
+        steps: list[tuple[str, Any]] = [
+            ("features", features),
+            (
+                "impute",
+                SimpleImputer(strategy="constant", fill_value=0.0, keep_empty_features=True),
+            ),
+            ("scale", StandardScaler()),
+        ]
+        if kind == "poisson":
+            return Pipeline([*steps, ("clf", PoissonRiskClassifier())])
+        steps.append(("clf", LogisticRegression(class_weight="balanced", max_iter=2000, C=0.1)))
+        base = Pipeline(steps)
+    return CalibratedClassifierCV(
+        base, method="sigmoid", cv=TimeSeriesSplit(n_splits=calibration_splits), ensemble=True
+    )
+
+
+def fit_estimator(
+    kind: str,
+    X: pd.DataFrame,
+    y: Sequence[int] | np.ndarray,
+    n_fixes: Sequence[int] | np.ndarray | None = None,
+    *,
+    code_metrics: bool = False,
+    random_state: int = 0,
+) -> Any:
+    """Fit a candidate on time-ordered rows ``X`` (binary ``y``; ``n_fixes`` for ``poisson``)."""
+    y = np.asarray(y, dtype=int)
+    if len(np.unique(y)) < 2:
+        raise DataError(
+            "the training rows hold only one class", hint="label more history before training"
+        )
+    # Each calibration split needs both classes; fewer splits on small or skewed data.
+    splits = 3
+    n_pos = int(y.sum())
+    while splits > 1 and (n_pos < 4 * (splits + 1) or len(y) - n_pos < 4 * (splits + 1)):
+        splits -= 1
+    est = build_estimator(
+        kind, code_metrics, random_state=random_state, calibration_splits=max(splits, 2)
+    )
+    if kind == "poisson":
+        target = np.asarray(n_fixes if n_fixes is not None else y, dtype=float)
+        return est.fit(X, target)
+    try:
+        return est.fit(X, y)
+    except ValueError:
+        # A calibration split without both classes: fall back to shuffled-free 2-fold calibration
+        # on the newest rows (still time-respecting).
+        est.set_params(cv=TimeSeriesSplit(n_splits=2, test_size=max(len(y) // 3, 1)))
+        return est.fit(X, y)
+
+
+def training_medians(kind: str, X: pd.DataFrame, code_metrics: bool = False) -> dict[str, float]:
+    """Reference values (training medians of the raw features) for contributions."""
+    out = {}
+    for col in raw_features(kind, code_metrics):
+        src = col if col in X.columns else ("la" if col == LA_SOURCE else col)
+        v = pd.to_numeric(X[src], errors="coerce").median() if src in X.columns else np.nan
+        out[col] = float(v) if pd.notna(v) else 0.0
+    return out
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def linear_contributions(est: Any, X: pd.DataFrame) -> pd.DataFrame | None:
+    """Per-feature log-odds contributions of a calibrated linear pipeline, or None.
+
+    For each calibration member: Platt slope x coefficient x standardised transformed value
+    (the training mean is 0 after ``StandardScaler``), averaged over the members.
+    Transformed columns keep their raw feature names.
+    """
+    members = getattr(est, "calibrated_classifiers_", None)
+    if not members:
+        return None
+    total = None
+    for m in members:
+        pipe = m.estimator
+        clf = pipe.named_steps.get("clf")
+        if not isinstance(clf, LogisticRegression):
+            return None
+        z = pipe[:-1].transform(X)
+        names = list(pipe.named_steps["features"].transform(X.iloc[:1]).columns)
+        a = float(m.calibrators[0].a_)
+        contrib = -a * np.asarray(z, dtype=float) * clf.coef_[0]
+        frame = pd.DataFrame(contrib, columns=names, index=X.index)
+        total = frame if total is None else total + frame
+    return total / len(members)
+
+
+def replacement_contributions(
+    predict_proba: Any, X: pd.DataFrame, reference: dict[str, float]
+) -> pd.DataFrame:
+    """Log-odds change when one raw feature at a time is replaced by its training median."""
+    base = _logit(predict_proba(X))
+    out = {}
+    for col, ref in reference.items():
+        Xr = X.copy()
+        target = col if col in Xr.columns or col != LA_SOURCE else "la"
+        Xr[target] = ref
+        out[col] = base - _logit(predict_proba(Xr))
+    return pd.DataFrame(out, index=X.index)
+
+
+# ---------------------------------------------------------------------------------------
+# The ``train`` stage: evaluate, fit the chosen kind on all labelled history, save, promote.
+
+
+@dataclass
+class TrainResult:
+    status: str  # 'trained' | 'fallback'
+    message: str
+    kind: str | None = None
+    version: str | None = None
+    promoted: bool = False
+    promotion: str = ""
+    n_train: int = 0
+    n_buggy: int = 0
+    evaluation: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_training_frame(
+    data_dir: str | Path, config: Config
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The mined dataset joined with labels (see :func:`diffrisk.evaluate.prepare_frame`), and meta."""
+    from diffrisk.evaluate import prepare_frame
+    from diffrisk.label import load_labels
+    from diffrisk.store import load_dataset
+
+    ds = load_dataset(Path(data_dir))
+    if ds is None:  # pragma: no cover - load_dataset raises without settings
+        raise DataError(f"no mined dataset in {data_dir}", hint="run `diffrisk mine` first")
+    labels = load_labels(data_dir)
+    frame = prepare_frame(ds.changes, labels, ds.files, config.label)
+    return frame, ds.meta
+
+
+def _uses_code_metrics(config: Config, frame: pd.DataFrame) -> bool:
+    if not config.train.code_metrics:
+        return False
+    return "cc_delta" in frame.columns and bool(frame["cc_delta"].notna().any())
+
+
+def fit_final(kind: str, frame: pd.DataFrame, code_metrics: bool) -> tuple[Any, pd.DataFrame]:
+    """Fit ``kind`` on every labelled, labelable change (final labels), oldest first."""
+    from diffrisk.evaluate import eligible_mask
+
+    rows = frame[eligible_mask(frame)].sort_values("author_time", kind="stable")
+    y = rows["label"].astype(int).to_numpy()
+    est = fit_estimator(kind, rows, y, rows["n_fixes"].to_numpy(), code_metrics=code_metrics)
+    return est, rows
+
+
+def _champion_score(
+    reg: Any, version: str, frame: pd.DataFrame, ev: Any, kind: str
+) -> tuple[float, float, str]:
+    """(challenger, champion) ROC-AUC on the latest fold's test rows the champion never saw."""
+    from diffrisk.evaluate import RANK_METRIC
+    from diffrisk.registry import ModelError
+
+    fold = ev.latest_fold()
+    challenger = ev.latest_fold_metric(kind)
+    try:
+        champ = reg.load(version)
+    except ModelError as err:
+        return challenger, math.nan, f"current model {version} cannot be loaded ({err.message})"
+    recorded = ((champ.metadata.get("metrics") or {}).get("latest_fold") or {}).get(RANK_METRIC)
+    if fold is None:
+        return (
+            challenger,
+            float(recorded) if recorded is not None else math.nan,
+            "recorded latest-fold metric",
+        )
+    last = (champ.metadata.get("training_window") or {}).get("last_date")
+    test = frame.iloc[fold.test_idx]
+    fresh = np.ones(len(test), dtype=bool)
+    if last:
+        fresh = (test["author_time"] > pd.Timestamp(last)).to_numpy()
+    y = test["label"].astype(int).to_numpy()[fresh]
+    p_new = ev.predictions.get(kind, [None])[fold.index - 1]
+    if fresh.sum() >= 20 and len(np.unique(y)) == 2 and p_new is not None:
+        from sklearn.metrics import roc_auc_score
+
+        p_old = champ.predict_proba(test[fresh])
+        how = (
+            f"both on the {int(fresh.sum())} newest test rows the current model was not trained on"
+        )
+        return float(roc_auc_score(y, p_new[fresh])), float(roc_auc_score(y, p_old)), how
+    if recorded is None:
+        return challenger, math.nan, "the current model records no latest-fold metric"
+    return challenger, float(recorded), "latest-fold ROC-AUC recorded by each model"
+
+
+def train(
+    repo_path: str | Path,
+    data_dir: str | Path,
+    config: Config | None = None,
+    *,
+    model: str | None = None,
+    force: bool = False,
+    progress: Any = None,
+) -> TrainResult:
+    """Evaluate candidates in time order, fit the chosen one, save it and promote it if it is
+    at least as good as the current model on the latest fold (or ``force``)."""
+    from diffrisk.evaluate import RANK_METRIC, eligible_mask, evaluate
+    from diffrisk.paths import models_dir
+    from diffrisk.registry import ModelRegistry, model_card
+
+    cfg = config or Config()
+    kind_opt = model or cfg.train.model
+    if kind_opt != "auto" and kind_opt not in KINDS:
+        raise DataError(
+            f"unknown model kind {kind_opt!r}", hint=f"use auto or one of {', '.join(KINDS)}"
+        )
+    frame, meta = load_training_frame(data_dir, cfg)
+    elig = eligible_mask(frame)
+    n_buggy = int(frame.loc[elig, "label"].astype(int).sum())
+    if n_buggy < cfg.train.min_buggy:
+        return TrainResult(
+            status="fallback",
+            message=(
+                f"only {n_buggy} defect-inducing labelled changes (train.min_buggy = {cfg.train.min_buggy}): "
+                "not training; scoring uses the bundled cross-project model"
+            ),
+            n_train=int(elig.sum()),
+            n_buggy=n_buggy,
+        )
+    cm = _uses_code_metrics(cfg, frame)
+    kinds = list(KINDS) if kind_opt == "auto" else [kind_opt]
+    ev = evaluate(frame, cfg, kinds=kinds, code_metrics=cm, progress=progress)
+    kind = (ev.chosen or "la") if kind_opt == "auto" else kind_opt
+    est, rows = fit_final(kind, frame, cm)
+    first, last = rows.iloc[0], rows.iloc[-1]
+    evd = ev.to_dict()
+    metrics = {
+        "overall": evd["models"][kind]["overall"],
+        "folds": evd["models"][kind]["folds"],
+        "latest_fold": next((m for m in reversed(evd["models"][kind]["folds"]) if m), None),
+        "baseline": evd["models"][ev.baseline]["overall"],
+        "unsupervised_effort": evd["unsupervised_effort"]["overall"],
+        "beats_baseline": (evd["models"][kind]["overall"].get(RANK_METRIC) or 0)
+        > (evd["models"][ev.baseline]["overall"].get(RANK_METRIC) or 0),
+        "statement": ev.statement,
+        "rank_metric": RANK_METRIC,
+        "population": "labelled changes with source files (source_files > 0)",
+    }
+    metadata = {
+        "kind": kind,
+        "features": raw_features(kind, cm),
+        "code_metrics": cm,
+        "training_window": {
+            "first_sha": str(first["sha"]),
+            "first_date": pd.Timestamp(first["author_time"]).isoformat(),
+            "last_sha": str(last["sha"]),
+            "last_date": pd.Timestamp(last["author_time"]).isoformat(),
+        },
+        "repository_head": meta.get("head"),
+        "repository": Path(repo_path).resolve().name if repo_path else None,
+        "n_train": len(rows),
+        "n_buggy": int(rows["label"].astype(int).sum()),
+        "metrics": metrics,
+        "reference": training_medians(kind, rows, cm),
+        "evaluation": {
+            "folds": cfg.train.folds,
+            "gap_days": ev.gap_days,
+            "fold_windows": evd["folds"],
+        },
+        "label_settings": cfg.label.model_dump(),
+    }
+    reg = ModelRegistry(models_dir(data_dir))
+    version = reg.save(est, metadata, None)
+    card = model_card(reg.metadata(version))
+    from diffrisk.store import atomic_write_bytes
+
+    atomic_write_bytes(reg.root / version / "MODEL_CARD.md", card.encode())
+    current = reg.current()
+    if current is None or force:
+        reg.promote(version)
+        why = "forced (--force)" if current is not None else "first model of this repository"
+        promoted = True
+    else:
+        new, old, how = _champion_score(reg, current, frame, ev, kind)
+        promoted = math.isnan(old) or (not math.isnan(new) and new >= old)
+        why = (
+            f"challenger ROC-AUC {new:.3f} vs current {current} {old:.3f} ({how})"
+            if not math.isnan(old)
+            else f"current model has no comparable score ({how})"
+        )
+        if promoted:
+            reg.promote(version)
+        else:
+            why += f"; kept {current} (use --force to promote anyway)"
+    return TrainResult(
+        status="trained",
+        message=ev.statement,
+        kind=kind,
+        version=version,
+        promoted=promoted,
+        promotion=why,
+        n_train=len(rows),
+        n_buggy=metadata["n_buggy"],
+        evaluation=evd,
+    )
