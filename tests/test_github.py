@@ -343,6 +343,16 @@ def test_duplicates_are_removed_and_recreate_posts_anew(fake: FakeGitHub) -> Non
     assert [c["body"] for c in fake.comments] == [marker + "\nd"]
 
 
+def test_comment_deleted_while_we_edit_is_posted_anew(fake: FakeGitHub) -> None:
+    marker = comment_marker("diffrisk")
+    old = fake.add_comment(7, marker + "\nold", "alice")
+    fake.fail("PATCH", "/issues/comments/", 404, {"message": "Not Found"})
+    with client(fake) as gh:
+        out = gh.upsert_comment(7, marker + "\nnew", marker)
+    assert out.action == "created" and out.id != old["id"]
+    assert len(fake.of("POST", "/comments$")) == 1
+
+
 def test_our_comment_is_found_on_a_later_page(fake: FakeGitHub) -> None:
     marker = comment_marker("diffrisk")
     for i in range(150):

@@ -199,6 +199,10 @@ class PermissionDenied(GitHubError):
     """403 "Resource not accessible": the token may not write here (e.g. a fork's PR)."""
 
 
+class NotFound(GitHubError):
+    """404: the PR, comment or repository is gone (or invisible to the token)."""
+
+
 @dataclass(frozen=True)
 class Identity:
     login: str
@@ -310,7 +314,7 @@ class GitHubClient:
                     f"{what}: bad credentials (401)", hint="check the token"
                 ) from None
             if status == 404:
-                raise GitHubError(
+                raise NotFound(
                     f"{what}: not found (404)",
                     hint="the pull request may have been deleted, or the token cannot see "
                     f"{self.repository}",
@@ -362,8 +366,11 @@ class GitHubClient:
                 deleted += 1
             if keep.body == body:
                 return CommentOutcome("unchanged", keep.html_url, keep.id, deleted)
-            self._call(f"edit comment {keep.id}", lambda: keep.edit(body))
-            return CommentOutcome("updated", keep.html_url, keep.id, deleted)
+            try:
+                self._call(f"edit comment {keep.id}", lambda: keep.edit(body))
+                return CommentOutcome("updated", keep.html_url, keep.id, deleted)
+            except NotFound:  # deleted between listing and editing: post a new one
+                ours = []
         for c in ours:
             self._call(f"delete comment {c.id}", c.delete)
             deleted += 1
