@@ -105,6 +105,12 @@ def main() -> None:
             {"source_only": False},
             {"max_fix_files": 100_000},
             {"copy_detection": True},
+            {
+                "ignore_whitespace": False,
+                "ignore_comments": False,
+                "source_only": False,
+                "max_fix_files": 100_000,
+            },
         ):
             res = label(repo, data, cfg.model_copy(update=off))
             effects[json.dumps(off)] = _counts(res)

@@ -413,11 +413,18 @@ class Blamer:
         self.cat.close()
 
     def patches(self, shas: list[str]) -> dict[str, list[FileDiff]]:
-        data = self.repo.run(
-            *log_patch_argv(self.settings.ignore_whitespace),
-            input=("\n".join(shas) + "\n").encode(),
-        )
-        return parse_patches(data)
+        """Diff hunks of ``shas``; one git process, or one per fix when that fails (a
+        fix whose objects are missing from the repository then has no hunks)."""
+        argv = log_patch_argv(self.settings.ignore_whitespace)
+        try:
+            return parse_patches(self.repo.run(*argv, input=("\n".join(shas) + "\n").encode()))
+        except GitCommandError:
+            if len(shas) == 1:
+                return {}
+        out: dict[str, list[FileDiff]] = {}
+        for sha in shas:
+            out.update(self.patches([sha]))
+        return out
 
     def blame_fix(self, job: FixJob, files: list[FileDiff]) -> FixBlame:
         res = FixBlame(job.sha)
