@@ -525,9 +525,9 @@ class PublishOutcome:
 FORK_WARNING = (
     "diffrisk could not post to this pull request: the token is read-only here ({what}), "
     "as it always is for pull requests from forks. The report is in the job summary and the "
-    "annotations. To comment on fork PRs, upload the JSON report as an artifact and run "
-    "`diffrisk report --input` in a separate workflow triggered by `workflow_run`, which "
-    "gets a write token (never check out or run the fork's code there)."
+    "annotations. To comment on fork PRs, record the PR number in an artifact and run "
+    "diffrisk from a second workflow triggered by `workflow_run`, which gets a write token "
+    "(docs/gating.md, the workflow_run pair; never run the fork's code there)."
 )
 PERMISSION_WARNING = (
     "diffrisk could not post to GitHub: the token may not do this ({what}). The report is in "
