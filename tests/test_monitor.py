@@ -301,7 +301,8 @@ def test_prediction_outcomes_by_hand(tmp_path: Path) -> None:
     )
     # flagged (level >= medium, the default gate.warn_on): h1 and a6 of the buggy; a4 of the clean
     assert (s["buggy_flagged"], s["buggy_blocked"], s["clean_flagged"]) == (2, 1, 1)
-    assert s["flagged_share"] == pytest.approx(2 / 3) and s["precision"] == pytest.approx(2 / 3)
+    assert s["flagged_share"] == pytest.approx(2 / 3)
+    assert "precision" not in s  # young clean changes are unlabelled: it would be inflated
     # warn_on high: a4 (medium, no decision) is no longer flagged; a6 still is (gate said warn)
     s = mon.log_summary(out, parse_config({"gate": {"warn_on": "high"}}))
     assert (s["buggy_flagged"], s["clean_flagged"]) == (2, 0)
@@ -384,8 +385,8 @@ def _save_model(
     md: dict[str, Any] = {
         "kind": "logistic",
         "features": raw_features("logistic"),
-        "training_window": {"start": str(tr["author_time"].min()), "end": train_end},
-        "metrics": {"roc_auc": recorded_auc},
+        "training_window": {"first_date": str(tr["author_time"].min()), "last_date": train_end},
+        "metrics": {"latest_fold": {"roc_auc": recorded_auc}},
     }
     v = reg.save(est, md)
     if created:  # backdate (the registry stamps the current time)
@@ -402,7 +403,9 @@ def test_realized_accuracy_with_a_model(histories: dict[str, Path], tmp_path: Pa
     lab = _labels_for(data)
     v = _save_model(data, train_end="2020-06-29T00:00:00Z", recorded_auc=0.95)
     # days 180-250 hold 35 labelled changes, 7 of them buggy
-    r = mon.monitor(data, parse_config({"monitor": {"min_buggy": 5}}))
+    r = mon.monitor(
+        data, parse_config({"monitor": {"min_buggy": 5}, "label": {"verification_days": 20}})
+    )
     assert r.model_version == v and r.model_source == "repository"
     assert r.reference["source"] == "training_window"
     # out of sample: labelled changes after the training window
@@ -421,6 +424,16 @@ def test_realized_accuracy_with_a_model(histories: dict[str, Path], tmp_path: Pa
     assert sum(p["unlabelled"] for p in r.periods) == int(
         (lab["label_state"] == "unlabelled").sum()
     )
+    # with a 90-day verification latency every change after the training window is too
+    # young: the bugs found early must not be counted alone
+    r = mon.monitor(data, parse_config({"monitor": {"min_buggy": 5}}))
+    assert (
+        r.realized["n"] == 0 and r.realized["roc_auc"] is None and r.realized["precision"] is None
+    )
+    t = pd.to_datetime(ch["author_time"], utc=True)
+    assert sum(p["unlabelled"] for p in r.periods) == int(
+        (t > t.max() - pd.Timedelta(days=90)).sum()
+    )
 
 
 def test_auc_drop_and_age_recommend_retraining(histories: dict[str, Path], tmp_path: Path) -> None:
@@ -434,7 +447,9 @@ def test_auc_drop_and_age_recommend_retraining(histories: dict[str, Path], tmp_p
         recorded_auc=0.95,
         created="2019-01-01T00:00:00+00:00",
     )
-    r = mon.monitor(data, parse_config({"monitor": {"min_buggy": 5}}))
+    r = mon.monitor(
+        data, parse_config({"monitor": {"min_buggy": 5}, "label": {"verification_days": 20}})
+    )
     assert r.decision.realized_auc is not None and r.decision.realized_auc < 0.5
     assert r.decision.recorded_auc == 0.95
     assert r.decision.retrain
@@ -459,7 +474,8 @@ def test_promotes_a_better_challenger(histories: dict[str, Path], tmp_path: Path
     assert reg.current() == res["version"]
     md = load_model(data).metadata
     assert md["promotion"]["replaced"] == old and "ROC-AUC" in md["promotion"]["why"]
-    assert md["metrics"]["roc_auc"] == pytest.approx(res["challenger_auc"])
+    assert md["metrics"]["latest_fold"]["roc_auc"] == pytest.approx(res["challenger_auc"])
+    assert pd.Timestamp(md["training_window"]["first_date"]) >= pd.Timestamp("2020-05-01T00:00:00Z")
 
 
 def test_refuses_a_worse_challenger(histories: dict[str, Path], tmp_path: Path) -> None:

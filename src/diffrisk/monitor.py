@@ -22,8 +22,10 @@ Realized accuracy. Labels come from SZZ (``labels.parquet``); a change whose lab
 still ``unlabelled`` (younger than the verification latency and not blamed by a fix
 yet) is never counted as clean. Past changes are scored by the current model; the
 headline numbers use the labelled changes authored after the model's training window
-(out of sample), per quarter and overall: ROC-AUC, precision and recall of the gate at
-its threshold, and Recall@20%Effort. The prediction log (``predictions.parquet``) says
+(out of sample) and older than the verification latency (``label.verification_days``
+before the newest change: younger changes count as unlabelled even when a fix already
+blamed them, or the early-found bugs alone would inflate precision), per quarter and
+overall: ROC-AUC, precision and recall of the gate at its threshold, and Recall@20%Effort. The prediction log (``predictions.parquet``) says
 what was predicted *before* each merge; joined to the labels of the commits it scored
 (and to a squash merge's commit by ``(#N)`` in its subject) it gives the share of buggy
 changes that were flagged (level at or above ``gate.warn_on``) or blocked in time.
@@ -180,17 +182,17 @@ def training_window(
 ) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
     """(start, end) of a model's training window from its metadata; (None, None) if unknown.
 
-    Accepts ``{"start": ..., "end": ...}`` (also ``from``/``to``, ``first``/``last``) or a
-    two-item list, as ISO strings or epoch seconds.
+    Reads ``{"first_date": ..., "last_date": ...}`` (what ``diffrisk train`` records; also
+    ``start``/``end``, ``from``/``to``) or a two-item list, as ISO strings or epoch seconds.
     """
     tw = (metadata or {}).get("training_window")
     if tw is None:
         return None, None
     if isinstance(tw, Mapping):
         start = next(
-            (tw[k] for k in ("start", "from", "first", "begin") if tw.get(k) is not None), None
+            (tw[k] for k in ("first_date", "start", "from") if tw.get(k) is not None), None
         )
-        end = next((tw[k] for k in ("end", "to", "last", "until") if tw.get(k) is not None), None)
+        end = next((tw[k] for k in ("last_date", "end", "to") if tw.get(k) is not None), None)
     elif isinstance(tw, list | tuple) and len(tw) == 2:
         start, end = tw
     else:
@@ -418,9 +420,6 @@ def log_summary(
         "buggy_blocked": int((buggy & blocked).sum()),
         "clean_flagged": int((clean & flagged).sum()),
         "flagged_share": (int((buggy & flagged).sum()) / n_buggy) if n_buggy else None,
-        "precision": (int((buggy & flagged).sum()) / int((flagged & (buggy | clean)).sum()))
-        if (flagged & (buggy | clean)).any()
-        else None,
     }
 
 
@@ -506,14 +505,17 @@ def recorded_auc(metadata: Mapping[str, Any]) -> float | None:
     m = metadata.get("metrics") or {}
     if not isinstance(m, Mapping):
         return None
-    for key in ("latest_fold_roc_auc", "roc_auc", "auc"):
-        v = m.get(key)
-        if isinstance(v, int | float) and not math.isnan(v):
-            return float(v)
     for sub in ("latest_fold", "overall"):
         v = m.get(sub)
-        if isinstance(v, Mapping) and isinstance(v.get("roc_auc"), int | float):
+        if (
+            isinstance(v, Mapping)
+            and isinstance(v.get("roc_auc"), int | float)
+            and not math.isnan(v["roc_auc"])
+        ):
             return float(v["roc_auc"])
+    v = m.get("roc_auc")
+    if isinstance(v, int | float) and not math.isnan(v):
+        return float(v)
     return None
 
 
@@ -645,6 +647,11 @@ def monitor(
             scored = frame.assign(probability=prob)
             risk_series = _risk_series(scored)
             if labels is not None:
+                # Inside the verification latency only the bugs found early are labelled;
+                # the clean ones cannot be told yet. Counting the early bugs alone would
+                # inflate precision, so every change that young counts as unlabelled.
+                mature = end - pd.Timedelta(days=cfg.label.verification_days)
+                scored.loc[scored["author_time"] > mature, "label_state"] = "unlabelled"
                 periods = windows(
                     scored,
                     threshold,
@@ -663,6 +670,7 @@ def monitor(
                     if tw_end is not None
                     else "all labelled changes",
                     "since": tw_end.isoformat() if tw_end is not None else None,
+                    "until": mature.isoformat(),
                     **accuracy(
                         y, lab["probability"].to_numpy(dtype=float), eff, threshold, mcfg.min_buggy
                     ),
@@ -1276,13 +1284,19 @@ def retrain(
         "kind": kind,
         "features": raw_features(kind, cm),
         "code_metrics": cm,
-        "training_window": {
-            "start": rows["author_time"].min().isoformat(),
-            "end": rows["author_time"].max().isoformat(),
+        "training_window": {  # the keys diffrisk train records
+            "first_sha": str(rows["sha"].iloc[0]),
+            "first_date": pd.Timestamp(rows["author_time"].iloc[0]).isoformat(),
+            "last_sha": str(rows["sha"].iloc[-1]),
+            "last_date": pd.Timestamp(rows["author_time"].iloc[-1]).isoformat(),
         },
         "n_train": len(rows),
-        "n_train_buggy": int(y.sum()),
-        "metrics": {"roc_auc": auc_ch, "latest_fold": {"roc_auc": auc_ch, **out["fold"]}},
+        "n_buggy": int(y.sum()),
+        "metrics": {
+            "latest_fold": {"roc_auc": auc_ch, **out["fold"]},
+            "rank_metric": "roc_auc",
+            "champion_latest_fold": {"roc_auc": auc_champ},
+        },
         "reference": training_medians(kind, rows, cm),
         "repository": str(repo) if repo is not None else None,
         "promotion": {
