@@ -693,7 +693,9 @@ def test_token_never_appears_in_output_or_logs(
 
 
 # ---------------------------------------------------------------------- runner files
-def test_outputs_use_random_heredoc_delimiters(tmp_path: Path) -> None:
+def test_outputs_use_random_heredoc_delimiters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "out"
     tricky = "line one\nghadelimiter_x\nrisk-level<<EOF\nhigh\nEOF"
     assert set_outputs({"risk-level": "low", "multi": tricky}, path)
@@ -704,7 +706,8 @@ def test_outputs_use_random_heredoc_delimiters(tmp_path: Path) -> None:
     assert format_output("a", "x") != format_output("a", "x")
     with pytest.raises(ValueError):
         format_output("bad name", "x")
-    assert set_outputs({"a": 1}, None) is (bool(__import__("os").environ.get("GITHUB_OUTPUT")))
+    monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
+    assert set_outputs({"a": 1}) is False  # outside Actions: nothing to write
 
 
 def test_step_summary_respects_the_1_mib_limit(tmp_path: Path) -> None:
