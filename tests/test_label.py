@@ -117,6 +117,7 @@ def test_filters_switched_off_blame_the_cosmetic_commits(
         ignore_whitespace=False,
         ignore_comments=False,
         source_only=False,
+        skip_cosmetic_commits=False,
         verification_days=0,
     )
     assert state(lab, c["ws"]) == "buggy"  # blamed without -w
@@ -132,18 +133,27 @@ def test_max_fix_files(history: dict[str, str], builder: RepoBuilder, tmp_path: 
     assert state(lab, history["bug"]) == "clean"
 
 
+def _refactored(b: RepoBuilder, refactor_to: str, ignore: bool) -> tuple[str, str, str]:
+    b.commit({"a.py": 'name = "x"\nvalue = 1\nother = 0\n'}, day=0, message="add a")
+    bug = b.commit({"a.py": 'name = "x"\nvalue = 2\nother = 0\n'}, day=5, message="set value")
+    refactor = b.commit({"a.py": refactor_to}, day=6, message="refactor")
+    if ignore:
+        b.commit(
+            {".git-blame-ignore-revs": f"# style\n{refactor}\n{'f' * 40}\n"},
+            day=7,
+            message="ignore",
+        )
+    fix = b.commit({"a.py": refactor_to.replace("2", "1")}, day=300, message="fix value")
+    return bug, refactor, fix
+
+
+RENAMED = 'name = "x"\nresult = 2\nother = 0\n'
+REFORMATTED = "name = 'x'\nvalue = (2)\nother = 0\n"
+
+
 def test_blame_ignore_revs_skips_listed_refactoring(builder: RepoBuilder, tmp_path: Path) -> None:
-    b = builder
-    b.commit({"a.py": 'name = "x"\nvalue = 1\n'}, day=0, message="add a")
-    bug = b.commit({"a.py": 'name = "x"\nvalue = 2\n'}, day=5, message="set value")
-    refactor = b.commit({"a.py": "name = 'x'\nvalue = (2)\n"}, day=6, message="quote style")
-    b.commit(
-        {".git-blame-ignore-revs": f"# style\n{refactor}\n{'f' * 40}\n"},
-        day=7,
-        message="ignore style",
-    )
-    fix = b.commit({"a.py": "name = 'x'\nvalue = 1\n"}, day=300, message="fix value")
-    _, lab = run(b, tmp_path / "data")
+    bug, refactor, fix = _refactored(builder, RENAMED, ignore=True)
+    _, lab = run(builder, tmp_path / "data")
     assert state(lab, bug) == "buggy"
     assert list(lab.loc[bug, "fixed_by"]) == [fix]
     assert state(lab, refactor) == "clean"
@@ -152,12 +162,17 @@ def test_blame_ignore_revs_skips_listed_refactoring(builder: RepoBuilder, tmp_pa
 def test_without_ignore_revs_the_refactoring_is_blamed(
     builder: RepoBuilder, tmp_path: Path
 ) -> None:
-    b = builder
-    b.commit({"a.py": 'name = "x"\nvalue = 1\n'}, day=0, message="add a")
-    bug = b.commit({"a.py": 'name = "x"\nvalue = 2\n'}, day=5, message="set value")
-    refactor = b.commit({"a.py": "name = 'x'\nvalue = (2)\n"}, day=6, message="quote style")
-    b.commit({"a.py": "name = 'x'\nvalue = 1\n"}, day=300, message="fix value")
-    _, lab = run(b, tmp_path / "data")
+    bug, refactor, _ = _refactored(builder, RENAMED, ignore=False)
+    _, lab = run(builder, tmp_path / "data")
+    assert state(lab, refactor) == "buggy" and state(lab, bug) == "clean"
+
+
+def test_reformatting_commits_are_looked_through(builder: RepoBuilder, tmp_path: Path) -> None:
+    bug, refactor, fix = _refactored(builder, REFORMATTED, ignore=False)
+    _, lab = run(builder, tmp_path / "data")
+    assert state(lab, bug) == "buggy" and state(lab, refactor) == "clean"
+    assert list(lab.loc[bug, "fixed_by"]) == [fix]
+    _, lab = run(builder, tmp_path / "data", skip_cosmetic_commits=False)
     assert state(lab, refactor) == "buggy" and state(lab, bug) == "clean"
 
 

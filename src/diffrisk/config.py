@@ -133,6 +133,8 @@ class LabelConfig(_Section):
     """Blame only source files (``source_extensions`` minus ``exclude_paths``)."""
     copy_detection: bool = False
     """Blame with ``-C`` (lines moved from other files of the same commit) besides ``-M``."""
+    skip_cosmetic_commits: bool = True
+    """Look through commits that left a Python file's AST unchanged (reformatting) when blaming."""
     workers: int | None = Field(None, ge=1)
     """Processes running git blame; default: the number of cores."""
     source_extensions: list[str] = Field(

@@ -187,6 +187,7 @@ def settings_key(cfg: LabelConfig) -> str:
         "comments": cfg.ignore_comments,
         "copy": cfg.copy_detection,
         "source_only": cfg.source_only,
+        "cosmetic_commits": cfg.skip_cosmetic_commits,
         "ext": sorted(cfg.source_extensions) if cfg.source_only else [],
         "exclude": sorted(cfg.exclude_paths) if cfg.source_only else [],
     }
@@ -201,6 +202,7 @@ def _blame_settings(cfg: LabelConfig) -> BlameSettings:
         extensions=tuple(cfg.source_extensions) if cfg.source_only else (),
         exclude=tuple(cfg.exclude_paths) if cfg.source_only else (),
         source_only=cfg.source_only,
+        skip_cosmetic_commits=cfg.skip_cosmetic_commits,
     )
 
 

@@ -313,6 +313,13 @@ def cosmetic_lines(
     return out
 
 
+def _same_ast(a: bytes, b: bytes) -> bool:
+    try:
+        return ast.dump(ast.parse(a)) == ast.dump(ast.parse(b))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+
+
 # -- blame ------------------------------------------------------------------------------
 
 
@@ -335,6 +342,7 @@ def blame_argv(
     ignore_whitespace: bool,
     copy_detection: bool,
     ignore_revs_file: str | None,
+    ignore_revs: Iterable[str] = (),
 ) -> list[str]:
     argv = ["-c", "blame.ignoreRevsFile=", "blame", "--porcelain", "-M"]
     if ignore_whitespace:
@@ -343,6 +351,8 @@ def blame_argv(
         argv.append("-C")
     if ignore_revs_file:
         argv += ["--ignore-revs-file", ignore_revs_file]
+    for rev in ignore_revs:
+        argv += ["--ignore-rev", rev]
     for a, b in line_ranges:
         argv += ["-L", f"{a},{b}"]
     return [*argv, parent, "--", path]
@@ -375,6 +385,7 @@ class BlameSettings:
     extensions: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     source_only: bool = True
+    skip_cosmetic_commits: bool = True
 
 
 @dataclass(frozen=True)
@@ -408,6 +419,7 @@ class Blamer:
         self.settings = settings
         self.is_source = SourceFilter.of(settings.extensions, settings.exclude)
         self.cat = CatFile(repo)
+        self._ast_cache: dict[tuple[str, str], bool] = {}
 
     def close(self) -> None:
         self.cat.close()
@@ -440,29 +452,70 @@ class Blamer:
             if not lines:
                 continue
             res.considered += len(lines)
-            argv = blame_argv(
-                f"{job.sha}^",
-                f.old_path,
-                ranges(lines),
-                ignore_whitespace=self.settings.ignore_whitespace,
-                copy_detection=self.settings.copy_detection,
-                ignore_revs_file=job.ignore_revs_file,
-            )
-            try:
-                out = self.repo.run(*argv)
-            except GitCommandError:
-                # e.g. a path git cannot blame (submodule, missing objects): skip the file
+            blamed = self._blame(job, f.old_path, lines)
+            if blamed is None:
                 continue
-            wanted = set(lines)
-            for sha, path, final, text in parse_porcelain(out):
-                if final not in wanted:
-                    continue
+            for sha, path, _final, text in blamed:
                 key = (sha, path or f.old_path)
                 res.counts[key] = res.counts.get(key, 0) + 1
                 sample = res.links.setdefault(key, [])
                 if len(sample) < SAMPLE_LINES:
                     sample.append(_decode(text))
         return res
+
+    def _blame(
+        self, job: FixJob, path: str, lines: list[int]
+    ) -> list[tuple[str, str, int, bytes]] | None:
+        """Blame ``lines`` of ``path`` in the fix's parent; with ``skip_cosmetic_commits``,
+        commits that left a Python file's AST unchanged are looked through (``--ignore-rev``)."""
+        wanted = set(lines)
+        skip: list[str] = []
+        for _ in range(4):
+            argv = blame_argv(
+                f"{job.sha}^",
+                path,
+                ranges(lines),
+                ignore_whitespace=self.settings.ignore_whitespace,
+                copy_detection=self.settings.copy_detection,
+                ignore_revs_file=job.ignore_revs_file,
+                ignore_revs=skip,
+            )
+            try:
+                out = self.repo.run(*argv)
+            except GitCommandError:
+                # e.g. a path git cannot blame (submodule, missing objects): skip the file
+                return None
+            blamed = [b for b in parse_porcelain(out) if b[2] in wanted]
+            if not self.settings.skip_cosmetic_commits:
+                return blamed
+            more = [
+                sha
+                for sha, p in dict.fromkeys((b[0], b[1] or path) for b in blamed)
+                if sha not in skip and self._ast_unchanged(sha, p)
+            ]
+            if not more:
+                return blamed
+            skip += more
+        return blamed
+
+    def _ast_unchanged(self, sha: str, path: str) -> bool:
+        """Did commit ``sha`` leave Python file ``path`` with the same AST (a reformat)?"""
+        key = (sha, path)
+        hit = self._ast_cache.get(key)
+        if hit is not None:
+            return hit
+        same = False
+        if PurePosixPath(path).suffix.lower() in (".py", ".pyi"):
+            after = self.cat.read(f"{sha}:{path}")
+            before = self.cat.read(f"{sha}^:{path}")
+            # cheap necessary condition first: equal once whitespace, quotes, brackets and
+            # commas (what formatters change) are removed
+            if after is not None and before is not None and after != before:
+                strip = b" \t\r\n'\"(),\\"
+                if after.translate(None, strip) == before.translate(None, strip):
+                    same = _same_ast(before, after)
+        self._ast_cache[key] = same
+        return same
 
     def run(self, jobs: list[FixJob]) -> list[FixBlame]:
         patches = self.patches([j.sha for j in jobs])
