@@ -105,11 +105,13 @@ def main() -> None:
             {"source_only": False},
             {"max_fix_files": 100_000},
             {"copy_detection": True},
+            {"skip_cosmetic_commits": False},
             {
                 "ignore_whitespace": False,
                 "ignore_comments": False,
                 "source_only": False,
                 "max_fix_files": 100_000,
+                "skip_cosmetic_commits": False,
             },
         ):
             res = label(repo, data, cfg.model_copy(update=off))
