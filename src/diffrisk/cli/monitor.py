@@ -49,7 +49,13 @@ from diffrisk.paths import default_data_dir
     default=None,
     help="Save plots (risk over time, drift, realized accuracy) in this directory.",
 )
-@click.option("--plot-format", type=click.Choice(["png", "svg"]), default="png", show_default=True)
+@click.option(
+    "--plot-format",
+    type=click.Choice(["png", "svg"]),
+    default="png",
+    show_default=True,
+    help="Image format of the plots.",
+)
 @click.option(
     "--retrain",
     is_flag=True,
