@@ -1,0 +1,294 @@
+"""Train the bundled cross-project model and measure it (per project and leave-one-project-out).
+
+    python bench/train_bundled.py OWNER+NAME=PATH ... [--work DIR] [--out src/diffrisk/bundled]
+
+Each argument is a repository path (a bare mirror or a work tree), optionally prefixed by
+its public name (``pallets/flask=/path/to/repo``; otherwise the name is guessed from the
+path, ``.../pallets+flask/repo`` -> ``pallets/flask``). For every repository: mine
+(``--no-code-metrics`` unless ``--code-metrics``), label (SZZ), then
+
+* the per-project time-ordered evaluation (:func:`diffrisk.evaluate.evaluate`);
+* leave-one-project-out: each candidate kind trained on the other projects, tested on
+  this one (all its labelled, labelable changes), next to the lines-added baseline.
+
+The kind with the best mean LOPO ROC-AUC is fitted on all projects and written to
+``--out`` (model.skops, metadata.json, MODEL_CARD.md). A JSON summary goes to stdout and
+``--results`` (default WORK/results.json). Only the model and scores are written into
+the package: never the repositories or their code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from diffrisk.config import Config
+from diffrisk.evaluate import all_metrics, effort_of, eligible_mask, evaluate, prepare_frame
+from diffrisk.label import label, load_labels
+from diffrisk.mine import mine
+from diffrisk.registry import (
+    CARD_FILE,
+    METADATA_FILE,
+    MODEL_FILE,
+    _jsonable,
+    dumps_model,
+    library_versions,
+    model_card,
+    sha256_bytes,
+)
+from diffrisk.store import atomic_write_bytes, load_dataset
+from diffrisk.train import KINDS, fit_estimator, raw_features, training_medians
+
+KEYS = ("roc_auc", "pr_auc", "recall_at_20_effort", "popt", "brier", "f1", "mcc")
+
+
+def _name(arg: str) -> tuple[str, Path]:
+    if "=" in arg:
+        name, path = arg.split("=", 1)
+        return name, Path(path)
+    p = Path(arg)
+    part = p.parent.name if p.name in ("repo", ".git") else p.name
+    return part.replace("+", "/"), p
+
+
+def prepare(name: str, path: Path, work: Path, cfg: Config, code_metrics: bool) -> pd.DataFrame:
+    data = work / name.replace("/", "+")
+    t0 = time.perf_counter()
+    mcfg = cfg.mine.model_copy(update={"code_metrics": code_metrics})
+    mine(path, data, rev="HEAD", config=mcfg, fixes=cfg.fixes, progress=None)
+    t1 = time.perf_counter()
+    try:
+        load_labels(data)
+    except Exception:
+        label(path, data, cfg.label)
+    t2 = time.perf_counter()
+    ds = load_dataset(data)
+    frame = prepare_frame(ds.changes, load_labels(data), ds.files, cfg.label)
+    frame["project"] = name
+    print(
+        f"{name}: {len(frame)} changes, mined {t1 - t0:.0f}s, labelled {t2 - t1:.0f}s",
+        file=sys.stderr,
+    )
+    return frame
+
+
+def _r(v: Any) -> Any:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else round(float(v), 4)
+
+
+def per_project(frames: dict[str, pd.DataFrame], cfg: Config, code_metrics: bool) -> dict[str, Any]:
+    out = {}
+    for name, fr in frames.items():
+        t0 = time.perf_counter()
+        ev = evaluate(fr, cfg, code_metrics=code_metrics).to_dict()
+        elig = eligible_mask(fr)
+        out[name] = {
+            "commits": len(fr),
+            "labelable": int(elig.sum()),
+            "buggy": int(fr.loc[elig, "label"].astype(int).sum()),
+            "first": fr["author_time"].iloc[0].isoformat(),
+            "last": fr["author_time"].iloc[-1].isoformat(),
+            "first_sha": fr["sha"].iloc[0],
+            "last_sha": fr["sha"].iloc[-1],
+            "chosen": ev["chosen"],
+            "beats_baseline": ev["beats_baseline"],
+            "statement": ev["statement"],
+            "models": {
+                k: {m: _r(v["overall"].get(m)) for m in KEYS} for k, v in ev["models"].items()
+            },
+            "unsupervised": {m: _r(v) for m, v in ev["unsupervised_effort"]["overall"].items()},
+            "folds": [f for f in ev["folds"]],
+        }
+        print(
+            f"{name}: per-project {time.perf_counter() - t0:.0f}s {ev['statement']}",
+            file=sys.stderr,
+        )
+    return out
+
+
+def _rows(fr: pd.DataFrame) -> pd.DataFrame:
+    return fr[eligible_mask(fr)]
+
+
+def lopo(frames: dict[str, pd.DataFrame], kinds: list[str], code_metrics: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in frames:
+        train = pd.concat([_rows(f) for n, f in frames.items() if n != name]).sort_values(
+            "author_time", kind="stable"
+        )
+        test = _rows(frames[name])
+        y = test["label"].astype(int).to_numpy()
+        res = {}
+        for k in kinds:
+            est = fit_estimator(
+                k,
+                train,
+                train["label"].astype(int).to_numpy(),
+                train["n_fixes"].to_numpy(),
+                code_metrics=code_metrics,
+            )
+            p = est.predict_proba(test)[:, 1]
+            m = all_metrics(y, p, effort_of(test))
+            res[k] = {key: _r(m[key]) for key in KEYS}
+        res["la_source (unfitted)"] = {"roc_auc": _r(roc_auc_score(y, test["la_source"]))}
+        out[name] = res
+        print(
+            f"{name}: LOPO " + ", ".join(f"{k} {v['roc_auc']}" for k, v in res.items()),
+            file=sys.stderr,
+        )
+    return out
+
+
+def card(md: dict[str, Any], results: dict[str, Any]) -> str:
+    lines = [model_card(md).split("## Time-ordered evaluation")[0].rstrip(), ""]
+    lines += [
+        "## Cross-project model",
+        "",
+        "Trained on the labelled, labelable changes of these public projects (commit ranges by author date):",
+        "",
+        "| project | first commit | last commit | labelable changes | defect-inducing |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, p in results["per_project"].items():
+        lines.append(
+            f"| {name} | {p['first_sha'][:12]} ({p['first'][:10]}) | {p['last_sha'][:12]} ({p['last'][:10]}) | {p['labelable']} | {p['buggy']} |"
+        )
+    kind = md["kind"]
+    lines += [
+        "",
+        f"## Leave-one-project-out ROC-AUC (trained on the other projects; chosen kind: `{kind}`)",
+        "",
+        "| project | " + " | ".join(results["kinds"]) + " |",
+        "| --- | " + " | ".join("---" for _ in results["kinds"]) + " |",
+    ]
+    for name, r in results["lopo"].items():
+        lines.append(
+            f"| {name} | " + " | ".join(str(r[k]["roc_auc"]) for k in results["kinds"]) + " |"
+        )
+    mean = results["lopo_mean"]
+    lines.append("| **mean** | " + " | ".join(str(mean[k]) for k in results["kinds"]) + " |")
+    lines += [
+        "",
+        "`la` is the lines-added baseline (logistic regression on log1p of lines added to source files).",
+        "Labels come from SZZ with the default settings; they are noisy. A repository's own model",
+        "(`diffrisk train`) replaces this one as soon as it has enough labelled history.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("repos", nargs="+")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/diffrisk-bundled"))
+    ap.add_argument(
+        "--out", type=Path, default=None, help="write the model here (e.g. src/diffrisk/bundled)"
+    )
+    ap.add_argument("--code-metrics", action="store_true")
+    ap.add_argument("--kinds", default=",".join(KINDS))
+    ap.add_argument("--skip-per-project", action="store_true")
+    ap.add_argument("--results", type=Path, default=None)
+    args = ap.parse_args(argv)
+    cfg = Config()
+    kinds = args.kinds.split(",")
+    frames = {}
+    for arg in args.repos:
+        name, path = _name(arg)
+        frames[name] = prepare(name, path, args.work, cfg, args.code_metrics)
+    results: dict[str, Any] = {"kinds": kinds, "code_metrics": args.code_metrics}
+    results["per_project"] = (
+        {} if args.skip_per_project else per_project(frames, cfg, args.code_metrics)
+    )
+    if not results["per_project"]:
+        for name, fr in frames.items():
+            elig = eligible_mask(fr)
+            results["per_project"][name] = {
+                "commits": len(fr),
+                "labelable": int(elig.sum()),
+                "buggy": int(fr.loc[elig, "label"].astype(int).sum()),
+                "first": fr["author_time"].iloc[0].isoformat(),
+                "last": fr["author_time"].iloc[-1].isoformat(),
+                "first_sha": fr["sha"].iloc[0],
+                "last_sha": fr["sha"].iloc[-1],
+            }
+    results["lopo"] = lopo(frames, kinds, args.code_metrics)
+    results["lopo_mean"] = {
+        k: _r(np.mean([r[k]["roc_auc"] for r in results["lopo"].values()])) for k in kinds
+    }
+    chosen = max(kinds, key=lambda k: results["lopo_mean"][k])
+    results["chosen"] = chosen
+    print(f"chosen: {chosen} (mean LOPO ROC-AUC {results['lopo_mean']})", file=sys.stderr)
+    if args.out:
+        rows = pd.concat([_rows(f) for f in frames.values()]).sort_values(
+            "author_time", kind="stable"
+        )
+        est = fit_estimator(
+            chosen,
+            rows,
+            rows["label"].astype(int).to_numpy(),
+            rows["n_fixes"].to_numpy(),
+            code_metrics=args.code_metrics,
+        )
+        data = dumps_model(est)
+        created = datetime.now(timezone.utc).replace(microsecond=0)
+        md = {
+            "version": f"bundled-{created:%Y%m%d}-{chosen}",
+            "created": created.isoformat(),
+            "kind": chosen,
+            "features": raw_features(chosen, args.code_metrics),
+            "code_metrics": args.code_metrics,
+            "source": "bundled",
+            "projects": {
+                n: {
+                    k: p[k]
+                    for k in ("first_sha", "last_sha", "first", "last", "labelable", "buggy")
+                }
+                for n, p in results["per_project"].items()
+            },
+            "training_window": {
+                "first_sha": str(rows["sha"].iloc[0]),
+                "first_date": rows["author_time"].iloc[0].isoformat(),
+                "last_sha": str(rows["sha"].iloc[-1]),
+                "last_date": rows["author_time"].iloc[-1].isoformat(),
+            },
+            "repository_head": None,
+            "n_train": len(rows),
+            "n_buggy": int(rows["label"].astype(int).sum()),
+            "metrics": {
+                "overall": {"roc_auc": results["lopo_mean"][chosen]},
+                "baseline": {"roc_auc": results["lopo_mean"].get("la")},
+                "lopo": {n: r[chosen] for n, r in results["lopo"].items()},
+                "rank_metric": "roc_auc",
+                "population": "leave-one-project-out, labelled changes with source files",
+            },
+            "reference": training_medians(chosen, rows, args.code_metrics),
+            "model_file": MODEL_FILE,
+            "sha256": sha256_bytes(data),
+            "libraries": library_versions(),
+        }
+        args.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(args.out / MODEL_FILE, data)
+        atomic_write_bytes(args.out / METADATA_FILE, json.dumps(_jsonable(md), indent=2).encode())
+        atomic_write_bytes(args.out / CARD_FILE, card(md, results).encode())
+        print(f"wrote {args.out} ({len(data)} bytes)", file=sys.stderr)
+    res_path = args.results or args.work / "results.json"
+    res_path.parent.mkdir(parents=True, exist_ok=True)
+    res_path.write_text(json.dumps(_jsonable(results), indent=2, default=str))
+    print(json.dumps(_jsonable({k: results[k] for k in ("lopo_mean", "chosen")}), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

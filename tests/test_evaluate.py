@@ -1,0 +1,188 @@
+"""Metrics against hand-computed values; folds respect time, the gap and realistic labels."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from diffrisk.config import Config
+from diffrisk.errors import DataError
+from diffrisk.evaluate import (
+    classification_metrics,
+    effort_at_recall,
+    eligible_mask,
+    evaluate,
+    ifa,
+    labels_as_of,
+    popt,
+    prepare_frame,
+    recall_at_effort,
+    time_folds,
+)
+
+# y, score (no ties), effort: total effort 100; ranking order is 0, 1, 2, 3.
+Y = [1, 0, 1, 0]
+S = [0.9, 0.8, 0.7, 0.1]
+E = [10, 30, 20, 40]
+
+
+def test_recall_at_20_percent_effort():
+    # cumulative effort 0.1, 0.4, ...: only the first change fits in 20%: 1 of 2 buggy.
+    assert recall_at_effort(Y, S, E, 0.2) == pytest.approx(0.5)
+    # 60% of the effort reaches both buggy changes.
+    assert recall_at_effort(Y, S, E, 0.6) == pytest.approx(1.0)
+    assert recall_at_effort(Y, S, E, 0.05) == 0.0
+
+
+def test_effort_at_20_percent_recall():
+    assert effort_at_recall(Y, S, E, 0.2) == pytest.approx(0.1)
+    # 100% recall needs changes 0..2: 60 of 100 lines.
+    assert effort_at_recall(Y, S, E, 1.0) == pytest.approx(0.6)
+
+
+def test_popt_hand_computed():
+    # model curve (0,0) (.1,.5) (.4,.5) (.6,1) (1,1): area .725
+    # optimal: by density 0 (1/10), 2 (1/20), clean: (.1,.5) (.3,1) ...: area .875
+    # worst: clean largest first 3, 1, then 2, 0: (.4,0) (.7,0) (.9,.5) (1,1): area .125
+    assert popt(Y, S, E) == pytest.approx(1 - (0.875 - 0.725) / (0.875 - 0.125))
+    # the optimal order itself scores 1, the worst 0
+    assert popt(Y, [4, 1, 3, 2], E) == pytest.approx(1.0)
+    assert popt(Y, [1, 3, 2, 4], E) == pytest.approx(0.0)
+
+
+def test_ifa():
+    assert ifa([0, 0, 1, 0], S) == 2
+    assert ifa([1, 0, 0, 0], S) == 0
+    assert math.isnan(ifa([0, 0, 0, 0], S))
+
+
+def test_classification_metrics_hand_computed():
+    m = classification_metrics([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+    assert m["roc_auc"] == pytest.approx(0.75)  # 3 of 4 pairs ordered
+    # threshold 0.5: tp=1 fp=0 fn=1 tn=2
+    assert m["f1"] == pytest.approx(2 / 3)
+    assert m["mcc"] == pytest.approx(2 / math.sqrt(12))
+    assert m["brier"] == pytest.approx((0.01 + 0.16 + 0.4225 + 0.04) / 4)
+    # AP: ranks .8 (tp) .4 (fp) .35 (tp): (1 + 2/3) / 2
+    assert m["pr_auc"] == pytest.approx((1 + 2 / 3) / 2)
+    one = classification_metrics([0, 0], [0.2, 0.3])
+    assert math.isnan(one["roc_auc"])
+
+
+def _frame(n: int = 400, seed: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Daily changes; every 4th is buggy, fixed 30 days later by a change of the history."""
+    r = np.random.default_rng(seed)
+    t0 = pd.Timestamp("2020-01-01", tz="UTC")
+    shas = [f"{i:040x}" for i in range(n)]
+    la = r.integers(1, 400, n)
+    changes = pd.DataFrame(
+        {
+            "sha": shas,
+            "author_time": [t0 + pd.Timedelta(days=i) for i in range(n)],
+            "ns": 1, "nd": 1, "nf": r.integers(1, 5, n), "entropy": r.random(n), "la": la,
+            "ld": r.integers(0, 50, n), "lt": r.integers(0, 2000, n), "fix": 0, "ndev": r.integers(0, 9, n),
+            "age": r.random(n) * 30, "nuc": r.integers(0, 20, n), "exp": np.arange(n), "rexp": 1.0, "sexp": 1,
+        }
+    )  # fmt: skip
+    buggy = (np.arange(n) % 4 == 0) & (np.arange(n) < n - 40)
+    fixed_by = [[shas[i + 30]] if b else [] for i, b in enumerate(buggy)]
+    state = np.where(buggy, "buggy", "clean").astype(object)
+    state[-20:] = "unlabelled"  # the newest changes are too young
+    source = np.ones(n, dtype=int)
+    source[1::7] = 0  # docs-only changes: never labelable
+    labels = pd.DataFrame(
+        {
+            "sha": shas,
+            "label": pd.array(
+                [None if s == "unlabelled" else int(s == "buggy") for s in state], dtype="Int8"
+            ),
+            "label_state": state,
+            "fixed_by": fixed_by,
+            "days_to_fix": [30.0 if b else None for b in buggy],
+            "n_fixes": buggy.astype(int),
+            "source_files": source,
+            "is_fix": 0,
+        }
+    )
+    return changes, labels
+
+
+def test_folds_never_train_on_rows_newer_than_test_minus_gap():
+    changes, labels = _frame()
+    frame = prepare_frame(changes, labels)
+    gap = 45
+    folds = time_folds(frame, 4, gap, min_buggy=2)
+    assert len(folds) == 4
+    times = frame["author_time"]
+    elig = eligible_mask(frame)
+    for f in folds:
+        assert len(f.train_idx) and len(f.test_idx)
+        assert times.iloc[f.train_idx].max() + pd.Timedelta(days=gap) < times.iloc[f.test_idx].min()
+        # only labelled rows with source files, in both sets
+        assert elig[f.train_idx].all() and elig[f.test_idx].all()
+    # test periods follow each other without overlap
+    for a, b in zip(folds, folds[1:], strict=False):
+        assert times.iloc[a.test_idx].max() < times.iloc[b.test_idx].min()
+    excluded = frame.index[(frame["label_state"] == "unlabelled") | (frame["source_files"] == 0)]
+    used = np.concatenate([np.concatenate([f.train_idx, f.test_idx]) for f in folds])
+    assert not set(excluded) & set(used)
+
+
+def test_training_labels_only_know_fixes_committed_before_the_test_period():
+    changes, labels = _frame()
+    frame = prepare_frame(changes, labels)
+    day = frame["author_time"].iloc[0]
+    # change 0 is buggy, fixed by change 30 (day 30)
+    y, counts = labels_as_of(frame.iloc[[0]], day + pd.Timedelta(days=30))
+    assert y[0] == 0 and counts[0] == 0  # the fix is not strictly before day 30
+    y, counts = labels_as_of(frame.iloc[[0]], day + pd.Timedelta(days=31))
+    assert y[0] == 1 and counts[0] == 1
+    folds = time_folds(frame, 4, 10, min_buggy=2)
+    for f in folds:
+        test_start = pd.Timestamp(f.test_start)
+        fix_time = frame["first_fix_time"].iloc[f.train_idx]
+        known = fix_time.notna() & (fix_time < test_start)
+        assert (f.train_y == known.astype(int).to_numpy()).all()
+        # some training rows are buggy in the end but not yet known to be
+        final = frame["label"].iloc[f.train_idx].astype(int).to_numpy()
+        assert (f.train_y <= final).all()
+    assert any(
+        (frame["label"].iloc[f.train_idx].astype(int).to_numpy() > f.train_y).any() for f in folds
+    )
+
+
+def test_too_few_rows_is_a_data_error():
+    changes, labels = _frame(n=30)
+    frame = prepare_frame(changes, labels)
+    frame["label_state"] = "unlabelled"
+    with pytest.raises(DataError, match="labelled changes"):
+        time_folds(frame, 5, 0)
+
+
+def test_evaluate_reports_every_metric_and_the_baseline():
+    changes, labels = _frame(n=500, seed=3)
+    # make size predictive: buggy changes are large
+    buggy = labels["label_state"].eq("buggy")
+    changes.loc[buggy, "la"] = changes.loc[buggy, "la"] + 300
+    frame = prepare_frame(changes, labels)
+    cfg = Config.model_validate({"train": {"folds": 3, "gap_days": 30}})
+    ev = evaluate(frame, cfg, kinds=["logistic", "la"])
+    d = json.loads(json.dumps(ev.to_dict()))
+    assert d["baseline"] == "la" and d["chosen"] in {"logistic", "la"}
+    for kind in ("logistic", "la"):
+        o = d["models"][kind]["overall"]
+        for key in ("roc_auc", "pr_auc", "f1", "mcc", "brier", "recall_at_20_effort", "effort_at_20_recall",
+                    "popt", "ifa", "density_recall_at_20_effort", "density_popt"):  # fmt: skip
+            assert key in o
+        assert o["roc_auc"] > 0.8  # size separates the classes
+    assert "recall_at_20_effort" in d["unsupervised_effort"]["overall"]
+    assert (
+        ("beats" in d["statement"])
+        or ("does NOT" in d["statement"])
+        or ("no learned" in d["statement"])
+    )
+    assert len(d["folds"]) == 3

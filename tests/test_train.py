@@ -1,0 +1,261 @@
+"""Pipelines, the source lines-added baseline input, and the train stage on a built repository."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from click.testing import CliRunner
+
+from diffrisk.cli import cli
+from diffrisk.config import Config, LabelConfig
+from diffrisk.mine import mine
+from diffrisk.registry import ModelRegistry, load_model
+from diffrisk.store import atomic_write_table, read_meta
+from diffrisk.train import (
+    KINDS,
+    PoissonRiskClassifier,
+    fit_estimator,
+    kamei_transform,
+    raw_features,
+    source_lines_added,
+    train,
+)
+
+
+def synthetic_changes(n: int = 600, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Time-ordered rows with the changes columns; defects driven by lines added and FIX."""
+    r = np.random.default_rng(seed)
+    df = pd.DataFrame(
+        {
+            "sha": [f"{i:040x}" for i in range(n)],
+            "author_time": pd.date_range("2020-01-01", periods=n, freq="D", tz="UTC"),
+            "ns": r.integers(1, 4, n), "nd": r.integers(1, 5, n), "nf": r.integers(1, 10, n),
+            "entropy": r.random(n), "la": r.integers(0, 500, n), "ld": r.integers(0, 200, n),
+            "lt": r.integers(0, 3000, n), "fix": r.integers(0, 2, n), "ndev": r.integers(0, 20, n),
+            "age": r.random(n) * 100, "nuc": r.integers(0, 50, n), "exp": r.integers(0, 300, n),
+            "rexp": r.random(n) * 10, "sexp": r.integers(0, 100, n),
+            "cc_delta": np.where(r.random(n) < 0.3, np.nan, r.normal(0, 5, n)),
+            "cc_max_touched": r.integers(0, 20, n).astype(float), "mi_before": r.random(n) * 100,
+            "mi_after": r.random(n) * 100, "hv_delta": r.normal(0, 50, n),
+        }
+    )  # fmt: skip
+    df["la_source"] = df["la"]
+    logit = -3 + 1.2 * np.log1p(df["la"]) / 2 + 0.8 * df["fix"]
+    y = (r.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return df, y
+
+
+def test_kamei_transform_normalises_and_drops_collinear_columns():
+    X = pd.DataFrame(
+        {"ns": [1, 2], "nd": [9, 9], "nf": [2, 4], "entropy": [0.5, 0.0], "la": [10, 7], "ld": [5, 0],
+         "lt": [100, 0], "fix": [1, 0], "ndev": [3, 0], "age": [2.0, 0.0], "nuc": [4, 0], "exp": [9, 0],
+         "rexp": [1.5, 0.0], "sexp": [1, 0], "la_source": [8, 0]}
+    )  # fmt: skip
+    out = kamei_transform(X)
+    assert "nd" not in out.columns and "rexp" not in out.columns
+    assert out.loc[0, "la"] == pytest.approx(np.log1p(10 / 100))  # LA / LT
+    assert out.loc[0, "ld"] == pytest.approx(np.log1p(5 / 100))
+    assert out.loc[0, "lt"] == pytest.approx(np.log1p(100 / 2))  # LT / NF
+    assert out.loc[0, "nuc"] == pytest.approx(np.log1p(4 / 2))  # NUC / NF
+    assert out.loc[0, "la_source"] == pytest.approx(np.log1p(8))
+    assert out.loc[1, "la"] == pytest.approx(np.log1p(7))  # new files: LT = 0 -> divide by 1
+    assert list(out.columns) == raw_features("logistic")
+    assert np.isfinite(out.to_numpy()).all()
+    with_cm = kamei_transform(X.assign(cc_delta=[np.nan, -3.0], cc_max_touched=[np.nan, 2], mi_before=np.nan,
+                                       mi_after=np.nan, hv_delta=[np.nan, 10.0]), code_metrics=True)  # fmt: skip
+    assert np.isnan(with_cm.loc[0, "cc_delta"]) and with_cm.loc[1, "cc_delta"] == pytest.approx(
+        -np.log1p(3)
+    )
+
+
+def test_source_lines_added_counts_only_source_files():
+    files = pd.DataFrame(
+        {
+            "sha": ["a", "a", "a", "a", "a", "b"],
+            "path": [
+                "src/m.py",
+                "tests/test_m.py",
+                "docs/index.md",
+                "src/logo.png",
+                "pkg/tests/x.py",
+                "README.rst",
+            ],
+            "la": [5, 7, 3, 0, 11, 4],
+            "binary": [False, False, False, True, False, False],
+        }
+    )
+    s = source_lines_added(files, LabelConfig())
+    assert s["a"] == 5 and s["b"] == 0
+
+
+def test_poisson_probability_is_one_minus_exp_minus_mu():
+    X = np.array([[0.0], [1.0], [2.0], [3.0]] * 10)
+    counts = np.array([0, 0, 1, 3] * 10)
+    clf = PoissonRiskClassifier(alpha=0.0).fit(X, counts)
+    mu = clf.regressor_.predict(X[:4])
+    np.testing.assert_allclose(clf.predict_proba(X[:4])[:, 1], 1 - np.exp(-mu))
+    assert clf.predict_proba(X[:4])[:, 1][3] > clf.predict_proba(X[:4])[:, 1][0]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_fits_and_ranks_large_changes_higher(kind):
+    X, y = synthetic_changes()
+    est = fit_estimator(kind, X, y, y, code_metrics=kind == "hgb")
+    p = est.predict_proba(X)[:, 1]
+    assert p.shape == (len(X),) and ((p >= 0) & (p <= 1)).all()
+    big = X["la"] > 300
+    assert p[big].mean() > p[X["la"] < 30].mean()
+
+
+# -- the stage on a built repository ---------------------------------------------------------
+
+
+def build_history(builder, n: int = 90):
+    """Every 3rd change adds 60 lines to a source file and is blamed by the change two later."""
+    shas, big = [], []
+    for i in range(n):
+        if i % 11 == 5:
+            sha = builder.commit(
+                {f"docs/page{i}.md": "text\n" * 40}, author="doc", day=i * 4, message=f"docs {i}"
+            )
+            big.append(None)
+        elif i % 3 == 0:
+            body = "".join(f"v{i}_{k} = {k}\n" for k in range(60))
+            sha = builder.commit(
+                {f"src/m{i % 5}.py": body},
+                author=["ann", "bob"][i % 2],
+                day=i * 4,
+                message=f"feature {i}",
+            )
+            big.append(True)
+        else:
+            sha = builder.commit(
+                {f"src/m{i % 5}.py": f"small_{i} = {i}\n"},
+                author="cid",
+                day=i * 4,
+                message=f"tweak {i}",
+            )
+            big.append(False)
+        shas.append(sha)
+    return shas, big
+
+
+def write_labels(data: Path, shas: list[str], big: list[bool | None]) -> None:
+    """labels.parquet per the label contract: the big changes are fixed by the change 2 later."""
+    n = len(shas)
+    rows = []
+    for i, (sha, b) in enumerate(zip(shas, big, strict=True)):
+        young = i >= n - 3
+        buggy = bool(b) and i + 2 < n
+        state = "unlabelled" if young and not buggy else ("buggy" if buggy else "clean")
+        rows.append(
+            {
+                "sha": sha,
+                "label": None if state == "unlabelled" else int(buggy),
+                "label_state": state,
+                "fixed_by": [shas[i + 2]] if buggy else [],
+                "days_to_fix": 8.0 if buggy else None,
+                "n_fixes": int(buggy),
+                "source_files": 0 if b is None else 1,
+                "is_fix": 0,
+            }
+        )
+    df = pd.DataFrame(rows)
+    table = pa.Table.from_pandas(df, preserve_index=False).cast(
+        pa.schema(
+            [
+                ("sha", pa.string()),
+                ("label", pa.int8()),
+                ("label_state", pa.string()),
+                ("fixed_by", pa.list_(pa.string())),
+                ("days_to_fix", pa.float64()),
+                ("n_fixes", pa.int32()),
+                ("source_files", pa.int32()),
+                ("is_fix", pa.int8()),
+            ]
+        )  # fmt: skip
+    )
+    atomic_write_table(data / "labels.parquet", table, generation=read_meta(data)["generation"])
+
+
+@pytest.fixture
+def labelled_repo(builder, tmp_path):
+    shas, big = build_history(builder)
+    data = tmp_path / "data"
+    mine(builder.path, data, config=Config().mine.model_copy(update={"code_metrics": False}))
+    write_labels(data, shas, big)
+    return builder.path, data
+
+
+CFG = Config.model_validate({"train": {"min_buggy": 5, "folds": 2, "gap_days": 10}})
+
+
+def test_train_saves_promotes_and_the_model_scores_big_changes_higher(labelled_repo):
+    repo, data = labelled_repo
+    res = train(repo, data, CFG)
+    assert res.status == "trained" and res.promoted and res.version
+    # big changes: i = 0, 3, ..., 87 (30) minus the two docs slots 27 and 60 (i % 11 == 5)
+    assert res.n_buggy == 28
+    reg = ModelRegistry(data / "models")
+    assert reg.current() == res.version
+    md = reg.metadata(res.version)
+    assert md["kind"] == res.kind and md["features"]
+    assert md["training_window"]["first_sha"] and md["training_window"]["last_date"]
+    assert set(md["libraries"]) >= {"sklearn", "skops", "numpy", "diffrisk"}
+    assert "roc_auc" in md["metrics"]["overall"] and md["repository_head"]
+    assert (
+        (data / "models" / res.version / "MODEL_CARD.md").read_text().startswith("# diffrisk model")
+    )
+    model = load_model(data)
+    assert model.source == "repository" and model.version == res.version
+    rows = pd.DataFrame([{**dict.fromkeys(["ns", "nd", "nf", "ndev", "nuc", "exp", "sexp"], 1), "entropy": 0.0,
+                          "la": la, "ld": 0, "lt": 100, "fix": 0, "age": 1.0, "rexp": 1.0, "la_source": la}
+                         for la in (1, 60)])  # fmt: skip
+    p = model.predict_proba(rows)
+    assert p[1] > p[0]
+
+
+def test_second_model_is_champion_challenger_unless_forced(labelled_repo):
+    repo, data = labelled_repo
+    first = train(repo, data, CFG, model="la")
+    second = train(repo, data, CFG, model="la")
+    reg = ModelRegistry(data / "models")
+    # same kind, same data: equally good, so the challenger (>=) becomes current
+    assert second.promoted and reg.current() == second.version
+    assert "challenger ROC-AUC" in second.promotion
+    assert reg.rollback() == first.version and reg.current() == first.version
+    forced = train(repo, data, CFG, model="poisson", force=True)
+    assert forced.promoted and "forced" in forced.promotion
+
+
+def test_too_few_buggy_changes_falls_back_to_the_bundled_model(labelled_repo):
+    repo, data = labelled_repo
+    cfg = Config.model_validate({"train": {"min_buggy": 1000}})
+    res = train(repo, data, cfg)
+    assert res.status == "fallback" and "bundled" in res.message and res.version is None
+    assert not (data / "models").exists()
+
+
+def test_cli_train_and_evaluate_json(labelled_repo, tmp_path):
+    repo, data = labelled_repo
+    (Path(repo) / ".diffrisk.toml").write_text("[train]\nmin_buggy = 5\nfolds = 2\ngap_days = 10\n")
+    runner = CliRunner()
+    r = runner.invoke(cli, ["evaluate", "--repo", str(repo), "--data-dir", str(data), "--json"])
+    assert r.exit_code == 0, r.output
+    ev = json.loads(r.output)
+    assert set(ev["models"]) == set(KINDS) and len(ev["folds"]) == 2
+    assert not (data / "models").exists()  # evaluate saves nothing
+    r = runner.invoke(
+        cli,
+        ["train", "--repo", str(repo), "--data-dir", str(data), "--model", "logistic", "--json"],
+    )
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["status"] == "trained" and out["kind"] == "logistic"
+    r = runner.invoke(cli, ["train", "--repo", str(repo), "--data-dir", str(data)])
+    assert r.exit_code == 0 and "time-ordered evaluation" in r.output
