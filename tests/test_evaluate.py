@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -125,7 +126,7 @@ def test_folds_never_train_on_rows_newer_than_test_minus_gap():
         # only labelled rows with source files, in both sets
         assert elig[f.train_idx].all() and elig[f.test_idx].all()
     # test periods follow each other without overlap
-    for a, b in zip(folds, folds[1:], strict=False):
+    for a, b in itertools.pairwise(folds):
         assert times.iloc[a.test_idx].max() < times.iloc[b.test_idx].min()
     excluded = frame.index[(frame["label_state"] == "unlabelled") | (frame["source_files"] == 0)]
     used = np.concatenate([np.concatenate([f.train_idx, f.test_idx]) for f in folds])

@@ -178,7 +178,7 @@ def write_labels(data: Path, shas: list[str], big: list[bool | None]) -> None:
                 ("source_files", pa.int32()),
                 ("is_fix", pa.int8()),
             ]
-        )  # fmt: skip
+        )
     )
     atomic_write_table(data / "labels.parquet", table, generation=read_meta(data)["generation"])
 
