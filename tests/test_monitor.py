@@ -515,7 +515,7 @@ def test_cli_json_markdown_plots(histories: dict[str, Path], tmp_path: Path) -> 
         ],
     )
     assert res.exit_code == 0, res.output
-    d = json.loads(res.output)
+    d = json.loads(res.stdout)
     assert d["decision"]["retrain"] is True and d["drift_status"] == "alert"
     assert {f["feature"] for f in d["drift"] if f["status"] == "alert"} >= {"exp", "sexp"}
     md = md_path.read_text()
@@ -662,7 +662,7 @@ def test_issue_from_cli_with_refused_pin(
     data = _copy(histories["stable"], tmp_path)
     res = CliRunner().invoke(cli, ["monitor", "--data-dir", str(data), "--issue", "--json"])
     assert res.exit_code == 0, res.output
-    d = json.loads(res.output)
+    d = json.loads(res.stdout)  # (stderr may carry PyGithub's log line about the refused pin)
     assert d["issue"] == {
         "action": "created",
         "number": 1,

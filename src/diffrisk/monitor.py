@@ -554,6 +554,7 @@ class MonitorReport:
     warnings: list[str] = field(default_factory=list)
     seconds: float | None = None
     risk_series: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    drift_thresholds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return _clean(asdict(self))
@@ -735,6 +736,11 @@ def monitor(
         warnings=warnings,
         seconds=time.perf_counter() - t0,
         risk_series=risk_series,
+        drift_thresholds={
+            "psi_warn": mcfg.psi_warn,
+            "psi_alert": mcfg.psi_alert,
+            "ks_alpha": mcfg.ks_alpha,
+        },
     )
 
 
@@ -1065,9 +1071,9 @@ def write_plots(report: MonitorReport, out_dir: str | Path, fmt: str = "png") ->
             [d.psi for d in feats],
             color=[colors.get(d.status, "grey") for d in feats],
         )
-        mcfg = Config().monitor
-        ax.axvline(mcfg.psi_warn, color="tab:orange", linestyle=":", linewidth=1)
-        ax.axvline(mcfg.psi_alert, color="tab:red", linestyle=":", linewidth=1)
+        th = report.drift_thresholds or Config().monitor.model_dump()
+        ax.axvline(th["psi_warn"], color="tab:orange", linestyle=":", linewidth=1)
+        ax.axvline(th["psi_alert"], color="tab:red", linestyle=":", linewidth=1)
         ax.set_xlabel("population stability index (recent vs reference)")
         ax.set_title("Feature drift")
         save(fig, "drift")
