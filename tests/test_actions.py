@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import action_docs  # noqa: E402
 from action_runner import base_env, load_action, parse_output_file, run_action  # noqa: E402
+from github_api_server import GitHubApiRoutes  # noqa: E402
 
 ACTION_FILES = [ROOT / "action.yml", *sorted((ROOT / "actions").glob("*/action.yml"))]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
@@ -411,13 +412,18 @@ def _install_model(data: Path) -> str:
             "sexp": rng.integers(0, 100, n),
         }
     )
+    X["la_source"] = X["la"]
     z = 1.2 * np.log1p(X["la"] / X["lt"].clip(lower=1)) + 0.8 * np.log1p(X["nf"]) + 0.6 * X["ns"]
     z = z - 0.5 * np.log1p(X["exp"]) - 0.3 * np.log1p(X["sexp"]) - 1.5
     y = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(int)
     reg = ModelRegistry(models_dir(data))
     version = reg.save(
         fit_estimator("logistic", X, y),
-        {"kind": "logistic", "features": raw_features("logistic"), "metrics": {"auc": 0.8}},
+        {
+            "kind": "logistic",
+            "features": [c for c in raw_features("logistic") if c in X],
+            "metrics": {"auc": 0.8},
+        },
     )
     reg.promote(version)
     return version
@@ -442,79 +448,6 @@ def _pr_event(number: int, base: str, head: str, labels=()) -> dict:
     }
 
 
-class FakeGitHub:
-    """Routes on a pytest-httpserver, answering like the GitHub REST API for one PR."""
-
-    def __init__(self, server, number: int, head: str, base: str, labels=(), label_events=()):
-        self.server = server
-        api = server.url_for("").rstrip("/")
-        self.api = api
-        self.comments: list[dict] = []
-        server.expect_request("/user").respond_with_json(
-            {"message": "Resource not accessible by integration"}, status=403
-        )
-        server.expect_request(f"/repos/o/r/pulls/{number}").respond_with_json(
-            {
-                "number": number,
-                "url": f"{api}/repos/o/r/pulls/{number}",
-                "issue_url": f"{api}/repos/o/r/issues/{number}",
-                "state": "open",
-                "labels": [{"name": n, "color": "fff"} for n in labels],
-                "head": {"sha": head},
-                "base": {"sha": base},
-            }
-        )
-        server.expect_request(f"/repos/o/r/issues/{number}/events").respond_with_json(
-            [
-                {
-                    "id": i,
-                    "event": "labeled",
-                    "actor": {"login": who},
-                    "label": {"name": lb, "color": "fff"},
-                    "created_at": "2024-01-02T00:00:00Z",
-                }
-                for i, (lb, who) in enumerate(label_events, 1)
-            ]
-        )
-        server.expect_request(f"/repos/o/r/pulls/{number}/reviews").respond_with_json([])
-        server.expect_request(
-            f"/repos/o/r/issues/{number}/comments", method="GET"
-        ).respond_with_json([])
-        server.expect_request(
-            f"/repos/o/r/issues/{number}/comments", method="POST"
-        ).respond_with_handler(self._comment)
-        server.expect_request("/repos/o/r/check-runs", method="POST").respond_with_json(
-            {
-                "id": 5,
-                "name": "diffrisk",
-                "status": "completed",
-                "html_url": "https://github.com/o/r/runs/5",
-            },
-            status=201,
-        )
-
-    def _comment(self, request):
-        from werkzeug import Response
-
-        body = json.loads(request.get_data())["body"]
-        c = {
-            "id": len(self.comments) + 1,
-            "body": body,
-            "user": {"login": "github-actions[bot]"},
-            "html_url": "https://github.com/o/r/pull/7#c",
-            "created_at": "2024-01-03T00:00:00Z",
-        }
-        self.comments.append(c)
-        return Response(json.dumps(c), status=201, content_type="application/json")
-
-    def checks(self) -> list[dict]:
-        return [
-            json.loads(r.get_data())
-            for r, _ in self.server.log
-            if r.path == "/repos/o/r/check-runs"
-        ]
-
-
 @pytest.fixture(scope="module")
 def pr_world(tmp_path_factory):
     from repobuilder import RepoBuilder
@@ -523,6 +456,13 @@ def pr_world(tmp_path_factory):
     b = RepoBuilder(root / "repo")
     shas = _history(b)
     data = root / "data"
+    # The restored cache: main mined and labelled (as the nightly run leaves it) and a model.
+    from diffrisk.config import MineConfig
+    from diffrisk.label import label
+    from diffrisk.mine import mine
+
+    mine(b.path, data, rev=shas["base"], config=MineConfig(code_metrics=False, workers=1))
+    label(b.path, data)
     version = _install_model(data)
     return {"builder": b, "data": data, "version": version, **shas}
 
@@ -531,10 +471,10 @@ def _run_pr(pr_world, tmp_path, httpserver, head_key: str, labels=(), label_even
     b = pr_world["builder"]
     head, base = pr_world[head_key], pr_world["base"]
     b.checkout(head)
-    gh = FakeGitHub(httpserver, 7, head, base, labels, label_events)
+    gh = GitHubApiRoutes(httpserver, 7, head, base, labels, label_events)
     github, env = _job(tmp_path, b.path, _pr_event(7, base, head, labels), gh.api)
     data = tmp_path / "data"
-    shutil.copytree(pr_world["data"], data)  # the restored cache: a model, nothing mined yet
+    shutil.copytree(pr_world["data"], data)  # actions/cache/restore
     run = run_action(
         ROOT / "action.yml",
         inputs={"data-dir": str(data), "retrain": "auto", "code-metrics": "false"},
