@@ -1,0 +1,101 @@
+"""Per-project time-ordered model benchmark, as Markdown tables (docs/model.md).
+
+    python bench/bench_models.py NAME=DATA_DIR ... [--code-metrics] [--json OUT]
+    python bench/bench_models.py --from-results RESULTS.json   # tables from train_bundled.py
+
+Each DATA_DIR must be mined and labelled (``diffrisk mine`` + ``diffrisk label``). For each
+project it runs :func:`diffrisk.evaluate.evaluate` (rolling origin, realistic labels,
+labelable changes) and prints ROC-AUC of every candidate next to the lines-added baseline,
+and Recall@20%Effort. ``--code-metrics`` evaluates with and without the radon columns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from diffrisk.config import Config
+from diffrisk.evaluate import evaluate
+from diffrisk.train import KINDS, load_training_frame
+
+
+def _f(v: Any) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def per_project_table(per: dict[str, Any]) -> str:
+    kinds = [k for k in KINDS if k != "la"]
+    head = "| project | labelable (buggy) | " + " | ".join(f"{k} ROC-AUC" for k in kinds)
+    head += (
+        " | baseline `la` ROC-AUC | chosen | chosen R@20%E | baseline R@20%E | 1/(la+ld) R@20%E |"
+    )
+    lines = [head, "|" + " --- |" * (head.count("|") - 1)]
+    for name, p in per.items():
+        m = p["models"]
+        chosen = p["chosen"] or "la"
+        lines.append(
+            f"| {name} | {p['labelable']} ({p['buggy']}) | "
+            + " | ".join(_f(m[k]["roc_auc"]) for k in kinds)
+            + f" | {_f(m['la']['roc_auc'])} | {chosen} | {_f(m[chosen]['recall_at_20_effort'])}"
+            + f" | {_f(m['la']['recall_at_20_effort'])} | {_f(p['unsupervised'].get('recall_at_20_effort'))} |"
+        )
+    return "\n".join(lines)
+
+
+def lopo_table(res: dict[str, Any]) -> str:
+    kinds = res["kinds"]
+    lines = [
+        "| project (held out) | " + " | ".join(kinds) + " |",
+        "| --- |" + " --- |" * len(kinds),
+    ]
+    for name, r in res["lopo"].items():
+        lines.append(f"| {name} | " + " | ".join(_f(r[k]["roc_auc"]) for k in kinds) + " |")
+    lines.append("| **mean** | " + " | ".join(_f(res["lopo_mean"][k]) for k in kinds) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("data", nargs="*", help="NAME=DATA_DIR")
+    ap.add_argument(
+        "--code-metrics", action="store_true", help="also evaluate with the radon columns"
+    )
+    ap.add_argument("--from-results", type=Path, default=None)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+    if args.from_results:
+        res = json.loads(args.from_results.read_text())
+        print("## Per project (time-ordered)\n")
+        print(per_project_table(res["per_project"]))
+        print("\n## Cross-project (leave one project out)\n")
+        print(lopo_table(res))
+        return 0
+    cfg = Config()
+    out: dict[str, Any] = {}
+    for arg in args.data:
+        name, path = arg.split("=", 1)
+        frame, _ = load_training_frame(Path(path), cfg)
+        for cm in (False, True) if args.code_metrics else (False,):
+            t0 = time.perf_counter()
+            ev = evaluate(frame, cfg, code_metrics=cm).to_dict()
+            key = f"{name}{' +code metrics' if cm else ''}"
+            out[key] = {k: v["overall"] for k, v in ev["models"].items()} | {
+                "seconds": time.perf_counter() - t0
+            }
+            aucs = ", ".join(
+                f"{k} {_f(v['overall'].get('roc_auc'))}" for k, v in ev["models"].items()
+            )
+            print(f"| {key} | {aucs} |", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""Model registry: skops round trip, tamper/corruption/version checks, promotion, contributions."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from diffrisk.cli import cli
+from diffrisk.errors import ModelError
+from diffrisk.registry import ModelRegistry, load_bundled, load_model
+from diffrisk.train import fit_estimator, raw_features, training_medians
+from test_train import synthetic_changes
+
+
+def _save(reg: ModelRegistry, kind: str = "logistic") -> str:
+    X, y = synthetic_changes()
+    est = fit_estimator(kind, X, y, y)
+    md = {
+        "kind": kind,
+        "features": raw_features(kind),
+        "metrics": {"overall": {"roc_auc": 0.7}, "latest_fold": {"roc_auc": 0.7}},
+        "training_window": {"first_sha": X["sha"].iloc[0], "last_sha": X["sha"].iloc[-1],
+                            "first_date": "2020-01-01T00:00:00+00:00", "last_date": "2021-08-23T00:00:00+00:00"},
+        "reference": training_medians(kind, X),
+    }  # fmt: skip
+    return reg.save(est, md)
+
+
+@pytest.fixture
+def reg(tmp_path):
+    return ModelRegistry(tmp_path / "models")
+
+
+def test_round_trip_predicts_the_same(reg):
+    v = _save(reg)
+    reg.promote(v)
+    X, _ = synthetic_changes(50, seed=7)
+    m = reg.load()
+    assert m.version == v and m.kind == "logistic" and m.source == "repository"
+    md = json.loads((reg.root / v / "metadata.json").read_text())
+    assert len(md["sha256"]) == 64 and md["libraries"]["skops"]
+    p = m.predict_proba(X)
+    assert p.shape == (50,) and ((p > 0) & (p < 1)).all()
+    np.testing.assert_allclose(reg.load(v).predict_proba(X), p)
+
+
+def test_flipped_byte_is_a_sha_mismatch(reg):
+    v = _save(reg)
+    path = reg.root / v / "model.skops"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="sha256") as err:
+        reg.load(v)
+    assert str(path) in err.value.message and "diffrisk train" in err.value.hint
+
+
+def test_truncated_file_is_a_clear_error_even_with_a_matching_hash(reg):
+    v = _save(reg)
+    path = reg.root / v / "model.skops"
+    data = path.read_bytes()[:500]
+    path.write_bytes(data)
+    with pytest.raises(ModelError, match="sha256"):
+        reg.load(v)
+    # someone also rewrote the hash: skops cannot read it, still a ModelError naming the file
+    import hashlib
+
+    md_path = reg.root / v / "metadata.json"
+    md = json.loads(md_path.read_text())
+    md["sha256"] = hashlib.sha256(data).hexdigest()
+    md_path.write_text(json.dumps(md))
+    with pytest.raises(ModelError, match="not a readable skops file") as err:
+        reg.load(v)
+    assert str(path) in err.value.message
+
+
+def test_missing_model_file_and_corrupt_metadata(reg):
+    v = _save(reg)
+    (reg.root / v / "model.skops").unlink()
+    with pytest.raises(ModelError, match="missing"):
+        reg.load(v)
+    (reg.root / v / "metadata.json").write_text("{not json")
+    with pytest.raises(ModelError, match="corrupt"):
+        reg.load(v)
+    with pytest.raises(ModelError, match="no model version"):
+        reg.load("nope")
+
+
+def test_other_sklearn_version_warns(reg):
+    v = _save(reg)
+    md_path = reg.root / v / "metadata.json"
+    md = json.loads(md_path.read_text())
+    md["libraries"]["sklearn"] = "0.24.2"
+    md_path.write_text(json.dumps(md))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m = reg.load(v)
+    assert any("scikit-learn 0.24.2" in str(w.message) for w in caught)
+    assert m.warnings and "retrain" in m.warnings[0]
+
+
+def _custom(X):
+    return X
+
+
+def test_untrusted_types_are_refused(reg):
+    est = Pipeline([("f", FunctionTransformer(_custom))]).fit(np.zeros((3, 1)))
+    v = reg.save(est, {"kind": "logistic", "features": []})
+    with pytest.raises(ModelError, match="does not trust.*_custom"):
+        reg.load(v)
+
+
+def test_promote_and_rollback(reg):
+    a, b = _save(reg), _save(reg)
+    assert a != b
+    reg.promote(a)
+    reg.promote(b)
+    assert reg.current() == b
+    assert [m["current"] for m in reg.list()] == [False, True]
+    assert reg.rollback() == a and reg.current() == a
+    with pytest.raises(ModelError, match="no earlier"):
+        reg.rollback()
+
+
+def test_linear_contributions_relative_to_training_mean(reg):
+    v = _save(reg, "la")
+    m = reg.load(v)
+    X, _ = synthetic_changes(200, seed=2)
+    c = m.contributions(X)
+    assert list(c.columns) == ["la_source"]
+    z = np.log1p(X["la_source"].to_numpy(dtype=float))
+    # contribution grows with la_source and changes sign around the training mean of log1p(la)
+    order = np.argsort(z)
+    assert np.all(np.diff(c["la_source"].to_numpy()[order]) >= -1e-12)
+    assert c["la_source"].min() < 0 < c["la_source"].max()
+
+
+def test_tree_contributions_are_zero_at_the_reference(reg):
+    v = _save(reg, "hgb")
+    m = reg.load(v)
+    ref = m.metadata["reference"]
+    X, _ = synthetic_changes(3, seed=4)
+    at_ref = X.copy()
+    for col, val in ref.items():
+        at_ref[col] = val
+    c = m.contributions(at_ref)
+    assert list(c.columns) == m.features
+    np.testing.assert_allclose(c.to_numpy(), 0.0, atol=1e-9)
+    # one feature away from the reference: only that feature contributes
+    moved = at_ref.copy()
+    moved["la_source"] = 5000
+    c2 = m.contributions(moved)
+    others = [f for f in m.features if f != "la_source"]
+    np.testing.assert_allclose(c2[others].to_numpy(), 0.0, atol=1e-9)
+
+
+def test_load_model_prefers_the_repository_model_else_bundled(tmp_path):
+    data = tmp_path / "data"
+    bundled = load_model(data)
+    assert bundled.source == "bundled" and bundled.version.startswith("bundled")
+    X, _ = synthetic_changes(20, seed=5)
+    assert bundled.predict_proba(X).shape == (20,)
+    assert load_bundled().metadata["sha256"] == bundled.metadata["sha256"]
+    reg = ModelRegistry(data / "models")
+    reg.promote(_save(reg))
+    own = load_model(data)
+    assert own.source == "repository"
+
+
+def test_models_cli_list_promote_rollback_and_tampered_error(tmp_path):
+    data = tmp_path / "data"
+    reg = ModelRegistry(data / "models")
+    a, b = _save(reg), _save(reg)
+    runner = CliRunner()
+    base = ["--data-dir", str(data)]
+    r = runner.invoke(cli, ["models", "promote", a, *base])
+    assert r.exit_code == 0 and reg.current() == a
+    r = runner.invoke(cli, ["models", "promote", b, *base, "--json"])
+    assert json.loads(r.output) == {"current": b}
+    r = runner.invoke(cli, ["models", "list", *base, "--json"])
+    listed = json.loads(r.output)
+    assert [x["version"] for x in listed] == [a, b] and listed[1]["current"]
+    r = runner.invoke(cli, ["models", "show", a, *base, "--json"])
+    assert json.loads(r.output)["version"] == a
+    r = runner.invoke(cli, ["models", "rollback", *base])
+    assert r.exit_code == 0 and reg.current() == a
+    path = reg.root / b / "model.skops"
+    path.write_bytes(path.read_bytes()[:-10])
+    r = runner.invoke(cli, ["models", "promote", b, *base])
+    assert r.exit_code == 2 and "error:" in r.output and "sha256" in r.output
+    assert "Traceback" not in r.output and reg.current() == a
