@@ -112,7 +112,7 @@ def _custom(X):
 def test_untrusted_types_are_refused(reg):
     est = Pipeline([("f", FunctionTransformer(_custom))]).fit(np.zeros((3, 1)))
     v = reg.save(est, {"kind": "logistic", "features": []})
-    with pytest.raises(ModelError, match="does not trust.*_custom"):
+    with pytest.raises(ModelError, match=r"does not trust.*_custom"):
         reg.load(v)
 
 
