@@ -466,3 +466,113 @@ def test_tag_base_is_newest_matching_tag_reachable_from_head(builder):
     builder.checkout("main")
     assert _tag_base(str(builder.path), "main", "deploy-*") == "deploy-2"
     assert _tag_base(str(builder.path), "main", "nomatch-*") is None
+
+
+# --------------------------------------------------------------------------- deployment gate,
+# scoring for real: a built repository, mined, with a model in its registry.
+
+
+@pytest.fixture(scope="module")
+def deploy_repo(tmp_path_factory):
+    import sys as _sys
+    from pathlib import Path as _Path
+
+    _sys.path.insert(0, str(_Path(__file__).resolve().parent.parent / "scripts"))
+    from diffrisk.config import MineConfig
+    from diffrisk.mine import mine
+    from repobuilder import RepoBuilder
+    from test_actions import _install_model
+
+    root = tmp_path_factory.mktemp("deploy")
+    b = RepoBuilder(root / "repo")
+    for day in range(8):
+        b.commit(
+            {f"p{day % 3}/m.py": "".join(f"v{i} = {i}\n" for i in range(10 + day))},
+            author="ann",
+            day=day,
+        )
+    b.run("tag", "deploy-1")
+    deployed = b.head()
+    b.branch("feature", deployed)
+    b.checkout("feature")
+    b.commit(
+        {"p0/m.py": "x = 1\n" * 50, "p1/new.py": "y = 2\n" * 80},
+        author="zed",
+        day=9,
+        message="feature 1",
+    )
+    b.commit({"p2/m.py": "z = 3\n" * 30}, author="zed", day=10, message="feature 2")
+    b.checkout("main")
+    b.commit({"p1/m.py": "w = 4\n" * 5}, author="ann", day=11, message="hotfix")
+    head = b.merge("feature", day=12)
+    data = root / "data"
+    mine(b.path, data, rev=head, config=MineConfig(code_metrics=False, workers=1))
+    _install_model(data)
+    return {"repo": b.path, "data": data, "deployed": deployed, "head": head}
+
+
+def _deploy(world, tmp_path, *args, config=""):
+    cfgdir = tmp_path / "cfg.toml"
+    cfgdir.write_text(config)
+    env = {
+        "GITHUB_ACTIONS": "",
+        "GITHUB_REPOSITORY": "",
+        "GITHUB_TOKEN": "",
+        "GITHUB_EVENT_PATH": "",
+        "GITHUB_OUTPUT": "",
+        "GITHUB_STEP_SUMMARY": "",
+    }
+    return CliRunner().invoke(
+        cli,
+        [
+            "gate",
+            "--deploy",
+            "--repo",
+            str(world["repo"]),
+            "--data-dir",
+            str(world["data"]),
+            "--config",
+            str(cfgdir),
+            "--json",
+            *args,
+        ],
+        env=env,
+        catch_exceptions=False,
+    )
+
+
+def test_deploy_gate_scores_every_shipped_change(deploy_repo, tmp_path):
+    res = _deploy(
+        deploy_repo,
+        tmp_path,
+        "--base",
+        deploy_repo["deployed"],
+        "--head",
+        deploy_repo["head"],
+        config="[gate]\ndeploy-max-risk = 1.0\ndeploy-max-expected = 100\n",
+    )
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    # base..head holds three non-merge commits (feature 1, feature 2, hotfix) and one merge.
+    assert sorted(c["subject"] for c in d["changes"]) == ["feature 1", "feature 2", "hotfix"]
+    probs = [c["probability"] for c in d["changes"]]
+    assert d["expected_defects"] == pytest.approx(sum(probs))
+    assert d["riskiest"]["probability"] == max(probs)
+    assert d["outcome"] == "pass"
+
+
+def test_deploy_gate_fails_when_the_batch_is_too_risky(deploy_repo, tmp_path):
+    # Three changes with positive probabilities: the expected count is > 0 = deploy_max_expected.
+    res = _deploy(
+        deploy_repo,
+        tmp_path,
+        "--tag-pattern",
+        "deploy-*",
+        "--head",
+        deploy_repo["head"],
+        config="[gate]\ndeploy-max-risk = 1.0\ndeploy-max-expected = 0.0\n",
+    )
+    assert res.exit_code == 1, res.output
+    d = json.loads(res.output[: res.output.rindex("}") + 1])
+    assert d["outcome"] == "fail" and len(d["changes"]) == 3
+    assert "deployment blocked" in res.output
