@@ -49,7 +49,17 @@ from diffrisk.registry import (
 from diffrisk.store import atomic_write_bytes, load_dataset
 from diffrisk.train import KINDS, fit_estimator, raw_features, training_medians
 
-KEYS = ("roc_auc", "pr_auc", "recall_at_20_effort", "popt", "density_recall_at_20_effort", "density_popt", "brier", "f1", "mcc")
+KEYS = (
+    "roc_auc",
+    "pr_auc",
+    "recall_at_20_effort",
+    "popt",
+    "density_recall_at_20_effort",
+    "density_popt",
+    "brier",
+    "f1",
+    "mcc",
+)
 
 
 def _name(arg: str) -> tuple[str, Path]:
