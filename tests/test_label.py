@@ -251,6 +251,14 @@ def test_label_without_dataset_is_a_clear_error(builder: RepoBuilder, tmp_path: 
     assert (
         r.exit_code == 2 and "error: no mined dataset" in r.output and "Traceback" not in r.output
     )
+    # a dataset mined from another repository
+    other = RepoBuilder(tmp_path / "other")
+    other.commit({"y.py": "y = 1\n"}, day=3)
+    mine(other.path, tmp_path / "data", config=MineConfig(code_metrics=False))
+    r = CliRunner().invoke(
+        cli, ["label", "--repo", str(builder.path), "--data-dir", str(tmp_path / "data")]
+    )
+    assert r.exit_code == 2 and "mined from another repository" in r.output, r.output
 
 
 # -- pieces ---------------------------------------------------------------------------------
