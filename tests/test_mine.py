@@ -97,6 +97,7 @@ def test_features_by_hand(history, tmp_path: Path) -> None:
         exp=0,
         rexp=0.0,
         sexp=0,
+        pfix=0,
         author_email="ann@example.com",
     )
     check(
@@ -115,6 +116,7 @@ def test_features_by_hand(history, tmp_path: Path) -> None:
         exp=0,
         rexp=0.0,
         sexp=0,
+        pfix=0,
     )
     check(
         "c3",
@@ -132,6 +134,7 @@ def test_features_by_hand(history, tmp_path: Path) -> None:
         exp=1,
         rexp=1 / (1 + 3 / YEAR_DAYS),
         sexp=1,
+        pfix=1,
     )
     check(
         "c4",
@@ -150,6 +153,7 @@ def test_features_by_hand(history, tmp_path: Path) -> None:
         exp=0,
         rexp=0.0,
         sexp=0,
+        pfix=1,
     )
     # c5 and c6 are on parallel branches: neither is a prior commit of the other
     check(
@@ -165,8 +169,11 @@ def test_features_by_hand(history, tmp_path: Path) -> None:
         exp=1,
         rexp=1 / (1 + 11 / YEAR_DAYS),
         sexp=0,
+        pfix=1,
     )
-    check("c6", nf=1, la=1, ld=0, lt=5, fix=0, ndev=3, age=1.0, nuc=4, exp=0, rexp=0.0, sexp=0)
+    check(
+        "c6", nf=1, la=1, ld=0, lt=5, fix=0, ndev=3, age=1.0, nuc=4, exp=0, rexp=0.0, sexp=0, pfix=1
+    )
     # c7 edits the blob the merge created (never seen in a diff): LT reads it, 6 lines
     check(
         "c7",
@@ -180,6 +187,7 @@ def test_features_by_hand(history, tmp_path: Path) -> None:
         exp=2,
         rexp=1 / (1 + 14 / YEAR_DAYS) + 1 / (1 + 11 / YEAR_DAYS),
         sexp=2,
+        pfix=2,
     )
     assert r[c["c1"]]["author_time"] == pd.Timestamp("2020-01-01", tz="UTC")
 

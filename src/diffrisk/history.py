@@ -186,6 +186,7 @@ class HistoryFeatures:
     exp: int
     rexp: float
     sexp: int
+    pfix: int = 0
 
 
 class HistoryState:
@@ -206,6 +207,7 @@ class HistoryState:
         self._nonmerge_count = 0
         self._time = np.zeros(capacity, dtype=np.int64)
         self._author = np.full(capacity, -1, dtype=np.int32)
+        self._fix = np.zeros(capacity, dtype=np.int8)
         self._authors: dict[str, int] = {}
         self.file_commits: dict[str, list[int]] = {}
         self.author_commits: dict[int, list[int]] = {}
@@ -219,9 +221,11 @@ class HistoryState:
         cap = max(n, 2 * len(self._time))
         t = np.zeros(cap, dtype=np.int64)
         a = np.full(cap, -1, dtype=np.int32)
+        fx = np.zeros(cap, dtype=np.int8)
         t[: len(self._time)] = self._time
         a[: len(self._author)] = self._author
-        self._time, self._author = t, a
+        fx[: len(self._fix)] = self._fix
+        self._time, self._author, self._fix = t, a, fx
 
     def set_children_counts(self, counts: dict[str, int]) -> None:
         """How many children each commit has among those that will be processed.
@@ -327,8 +331,9 @@ class HistoryState:
             touched = np.unique(np.concatenate(per_file))
             nuc = len(touched)
             ndev = len(np.unique(self._author[touched]))
+            pfix = int(self._fix[touched].sum())
         else:
-            nuc = ndev = 0
+            nuc = ndev = pfix = 0
         age = float(sum(ages) / len(ages)) if ages else 0.0
 
         aid = self._authors.get(author_email)
@@ -345,15 +350,18 @@ class HistoryState:
             ]
             if sub_lists:
                 sexp = len(np.unique(np.concatenate(sub_lists)))
-        return HistoryFeatures(ndev=ndev, age=age, nuc=nuc, exp=exp, rexp=rexp, sexp=sexp)
+        return HistoryFeatures(
+            ndev=ndev, age=age, nuc=nuc, exp=exp, rexp=rexp, sexp=sexp, pfix=pfix
+        )
 
     def record(
-        self, bit: int, files: list[FileChange], author_email: str, author_time: int
+        self, bit: int, files: list[FileChange], author_email: str, author_time: int, fix: int = 0
     ) -> None:
-        """Add a processed non-merge commit to the history."""
+        """Add a processed non-merge commit (``fix``: classified as a bug fix) to the history."""
         aid = self._author_id(author_email)
         self._time[bit] = author_time
         self._author[bit] = aid
+        self._fix[bit] = fix
         self._nonmerge_count += 1
         fc = self.file_commits
         for f in files:

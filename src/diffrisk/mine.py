@@ -76,10 +76,11 @@ class MineResult:
 
 
 def rev_list(
-    repo: GitRepo, rev: str, exclude: list[str] | None = None
+    repo: GitRepo, rev: str | list[str], exclude: list[str] | None = None
 ) -> list[tuple[str, list[str]]]:
-    """All commits reachable from ``rev`` (minus ``exclude``), parents first."""
-    args = ["rev-list", "--topo-order", "--reverse", "--parents", rev]
+    """All commits reachable from ``rev`` (one or several, minus ``exclude``), parents first."""
+    revs = [rev] if isinstance(rev, str) else list(rev)
+    args = ["rev-list", "--topo-order", "--reverse", "--parents", *revs]
     args += [f"^{e}" for e in exclude or []]
     out = repo.run(*args)
     res = []
@@ -213,6 +214,108 @@ def diff_record(
     )
 
 
+# -- walking history --------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class KnownCommit:
+    """What the stored dataset already knows about a commit (enough to replay it)."""
+
+    email: str
+    time: int
+    fix: int
+    files: list[FileChange]
+
+
+def epoch_seconds(times: pd.Series) -> pd.Series:
+    """UTC timestamps as integer seconds since the epoch, whatever their stored unit."""
+    if not len(times):
+        return pd.Series([], dtype="int64")
+    return pd.to_datetime(times, utc=True).dt.as_unit("s").astype("int64")
+
+
+def known_commits(dataset: store.Dataset, wanted: set[str]) -> dict[str, KnownCommit]:
+    """The dataset's commits among ``wanted``, ready to replay into a HistoryState."""
+    ch = dataset.changes[dataset.changes["sha"].isin(wanted)]
+    files = files_by_sha(dataset.files[dataset.files["sha"].isin(wanted)])
+    times = epoch_seconds(ch["author_time"]).tolist()
+    return {
+        sha: KnownCommit(email, int(t), int(fx), files.get(sha, []))
+        for sha, email, t, fx in zip(
+            ch["sha"].tolist(), ch["author_email"].tolist(), times, ch["fix"].tolist(), strict=True
+        )
+    }
+
+
+@dataclass(slots=True)
+class Step:
+    """One non-merge commit of a history walk; ``record`` is None when it was replayed."""
+
+    sha: str
+    bit: int
+    prior: int
+    record: CommitRecord | None
+    known: KnownCommit | None
+
+
+def walk_history(
+    repo: GitRepo,
+    graph: list[tuple[str, list[str]]],
+    known: dict[str, KnownCommit],
+    state: HistoryState,
+    rule: FixRule,
+) -> Iterator[Step]:
+    """Walk ``graph`` (parents first) through ``state``: replay known commits, stream the rest.
+
+    Yields every non-merge commit. A new commit is yielded after its line counts are set
+    and *before* it enters the history, so the consumer computes its features against its
+    ancestors only; it is recorded when the consumer asks for the next step.
+    """
+    todo = [sha for sha, parents in graph if len(parents) <= 1 and sha not in known]
+    stream = stream_records(repo, todo) if todo else iter(())
+    with CatFile(repo) as cat:
+        for sha, parents in graph:
+            bit, prior = state.begin(sha, parents)
+            if len(parents) > 1:
+                continue
+            k = known.get(sha)
+            if k is not None:
+                for f in k.files:  # blob line counts, as when it was mined
+                    if f.new_blob is not None:
+                        state.blob_lines[f.new_blob] = f.lines_after
+                state.record(bit, k.files, k.email, k.time, k.fix)
+                yield Step(sha, bit, prior, None, k)
+                continue
+            rec = next(stream)
+            if rec.sha != sha:
+                raise GitCommandError(f"git log returned {rec.sha} where {sha} was expected")
+            state.set_line_counts(rec.files, cat.read)
+            yield Step(sha, bit, prior, rec, None)
+            state.record(
+                bit,
+                rec.files,
+                rec.author_email,
+                rec.author_time,
+                int(rule.is_fix(rec.subject, rec.body)),
+            )
+
+
+def new_state(
+    graph: list[tuple[str, list[str]]], later: list[tuple[str, list[str]]] | None = None
+) -> HistoryState:
+    """A HistoryState sized for ``graph`` that drops ancestry bitsets no later commit needs.
+
+    ``later`` are commits the caller will add after ``graph`` (a PR's commits)."""
+    later = later or []
+    state = HistoryState(capacity=len(graph) + len(later) + 1)
+    children: dict[str, int] = {}
+    for _sha, parents in [*graph, *later]:
+        for p in parents:
+            children[p] = children.get(p, 0) + 1
+    state.set_children_counts({sha: children.get(sha, 0) for sha, _ in graph})
+    return state
+
+
 # -- features -------------------------------------------------------------------------
 
 
@@ -249,6 +352,7 @@ def change_row(
         "exp": h.exp,
         "rexp": h.rexp,
         "sexp": h.sexp,
+        "pfix": h.pfix,
         "issue_refs": linked_issues(rec.subject + "\n" + rec.body),
         "huge": len(files) >= cfg.huge_commit_files or la + ld >= cfg.huge_commit_lines,
         "binary_files": sum(1 for f in files if f.binary),
@@ -444,53 +548,20 @@ def mine(
         _fill_counts(result, old.changes)
         return result
 
-    state = HistoryState(capacity=len(graph) + 1)
-    children: dict[str, int] = {}
-    for _sha, parents in graph:
-        for p in parents:
-            children[p] = children.get(p, 0) + 1
-    state.set_children_counts({sha: children.get(sha, 0) for sha, _ in graph})
-
-    old_files_by_sha: dict[str, list[FileChange]] = {}
-    old_changes = None
-    if old is not None and known:
-        old_changes = old.changes[old.changes["sha"].isin(wanted)]
-        of = old.files[old.files["sha"].isin(wanted)]
-        old_files_by_sha = files_by_sha(of)
-        meta_by_sha = {
-            r.sha: (r.author_email, int(r.author_time.timestamp()))
-            for r in old_changes[["sha", "author_email", "author_time"]].itertuples(index=False)
-        }
-    else:
-        meta_by_sha = {}
-
+    state = new_state(graph)
+    known_rows = known_commits(old, wanted) if old is not None and known else {}
     if progress:
         progress("mine", 0, len(todo))
-    stream = stream_records(repo, todo) if todo else iter(())
     new_rows: list[dict[str, Any]] = []
     new_files: list[dict[str, Any]] = []
-    with CatFile(repo) as cat:
-        for sha, parents in graph:
-            bit, prior = state.begin(sha, parents)
-            if len(parents) > 1:
-                continue
-            if sha in meta_by_sha:
-                files = old_files_by_sha.get(sha, [])
-                email, t = meta_by_sha[sha]
-                for f in files:  # replay blob counts
-                    if f.new_blob is not None:
-                        state.blob_lines[f.new_blob] = f.lines_after
-                state.record(bit, files, email, t)
-                continue
-            rec = next(stream)
-            if rec.sha != sha:
-                raise GitCommandError(f"git log returned {rec.sha} where {sha} was expected")
-            state.set_line_counts(rec.files, cat.read)
-            new_rows.append(change_row(rec, state, prior, rule, cfg, prior_count=bit))
-            new_files.extend(file_rows(rec))
-            state.record(bit, rec.files, rec.author_email, rec.author_time)
-            if progress:
-                progress("mine", 1, None)
+    for step in walk_history(repo, graph, known_rows, state, rule):
+        rec = step.record
+        if rec is None:
+            continue
+        new_rows.append(change_row(rec, state, step.prior, rule, cfg, prior_count=step.bit))
+        new_files.extend(file_rows(rec))
+        if progress:
+            progress("mine", 1, None)
 
     changes = pd.DataFrame(
         new_rows, columns=[c for c in column_names("changes") if c not in CODE_AGG]
@@ -540,10 +611,12 @@ def mine(
         changes["unparsable_files"] = 0
     if "unparsable_files" in changes:
         changes["unparsable_files"] = changes["unparsable_files"].fillna(0)
-    if old_changes is not None:
+    if known_rows:
+        assert old is not None
+        old_changes = old.changes[old.changes["sha"].isin(wanted)]
         changes = pd.concat([old_changes, store.normalize("changes", changes)], ignore_index=True)
         files_df = pd.concat(
-            [old.files[old.files["sha"].isin(wanted)], store.normalize("files", files_df)],  # type: ignore[union-attr]
+            [old.files[old.files["sha"].isin(wanted)], store.normalize("files", files_df)],
             ignore_index=True,
         )
     store.save_dataset(data, changes, files_df, blob_cache, head=head, settings=settings)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 TS = pa.timestamp("s", tz="UTC")
 
@@ -94,6 +94,11 @@ CHANGES: tuple[Column, ...] = (
         pa.int32(),
         "prior commits by the same author touching any of this commit's subsystems",
         "SEXP",
+    ),
+    Column(
+        "pfix",
+        pa.int32(),
+        "prior (ancestor) commits classified as bug fixes that changed any of the modified files",
     ),
     Column(
         "issue_refs",

@@ -23,7 +23,6 @@ import json
 import math
 import os
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,8 +44,10 @@ from diffrisk.mine import (
     code_metric_columns,
     diff_record,
     file_rows,
-    files_from_rows,
-    stream_records,
+    known_commits,
+    new_state,
+    rev_list,
+    walk_history,
 )
 from diffrisk.paths import default_data_dir
 from diffrisk.schema import column_names
@@ -235,27 +236,6 @@ class History:
         return len(self.shas)
 
 
-def _rev_list(
-    repo: GitRepo, revs: list[str], exclude: list[str] | None = None
-) -> list[tuple[str, list[str]]]:
-    args = ["rev-list", "--topo-order", "--reverse", "--parents", *revs]
-    args += [f"^{e}" for e in exclude or []]
-    res = []
-    for line in repo.run(*args).decode().splitlines():
-        parts = line.split()
-        if parts:
-            res.append((parts[0], parts[1:]))
-    return res
-
-
-def _files_by_sha(files: pd.DataFrame, wanted: set[str]) -> dict[str, list[FileChange]]:
-    df = files[files["sha"].isin(wanted)]
-    out: dict[str, list[FileChange]] = {}
-    for sha, f in zip(df["sha"].tolist(), files_from_rows(df), strict=True):
-        out.setdefault(sha, []).append(f)
-    return out
-
-
 def _labels(data_dir: Path) -> pd.DataFrame | None:
     p = data_dir / "labels.parquet"
     if not p.exists():
@@ -280,72 +260,42 @@ def replay_history(
     way :func:`diffrisk.mine.mine` adds new commits. ``later`` are the commits the
     caller will process afterwards (their parents' ancestry must be kept).
     """
-    graph = _rev_list(repo, tips)
-    extra_capacity = len(later)
-    state = HistoryState(capacity=len(graph) + extra_capacity + 1)
-    children: Counter[str] = Counter()
-    for _sha, parents in [*graph, *later]:
-        children.update(parents)
-    state.set_children_counts({sha: children.get(sha, 0) for sha, _ in graph})
-
-    ch = dataset.changes
+    graph = rev_list(repo, tips)
+    state = new_state(graph, list(later))
     wanted = {sha for sha, parents in graph if len(parents) <= 1}
-    ch = ch[ch["sha"].isin(wanted)]
-    meta = {
-        s: (e, int(t.timestamp()), int(fx))
-        for s, e, t, fx in zip(
-            ch["sha"], ch["author_email"], ch["author_time"], ch["fix"], strict=True
+    known = known_commits(dataset, wanted)
+    if not known and len(dataset.changes) and wanted:
+        raise DataError(
+            "the mined dataset shares no commit with this change's history: it belongs to another repository",
+            hint="pass the --data-dir of this repository, or run `diffrisk mine` for it",
         )
-    }
+    missing = len(wanted) - len(known)
     fix_by_sha: dict[str, int] = {}
     bug_by_sha: dict[str, int] = {}
     if labels is not None:
         lab = labels[labels["sha"].isin(wanted)]
         fix_by_sha = {s: int(v) for s, v in zip(lab["sha"], lab["is_fix"].fillna(0), strict=True)}
         bug_by_sha = {s: int(v) for s, v in zip(lab["sha"], lab["label"].fillna(0), strict=True)}
-    files = _files_by_sha(dataset.files, set(meta))
-    missing = [sha for sha in wanted if sha not in meta]
-    if not meta and len(dataset.changes) and wanted:
-        raise DataError(
-            "the mined dataset shares no commit with this change's history: it belongs to another repository",
-            hint="pass the --data-dir of this repository, or run `diffrisk mine` for it",
-        )
-    order = {sha: i for i, (sha, _) in enumerate(graph)}
-    missing.sort(key=order.__getitem__)
 
-    n = len(graph)
-    shas: list[str] = []
-    emails: list[str] = []
-    times = np.zeros(n + extra_capacity, dtype=np.int64)
-    fix = np.zeros(n + extra_capacity, dtype=np.int8)
-    buggy = np.zeros(n + extra_capacity, dtype=np.int8)
-    stream = stream_records(repo, missing) if missing else iter(())
-    with CatFile(repo) as cat:
-        for sha, parents in graph:
-            bit, _prior = state.begin(sha, parents)
-            shas.append(sha)
-            if len(parents) > 1:
-                emails.append("")
-                continue
-            if sha in meta:
-                email, t, fx = meta[sha]
-                fs = files.get(sha, [])
-                for f in fs:  # replay blob line counts, as mining does
-                    if f.new_blob is not None:
-                        state.blob_lines[f.new_blob] = f.lines_after
-            else:
-                rec = next(stream)
-                if rec.sha != sha:
-                    raise RepositoryError(f"git log returned {rec.sha} where {sha} was expected")
-                state.set_line_counts(rec.files, cat.read)
-                email, t, fs = rec.author_email, rec.author_time, rec.files
-                fx = int(rule.is_fix(rec.subject, rec.body))
-            state.record(bit, fs, email, t)
-            emails.append(email)
-            times[bit] = t
-            fix[bit] = fix_by_sha.get(sha, fx)
-            buggy[bit] = bug_by_sha.get(sha, 0)
-    return History(state, shas, emails, times, fix, buggy, computed=len(missing))
+    n = len(graph) + len(later)
+    shas = [sha for sha, _ in graph]
+    emails = [""] * len(graph)
+    times = np.zeros(n, dtype=np.int64)
+    fix = np.zeros(n, dtype=np.int8)
+    buggy = np.zeros(n, dtype=np.int8)
+    for step in walk_history(repo, graph, known, state, rule):
+        if step.known is not None:
+            email, t, fx = step.known.email, step.known.time, step.known.fix
+        else:
+            assert step.record is not None
+            rec = step.record
+            email, t = rec.author_email, rec.author_time
+            fx = int(rule.is_fix(rec.subject, rec.body))
+        emails[step.bit] = email
+        times[step.bit] = t
+        fix[step.bit] = fix_by_sha.get(step.sha, fx)
+        buggy[step.bit] = bug_by_sha.get(step.sha, 0)
+    return History(state, shas, emails, times, fix, buggy, computed=missing)
 
 
 # -- the PR's changes --------------------------------------------------------------------
@@ -453,7 +403,7 @@ def analyze(
             f"{base} and {head} have no common history",
             hint="pass the branch the PR targets as --base",
         )
-    pr_graph = _rev_list(repo, [head_sha], exclude=[base_sha])
+    pr_graph = rev_list(repo, [head_sha], exclude=[base_sha])
     if not pr_graph:
         raise RepositoryError(
             f"{head} has no commits that are not in {base}: nothing to score",
@@ -530,21 +480,14 @@ def analyze(
 
     # the PR's own commits, each against its own ancestors
     commits = [(sha, parents) for sha, parents in pr_graph]
-    todo = [sha for sha, parents in commits if len(parents) <= 1]
-    stream = stream_records(repo, todo) if todo else iter(())
     c_rows, c_files = [], []
     pr_authors = {email}
-    with CatFile(repo) as cat:
-        for sha, parents in commits:
-            bit, cprior = state.begin(sha, parents)
-            if len(parents) > 1:
-                continue
-            crec = next(stream)
-            state.set_line_counts(crec.files, cat.read)
-            c_rows.append(change_row(crec, state, cprior, rule, cfg.mine, prior_count=bit))
-            c_files.extend(file_rows(crec))
-            state.record(bit, crec.files, crec.author_email, crec.author_time)
-            pr_authors.add(crec.author_email)
+    for step in walk_history(repo, commits, {}, state, rule):
+        crec = step.record
+        assert crec is not None
+        c_rows.append(change_row(crec, state, step.prior, rule, cfg.mine, prior_count=step.bit))
+        c_files.extend(file_rows(crec))
+        pr_authors.add(crec.author_email)
     c_blobs = {
         r[k] for r in c_files if r["is_python"] for k in ("blob_before", "blob_after") if r[k]
     }

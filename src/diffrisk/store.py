@@ -51,11 +51,25 @@ class Dataset:
     meta: dict[str, Any]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _temp_beside(path: Path) -> str:
+    """A temporary file next to ``path`` with the permissions a plain open() would give."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_umask())
+    os.close(fd)
+    return tmp
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = _temp_beside(path)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -73,8 +87,7 @@ def atomic_write_table(path: Path, table: pa.Table, generation: str | None = Non
         md[b"diffrisk.generation"] = generation.encode()
         table = table.replace_schema_metadata(md)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = _temp_beside(path)
     try:
         pq.write_table(table, tmp, compression="zstd")
         os.replace(tmp, path)
@@ -247,8 +260,7 @@ def save_dataset(
         for name, table in tables.items():
             md = dict(table.schema.metadata or {})
             md[b"diffrisk.generation"] = gen.encode()
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=data_dir)
-            os.close(fd)
+            tmp = _temp_beside(data_dir / name)
             tmps[name] = tmp
             pq.write_table(table.replace_schema_metadata(md), tmp, compression="zstd")
         with _signals_blocked():
