@@ -212,9 +212,10 @@ def test_readme_sync_detects_a_stale_table(tmp_path):
 def test_workflow_rules(path: Path):
     wf = load_action(path)
     text = path.read_text()
-    assert wf.get("permissions") == {"contents": "read"}, (
-        "top-level permissions must be contents: read"
-    )
+    perms = wf.get("permissions")
+    assert isinstance(perms, dict) and perms.get("contents") == "read", "top-level permissions"
+    if path.parent.name == "workflows":  # our own CI: nothing more at the top level
+        assert perms == {"contents": "read"}
     for job in wf["jobs"].values():
         for perm, level in (job.get("permissions") or {}).items():
             assert level in ("read", "write"), perm
