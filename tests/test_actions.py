@@ -540,3 +540,27 @@ def test_high_risk_pr_with_override_label_passes_and_names_who(pr_world, tmp_pat
     assert check["conclusion"] == "neutral"
     assert "@lead-dev" in check["output"]["summary"]
     assert "risk accepted by **@lead-dev**" in run.summary
+
+
+def test_examples_only_pass_inputs_our_actions_define():
+    uses_re = re.compile(r"^diffrisk/diffrisk(/actions/(\w+))?@")
+    checked = 0
+    for path in EXAMPLES + WORKFLOWS:
+        for job in load_action(path)["jobs"].values():
+            for step in job.get("steps", []):
+                uses = str(step.get("uses", ""))
+                m = uses_re.match(uses) or (
+                    re.match(r"^\./(actions/(\w+))?$", uses) if uses.startswith("./") else None
+                )
+                if not m:
+                    continue
+                action = (
+                    ROOT / "actions" / m.group(2) / "action.yml"
+                    if m.group(2)
+                    else ROOT / "action.yml"
+                )
+                inputs = set(load_action(action).get("inputs") or {})
+                unknown = set(step.get("with") or {}) - inputs
+                assert not unknown, f"{path.name}: {uses} has no inputs {sorted(unknown)}"
+                checked += 1
+    assert checked >= 8
