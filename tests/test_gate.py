@@ -576,3 +576,57 @@ def test_deploy_gate_fails_when_the_batch_is_too_risky(deploy_repo, tmp_path):
     d = json.loads(res.output[: res.output.rindex("}") + 1])
     assert d["outcome"] == "fail" and len(d["changes"]) == 3
     assert "deployment blocked" in res.output
+
+
+def test_deploy_gate_base_from_last_successful_deployment(deploy_repo, tmp_path, httpserver):
+    api = httpserver.url_for("").rstrip("/")
+    httpserver.expect_request(
+        "/repos/o/r/deployments", query_string={"environment": "production", "per_page": "100"}
+    ).respond_with_json(
+        [
+            {
+                "id": 1,
+                "sha": deploy_repo["deployed"],
+                "environment": "production",
+                "url": f"{api}/repos/o/r/deployments/1",
+            }
+        ]
+    )
+    httpserver.expect_request("/repos/o/r/deployments/1/statuses").respond_with_json(
+        [{"id": 1, "state": "success"}]
+    )
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text("[gate]\ndeploy-max-risk = 1.0\ndeploy-max-expected = 100\n")
+    env = {
+        "GITHUB_ACTIONS": "",
+        "GITHUB_REPOSITORY": "o/r",
+        "GITHUB_TOKEN": "t0ken",
+        "GITHUB_API_URL": api,
+        "GITHUB_EVENT_PATH": "",
+        "GITHUB_OUTPUT": "",
+        "GITHUB_STEP_SUMMARY": "",
+    }
+    res = CliRunner().invoke(
+        cli,
+        [
+            "gate",
+            "--deploy",
+            "--environment",
+            "production",
+            "--head",
+            deploy_repo["head"],
+            "--no-check",
+            "--json",
+            "--repo",
+            str(deploy_repo["repo"]),
+            "--data-dir",
+            str(deploy_repo["data"]),
+            "--config",
+            str(cfg),
+        ],
+        env=env,
+        catch_exceptions=False,
+    )
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    assert len(d["changes"]) == 3 and d["outcome"] == "pass"
