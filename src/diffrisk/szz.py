@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import codecs
 import fnmatch
+import os
 import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -560,7 +561,8 @@ def blame_fixes(
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    ctx = multiprocessing.get_context("fork") if hasattr(__import__("os"), "fork") else None
+    # fork: workers start at once, without importing diffrisk again
+    ctx = multiprocessing.get_context("fork") if hasattr(os, "fork") else None
     with ProcessPoolExecutor(
         max_workers=workers,
         mp_context=ctx,
