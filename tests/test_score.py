@@ -530,3 +530,24 @@ def test_labels_refine_past_fixes_and_bugs(world: dict, tmp_path: Path) -> None:
     ) == (1, 1, 0)
     assert by_path["c/x.py"].past_fixes == 1 and by_path["a/x.py"].past_fixes == 2
     assert "1 earlier change to it later needed a fix" in by_path["a/x.py"].reasons
+
+
+def test_cli_logs_each_prediction_once(world: dict, tmp_path: Path) -> None:
+    import shutil
+
+    from diffrisk.predlog import load_predictions
+
+    data = tmp_path / "data"
+    shutil.copytree(world["data"], data)
+    args = ["score", "--repo", str(world["repo"]), "--data-dir", str(data), "--base", "main"]
+    first = CliRunner().invoke(cli, [*args, "--head", "risky", "--no-log", "--json"])
+    assert first.exit_code == 0, first.output
+    assert load_predictions(data).empty
+    for _ in range(2):  # the same head twice: one row
+        res = CliRunner().invoke(cli, [*args, "--head", "risky", "--json"])
+        assert res.exit_code == 0, res.output
+    CliRunner().invoke(cli, [*args, "--head", "safe", "--json"])
+    log = load_predictions(data)
+    assert sorted(log["head_sha"]) == sorted([world["zed"][1], world["safe"]])
+    risky_p = json.loads(res.output)["probability"]
+    assert log.set_index("head_sha").loc[world["zed"][1], "probability"] == pytest.approx(risky_p)

@@ -49,6 +49,7 @@ from diffrisk.mine import (
     rev_list,
     walk_history,
 )
+from diffrisk.monitor import realized_footer
 from diffrisk.paths import default_data_dir
 from diffrisk.schema import column_names
 from diffrisk.train import LA_SOURCE, source_lines_added
@@ -118,6 +119,7 @@ class ScoreResult:
     pull_request: int | None = None
     warnings: list[str] = field(default_factory=list)
     seconds: float | None = None
+    realized: str | None = None  # the model's realized accuracy, once later fixes reveal it
 
     @property
     def raised(self) -> list[Factor]:
@@ -666,4 +668,5 @@ def score(
         pull_request=pull_request.number if pull_request else None,
         warnings=warnings,
         seconds=round(time.perf_counter() - t0, 3),
+        realized=realized_footer(data, cfg),
     )

@@ -61,6 +61,12 @@ def _default_base(repo: str) -> str:
     default=None,
     help="Write the output to this file (atomically) instead of stdout.",
 )
+@click.option(
+    "--no-log",
+    is_flag=True,
+    help="Do not append this prediction to DATA_DIR/predictions.parquet (the log `diffrisk monitor` "
+    "joins to later fixes).",
+)
 @config_option
 @json_option
 @quiet_option
@@ -71,6 +77,7 @@ def score_cmd(
     head: str | None,
     fmt: str | None,
     output: str | None,
+    no_log: bool,
     config_path: str | None,
     as_json: bool,
     quiet: bool,
@@ -100,6 +107,8 @@ def score_cmd(
         pr = None  # the event's title and body describe its own head only
     out_dir = Path(data_dir) if data_dir else default_data_dir(repo)
     result = score(repo, base, head, out_dir, cfg, pull_request=pr)
+    if not no_log:
+        _log_prediction(out_dir, result)
     fmt = fmt or ("json" if as_json else "terminal")
     if fmt == "json":
         text = json.dumps(result.to_dict(), indent=2) + "\n"
@@ -129,6 +138,17 @@ def score_cmd(
             stderr_console().print(f"wrote {output}")
     else:
         click.echo(text, nl=False)
+
+
+def _log_prediction(data_dir: Path, result: object) -> None:
+    """Append to the prediction log; a failure to log never fails the scoring."""
+    from diffrisk import predlog
+    from diffrisk.errors import DiffriskError
+
+    try:
+        predlog.append_from_score(data_dir, result.to_dict())  # type: ignore[attr-defined]
+    except DiffriskError as err:
+        stderr_console().print(f"[yellow]warning:[/] prediction not logged: {err.message}")
 
 
 def _footer(result: object, quiet: bool) -> None:
