@@ -1,0 +1,102 @@
+"""``diffrisk run``: the whole job on one change."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from diffrisk.cli.output import (
+    config_option,
+    data_dir_option,
+    json_option,
+    progress_bar,
+    quiet_option,
+    repo_option,
+    stderr_console,
+)
+
+
+@click.command("run")
+@repo_option
+@data_dir_option
+@click.option(
+    "--base",
+    default=None,
+    help="What the change is based on. Default: the pull request's base inside GitHub Actions, "
+    "else the first parent of --head (the latest change).",
+)
+@click.option("--head", default=None, help="The change's tip. Default: the PR's head, else HEAD.")
+@config_option
+@json_option
+@quiet_option
+def run_cmd(
+    repo: str,
+    data_dir: str | None,
+    base: str | None,
+    head: str | None,
+    config_path: str | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Mine, label, train when needed, and score one change: the whole job.
+
+    With no options, in any git repository: mines its history (incrementally), labels
+    bug-inducing changes with SZZ, trains a model when there is none or it is older than
+    train.max_age_days (too little history: the bundled model), and explains the risk of
+    the latest commit. No token, no network.
+    """
+    from diffrisk.config import load_config
+    from diffrisk.paths import default_data_dir
+    from diffrisk.pipeline import run
+    from diffrisk.score import pull_request_from_event
+
+    cfg = load_config(repo, config_path)
+    pr = pull_request_from_event()
+    head = head or (pr.head if pr is not None else "HEAD")
+    if base is None:
+        base = pr.base if pr is not None and head == pr.head else _first_parent(repo, head)
+    if pr is not None and head != pr.head:
+        pr = None
+    out_dir = Path(data_dir) if data_dir else default_data_dir(repo)
+    con = stderr_console()
+    with progress_bar(quiet or as_json) as prog:
+        res = run(repo, out_dir, base, head, cfg, pull_request=pr, progress=prog)
+    from diffrisk.cli.score import _log_prediction
+
+    _log_prediction(out_dir, res.score)
+    if as_json:
+        click.echo(json.dumps(res.to_dict(), indent=2, default=str))
+        return
+    if not quiet:
+        m, lab = res.mine, res.label
+        con.print(
+            f"mined {m.commits} commits ({m.new_commits} new) into {out_dir}; "
+            f"labelled {lab.buggy} bug-inducing, {lab.clean} clean, {lab.unlabelled} too recent to tell"
+        )
+        if res.train is not None:
+            con.print(f"train: {res.train_reason} -> {res.train.message}")
+        for w in m.warnings:
+            con.print(f"[yellow]warning:[/] {w}")
+    from diffrisk.report import render_terminal
+
+    render_terminal(res.score)
+
+
+def _first_parent(repo: str, head: str) -> str:
+    from diffrisk.errors import RepositoryError
+    from diffrisk.gitio import open_repo
+
+    r = open_repo(repo)
+    sha = r.resolve(head)
+    parents = r.run("rev-list", "--parents", "-n", "1", sha).decode().split()[1:]
+    if not parents:
+        raise RepositoryError(
+            f"{head} is the root commit: there is no earlier state to compare it with",
+            hint="pass --base (and --head) to score a range",
+        )
+    return parents[0]
+
+
+COMMANDS = [run_cmd]

@@ -1,0 +1,87 @@
+"""The whole job in one call: mine, label, train when needed, score a change.
+
+``diffrisk run`` and the root GitHub Action follow these steps; each stage stays a
+command of its own (``diffrisk mine``, ``label``, ``train``, ``score``) for users who
+compose their own pipeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from diffrisk.config import Config
+from diffrisk.errors import ModelError
+from diffrisk.paths import models_dir
+
+
+def model_stale_reason(
+    data_dir: str | Path, config: Config | None = None, *, now: datetime | None = None
+) -> str | None:
+    """Why the repository's model should be (re)trained, or None when it is fresh.
+
+    Stale: there is no current model, its metadata cannot be read, or it is older than
+    ``train.max_age_days``.
+    """
+    from diffrisk.registry import ModelRegistry
+
+    cfg = config or Config()
+    reg = ModelRegistry(models_dir(data_dir))
+    try:
+        cur = reg.current()
+        if cur is None:
+            return "no model trained on this repository yet"
+        created = datetime.fromisoformat(reg.metadata(cur)["created"])
+    except (ModelError, KeyError, ValueError) as err:
+        return f"the current model cannot be read ({err})"
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=timezone.utc)
+    age = ((now or datetime.now(timezone.utc)) - created).days
+    if age > cfg.train.max_age_days:
+        return f"model {cur} is {age} days old (train.max_age_days = {cfg.train.max_age_days})"
+    return None
+
+
+@dataclass
+class RunResult:
+    mine: Any
+    label: Any
+    train: Any  # None when the model was fresh
+    train_reason: str | None
+    score: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mine": self.mine.to_dict(),
+            "label": self.label.to_dict() if hasattr(self.label, "to_dict") else vars(self.label),
+            "train": None if self.train is None else self.train.to_dict(),
+            "train_reason": self.train_reason,
+            "score": self.score.to_dict(),
+        }
+
+
+def run(
+    repo: str | Path,
+    data_dir: str | Path,
+    base: str,
+    head: str,
+    config: Config | None = None,
+    *,
+    pull_request: Any = None,
+    progress: Any = None,
+) -> RunResult:
+    """Mine (incrementally), label, train if the model is stale, and score ``base...head``."""
+    from diffrisk.label import label
+    from diffrisk.mine import mine
+    from diffrisk.score import score
+    from diffrisk.train import train
+
+    cfg = config or Config()
+    mined = mine(repo, data_dir, config=cfg.mine, fixes=cfg.fixes, progress=progress)
+    labelled = label(repo, data_dir, cfg.label, progress=progress)
+    reason = model_stale_reason(data_dir, cfg)
+    trained = train(repo, data_dir, cfg) if reason else None
+    result = score(repo, base, head, data_dir, cfg, pull_request=pull_request)
+    return RunResult(mined, labelled, trained, reason, result)

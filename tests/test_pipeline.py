@@ -1,0 +1,81 @@
+"""`diffrisk run`: the whole job on a built repository, and the model staleness rule."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from diffrisk.cli import cli
+from diffrisk.config import parse_config
+from diffrisk.pipeline import model_stale_reason
+from repobuilder import RepoBuilder
+
+
+def _history(b: RepoBuilder) -> None:
+    b.commit({"app/core.py": "def f(x):\n    return x\n"}, author="ann", day=0, message="start")
+    b.commit(
+        {"app/core.py": "def f(x):\n    return x + 1\n"},
+        author="ann",
+        day=200,
+        message="fix crash in f",
+    )
+    b.commit(
+        {"docs/a.md": "a\n", "app/util.py": "u = 1\n"}, author="bob", day=400, message="add util"
+    )
+
+
+def test_run_scores_the_latest_commit_with_the_bundled_model(
+    builder: RepoBuilder, tmp_path: Path
+) -> None:
+    _history(builder)
+    data = tmp_path / "d"
+    res = CliRunner().invoke(
+        cli, ["run", "--repo", str(builder.path), "--data-dir", str(data), "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["mine"]["commits"] == 3
+    assert out["label"]["buggy"] == 1  # "fix crash in f" blames the first commit
+    assert out["train"]["status"] == "fallback" and "no model" in out["train_reason"]
+    s = out["score"]
+    assert s["head"] == builder.head() and s["model_source"] == "bundled"
+    assert 0.0 <= s["probability"] <= 1.0 and s["level"] in {"low", "medium", "high"}
+    from diffrisk.predlog import load_predictions
+
+    assert load_predictions(data)["head_sha"].tolist() == [builder.head()]
+
+    again = CliRunner().invoke(
+        cli, ["run", "--repo", str(builder.path), "--data-dir", str(data), "--json"]
+    )
+    assert json.loads(again.output)["mine"]["new_commits"] == 0
+
+
+def test_run_on_a_root_commit_says_what_to_do(builder: RepoBuilder, tmp_path: Path) -> None:
+    builder.commit({"a.py": "a = 1\n"}, day=0)
+    res = CliRunner().invoke(
+        cli, ["run", "--repo", str(builder.path), "--data-dir", str(tmp_path / "d")]
+    )
+    assert res.exit_code == 2 and "root commit" in res.output and "--base" in res.output
+
+
+def test_model_stale_reason(tmp_path: Path) -> None:
+    from diffrisk.registry import ModelRegistry
+
+    cfg = parse_config({"train": {"max_age_days": 10}})
+    assert "no model" in (model_stale_reason(tmp_path, cfg) or "")
+    reg = ModelRegistry(tmp_path / "models")
+    (tmp_path / "models").mkdir()
+    # a registry state that names a version whose metadata is missing: unreadable, so stale
+    reg._write_state({"current": "v1", "history": ["v1"]})
+    assert "cannot be read" in (model_stale_reason(tmp_path, cfg) or "")
+    (tmp_path / "models" / "v1").mkdir()
+    created = datetime.now(timezone.utc) - timedelta(days=3)
+    (tmp_path / "models" / "v1" / "metadata.json").write_text(
+        json.dumps({"created": created.isoformat()})
+    )
+    assert model_stale_reason(tmp_path, cfg) is None
+    later = datetime.now(timezone.utc) + timedelta(days=20)
+    assert "days old" in (model_stale_reason(tmp_path, cfg, now=later) or "")
