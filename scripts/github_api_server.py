@@ -8,6 +8,7 @@ runs (recorded) and ``GET /user`` refused as it is for the Actions token.
 from __future__ import annotations
 
 import json
+import re
 
 
 class GitHubApiRoutes:
@@ -47,10 +48,13 @@ class GitHubApiRoutes:
         server.expect_request(f"/repos/o/r/pulls/{number}/reviews").respond_with_json([])
         server.expect_request(
             f"/repos/o/r/issues/{number}/comments", method="GET"
-        ).respond_with_json([])
+        ).respond_with_handler(lambda request: self._json(self.comments, 200))
         server.expect_request(
             f"/repos/o/r/issues/{number}/comments", method="POST"
         ).respond_with_handler(self._comment)
+        server.expect_request(
+            re.compile(r"^/repos/o/r/issues/comments/\d+$"), method="PATCH"
+        ).respond_with_handler(self._edit)
         server.expect_request("/repos/o/r/check-runs", method="POST").respond_with_json(
             {
                 "id": 5,
@@ -61,19 +65,32 @@ class GitHubApiRoutes:
             status=201,
         )
 
-    def _comment(self, request):
+    @staticmethod
+    def _json(data, status: int):
         from werkzeug import Response
 
-        body = json.loads(request.get_data())["body"]
+        return Response(json.dumps(data), status=status, content_type="application/json")
+
+    def _comment(self, request):
+        """POST: a new comment by the Actions bot (the identity GITHUB_TOKEN posts as)."""
+        cid = len(self.comments) + 1
         c = {
-            "id": len(self.comments) + 1,
-            "body": body,
+            "id": cid,
+            "body": json.loads(request.get_data())["body"],
             "user": {"login": "github-actions[bot]"},
-            "html_url": "https://github.com/o/r/pull/7#c",
+            "url": f"{self.api}/repos/o/r/issues/comments/{cid}",
+            "html_url": f"https://github.com/o/r/pull/7#issuecomment-{cid}",
             "created_at": "2024-01-03T00:00:00Z",
         }
         self.comments.append(c)
-        return Response(json.dumps(c), status=201, content_type="application/json")
+        return self._json(c, 201)
+
+    def _edit(self, request):
+        """PATCH: edit a comment in place."""
+        cid = int(request.path.rsplit("/", 1)[1])
+        c = next(c for c in self.comments if c["id"] == cid)
+        c["body"] = json.loads(request.get_data())["body"]
+        return self._json(c, 200)
 
     def checks(self) -> list[dict]:
         return [

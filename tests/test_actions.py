@@ -500,7 +500,8 @@ def test_low_risk_pr_passes_comments_and_sets_outputs(pr_world, tmp_path, httpse
     report = json.loads(Path(run.outputs["report-path"]).read_text())
     assert report["head"] == pr_world["safe"] and report["level"] == "low"
     assert run.outputs["gate-outcome"] == "pass"
-    assert len(gh.comments) == 1 and "diffrisk" in gh.comments[0]["body"]
+    # One sticky comment: the report's, edited by the gate to end with its decision.
+    assert len(gh.comments) == 1 and "diffrisk gate: pass" in gh.comments[0]["body"]
     checks = gh.checks()
     assert (
         len(checks) == 1
@@ -520,7 +521,7 @@ def test_high_risk_pr_is_blocked(pr_world, tmp_path, httpserver):
     assert run.outputs["gate-outcome"] == "fail"
     assert "merge blocked" in gate.stderr and "override label" in gate.stderr
     assert gh.checks()[0]["conclusion"] == "failure"
-    assert len(gh.comments) == 1
+    assert len(gh.comments) == 1 and "merge blocked" in gh.comments[0]["body"]
     assert "diffrisk gate: fail" in run.summary
 
 
@@ -540,6 +541,7 @@ def test_high_risk_pr_with_override_label_passes_and_names_who(pr_world, tmp_pat
     assert check["conclusion"] == "neutral"
     assert "@lead-dev" in check["output"]["summary"]
     assert "risk accepted by **@lead-dev**" in run.summary
+    assert len(gh.comments) == 1 and "risk accepted by **@lead-dev**" in gh.comments[0]["body"]
 
 
 def test_examples_only_pass_inputs_our_actions_define():

@@ -261,6 +261,24 @@ def _serve_pr(server: HTTPServer, labels=(), reviews=(), events=(), check_status
             for i, (e, lb, a, t) in enumerate(events, 1)
         ]
     )
+    # The report step's sticky comment, which the gate edits to add its decision.
+    server.expect_request("/user").respond_with_json(
+        {"message": "Resource not accessible by integration"}, status=403
+    )
+    comment = {
+        "id": 1,
+        "body": '<!-- diffrisk:comment check="diffrisk" -->\nreport',
+        "user": {"login": "github-actions[bot]"},
+        "url": f"{api}/repos/o/r/issues/comments/1",
+        "html_url": "https://github.com/o/r/pull/7#issuecomment-1",
+        "created_at": "2024-01-03T00:00:00Z",
+    }
+    server.expect_request("/repos/o/r/issues/7/comments", method="GET").respond_with_json([comment])
+    patch_status = 200 if check_status == 201 else check_status
+    server.expect_request("/repos/o/r/issues/comments/1", method="PATCH").respond_with_json(
+        comment if patch_status == 200 else {"message": "Resource not accessible by integration"},
+        status=patch_status,
+    )
     if check_status == 201:
         server.expect_request("/repos/o/r/check-runs", method="POST").respond_with_json(
             {"id": 99, "name": "diffrisk gate", "status": "completed"}, status=201
@@ -298,6 +316,10 @@ def _run(args, api, tmp_path, event=None, extra_env=None):
         cli, ["gate", "--repo", str(repo), *args], env=env, catch_exceptions=False
     )
     return res, out.read_text(), summary.read_text()
+
+
+def _comment_edits(server: HTTPServer) -> list[str]:
+    return [json.loads(req.get_data())["body"] for req, _ in server.log if req.method == "PATCH"]
 
 
 def _check_posts(server: HTTPServer) -> list[dict]:
@@ -338,6 +360,9 @@ def test_cli_override_label_accepts_and_names_who(tmp_path, httpserver):
     assert "@carol" in summary and "accepted" in summary
     assert "\naccepted\n" in out
     assert _check_posts(httpserver)[0]["conclusion"] == "neutral"
+    edits = _comment_edits(httpserver)
+    assert len(edits) == 1 and edits[0].startswith('<!-- diffrisk:comment check="diffrisk" -->')
+    assert "risk accepted by **@carol**" in edits[0]
 
 
 def test_cli_approver_review_accepts(tmp_path, httpserver):

@@ -109,6 +109,26 @@ def post_check(
     return None
 
 
+def comment_decision(
+    client: Any, number: int, result: dict[str, Any], decision: GateDecision, cfg: Any
+) -> str | None:
+    """Edit the report's sticky comment so it ends with the gate's decision (who accepted the
+    risk, or why the merge is blocked); a warning instead of an error when not allowed."""
+    from diffrisk import report
+    from diffrisk.ghactions import cut_markdown
+    from diffrisk.github import GitHubContext, PermissionDenied
+
+    run_url = GitHubContext.from_env().run_url
+    body = report.render_comment(result, cfg.report, summary_url=run_url)
+    section = "\n\n---\n\n" + merge_summary(decision, None)
+    body = cut_markdown(body, report.COMMENT_LIMIT - len(section), "_(cut)_") + section
+    try:
+        client.upsert_comment(number, body, report.comment_marker(cfg.report.check_name), "update")
+    except PermissionDenied:
+        return "could not add the gate's decision to the PR comment: the token is read-only here"
+    return None
+
+
 def last_successful_deployment(client: Any, environment: str) -> str | None:
     """Sha of the newest deployment to ``environment`` whose latest status is ``success``."""
 
@@ -309,6 +329,12 @@ def deploy_summary(d: DeployDecision, base: str, head: str) -> str:
     help="Check run name. Default: config report.check_name (one check: the report with the gate's conclusion); NAME deploy with --deploy.",
 )
 @click.option(
+    "--comment-mode",
+    type=click.Choice(["update", "recreate", "off"]),
+    default=None,
+    help="Add the decision to the report's sticky PR comment unless 'off'. Default: config report.comment_mode.",
+)
+@click.option(
     "--write-interval",
     type=click.FloatRange(0),
     default=1.0,
@@ -347,6 +373,7 @@ def gate_cmd(
     api_url: str,
     check: bool | None,
     check_name: str | None,
+    comment_mode: str | None,
     write_interval: float,
     deploy: bool,
     environment: str | None,
@@ -453,6 +480,11 @@ def gate_cmd(
         probability=res.get("probability"),
     )
     head_sha = str(res.get("head") or ev_head or head)
+    warnings: list[str] = []
+    if number is not None and gh is not None and (comment_mode or cfg.report.comment_mode) != "off":
+        w = comment_decision(gh, int(number), res, decision, cfg)
+        if w:
+            warnings.append(w)
     _finish(
         decision,
         merge_summary(decision, head_sha),
@@ -464,6 +496,7 @@ def gate_cmd(
         as_json,
         quiet,
         cfg,
+        warnings,
     )
 
 
@@ -478,11 +511,12 @@ def _finish(
     as_json: bool,
     quiet: bool,
     cfg: Any = None,
+    warnings: list[str] | None = None,
 ) -> None:
     """Check run, annotations, outputs, summary, then the exit code."""
     from diffrisk.ghactions import annotate, in_actions
 
-    warnings: list[str] = []
+    warnings = list(warnings or [])
     want_check = check if check is not None else bool(gh is not None and head_sha)
     if want_check:
         if gh is None or not head_sha:
