@@ -11,7 +11,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_docs_schema_is_generated_from_code() -> None:
     doc = (ROOT / "docs" / "schema.md").read_text()
-    assert doc.strip() == to_markdown().strip(), "regenerate: diffrisk schema --markdown > docs/schema.md"
+    assert doc.strip() == to_markdown().strip(), (
+        "regenerate: diffrisk schema --markdown > docs/schema.md"
+    )
 
 
 def test_reference_columns_present_in_order() -> None:

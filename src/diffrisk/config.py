@@ -22,10 +22,12 @@ else:  # pragma: no cover
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class MineConfig(_Section):
+    """Mining history into change features (docs/mining.md)."""
+
     code_metrics: bool = True
     """Compute radon metrics for Python files (needs file contents; slower)."""
     huge_commit_files: int = Field(1000, ge=1)
@@ -40,6 +42,7 @@ class FixesConfig(_Section):
     """Rule that classifies a commit as a bug fix (the FIX feature and SZZ's starting points)."""
 
     scope: Literal["subject", "message"] = "subject"
+    """Where fix keywords are looked for: the subject line, or the whole message."""
     keywords: list[str] = Field(
         default_factory=lambda: [
             "fix",
@@ -61,6 +64,7 @@ class FixesConfig(_Section):
             "broken",
         ]
     )
+    """Words (whole, case-insensitive) that mark a commit subject as a bug fix."""
     exclude: list[str] = Field(
         default_factory=lambda: [
             "typo",
@@ -169,6 +173,7 @@ class LabelConfig(_Section):
             ".pl",
         ]
     )
+    """File endings SZZ treats as source code."""
     exclude_paths: list[str] = Field(
         default_factory=lambda: [
             "docs/*",
@@ -191,18 +196,24 @@ class LabelConfig(_Section):
             "*_pb2.py",
         ]
     )
+    """Glob patterns of paths that are never blamed (docs, tests, vendored and generated code)."""
     bug_labels: list[str] = Field(
         default_factory=lambda: ["bug", "type: bug", "kind/bug", "defect", "regression"]
     )
+    """GitHub labels that mark an issue or pull request as a bug (with a token)."""
 
 
 class TrainConfig(_Section):
+    """Model training and time-ordered evaluation (docs/model.md)."""
+
     min_buggy: int = Field(50, ge=1)
     """Fewer buggy labelled changes than this: use the bundled model."""
     folds: int = Field(5, ge=2)
+    """Rolling-origin folds of the time-ordered evaluation."""
     gap_days: int | None = Field(None, ge=0)
     """Gap between train and test periods; default: the verification latency."""
     model: Literal["auto", "logistic", "hgb", "poisson", "la"] = "auto"
+    """Model to train; auto: the one that ranks best in the time-ordered evaluation."""
     max_age_days: int = Field(30, ge=1)
     """A model older than this is stale and retrained by the actions."""
     code_metrics: bool = False
@@ -211,10 +222,16 @@ class TrainConfig(_Section):
 
 
 class ScoreConfig(_Section):
+    """Risk levels and what a score report shows."""
+
     medium: float = Field(0.4, ge=0, le=1)
+    """Probability from which a change is medium risk."""
     high: float = Field(0.7, ge=0, le=1)
+    """Probability from which a change is high risk."""
     top_factors: int = Field(5, ge=1)
+    """Factors shown in each direction (raising and lowering the risk)."""
     top_files: int = Field(10, ge=1)
+    """Hotspot files listed."""
 
     @model_validator(mode="after")
     def _ordered(self) -> ScoreConfig:
@@ -224,18 +241,29 @@ class ScoreConfig(_Section):
 
 
 class ReportConfig(_Section):
+    """Reporting on GitHub (docs/reporting.md)."""
+
     comment_mode: Literal["update", "recreate", "off"] = "update"
+    """The sticky PR comment: edit it in place, delete and post anew, or do not comment."""
     check_name: str = "diffrisk"
+    """Name of the check run (and of the comment's hidden marker)."""
     template: str | None = None
     """Path (relative to the repository) of a Jinja2 template for the PR comment."""
     summary_template: str | None = None
+    """Path (relative to the repository) of a Jinja2 template for the job summary."""
 
 
 class GateConfig(_Section):
+    """Merge and deployment gates (docs/gating.md)."""
+
     fail_on: Literal["high", "medium", "never"] = "high"
+    """Block the merge (exit 1, check failure) at or above this risk level."""
     warn_on: Literal["high", "medium", "never"] = "medium"
+    """Pass with a warning (check neutral) at or above this level."""
     override_label: str = "diffrisk:accepted"
+    """A PR label that accepts the risk: a block becomes a pass, and the report says who."""
     approvers: list[str] = Field(default_factory=list)
+    """GitHub logins whose approving review accepts the risk."""
     deploy_max_risk: float = Field(0.8, ge=0, le=1)
     """Deployment fails when the riskiest change shipped is at or above this probability."""
     deploy_max_expected: float = Field(3.0, ge=0)
@@ -347,3 +375,40 @@ def load_config(repo: str | Path | None = None, path: str | Path | None = None) 
             if table is not None:
                 return parse_config(table, f"{pyproject} [tool.diffrisk]")
     return Config()
+
+
+def to_markdown() -> str:
+    """The configuration reference (docs/configuration.md is this text)."""
+    import json
+
+    out = [
+        "# Configuration",
+        "",
+        "Generated by `diffrisk config --markdown` from `src/diffrisk/config.py`.",
+        "",
+        "diffrisk reads `--config FILE`, else `.diffrisk.toml` in the repository, else the",
+        "`[tool.diffrisk]` table of its `pyproject.toml`. Keys may use `-` or `_`. Unknown keys and",
+        "invalid values are errors that name the key and the allowed values. Example:",
+        "",
+        "```toml",
+        "[gate]",
+        'fail_on = "high"',
+        'approvers = ["alice"]',
+        "",
+        "[label]",
+        "verification_days = 120",
+        "```",
+        "",
+    ]
+    for section, field in Config.model_fields.items():
+        model = field.annotation
+        assert isinstance(model, type) and issubclass(model, BaseModel)
+        out += [f"## `[{section}]`", "", (model.__doc__ or "").strip(), ""]
+        out += ["| key | default | meaning |", "| --- | --- | --- |"]
+        for name, f in model.model_fields.items():
+            default = f.get_default(call_default_factory=True)
+            shown = json.dumps(default)
+            doc = (f.description or "").replace("\n", " ").replace("|", "\\|")
+            out.append(f"| `{name}` | `{shown}` | {' '.join(doc.split())} |")
+        out.append("")
+    return "\n".join(out)

@@ -55,34 +55,29 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
     \b
     Pipeline:  mine -> label -> train -> score -> report/gate -> monitor
-    Quick start (in a git repository):  diffrisk mine
+    Quick start (in a git repository):  diffrisk run
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
 
 
 def _register() -> None:
-    """Add every command module's ``COMMANDS`` (stages that have not landed are skipped)."""
-    import importlib
+    """Add every command module's ``COMMANDS``, in pipeline order."""
+    from diffrisk.cli import (
+        config,
+        gate,
+        label,
+        mine,
+        models,
+        monitor,
+        report,
+        run,
+        schema,
+        score,
+        train,
+    )
 
-    for name in (
-        "mine",
-        "schema",
-        "label",
-        "train",
-        "models",
-        "score",
-        "report",
-        "gate",
-        "monitor",
-        "run",
-    ):
-        try:
-            mod = importlib.import_module(f"diffrisk.cli.{name}")
-        except ModuleNotFoundError as err:
-            if err.name != f"diffrisk.cli.{name}":
-                raise
-            continue
+    for mod in (mine, label, train, models, score, report, gate, monitor, run, config, schema):
         for cmd in mod.COMMANDS:
             cli.add_command(cmd)
 
