@@ -509,6 +509,7 @@ def test_labels_refine_past_fixes_and_bugs(world: dict, tmp_path: Path) -> None:
 
     data = tmp_path / "data"
     shutil.copytree(world["data"], data)
+    (data / "predictions.parquet").unlink(missing_ok=True)  # other tests' CLI runs log too
     ch = load_dataset(data).changes
     subject = dict(zip(ch["sha"], ch["subject"], strict=True))
     buggy = {"extend a", "extend b"}
@@ -539,6 +540,7 @@ def test_cli_logs_each_prediction_once(world: dict, tmp_path: Path) -> None:
 
     data = tmp_path / "data"
     shutil.copytree(world["data"], data)
+    (data / "predictions.parquet").unlink(missing_ok=True)  # other tests' CLI runs log too
     args = ["score", "--repo", str(world["repo"]), "--data-dir", str(data), "--base", "main"]
     first = CliRunner().invoke(cli, [*args, "--head", "risky", "--no-log", "--json"])
     assert first.exit_code == 0, first.output

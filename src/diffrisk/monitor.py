@@ -615,7 +615,9 @@ def monitor(
     end = frame["author_time"].max()
     recent_start = end - pd.Timedelta(days=days)
     recent = frame[frame["author_time"] > recent_start]
-    tw_start, tw_end = training_window(meta)
+    # the bundled model's training window is other projects' history: compare with our own
+    bundled = getattr(model, "source", None) == "bundled"
+    tw_start, tw_end = (None, None) if bundled else training_window(meta)
     if tw_end is not None:
         lo = tw_start if tw_start is not None else frame["author_time"].min()
         ref = frame[(frame["author_time"] >= lo) & (frame["author_time"] <= tw_end)]
