@@ -51,24 +51,11 @@ import pandas as pd
 from diffrisk import predlog
 from diffrisk.config import Config
 from diffrisk.errors import DataError, DiffriskError
+from diffrisk.jsonutil import jsonable
+from diffrisk.schema import KAMEI
 
 #: Drift features when no model says which it reads (the Kamei et al. change features).
-DEFAULT_FEATURES = (
-    "ns",
-    "nd",
-    "nf",
-    "entropy",
-    "la",
-    "ld",
-    "lt",
-    "fix",
-    "ndev",
-    "age",
-    "nuc",
-    "exp",
-    "rexp",
-    "sexp",
-)
+DEFAULT_FEATURES = KAMEI
 LEVELS = ("low", "medium", "high")
 _SQUASH_PR = re.compile(r"\(#(\d+)\)\s*$")
 
@@ -557,21 +544,7 @@ class MonitorReport:
     drift_thresholds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return _clean(asdict(self))
-
-
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
-        return None
-    if isinstance(obj, pd.Timestamp):
-        return obj.isoformat()
-    return obj
+        return jsonable(asdict(self))
 
 
 def monitor(

@@ -20,7 +20,6 @@ The result is plain data; :mod:`diffrisk.report` renders it (Markdown, terminal)
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -38,6 +37,7 @@ from diffrisk.errors import DataError, GitHubError, ModelError, RepositoryError
 from diffrisk.fixes import FixRule
 from diffrisk.gitio import CatFile, GitRepo, open_repo
 from diffrisk.history import CommitRecord, FileChange, HistoryState, subsystem
+from diffrisk.jsonutil import jsonable
 from diffrisk.mine import (
     CODE_AGG,
     change_row,
@@ -133,28 +133,9 @@ class ScoreResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form; reviewers become ``{"email", "changes"}`` objects."""
-        d = _jsonable(asdict(self))
+        d = jsonable(asdict(self))
         d["reviewers"] = [{"email": e, "changes": int(n)} for e, n in self.reviewers]
         return d
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [_jsonable(v) for v in obj.tolist()]
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, (np.floating, float)):
-        f = float(obj)
-        return None if math.isnan(f) or math.isinf(f) else f
-    if isinstance(obj, pd.Timestamp):
-        return obj.isoformat()
-    return obj
 
 
 def level_of(probability: float, medium: float, high: float) -> str:
@@ -565,7 +546,7 @@ def _feature_dict(row: pd.Series) -> dict[str, Any]:
             out[k] = [int(x) for x in v]
         else:
             out[k] = v
-    return _jsonable(out)
+    return jsonable(out)
 
 
 def score(
@@ -654,7 +635,7 @@ def score(
         percentile=percentile_of(p, past_scores),
         model_version=str(getattr(model, "version", "")),
         model_source=str(getattr(model, "source", "")),
-        model_metrics=_jsonable(dict(meta.get("metrics") or {})),
+        model_metrics=jsonable(dict(meta.get("metrics") or {})),
         features=_feature_dict(pr),
         factors=factors,
         files=files,
