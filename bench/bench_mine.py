@@ -111,13 +111,19 @@ def machine() -> dict[str, Any]:
         except md.PackageNotFoundError:
             return "not installed"
 
+    import diffrisk
+
+    src = subprocess.run(
+        ["git", "-C", str(Path(diffrisk.__file__).parent), "describe", "--always", "--dirty"],
+        capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
     return {
         "nproc": os.cpu_count(),
         "cpu": model,
         "ram_gib": round(mem_gib, 1),
         "git": subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip(),
         "python": platform.python_version(),
-        "diffrisk": version("diffrisk"),
+        "diffrisk": version("diffrisk") + (f" ({src})" if src else ""),
         "pydriller": version("pydriller"),
         "lizard": version("lizard"),
         "radon": version("radon"),
@@ -271,8 +277,9 @@ def ratios(runs: dict[str, Run]) -> dict[str, float]:
     out = {}
 
     def put(name: str, num: str, den: str) -> None:
-        if num in runs and den in runs and runs[den].wall > 0:
+        if num in runs and den in runs and runs[den].wall > 0 and runs[den].cpu > 0:
             out[name] = round(runs[num].wall / runs[den].wall, 2)
+            out[name + "_cpu"] = round(runs[num].cpu / runs[den].cpu, 2)
 
     put("kamei_over_floor", "diffrisk_kamei", "floor")
     put("radon_over_floor", "diffrisk_radon", "floor")
@@ -315,11 +322,13 @@ def render(res: dict[str, Any]) -> str:
         "pydriller_lines_over_kamei": "PyDriller lines / diffrisk (Kamei)",
         "pydriller_complexity_over_radon": "PyDriller complexity / diffrisk (radon)",
     }
-    lines += [f"- {names[k]}: **{v}x**" for k, v in res["ratios"].items()]
+    r = res["ratios"]
+    lines += [f"- {names[k]}: **{r[k]}x** wall, {r[k + '_cpu']}x CPU" for k in names if k in r]
     lines += notes
     m = res["machine"]
     lines += [
         "",
+        f"diffrisk {m['diffrisk']}, PyDriller {m['pydriller']}. "
         f"Machine: {m['nproc']} CPUs ({m['cpu']}), {m['ram_gib']} GiB RAM, {m['git']}, Python {m['python']}, "
         f"load average at start {', '.join(f'{x:.2f}' for x in m['load_average_at_start'])}.",
     ]
