@@ -553,3 +553,13 @@ def test_cli_logs_each_prediction_once(world: dict, tmp_path: Path) -> None:
     assert sorted(log["head_sha"]) == sorted([world["zed"][1], world["safe"]])
     risky_p = json.loads(res.output)["probability"]
     assert log.set_index("head_sha").loc[world["zed"][1], "probability"] == pytest.approx(risky_p)
+
+
+def test_every_model_feature_has_words() -> None:
+    from diffrisk.explain import Context, factor_text
+    from diffrisk.train import KAMEI_FEATURES
+
+    ctx = Context(["a/x.py"], ["a"], ["a"], [], fix_files=[], la_in_fix_files=0, subject="s")
+    for feature in (*KAMEI_FEATURES, "la_source", "nd", "rexp"):
+        text = factor_text(feature, 3, ctx)
+        assert not text.startswith(f"{feature} =") and "=" not in text, (feature, text)

@@ -132,6 +132,14 @@ def factor_text(feature: str, value: Any, ctx: Context) -> str:
                 return text + " to files with a history of fixes"
             return text + f", {ctx.la_in_fix_files} of them to files with a history of fixes"
         return text
+    if feature == "la_source":
+        if v == 0:
+            return "adds no lines to source files (tests, docs or configuration only)"
+        return f"adds {_n(v, 'line')} to source files"
+    if feature == "pfix":
+        if v == 0:
+            return "touches files no earlier bug fix changed"
+        return f"touches files that {_n(v, 'earlier bug fix', 'earlier bug fixes')} changed"
     if feature == "ld":
         return f"deletes {_n(v, 'line')}"
     if feature == "lt":
