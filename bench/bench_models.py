@@ -9,7 +9,14 @@ labelable changes) and prints ROC-AUC of every candidate next to the lines-added
 and Recall@20%Effort. ``--code-metrics`` evaluates with and without the radon columns.
 """
 
+# ruff: noqa: E402  (thread limits must be set before numpy loads)
 from __future__ import annotations
+
+import os
+
+# The machine is shared: one BLAS/OpenMP thread (set before numpy and scikit-learn load).
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 import argparse
 import json

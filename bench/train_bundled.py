@@ -17,7 +17,14 @@ The kind with the best mean LOPO ROC-AUC is fitted on all projects and written t
 the package: never the repositories or their code.
 """
 
+# ruff: noqa: E402  (thread limits must be set before numpy loads)
 from __future__ import annotations
+
+import os
+
+# The machine is shared: one BLAS/OpenMP thread (set before numpy and scikit-learn load).
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 import argparse
 import json
@@ -71,11 +78,14 @@ def _name(arg: str) -> tuple[str, Path]:
     return part.replace("+", "/"), p
 
 
-def prepare(name: str, path: Path, work: Path, cfg: Config, code_metrics: bool) -> pd.DataFrame:
+def prepare(
+    name: str, path: Path, work: Path, cfg: Config, code_metrics: bool, reuse: bool = False
+) -> pd.DataFrame:
     data = work / name.replace("/", "+")
     t0 = time.perf_counter()
     mcfg = cfg.mine.model_copy(update={"code_metrics": code_metrics})
-    mine(path, data, rev="HEAD", config=mcfg, fixes=cfg.fixes, progress=None)
+    if not (reuse and (data / "changes.parquet").exists() and (data / "labels.parquet").exists()):
+        mine(path, data, rev="HEAD", config=mcfg, fixes=cfg.fixes, progress=None)
     t1 = time.perf_counter()
     try:
         load_labels(data)
@@ -207,6 +217,11 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=None, help="write the model here (e.g. src/diffrisk/bundled)"
     )
     ap.add_argument("--code-metrics", action="store_true")
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="use WORK/<owner+name> as it is when it is already mined and labelled",
+    )
     ap.add_argument("--kinds", default=",".join(KINDS))
     ap.add_argument("--skip-per-project", action="store_true")
     ap.add_argument("--results", type=Path, default=None)
@@ -216,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     frames = {}
     for arg in args.repos:
         name, path = _name(arg)
-        frames[name] = prepare(name, path, args.work, cfg, args.code_metrics)
+        frames[name] = prepare(name, path, args.work, cfg, args.code_metrics, args.reuse)
     results: dict[str, Any] = {"kinds": kinds, "code_metrics": args.code_metrics}
     results["per_project"] = (
         {} if args.skip_per_project else per_project(frames, cfg, args.code_metrics)

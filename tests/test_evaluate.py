@@ -86,7 +86,7 @@ def _frame(n: int = 400, seed: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
             "author_time": [t0 + pd.Timedelta(days=i) for i in range(n)],
             "ns": 1, "nd": 1, "nf": r.integers(1, 5, n), "entropy": r.random(n), "la": la,
             "ld": r.integers(0, 50, n), "lt": r.integers(0, 2000, n), "fix": 0, "ndev": r.integers(0, 9, n),
-            "age": r.random(n) * 30, "nuc": r.integers(0, 20, n), "exp": np.arange(n), "rexp": 1.0, "sexp": 1,
+            "age": r.random(n) * 30, "nuc": r.integers(0, 20, n), "exp": np.arange(n), "rexp": 1.0, "sexp": 1, "pfix": r.integers(0, 10, n),
         }
     )  # fmt: skip
     buggy = (np.arange(n) % 4 == 0) & (np.arange(n) < n - 40)

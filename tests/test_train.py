@@ -19,9 +19,13 @@ from diffrisk.store import atomic_write_table, read_meta
 from diffrisk.train import (
     KINDS,
     PoissonRiskClassifier,
+    anchor_scale,
+    build_estimator,
     fit_estimator,
     kamei_transform,
     raw_features,
+    select_anchor_scale,
+    shrink_extras,
     source_lines_added,
     train,
 )
@@ -38,7 +42,7 @@ def synthetic_changes(n: int = 600, seed: int = 0) -> tuple[pd.DataFrame, np.nda
             "entropy": r.random(n), "la": r.integers(0, 500, n), "ld": r.integers(0, 200, n),
             "lt": r.integers(0, 3000, n), "fix": r.integers(0, 2, n), "ndev": r.integers(0, 20, n),
             "age": r.random(n) * 100, "nuc": r.integers(0, 50, n), "exp": r.integers(0, 300, n),
-            "rexp": r.random(n) * 10, "sexp": r.integers(0, 100, n),
+            "rexp": r.random(n) * 10, "sexp": r.integers(0, 100, n), "pfix": r.integers(0, 30, n),
             "cc_delta": np.where(r.random(n) < 0.3, np.nan, r.normal(0, 5, n)),
             "cc_max_touched": r.integers(0, 20, n).astype(float), "mi_before": r.random(n) * 100,
             "mi_after": r.random(n) * 100, "hv_delta": r.normal(0, 50, n),
@@ -54,20 +58,22 @@ def test_kamei_transform_normalises_and_drops_collinear_columns():
     X = pd.DataFrame(
         {"ns": [1, 2], "nd": [9, 9], "nf": [2, 4], "entropy": [0.5, 0.0], "la": [10, 7], "ld": [5, 0],
          "lt": [100, 0], "fix": [1, 0], "ndev": [3, 0], "age": [2.0, 0.0], "nuc": [4, 0], "exp": [9, 0],
-         "rexp": [1.5, 0.0], "sexp": [1, 0], "la_source": [8, 0]}
+         "rexp": [1.5, 0.0], "sexp": [1, 0], "pfix": [6, 0], "la_source": [8, 0]}
     )  # fmt: skip
-    out = kamei_transform(X)
+    out = kamei_transform(X, pfix=True)
     assert "nd" not in out.columns and "rexp" not in out.columns
     assert out.loc[0, "la"] == pytest.approx(np.log1p(10 / 100))  # LA / LT
     assert out.loc[0, "ld"] == pytest.approx(np.log1p(5 / 100))
     assert out.loc[0, "lt"] == pytest.approx(np.log1p(100 / 2))  # LT / NF
     assert out.loc[0, "nuc"] == pytest.approx(np.log1p(4 / 2))  # NUC / NF
     assert out.loc[0, "la_source"] == pytest.approx(np.log1p(8))
+    assert out.loc[0, "pfix"] == pytest.approx(np.log1p(6))
+    assert "pfix" not in kamei_transform(X).columns  # models saved before PFIX keep their columns
     assert out.loc[1, "la"] == pytest.approx(np.log1p(7))  # new files: LT = 0 -> divide by 1
     assert list(out.columns) == raw_features("logistic")
     assert np.isfinite(out.to_numpy()).all()
     with_cm = kamei_transform(X.assign(cc_delta=[np.nan, -3.0], cc_max_touched=[np.nan, 2], mi_before=np.nan,
-                                       mi_after=np.nan, hv_delta=[np.nan, 10.0]), code_metrics=True)  # fmt: skip
+                                       mi_after=np.nan, hv_delta=[np.nan, 10.0]), code_metrics=True, pfix=True)  # fmt: skip
     assert np.isnan(with_cm.loc[0, "cc_delta"]) and with_cm.loc[1, "cc_delta"] == pytest.approx(
         -np.log1p(3)
     )
@@ -110,6 +116,44 @@ def test_every_kind_fits_and_ranks_large_changes_higher(kind):
     assert p.shape == (len(X),) and ((p >= 0) & (p <= 1)).all()
     big = X["la"] > 300
     assert p[big].mean() > p[X["la"] < 30].mean()
+
+
+def test_shrink_extras_scales_every_column_but_the_anchor():
+    Z = np.array([[1.0, 2.0, -4.0], [3.0, -1.0, 0.5]])
+    out = shrink_extras(Z, scale=0.5, anchor=1)
+    np.testing.assert_allclose(out, [[0.5, 2.0, -2.0], [1.5, -1.0, 0.25]])
+    np.testing.assert_allclose(Z[0], [1.0, 2.0, -4.0])  # input untouched
+    assert (shrink_extras(Z, scale=0.0, anchor=0)[:, 1:] == 0).all()
+
+
+def test_anchored_selection_keeps_the_baseline_for_noise_and_uses_real_signal():
+    X, _ = synthetic_changes(n=1500, seed=3)
+    r = np.random.default_rng(7)
+    la_only = -2.5 + 0.6 * np.log1p(X["la_source"])
+    y_noise = (r.random(len(X)) < 1 / (1 + np.exp(-la_only))).astype(int)
+    scale, scores = select_anchor_scale(X, y_noise)
+    assert scale == 0.0 and set(scores) == {0.0, 0.1, 0.3, 1.0}
+    # defects driven mostly by prior fixes on the touched files: the extras must be used
+    with_pfix = la_only - 3.0 + 1.5 * np.log1p(X["pfix"])
+    y_pfix = (r.random(len(X)) < 1 / (1 + np.exp(-with_pfix))).astype(int)
+    scale, scores = select_anchor_scale(X, y_pfix)
+    assert scale > 0.0 and scores[scale] > scores[0.0] + 0.02
+    est = fit_estimator("anchored", X, y_pfix)
+    assert anchor_scale(est) == scale
+    assert anchor_scale(fit_estimator("la", X, y_pfix)) is None
+
+
+def test_anchored_with_factor_zero_ranks_like_the_baseline():
+    from scipy.stats import spearmanr
+
+    X, y = synthetic_changes(n=800, seed=5)
+    anchored = build_estimator("anchored", anchor_scale_value=0.0).fit(X, y)
+    assert anchor_scale(anchored) == 0.0
+    la = build_estimator("la").fit(X, y)
+    p = anchored.predict_proba(X)[:, 1]
+    assert spearmanr(p, la.predict_proba(X)[:, 1]).statistic == pytest.approx(1.0)
+    full = build_estimator("anchored", anchor_scale_value=1.0).fit(X, y).predict_proba(X)[:, 1]
+    assert spearmanr(p, full).statistic < 0.999  # with the extras the ranking does change
 
 
 # -- the stage on a built repository ---------------------------------------------------------
@@ -213,7 +257,7 @@ def test_train_saves_promotes_and_the_model_scores_big_changes_higher(labelled_r
     )
     model = load_model(data)
     assert model.source == "repository" and model.version == res.version
-    rows = pd.DataFrame([{**dict.fromkeys(["ns", "nd", "nf", "ndev", "nuc", "exp", "sexp"], 1), "entropy": 0.0,
+    rows = pd.DataFrame([{**dict.fromkeys(["ns", "nd", "nf", "ndev", "nuc", "exp", "sexp", "pfix"], 1), "entropy": 0.0,
                           "la": la, "ld": 0, "lt": 100, "fix": 0, "age": 1.0, "rexp": 1.0, "la_source": la}
                          for la in (1, 60)])  # fmt: skip
     p = model.predict_proba(rows)

@@ -212,7 +212,7 @@ class TrainConfig(_Section):
     """Rolling-origin folds of the time-ordered evaluation."""
     gap_days: int | None = Field(None, ge=0)
     """Gap between train and test periods; default: the verification latency."""
-    model: Literal["auto", "logistic", "hgb", "poisson", "la"] = "auto"
+    model: Literal["auto", "logistic", "hgb", "poisson", "anchored", "la"] = "auto"
     """Model to train; auto: the one that ranks best in the time-ordered evaluation."""
     max_age_days: int = Field(30, ge=1)
     """A model older than this is stale and retrained by the actions."""

@@ -33,7 +33,7 @@ from sklearn.metrics import (
 
 from diffrisk.config import Config, LabelConfig
 from diffrisk.errors import DataError
-from diffrisk.train import KINDS, LA_SOURCE, fit_estimator, source_lines_added
+from diffrisk.train import KINDS, LA_SOURCE, anchor_scale, fit_estimator, source_lines_added
 
 BASELINE = "la"
 #: Metric used to rank the candidates and for champion/challenger.
@@ -400,6 +400,7 @@ def evaluate(
     per_kind: dict[str, list[dict[str, float] | None]] = {k: [] for k in kinds}
     preds: dict[str, list[np.ndarray | None]] = {k: [] for k in kinds}
     unsup: list[dict[str, float] | None] = []
+    scales: list[float | None] = []
     y_final = frame["label"].fillna(0).astype(int).to_numpy()
     effort_all = effort_of(frame)
     if progress:
@@ -423,12 +424,18 @@ def evaluate(
             p = est.predict_proba(Xte)[:, 1]
             per_kind[k].append(all_metrics(yte, p, eff, threshold))
             preds[k].append(p)
+            if k == "anchored":
+                scales.append(anchor_scale(est))
             if progress:
                 progress("evaluating", 1, None)
     models = {k: {"folds": per_kind[k], "overall": _mean(per_kind[k])} for k in kinds}
+    if "anchored" in models:
+        # Factor chosen by the nested selection in each evaluated fold (0 = the baseline).
+        models["anchored"]["anchor_scales"] = scales
     ranked = sorted(
         (k for k in kinds if not _isnan(models[k]["overall"].get(RANK_METRIC))),
-        key=lambda k: models[k]["overall"][RANK_METRIC],
+        # Best mean ROC-AUC first; on a tie the baseline (the simpler model) wins.
+        key=lambda k: (models[k]["overall"][RANK_METRIC], k == BASELINE),
         reverse=True,
     )
     chosen = ranked[0] if ranked else None

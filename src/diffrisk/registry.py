@@ -46,6 +46,7 @@ TRUSTED_TYPES = frozenset(
     {
         "diffrisk.train.kamei_transform",
         "diffrisk.train.la_transform",
+        "diffrisk.train.shrink_extras",
         "diffrisk.train.PoissonRiskClassifier",
         "numpy.dtype",
         "sklearn.calibration._CalibratedClassifier",

@@ -19,7 +19,13 @@ The candidates:
 ``poisson``   ``PoissonRegressor`` on the number of fixes blaming a change; the
               probability of at least one fix is ``1 - exp(-mu)``;
 ``la``        the lines-added baseline (LApredict, Zeng et al. 2021): logistic
-              regression on ``log1p`` of lines added to *source* files.
+              regression on ``log1p`` of lines added to *source* files;
+``anchored``  the baseline plus the other features, shrunk toward it: standardised
+              features, the non-``la_source`` ones multiplied by a factor ``s`` before an
+              L2 logistic regression (a heavier penalty on them); ``s`` is chosen by a
+              nested time-ordered validation inside the training rows, and ``s = 0`` is
+              the baseline itself, so the extra features are used only where they helped
+              out of time in the training window.
 
 The classifiers are calibrated with ``CalibratedClassifierCV(method="sigmoid")`` over a
 ``TimeSeriesSplit`` of the time-ordered training rows, so calibration never looks at
@@ -50,10 +56,10 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from diffrisk.config import Config, LabelConfig
 from diffrisk.errors import DataError
 
-KINDS = ("logistic", "hgb", "poisson", "la")
+KINDS = ("logistic", "hgb", "poisson", "anchored", "la")
 
-#: Kamei et al.'s change features minus ND and REXP (collinear with NS/NF and EXP);
-#: the learned models also get ``la_source`` (absolute lines added to source files).
+#: Kamei et al.'s change features minus ND and REXP (collinear with NS/NF and EXP); the
+#: learned models also get ``la_source`` and PFIX (prior fixes on the touched files).
 KAMEI_FEATURES = (
     "ns",
     "nf",
@@ -68,6 +74,7 @@ KAMEI_FEATURES = (
     "exp",
     "sexp",
 )
+PFIX = "pfix"
 #: Radon columns; NaN when a change touches no (parsable) Python file.
 CODE_FEATURES = ("cc_delta", "cc_max_touched", "mi_before", "mi_after", "hv_delta")
 #: The baseline's single input: lines added to source files (see :func:`source_lines_added`).
@@ -78,7 +85,7 @@ def raw_features(kind: str, code_metrics: bool = False) -> list[str]:
     """The ``changes`` columns a candidate reads (its feature schema)."""
     if kind == "la":
         return [LA_SOURCE]
-    return [*KAMEI_FEATURES, LA_SOURCE] + (list(CODE_FEATURES) if code_metrics else [])
+    return [*KAMEI_FEATURES, LA_SOURCE, PFIX] + (list(CODE_FEATURES) if code_metrics else [])
 
 
 def _num(X: pd.DataFrame, col: str) -> np.ndarray:
@@ -89,8 +96,14 @@ def _slog1p(v: np.ndarray) -> np.ndarray:
     return np.sign(v) * np.log1p(np.abs(v))
 
 
-def kamei_transform(X: pd.DataFrame, code_metrics: bool = False) -> pd.DataFrame:
-    """Kamei preprocessing; output columns keep the raw feature names (transformed values)."""
+def kamei_transform(
+    X: pd.DataFrame, code_metrics: bool = False, pfix: bool = False
+) -> pd.DataFrame:
+    """Kamei preprocessing; output columns keep the raw feature names (transformed values).
+
+    ``pfix=False`` leaves PFIX out: models saved before PFIX was mined store no ``pfix``
+    argument and must keep their columns; new pipelines pass ``pfix=True``.
+    """
     X = pd.DataFrame(X)
     nf = np.maximum(_num(X, "nf"), 1.0)
     lt = _num(X, "lt")
@@ -113,6 +126,8 @@ def kamei_transform(X: pd.DataFrame, code_metrics: bool = False) -> pd.DataFrame
             np.maximum(_num(X, LA_SOURCE if LA_SOURCE in X.columns else "la"), 0.0)
         ),
     }
+    if pfix:
+        out[PFIX] = np.log1p(np.maximum(_num(X, PFIX), 0.0))
     if code_metrics:
         out["cc_delta"] = _slog1p(_num(X, "cc_delta"))
         out["cc_max_touched"] = np.log1p(np.maximum(_num(X, "cc_max_touched"), 0.0))
@@ -158,6 +173,126 @@ def source_lines_added(files: pd.DataFrame, cfg: LabelConfig) -> pd.Series:
     return la.groupby(files["sha"]).sum().astype("int64").rename(LA_SOURCE)
 
 
+#: Candidate factors for the ``anchored`` model's non-anchor features (0 = the baseline).
+ANCHOR_SCALES = (0.0, 0.1, 0.3, 1.0)
+
+
+def shrink_extras(Z: Any, scale: float = 1.0, anchor: int = 0) -> np.ndarray:
+    """Multiply every standardised column but ``anchor`` by ``scale`` (heavier L2 on them)."""
+    Z = np.array(Z, dtype=float, copy=True)
+    keep = Z[:, anchor].copy()
+    Z *= scale
+    Z[:, anchor] = keep
+    return Z
+
+
+def _inner_folds(
+    times: np.ndarray, n_folds: int, gap_days: float
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Rolling-origin (train, test) index pairs over time-sorted ``times`` (ns), with a gap."""
+    out = []
+    cuts = [np.quantile(times, i / (n_folds + 1), method="lower") for i in range(1, n_folds + 2)]
+    cuts[-1] = times.max() + 1
+    gap = int(gap_days * 86400e9)
+    for i in range(n_folds):
+        tr = np.flatnonzero(times < cuts[i] - gap)
+        te = np.flatnonzero((times >= cuts[i]) & (times < cuts[i + 1]))
+        out.append((tr, te))
+    return out
+
+
+def select_anchor_scale(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    code_metrics: bool = False,
+    *,
+    scales: Sequence[float] = ANCHOR_SCALES,
+    n_folds: int = 3,
+    gap_days: float = 90.0,
+) -> tuple[float, dict[float, float]]:
+    """Nested time-ordered choice of the ``anchored`` model's factor on its training rows.
+
+    Rolling-origin folds inside the (time-sorted) training rows, ``gap_days`` between each
+    inner train and test period; the factor with the best mean inner ROC-AUC wins, ties
+    going to the smaller factor (0 = the baseline) by the one-standard-error rule. Folds
+    with one class are skipped.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(y, dtype=int)
+    if "author_time" in X.columns:
+        times = (
+            pd.to_datetime(X["author_time"], utc=True)
+            .astype("datetime64[ns, UTC]")
+            .astype("int64")
+            .to_numpy()
+        )
+    else:
+        times = np.arange(len(X), dtype="int64") * int(86400e9)
+    folds = [
+        (tr, te)
+        for tr, te in _inner_folds(times, n_folds, gap_days)
+        if len(np.unique(y[tr])) == 2 and len(np.unique(y[te])) == 2 and y[tr].sum() >= 5
+    ]
+    if not folds:
+        return 0.0, {}
+    scores: dict[float, float] = {}
+    errors: dict[float, float] = {}
+    for s in scales:
+        aucs = []
+        for tr, te in folds:
+            pipe = _anchored_pipeline(s, code_metrics).fit(X.iloc[tr], y[tr])
+            aucs.append(roc_auc_score(y[te], pipe.predict_proba(X.iloc[te])[:, 1]))
+        scores[float(s)] = float(np.mean(aucs))
+        errors[float(s)] = float(np.std(aucs) / math.sqrt(len(aucs)))
+    # One-standard-error rule (Breiman et al.): the smallest factor within one standard
+    # error of the best mean, so the extra features must win by more than fold noise.
+    best = max(scores, key=lambda s: scores[s])
+    bar = scores[best] - errors[best]
+    return min(s for s, v in scores.items() if v >= bar - 1e-12), scores
+
+
+def _anchored_pipeline(scale: float, code_metrics: bool = False) -> Pipeline:
+    return Pipeline(
+        [
+            (
+                "features",
+                FunctionTransformer(
+                    kamei_transform,
+                    validate=False,
+                    kw_args={"code_metrics": code_metrics, "pfix": True},
+                ),
+            ),
+            (
+                "impute",
+                SimpleImputer(strategy="constant", fill_value=0.0, keep_empty_features=True),
+            ),
+            ("scale", StandardScaler()),
+            (
+                "shrink",
+                FunctionTransformer(
+                    shrink_extras,
+                    kw_args={
+                        "scale": float(scale),
+                        "anchor": raw_features("anchored", code_metrics).index(LA_SOURCE),
+                    },
+                ),
+            ),
+            ("clf", LogisticRegression(class_weight="balanced", max_iter=2000, C=0.1)),
+        ]
+    )
+
+
+def anchor_scale(estimator: Any) -> float | None:
+    """The factor an ``anchored`` model was fitted with (None for other kinds)."""
+    members = getattr(estimator, "calibrated_classifiers_", None) or []
+    for m in members:
+        steps = getattr(m.estimator, "named_steps", {})
+        if "shrink" in steps:
+            return float(steps["shrink"].kw_args["scale"])
+    return None
+
+
 class PoissonRiskClassifier(ClassifierMixin, BaseEstimator):
     """Poisson regression on a count target (fixes blaming a change) used as a classifier.
 
@@ -188,16 +323,28 @@ class PoissonRiskClassifier(ClassifierMixin, BaseEstimator):
 
 
 def build_estimator(
-    kind: str, code_metrics: bool = False, *, random_state: int = 0, calibration_splits: int = 3
+    kind: str,
+    code_metrics: bool = False,
+    *,
+    random_state: int = 0,
+    calibration_splits: int = 3,
+    anchor_scale_value: float = 0.0,
 ) -> Any:
     """An unfitted estimator for ``kind`` (rows: ``changes`` columns, time-ordered)."""
     if kind not in KINDS:
         raise DataError(f"unknown model kind {kind!r}", hint=f"use one of {', '.join(KINDS)}")
+    if kind == "anchored":
+        return CalibratedClassifierCV(
+            _anchored_pipeline(anchor_scale_value, code_metrics),
+            method="sigmoid",
+            cv=TimeSeriesSplit(n_splits=calibration_splits),
+            ensemble=True,
+        )
     if kind == "la":
         features = FunctionTransformer(la_transform, validate=False)
     else:
         features = FunctionTransformer(
-            kamei_transform, validate=False, kw_args={"code_metrics": code_metrics}
+            kamei_transform, validate=False, kw_args={"code_metrics": code_metrics, "pfix": True}
         )
     if kind == "hgb":
         base: Any = Pipeline(
@@ -255,8 +402,15 @@ def fit_estimator(
     n_pos = int(y.sum())
     while splits > 1 and (n_pos < 4 * (splits + 1) or len(y) - n_pos < 4 * (splits + 1)):
         splits -= 1
+    scale = 0.0
+    if kind == "anchored":
+        scale, _ = select_anchor_scale(X, y, code_metrics)
     est = build_estimator(
-        kind, code_metrics, random_state=random_state, calibration_splits=max(splits, 2)
+        kind,
+        code_metrics,
+        random_state=random_state,
+        calibration_splits=max(splits, 2),
+        anchor_scale_value=scale,
     )
     if kind == "poisson":
         target = np.asarray(n_fixes if n_fixes is not None else y, dtype=float)

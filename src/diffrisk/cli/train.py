@@ -25,7 +25,7 @@ from diffrisk.paths import default_data_dir
 
 model_option = click.option(
     "--model",
-    type=click.Choice(["auto", "logistic", "hgb", "poisson", "la"]),
+    type=click.Choice(["auto", "logistic", "hgb", "poisson", "anchored", "la"]),
     default=None,
     help="Model kind; auto (default: train.model) picks the best in time-ordered evaluation.",
 )
