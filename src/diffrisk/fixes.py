@@ -4,16 +4,19 @@ The rule, applied to the subject line by default (``fixes.scope``):
 
 1. A commit is a fix candidate when a word of its subject is one of ``fixes.keywords``
    (case-insensitive, whole words: "Fix", "fixed", "bugfix", "regression", ...), or the
-   message says it fixes an issue ("fixes #12", "fixed org/repo#3"; "closes #3" alone
+   subject says it fixes an issue ("fixes #12", "fixed org/repo#3"; "closes #3" alone
    does not count, it closes feature requests too).
 2. It is *not* a fix when the keyword is about tooling or prose: an ``fixes.exclude``
-   word ("typo", "docs", "lint", "mypy", "ci", "tests", ...) among the three words after
-   the keyword ("Fix typo", "fix the CI", "fixed lint warnings"), or a conventional-commit
+   word ("typo", "docs", "lint", "mypy", "ci", "tests", ...) among the five words after
+   the keyword ("Fix typo", "fix the CI", "fix some mypy warnings"), or a conventional-commit
    prefix of a non-code type ("docs:", "ci:", "test:", "style:", "chore:", "build:").
 3. Reverts are not fixes (the reverted commit is found by other means).
 
-Squash-merge bodies list intermediate titles ("fix typo", "auto fixes"), so the body
-is only read for closing keywords, never for fix words, unless ``scope = "message"``.
+The body is not read unless ``scope = "message"``: squash-merge bodies list intermediate
+titles ("fix typo", "auto fixes"), and a "Fixes #12" line in a body closes feature
+requests as often as bugs (on pytest, body-only "fixes #N" commits were 22% of the fixes
+and mostly features, in a hand-checked sample). Issue numbers are still recorded
+(``issue_refs``), and the GitHub source of ``diffrisk label`` reads the issues' labels.
 """
 
 from __future__ import annotations
@@ -34,6 +37,11 @@ _NONCODE_PREFIX = re.compile(
     r"^\s*(docs?|ci|test|tests|style|chore|build|release)(\([^)]*\))?!?:", re.I
 )
 _REVERT = re.compile(r"^\s*revert\b", re.I)
+
+RULE_VERSION = 2
+"""Bumped whenever the rule's code changes, so mined datasets are re-classified."""
+EXCLUDE_WINDOW = 5
+"""Words after a fix keyword searched for an exclusion ("fix some mypy warnings")."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +65,7 @@ class FixRule:
         words = _WORD.findall(text.lower())
         for i, w in enumerate(words):
             if w in self.keywords:
-                after = words[i + 1 : i + 4]
+                after = words[i + 1 : i + 1 + EXCLUDE_WINDOW]
                 if not any(a in self.exclude for a in after):
                     return True
         return False
@@ -70,7 +78,9 @@ class FixRule:
             return True
         if self.scope == "message" and body and self._keyword_hit(body):
             return True
-        return bool(_FIXES_ISSUE.search(subject) or (body and _FIXES_ISSUE.search(body)))
+        if _FIXES_ISSUE.search(subject):
+            return True
+        return self.scope == "message" and bool(body and _FIXES_ISSUE.search(body))
 
 
 def linked_issues(message: str) -> list[int]:

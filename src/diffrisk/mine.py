@@ -26,7 +26,7 @@ from diffrisk import store
 from diffrisk.codemetrics import BlobMetrics, compute_blob_metrics, touched_max_cc
 from diffrisk.config import FixesConfig, MineConfig
 from diffrisk.errors import GitCommandError
-from diffrisk.fixes import FixRule, linked_issues
+from diffrisk.fixes import RULE_VERSION, FixRule, linked_issues
 from diffrisk.gitio import CatFile, GitRepo, count_lines, open_repo
 from diffrisk.history import (
     LOG_FORMAT,
@@ -525,7 +525,7 @@ def mine(
         "code_metrics": cfg.code_metrics,
         "huge_commit_files": cfg.huge_commit_files,
         "huge_commit_lines": cfg.huge_commit_lines,
-        "fix_rule": [*sorted(rule.keywords), "|", *sorted(rule.exclude), rule.scope],
+        "fix_rule": [RULE_VERSION, *sorted(rule.keywords), "|", *sorted(rule.exclude), rule.scope],
     }
     old = store.load_dataset(data, settings)
     graph = rev_list(repo, head)

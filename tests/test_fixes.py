@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import pytest
+
+from diffrisk.config import FixesConfig
+from diffrisk.fixes import FixRule, linked_issues
+
+RULE = FixRule.from_config()
+
+
+@pytest.mark.parametrize(
+    ("subject", "body", "expected"),
+    [
+        ("Fix crash when the config file is empty", "", True),
+        ("Fixed off-by-one in pager", "", True),
+        ("bugfix: wrong encoding for headers", "", True),
+        ("Handle regression in 3.2 parser", "", True),
+        ("Restore defaults, fixes #7", "", True),
+        ("Fix typo in README", "", False),
+        ("fix the CI", "", False),
+        ("Fix some check_untyped_defs mypy warnings", "", False),
+        ("docs: fix broken link", "", False),
+        ("ci: fix cache key", "", False),
+        ('Revert "Fix crash in parser"', "", False),
+        ("Add streaming support", "Fixes #12", False),  # body: often a feature request
+        ("Add streaming support", "", False),
+        ("Prefix handling for paths", "", False),  # "prefix" is not the word "fix"
+        ("Update deps (#40)", "* fix typo\n* auto fixes", False),
+    ],
+)
+def test_rule(subject: str, body: str, expected: bool) -> None:
+    assert RULE.is_fix(subject, body) is expected
+
+
+def test_message_scope_reads_the_body() -> None:
+    rule = FixRule.from_config(FixesConfig(scope="message"))
+    assert rule.is_fix("Add streaming support", "Fixes #12")
+    assert rule.is_fix("Refactor pager", "This fixes a crash on resize.")
+
+
+def test_linked_issues() -> None:
+    assert linked_issues("Closes #3, fixes org/repo#14 and resolves #3") == [3, 14]
+    assert linked_issues("see #5") == []
