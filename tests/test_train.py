@@ -275,6 +275,9 @@ def test_second_model_is_champion_challenger_unless_forced(labelled_repo):
     assert reg.rollback() == first.version and reg.current() == first.version
     forced = train(repo, data, CFG, model="poisson", force=True)
     assert forced.promoted and "forced" in forced.promotion
+    anchored = train(repo, data, CFG, model="anchored", force=True)
+    assert reg.metadata(anchored.version)["anchor_scale"] in (0.0, 0.1, 0.3, 1.0)
+    assert load_model(data).kind == "anchored"
 
 
 def test_too_few_buggy_changes_falls_back_to_the_bundled_model(labelled_repo):

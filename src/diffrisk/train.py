@@ -646,6 +646,9 @@ def train(
         },
         "label_settings": cfg.label.model_dump(),
     }
+    if kind == "anchored":
+        # Weight of the non-baseline features chosen by the nested selection (0 = baseline).
+        metadata["anchor_scale"] = anchor_scale(est)
     reg = ModelRegistry(models_dir(data_dir))
     version = reg.save(est, metadata, None)
     card = model_card(reg.metadata(version))
