@@ -127,7 +127,9 @@ def kamei_transform(
         ),
     }
     if pfix:
-        out[PFIX] = np.log1p(np.maximum(_num(X, PFIX), 0.0))
+        # Rows without the column (mined before schema 2) count as no prior fixes.
+        v = _num(X, PFIX) if PFIX in X.columns else np.zeros(len(X))
+        out[PFIX] = np.log1p(np.maximum(v, 0.0))
     if code_metrics:
         out["cc_delta"] = _slog1p(_num(X, "cc_delta"))
         out["cc_max_touched"] = np.log1p(np.maximum(_num(X, "cc_max_touched"), 0.0))
