@@ -35,20 +35,27 @@ def _f(v: Any) -> str:
 
 
 def per_project_table(per: dict[str, Any]) -> str:
+    """ROC-AUC of every kind, then the chosen model's PR-AUC and effort-aware metrics
+    ranking by probability and by probability / effort, next to 1/(la+ld)."""
     kinds = [k for k in KINDS if k != "la"]
-    head = "| project | labelable (buggy) | " + " | ".join(f"{k} ROC-AUC" for k in kinds)
-    head += (
-        " | baseline `la` ROC-AUC | chosen | chosen R@20%E | baseline R@20%E | 1/(la+ld) R@20%E |"
+    head = (
+        "| project | labelable (buggy) | "
+        + " | ".join(kinds)
+        + " | baseline `la` | chosen | beats baseline | PR-AUC | R@20%E (prob)"
+        + " | R@20%E (prob/effort) | Popt (prob) | Popt (prob/effort) | 1/(la+ld) R@20%E |"
     )
     lines = [head, "|" + " --- |" * (head.count("|") - 1)]
     for name, p in per.items():
         m = p["models"]
         chosen = p["chosen"] or "la"
+        c = m[chosen]
         lines.append(
             f"| {name} | {p['labelable']} ({p['buggy']}) | "
-            + " | ".join(_f(m[k]["roc_auc"]) for k in kinds)
-            + f" | {_f(m['la']['roc_auc'])} | {chosen} | {_f(m[chosen]['recall_at_20_effort'])}"
-            + f" | {_f(m['la']['recall_at_20_effort'])} | {_f(p['unsupervised'].get('recall_at_20_effort'))} |"
+            + " | ".join(_f(m[k]["roc_auc"]) for k in kinds if k in m)
+            + f" | {_f(m['la']['roc_auc'])} | {chosen} | {'yes' if p.get('beats_baseline') else 'no'}"
+            + f" | {_f(c['pr_auc'])} | {_f(c['recall_at_20_effort'])}"
+            + f" | {_f(c['density_recall_at_20_effort'])} | {_f(c['popt'])} | {_f(c['density_popt'])}"
+            + f" | {_f(p['unsupervised'].get('recall_at_20_effort'))} |"
         )
     return "\n".join(lines)
 
