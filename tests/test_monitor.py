@@ -520,9 +520,8 @@ def test_cli_json_markdown_plots(histories: dict[str, Path], tmp_path: Path) -> 
     assert {f["feature"] for f in d["drift"] if f["status"] == "alert"} >= {"exp", "sexp"}
     md = md_path.read_text()
     assert md.startswith(mon.ISSUE_MARKER) and "Retraining recommended" in md and "`exp`" in md
-    assert sorted(p.name for p in plots.iterdir()) == [
-        "drift.svg"
-    ]  # no model: no risk or accuracy plots
+    # the bundled model scores the history (risk plot); no labels yet: no accuracy plot
+    assert sorted(p.name for p in plots.iterdir()) == ["drift.svg", "risk_over_time.svg"]
     assert (plots / "drift.svg").read_text().lstrip().startswith("<?xml")
 
 

@@ -55,7 +55,7 @@ from diffrisk.jsonutil import jsonable
 from diffrisk.schema import KAMEI
 
 #: Drift features when no model says which it reads (the Kamei et al. change features).
-DEFAULT_FEATURES = KAMEI
+DEFAULT_FEATURES = (*KAMEI, "pfix")
 LEVELS = ("low", "medium", "high")
 _SQUASH_PR = re.compile(r"\(#(\d+)\)\s*$")
 
@@ -602,9 +602,12 @@ def monitor(
     if tw_end is None or len(ref) < mcfg.min_changes:
         ref = frame[frame["author_time"] <= recent_start]
         ref_source = "history"
-    features = [f for f in (meta.get("features") or DEFAULT_FEATURES) if f in frame.columns]
-    if not features:
-        features = [f for f in DEFAULT_FEATURES if f in frame.columns]
+    # the mined change features, plus any other column the model reads
+    wanted = [
+        *DEFAULT_FEATURES,
+        *(f for f in meta.get("features") or () if f not in DEFAULT_FEATURES),
+    ]
+    features = [f for f in wanted if f in frame.columns]
     drift = feature_drift(ref, recent, features, cfg)
     dstatus = drift_status(drift)
 
