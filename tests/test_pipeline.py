@@ -79,3 +79,33 @@ def test_model_stale_reason(tmp_path: Path) -> None:
     assert model_stale_reason(tmp_path, cfg) is None
     later = datetime.now(timezone.utc) + timedelta(days=20)
     assert "days old" in (model_stale_reason(tmp_path, cfg, now=later) or "")
+
+
+def test_train_if_stale_skips_a_fresh_model(builder: RepoBuilder, tmp_path: Path) -> None:
+    from diffrisk.registry import ModelRegistry
+
+    _history(builder)
+    data = tmp_path / "d"
+    assert (
+        CliRunner()
+        .invoke(cli, ["mine", "--repo", str(builder.path), "--data-dir", str(data), "-q"])
+        .exit_code
+        == 0
+    )
+    assert (
+        CliRunner()
+        .invoke(cli, ["label", "--repo", str(builder.path), "--data-dir", str(data), "-q"])
+        .exit_code
+        == 0
+    )
+    args = ["train", "--repo", str(builder.path), "--data-dir", str(data), "--if-stale", "--json"]
+    stale = CliRunner().invoke(cli, args)
+    assert (
+        stale.exit_code == 0 and json.loads(stale.output)["status"] == "fallback"
+    )  # no model: it tried
+    ModelRegistry(data / "models")._write_state({"current": "v1", "history": ["v1"]})
+    (data / "models" / "v1").mkdir()
+    created = datetime.now(timezone.utc).isoformat()
+    (data / "models" / "v1" / "metadata.json").write_text(json.dumps({"created": created}))
+    fresh = CliRunner().invoke(cli, args)
+    assert fresh.exit_code == 0 and json.loads(fresh.output)["status"] == "fresh"

@@ -122,6 +122,11 @@ def render_evaluation(ev: dict[str, Any], console: Console) -> None:
     is_flag=True,
     help="Make the new model current even if it scores below the current one.",
 )
+@click.option(
+    "--if-stale",
+    is_flag=True,
+    help="Only train when there is no current model or it is older than train.max_age_days.",
+)
 @config_option
 @json_option
 @quiet_option
@@ -130,6 +135,7 @@ def train_cmd(
     data_dir: str | None,
     model: str | None,
     force: bool,
+    if_stale: bool,
     config_path: str | None,
     as_json: bool,
     quiet: bool,
@@ -141,10 +147,23 @@ def train_cmd(
     as the current model on the latest fold (champion/challenger) or with --force.
     With too few defect-inducing changes it does not train: scoring uses the bundled model.
     """
+    from diffrisk.pipeline import model_stale_reason
     from diffrisk.train import train
 
     cfg = load_config(repo, config_path)
     out_dir = Path(data_dir) if data_dir else default_data_dir(repo)
+    if if_stale:
+        reason = model_stale_reason(out_dir, cfg)
+        if reason is None:
+            if as_json:
+                print_json(
+                    {"status": "fresh", "message": "the current model is fresh: not training"}
+                )
+            elif not quiet:
+                stderr_console().print("the current model is fresh: not training")
+            return
+        if not quiet and not as_json:
+            stderr_console().print(f"training: {reason}")
     with progress_bar(quiet or as_json) as prog:
         res = train(repo, out_dir, cfg, model=model, force=force, progress=prog)
     if as_json:
