@@ -155,15 +155,14 @@ def train_cmd(
     if if_stale:
         reason = model_stale_reason(out_dir, cfg)
         if reason is None:
+            msg = "the current model is fresh: not retraining"
             if as_json:
-                print_json(
-                    {"status": "fresh", "message": "the current model is fresh: not training"}
-                )
+                print_json({"status": "fresh", "message": msg})
             elif not quiet:
-                stderr_console().print("the current model is fresh: not training")
+                click.echo(msg)
             return
         if not quiet and not as_json:
-            stderr_console().print(f"training: {reason}")
+            click.echo(f"training: {reason}")
     with progress_bar(quiet or as_json) as prog:
         res = train(repo, out_dir, cfg, model=model, force=force, progress=prog)
     if as_json:
