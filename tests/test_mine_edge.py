@@ -168,3 +168,24 @@ def test_cli_json_and_corrupt_dataset(builder: RepoBuilder, tmp_path: Path) -> N
     assert code == 0, out
     res = json.loads(out)
     assert res["full_rebuild"] and "corrupt" in res["reason"] and res["new_commits"] == 1
+
+
+def test_stream_stops_git_when_the_consumer_stops_early(builder: RepoBuilder) -> None:
+    import gc
+    import threading
+
+    from diffrisk.gitio import open_repo
+    from diffrisk.mine import rev_list, stream_records
+
+    for day in range(30):
+        builder.commit({f"f{day % 7}.txt": f"{day}\n" * (day + 1)}, day=day)
+    repo = open_repo(builder.path)
+    shas = [sha for sha, _ in rev_list(repo, "HEAD")]
+    before = threading.active_count()
+    stream = stream_records(repo, shas)
+    first = next(stream)
+    assert first.sha == shas[0]
+    stream.close()  # must kill git and join its reader threads, not hang
+    gc.collect()
+    assert threading.active_count() == before
+    assert [r.sha for r in stream_records(repo, shas)] == shas

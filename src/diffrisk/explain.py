@@ -338,8 +338,8 @@ def independent_groups(a: Analysis, coupled: float = COUPLED) -> list[list[str]]
         c1 = a.subsystem_commits[s1]
         for s2 in subs[i + 1 :]:
             c2 = a.subsystem_commits[s2]
-            small = min(len(c1), len(c2))
-            if small and len(c1 & c2) >= coupled * small:
+            small = min(c1.bit_count(), c2.bit_count())
+            if small and (c1 & c2).bit_count() >= coupled * small:
                 parent[find(s1)] = find(s2)
     groups: dict[str, list[str]] = {}
     for s in subs:

@@ -189,6 +189,39 @@ class HistoryFeatures:
     pfix: int = 0
 
 
+_EMPTY = np.zeros(0, dtype=np.int64)
+
+
+class _Grow:
+    """An append-only int64 array (capacity doubling): commit bits in ascending order."""
+
+    __slots__ = ("a", "n")
+
+    def __init__(self) -> None:
+        self.a = np.empty(4, dtype=np.int64)
+        self.n = 0
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> _Grow:
+        g = cls()
+        g.a = np.array(values, dtype=np.int64)
+        g.n = len(values)
+        if not g.n:
+            g.a = np.empty(4, dtype=np.int64)
+        return g
+
+    def append(self, v: int) -> None:
+        if self.n == len(self.a):
+            bigger = np.empty(2 * len(self.a), dtype=np.int64)
+            bigger[: self.n] = self.a
+            self.a = bigger
+        self.a[self.n] = v
+        self.n += 1
+
+    def view(self) -> np.ndarray:
+        return self.a[: self.n]
+
+
 class HistoryState:
     """Incremental state over the commits processed so far (in topological order).
 
@@ -209,9 +242,9 @@ class HistoryState:
         self._author = np.full(capacity, -1, dtype=np.int32)
         self._fix = np.zeros(capacity, dtype=np.int8)
         self._authors: dict[str, int] = {}
-        self.file_commits: dict[str, list[int]] = {}
-        self.author_commits: dict[int, list[int]] = {}
-        self.author_subsys: dict[tuple[int, str], list[int]] = {}
+        self.file_commits: dict[str, _Grow] = {}
+        self.author_commits: dict[int, _Grow] = {}
+        self.author_subsys: dict[tuple[int, str], int] = {}  # bitsets of commits
         self.blob_lines: dict[str, int] = {}
 
     # -- graph -------------------------------------------------------------------------
@@ -282,6 +315,26 @@ class HistoryState:
             aid = self._authors[email] = len(self._authors)
         return aid
 
+    def file_history(self, path: str) -> np.ndarray:
+        """Bits of the non-merge commits that changed ``path`` (renames followed), ascending."""
+        g = self.file_commits.get(path)
+        return g.view() if g is not None else _EMPTY
+
+    def subsystem_commits(self, author_email: str, subsys: str, prior: int) -> int:
+        """Commits among ``prior`` by this author that touched ``subsys``."""
+        aid = self._authors.get(author_email)
+        if aid is None:
+            return 0
+        return (self.author_subsys.get((aid, subsys), 0) & prior).bit_count()
+
+    def subsystem_mask(self, subsys: str) -> int:
+        """Bitset of the commits (by any author) that touched ``subsys``."""
+        mask = 0
+        for (_aid, s), bits in self.author_subsys.items():
+            if s == subsys:
+                mask |= bits
+        return mask
+
     def features(
         self,
         files: list[FileChange],
@@ -299,9 +352,8 @@ class HistoryState:
         all_prior = prior.bit_count() == processed
         anc_arr: np.ndarray | None = None
 
-        def filt(lst: list[int]) -> np.ndarray:
+        def filt(arr: np.ndarray) -> np.ndarray:
             nonlocal anc_arr
-            arr = np.fromiter(lst, dtype=np.int64, count=len(lst))
             if all_prior or not len(arr):
                 return arr
             if anc_arr is None:
@@ -316,11 +368,7 @@ class HistoryState:
         per_file: list[np.ndarray] = []
         ages: list[float] = []
         for f in files:
-            lst = self.file_commits.get(f.history_path)
-            if not lst:
-                ages.append(0.0)
-                continue
-            h = filt(lst)
+            h = filt(self.file_history(f.history_path))
             if not len(h):
                 ages.append(0.0)
                 continue
@@ -328,7 +376,8 @@ class HistoryState:
             last = int(self._time[h].max())
             ages.append(max(0.0, (t - last) / SECONDS_PER_DAY))
         if per_file:
-            touched = np.unique(np.concatenate(per_file))
+            # each history is sorted and unique; only several need a union
+            touched = per_file[0] if len(per_file) == 1 else np.unique(np.concatenate(per_file))
             nuc = len(touched)
             ndev = len(np.unique(self._author[touched]))
             pfix = int(self._fix[touched].sum())
@@ -339,17 +388,15 @@ class HistoryState:
         aid = self._authors.get(author_email)
         exp, rexp, sexp = 0, 0.0, 0
         if aid is not None:
-            mine = filt(self.author_commits.get(aid, []))
+            mine = filt(self.author_commits[aid].view())
             exp = len(mine)
             if exp:
                 years = np.maximum(0.0, (t - self._time[mine]) / SECONDS_PER_YEAR)
                 rexp = float(np.sum(1.0 / (1.0 + years)))
-            subs = {subsystem(f.path) for f in files}
-            sub_lists = [
-                filt(self.author_subsys[(aid, s)]) for s in subs if (aid, s) in self.author_subsys
-            ]
-            if sub_lists:
-                sexp = len(np.unique(np.concatenate(sub_lists)))
+            mask = 0
+            for s in {subsystem(f.path) for f in files}:
+                mask |= self.author_subsys.get((aid, s), 0)
+            sexp = (mask & prior).bit_count()
         return HistoryFeatures(
             ndev=ndev, age=age, nuc=nuc, exp=exp, rexp=rexp, sexp=sexp, pfix=pfix
         )
@@ -367,14 +414,24 @@ class HistoryState:
         for f in files:
             if f.old_path is not None and f.old_path != f.path:
                 old = fc.get(f.old_path)
-                if old:
+                if old is not None and old.n:
                     cur = fc.get(f.path)
-                    fc[f.path] = sorted(set(old) | set(cur)) if cur else list(old)
-                fc.setdefault(f.old_path, []).append(bit)
-            fc.setdefault(f.path, []).append(bit)
-        self.author_commits.setdefault(aid, []).append(bit)
+                    merged = np.union1d(old.view(), cur.view()) if cur is not None else old.view()
+                    fc[f.path] = _Grow.of(merged)
+                fc.setdefault(f.old_path, _Grow()).append(bit)
+            g = fc.get(f.path)
+            if g is None:
+                g = fc[f.path] = _Grow()
+            if not g.n or g.a[g.n - 1] != bit:
+                g.append(bit)
+        ac = self.author_commits.get(aid)
+        if ac is None:
+            ac = self.author_commits[aid] = _Grow()
+        ac.append(bit)
+        one = 1 << bit
+        subs = self.author_subsys
         for s in {subsystem(f.path) for f in files}:
-            self.author_subsys.setdefault((aid, s), []).append(bit)
+            subs[(aid, s)] = subs.get((aid, s), 0) | one
 
     # -- line counts ------------------------------------------------------------------
     def set_line_counts(self, files: list[FileChange], read_blob) -> None:

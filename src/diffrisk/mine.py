@@ -12,8 +12,11 @@ only on its ancestors, so the result equals mining from scratch.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import queue
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,14 +136,34 @@ def stream_records(repo: GitRepo, shas: list[str]) -> Iterator[CommitRecord]:
         except BrokenPipeError:
             pass
         done = 0
-        records = iter_records(iter(functools.partial(proc.stdout.read, 1 << 20), b""))
+        # git runs ahead of parsing: a thread moves its output into a bounded queue, so the
+        # pipe never stalls git while Python parses; another thread drains stderr.
+        chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=256)
+        err_parts: list[bytes] = []
+        readers = [
+            threading.Thread(target=_pump, args=(proc.stdout, chunks), daemon=True),
+            threading.Thread(target=_drain, args=(proc.stderr, err_parts), daemon=True),
+        ]
+        for t in readers:
+            t.start()
         pending: CommitRecord | None = None
-        for rec in records:
-            if pending is not None:
-                yield pending
-                done += 1
-            pending = rec
-        stderr = proc.stderr.read() if proc.stderr else b""
+        finished = False
+        try:
+            for rec in iter_records(iter(chunks.get, None)):
+                if pending is not None:
+                    yield pending
+                    done += 1
+                pending = rec
+            finished = True
+        finally:
+            if not finished:  # the consumer stopped early: stop git, unblock the reader
+                proc.kill()
+                while readers[0].is_alive():
+                    with contextlib.suppress(queue.Empty):
+                        chunks.get(timeout=0.1)
+            for t in readers:
+                t.join()
+        stderr = b"".join(err_parts)
         rc = proc.wait()
         if rc == 0:
             if pending is not None:
@@ -159,6 +182,16 @@ def stream_records(repo: GitRepo, shas: list[str]) -> Iterator[CommitRecord]:
         bad = shas[start + done]
         yield _record_with_missing_objects(repo, bad)
         start += done + 1
+
+
+def _pump(stream: Any, out: queue.Queue[bytes | None]) -> None:
+    for chunk in iter(functools.partial(stream.read, 1 << 20), b""):
+        out.put(chunk)
+    out.put(None)
+
+
+def _drain(stream: Any, sink: list[bytes]) -> None:
+    sink.append(stream.read())
 
 
 def _record_with_missing_objects(repo: GitRepo, sha: str) -> CommitRecord:

@@ -319,7 +319,7 @@ class Analysis:
     commit_rows: pd.DataFrame  # one row per non-merge commit of the PR
     facts: list[FileFacts]
     history: History
-    subsystem_commits: dict[str, set[int]]  # touched subsystem -> prior commits touching it
+    subsystem_commits: dict[str, int]  # touched subsystem -> bitset of prior commits touching it
     new_subsystems: list[str]  # touched subsystems the author never changed before
     pr_authors: set[str]
 
@@ -431,7 +431,7 @@ def analyze(
     # what the history says about each file
     facts = []
     for f in rec.files:
-        bits = np.asarray(state.file_commits.get(f.history_path, []), dtype=np.int64)
+        bits = state.file_history(f.history_path)
         bits = bits[bits < n_prior]
         mb = metrics.get(f.old_blob) if f.is_python and f.old_blob else None
         ma = metrics.get(f.new_blob) if f.is_python and f.new_blob else None
@@ -454,12 +454,9 @@ def analyze(
 
     # subsystems: which past commits touched each, and which are new to the author
     touched = {subsystem(f.path) for f in rec.files}
-    sub_commits: dict[str, set[int]] = {s: set() for s in touched}
-    for (_aid, s), bits_ in state.author_subsys.items():
-        if s in sub_commits:
-            sub_commits[s].update(b for b in bits_ if b < n_prior)
-    author_subs = {s for s in touched for b in sub_commits[s] if hist.emails[b] == email}
-    new_subs = sorted(touched - author_subs)
+    before_pr = (1 << n_prior) - 1
+    sub_commits = {s: state.subsystem_mask(s) & before_pr for s in touched}
+    new_subs = sorted(s for s in touched if not state.subsystem_commits(email, s, before_pr))
 
     # the PR's own commits, each against its own ancestors
     commits = [(sha, parents) for sha, parents in pr_graph]
