@@ -41,6 +41,7 @@ from sklearn.metrics import roc_auc_score
 
 from diffrisk.config import Config
 from diffrisk.evaluate import all_metrics, effort_of, eligible_mask, evaluate, prepare_frame
+from diffrisk.fixes import RULE_VERSION
 from diffrisk.label import label, load_labels
 from diffrisk.mine import mine
 from diffrisk.registry import (
@@ -200,7 +201,8 @@ def card(md: dict[str, Any], results: dict[str, Any]) -> str:
     lines += [
         "",
         "`la` is the lines-added baseline (logistic regression on log1p of lines added to source files).",
-        "Labels come from SZZ with the default settings; they are noisy. A repository's own model",
+        f"Labels come from SZZ with the default settings and fix rule version {md.get('fix_rule_version')}",
+        "(`diffrisk.fixes.RULE_VERSION`); they are noisy. A repository's own model",
         "(`diffrisk train`) replaces this one as soon as it has enough labelled history.",
         "",
     ]
@@ -269,11 +271,12 @@ def main(argv: list[str] | None = None) -> int:
         data = dumps_model(est)
         created = datetime.now(timezone.utc).replace(microsecond=0)
         md = {
-            "version": f"bundled-{created:%Y%m%d}-{chosen}",
+            "version": f"bundled-{created:%Y%m%d%H%M}-{chosen}",
             "created": created.isoformat(),
             "kind": chosen,
             "features": raw_features(chosen, args.code_metrics),
             "code_metrics": args.code_metrics,
+            "fix_rule_version": RULE_VERSION,
             "source": "bundled",
             "projects": {
                 n: {
