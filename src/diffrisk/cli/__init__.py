@@ -27,6 +27,15 @@ class _Group(click.Group):
                 raise
             _report_error(err)
             ctx.exit(err.exit_code)
+        except BrokenPipeError:
+            ctx.exit(141)  # the reader went away (`diffrisk ... | head`): not an error to report
+        except OSError as err:
+            # A file we cannot read or write (read-only data dir, a missing parent,
+            # a full disk): one line, not a traceback.
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            _report_error(_os_error(err))
+            ctx.exit(2)
         except KeyboardInterrupt:
             click.echo(
                 "error: interrupted; the stored data was left as it was before this run", err=True
@@ -34,10 +43,31 @@ class _Group(click.Group):
             ctx.exit(130)
 
 
+def _os_error(err: OSError) -> DiffriskError:
+    what = err.strerror or str(err)
+    path = err.filename
+    if path is None:
+        return DiffriskError(
+            f"file system error: {what}", hint="check free disk space and permissions"
+        )
+    if isinstance(err, PermissionError):
+        hint = "make it writable, or pass another --data-dir / --output"
+    elif isinstance(err, (FileNotFoundError, NotADirectoryError)):
+        hint = "check that the path and its parent directories exist"
+    else:
+        hint = "check free disk space and permissions"
+    return DiffriskError(f"cannot use {path}: {what}", hint=hint)
+
+
+def _one_line(text: str) -> str:
+    """Messages that embed library errors (pyarrow, json) can span lines: one line it is."""
+    return " ".join(text.split())
+
+
 def _report_error(err: DiffriskError) -> None:
-    click.echo(f"error: {err.message}", err=True)
+    click.echo(f"error: {_one_line(err.message)}", err=True)
     if err.hint:
-        click.echo(f"hint: {err.hint}", err=True)
+        click.echo(f"hint: {_one_line(err.hint)}", err=True)
     if os.environ.get("GITHUB_ACTIONS") == "true" and err.exit_code != 1:
         msg = err.message + (f" ({err.hint})" if err.hint else "")
         msg = msg.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")

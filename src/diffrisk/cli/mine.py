@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -22,6 +26,7 @@ from diffrisk.cli.output import (
 from diffrisk.config import load_config
 from diffrisk.mine import mine
 from diffrisk.paths import default_data_dir
+from diffrisk.store import META
 
 
 @click.command("mine")
@@ -75,13 +80,12 @@ def mine_cmd(
             }
         )
     out_dir = Path(data_dir) if data_dir else default_data_dir(repo)
-    if rebuild:
-        from diffrisk.store import META
-
-        (out_dir / META).unlink(missing_ok=True)
     t0 = time.perf_counter()
     with progress_bar(quiet or as_json) as prog:
-        res = mine(repo, out_dir, rev=rev, config=mcfg, fixes=cfg.fixes, progress=prog)
+        if rebuild:
+            res = _rebuild(repo, out_dir, rev, mcfg, cfg.fixes, prog)
+        else:
+            res = mine(repo, out_dir, rev=rev, config=mcfg, fixes=cfg.fixes, progress=prog)
     elapsed = time.perf_counter() - t0
     if as_json:
         print_json({**res.to_dict(), "seconds": round(elapsed, 3)})
@@ -132,6 +136,23 @@ def _print_summary(out_dir: Path) -> None:
         s = df[col].astype(float)
         t.add_row(col, f"{s.median():.2f}", f"{s.mean():.2f}", f"{s.max():.2f}")
     Console().print(t)
+
+
+def _rebuild(repo: str, out_dir: Path, rev: str, mcfg: Any, fixes: Any, prog: Any) -> Any:
+    """Mine from scratch into a fresh directory beside the data, then swap the tables in
+    (meta.json last, so the generation check sees a whole dataset); until then the stored
+    dataset stays as it was, also when the run fails or is interrupted."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".rebuild-", dir=out_dir))
+    try:
+        res = mine(repo, tmp, rev=rev, config=mcfg, fixes=fixes, progress=prog)
+        names = sorted(p.name for p in tmp.iterdir() if p.is_file() and p.name != META)
+        for name in [*names, META]:
+            os.replace(tmp / name, out_dir / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    res.data_dir = out_dir
+    return res
 
 
 COMMANDS = [mine_cmd]

@@ -1,0 +1,89 @@
+"""The command line on bad input: one ``error:`` line and a ``hint:``, exit 2, data kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from diffrisk.cli import _report_error, cli
+from diffrisk.errors import DataError
+from diffrisk.store import load_dataset
+from repobuilder import RepoBuilder
+
+
+def _cli(*args: str) -> tuple[int, str, BaseException | None]:
+    res = CliRunner().invoke(cli, list(args))
+    return res.exit_code, res.output, res.exception
+
+
+def _mined(builder: RepoBuilder, data: Path) -> None:
+    builder.commit({"a.py": "x = 1\n"}, day=0)
+    builder.commit({"a.py": "x = 2\n"}, day=1)
+    code, out, _ = _cli(
+        "mine", "--repo", str(builder.path), "--data-dir", str(data), "-q", "--no-code-metrics"
+    )
+    assert code == 0, out
+
+
+def test_unwritable_data_dir_is_an_error_line_not_a_traceback(
+    builder: RepoBuilder, tmp_path: Path
+) -> None:
+    builder.commit({"a.py": "x = 1\n"}, day=0)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")
+    code, out, exc = _cli(
+        "mine", "--repo", str(builder.path), "--data-dir", str(blocker / "d"), "-q"
+    )
+    assert code == 2, out
+    assert isinstance(exc, SystemExit)  # handled, not an uncaught OSError
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("error: cannot use ") and str(blocker) in lines[0]
+    assert lines[1].startswith("hint: ")
+
+
+def test_failed_rebuild_keeps_the_stored_dataset(builder: RepoBuilder, tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    _mined(builder, data)
+    before = {p.name: p.read_bytes() for p in data.iterdir()}
+    code, out, _ = _cli(
+        "mine", "--repo", str(builder.path), "--data-dir", str(data), "--rebuild", "-q",
+        "--no-code-metrics", "--rev", "no-such-branch",
+    )  # fmt: skip
+    assert code == 2 and "no-such-branch" in out
+    assert {p.name: p.read_bytes() for p in data.iterdir()} == before
+    ds = load_dataset(data)
+    assert ds is not None and len(ds.changes) == 2
+
+
+def test_rebuild_replaces_the_dataset_and_leaves_no_scratch(
+    builder: RepoBuilder, tmp_path: Path
+) -> None:
+    data = tmp_path / "d"
+    _mined(builder, data)
+    old_gen = load_dataset(data).meta["generation"]  # type: ignore[union-attr]
+    builder.commit({"b.py": "y = 1\n"}, day=2)
+    code, out, _ = _cli(
+        "mine", "--repo", str(builder.path), "--data-dir", str(data), "--rebuild", "-q",
+        "--no-code-metrics",
+    )  # fmt: skip
+    assert code == 0, out
+    ds = load_dataset(data)
+    assert ds is not None and len(ds.changes) == 3 and ds.meta["generation"] != old_gen
+    assert sorted(p.name for p in data.iterdir()) == [
+        "blob_metrics.parquet",
+        "changes.parquet",
+        "files.parquet",
+        "meta.json",
+    ]
+
+
+def test_error_messages_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    # pyarrow's messages span lines ("Couldn't deserialize thrift: ...\nDeserializing ...")
+    _report_error(DataError("x.parquet is corrupt (thrift: Invalid data\nDeserializing\n)", "a\nb"))
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "error: x.parquet is corrupt (thrift: Invalid data Deserializing )",
+        "hint: a b",
+    ]
