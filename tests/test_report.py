@@ -360,3 +360,21 @@ def test_terminal_rendering() -> None:
     assert text.splitlines()[0] == "High risk (82%)  riskier than 95% of the past year's changes"
     assert "src/[bold]x[/bold].py" in text  # rich markup in a path is shown, not applied
     assert "1,234 lines added" in text and "+0.91" in text
+
+
+def test_registry_metrics_are_shown_not_reported_missing() -> None:
+    # The registry stores {"overall": {...}, "baseline": {...}, "folds": [...], ...}; the
+    # comment once said "No accuracy measurements are stored" for every trained model.
+    nested = {
+        "overall": {"roc_auc": 0.8139, "pr_auc": 0.405, "n": 279.2, "density_popt": 0.78},
+        "baseline": {"roc_auc": 0.8126},
+        "folds": [{"roc_auc": 0.79}],
+        "rank_metric": "roc_auc",
+    }
+    assert metrics(nested) == [("ROC AUC", "0.814 (baseline 0.813)"), ("PR AUC", "0.405")]
+    r = high_result()
+    r.model_metrics = nested
+    text = render_comment(r)
+    assert "No accuracy measurements" not in text
+    assert "| ROC AUC | 0.814 (baseline 0.813) |" in text
+    assert "held-out later changes (baseline: ranking by lines added)" in text

@@ -147,14 +147,21 @@ _METRIC_NAMES = {
     "popt": "Popt",
     "recall_at_20": "Recall at 20% effort",
     "recall_20": "Recall at 20% effort",
+    "recall_at_20_effort": "Recall at 20% effort",
+    "effort_at_20_recall": "Effort at 20% recall",
     "ifa": "Initial false alarms",
 }
+# What a reviewer is shown of the registry's nested metrics, in this order.
+_HEADLINE = ("roc_auc", "pr_auc", "recall_at_20_effort", "effort_at_20_recall", "brier")
 
 
 def metrics(values: Any, limit: int = 10) -> list[tuple[str, str]]:
     """Scalar model metrics (and ``{"mean":, "std":}`` pairs) as display rows, known ones first."""
     if not isinstance(values, Mapping):
         return []
+    overall = values.get("overall")
+    if isinstance(overall, Mapping):
+        return _nested_metrics(overall, values.get("baseline"), limit)
     rows: list[tuple[int, str, str]] = []
     order = list(_METRIC_NAMES)
     for key, v in values.items():
@@ -171,6 +178,26 @@ def metrics(values: Any, limit: int = 10) -> list[tuple[str, str]]:
         rows.append((rank, _METRIC_NAMES.get(key, str(key)), shown))
     rows.sort(key=lambda t: t[0])  # stable: unknown keys keep their order
     return [(name, shown) for _, name, shown in rows[:limit]]
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
+
+
+def _nested_metrics(overall: Mapping, baseline: Any, limit: int) -> list[tuple[str, str]]:
+    """The registry's form (``{"overall": {...}, "baseline": {...}, ...}``): the headline
+    metrics of the model, each next to the lines-added baseline's when there is one."""
+    base = baseline if isinstance(baseline, Mapping) else {}
+    rows = []
+    for key in _HEADLINE:
+        v = overall.get(key)
+        if not _number(v):
+            continue
+        shown = f"{v:.3f}"
+        if _number(base.get(key)):
+            shown += f" (baseline {base[key]:.3f})"
+        rows.append((_METRIC_NAMES[key], shown))
+    return rows[:limit]
 
 
 _FILTERS = {
