@@ -922,8 +922,12 @@ def render_terminal(report: MonitorReport, console: Any = None) -> None:
     dec = d["decision"]
     color = "red" if dec["retrain"] else "green"
     con.print(
-        f"[bold {color}]{'retraining recommended' if dec['retrain'] else 'no retraining needed'}[/] "
-        f"model {d['model_version'] or 'none'} ({d['model_source'] or '-'})"
+        f"[bold {color}]{'retraining recommended' if dec['retrain'] else 'no retraining needed'}[/]; "
+        + (
+            f"model {d['model_version']} ({d['model_source'] or '-'})"
+            if d["model_version"]
+            else "no usable model (see the warnings below)"
+        )
     )
     for r in dec["reasons"]:
         con.print(f"  - {r}")
