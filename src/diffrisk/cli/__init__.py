@@ -17,8 +17,37 @@ import click
 from diffrisk import __version__
 from diffrisk.errors import DiffriskError
 
+# command -> the module that defines it; a module is imported only when its command runs
+# (or when --help lists them all), so `diffrisk mine` never pays for scikit-learn.
+_COMMANDS = {
+    "mine": "mine",
+    "label": "label",
+    "train": "train",
+    "evaluate": "train",
+    "models": "models",
+    "score": "score",
+    "report": "report",
+    "gate": "gate",
+    "monitor": "monitor",
+    "run": "run",
+    "config": "config",
+    "schema": "schema",
+}
+
 
 class _Group(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = _COMMANDS.get(cmd_name)
+        if module is None:
+            return None
+        import importlib
+
+        mod = importlib.import_module(f"diffrisk.cli.{module}")
+        return next(c for c in mod.COMMANDS if c.name == cmd_name)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -89,30 +118,6 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-
-
-def _register() -> None:
-    """Add every command module's ``COMMANDS``, in pipeline order."""
-    from diffrisk.cli import (
-        config,
-        gate,
-        label,
-        mine,
-        models,
-        monitor,
-        report,
-        run,
-        schema,
-        score,
-        train,
-    )
-
-    for mod in (mine, label, train, models, score, report, gate, monitor, run, config, schema):
-        for cmd in mod.COMMANDS:
-            cli.add_command(cmd)
-
-
-_register()
 
 
 def main() -> None:
