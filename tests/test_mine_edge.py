@@ -189,3 +189,37 @@ def test_stream_stops_git_when_the_consumer_stops_early(builder: RepoBuilder) ->
     gc.collect()
     assert threading.active_count() == before
     assert [r.sha for r in stream_records(repo, shas)] == shas
+
+
+def test_another_repositorys_data_dir_is_refused(tmp_path: Path) -> None:
+    a, b = RepoBuilder(tmp_path / "a"), RepoBuilder(tmp_path / "b")
+    a.commit({"a.py": "a = 1\n"}, day=0)
+    b.commit({"b.py": "b = 1\n"}, day=0)
+    data = tmp_path / "d"
+    mine(a.path, data, config=MineConfig(code_metrics=False))
+    before = pd.read_parquet(data / "changes.parquet")
+    for cfg in (
+        MineConfig(code_metrics=False),
+        MineConfig(code_metrics=True),
+    ):  # same or other settings
+        code, out = _cli("mine", "--repo", str(b.path), "--data-dir", str(data), "--quiet",
+                         *(["--no-code-metrics"] if not cfg.code_metrics else []))  # fmt: skip
+        assert code == 2 and "another repository" in out and "--rebuild" in out
+    pd.testing.assert_frame_equal(pd.read_parquet(data / "changes.parquet"), before)
+    code, out = _cli("mine", "--repo", str(b.path), "--data-dir", str(data), "--quiet", "--rebuild")
+    assert code == 0, out
+    assert pd.read_parquet(data / "changes.parquet")["sha"].tolist() == [b.head()]
+
+
+def test_corrupt_meta_is_rebuilt(builder: RepoBuilder, tmp_path: Path) -> None:
+    import json
+
+    builder.commit({"a.py": "x = 1\n"}, day=0)
+    data = tmp_path / "d"
+    mine(builder.path, data, config=MineConfig(code_metrics=False))
+    (data / "meta.json").write_text("{not json")
+    code, out = _cli(
+        "mine", "--repo", str(builder.path), "--data-dir", str(data), "--json", "--no-code-metrics"
+    )
+    assert code == 0, out
+    assert json.loads(out)["full_rebuild"] is True

@@ -109,3 +109,25 @@ def test_train_if_stale_skips_a_fresh_model(builder: RepoBuilder, tmp_path: Path
     (data / "models" / "v1" / "metadata.json").write_text(json.dumps({"created": created}))
     fresh = CliRunner().invoke(cli, args)
     assert fresh.exit_code == 0 and json.loads(fresh.output)["status"] == "fresh"
+
+
+def test_train_refuses_another_repositorys_data(builder: RepoBuilder, tmp_path: Path) -> None:
+    _history(builder)
+    other = RepoBuilder(tmp_path / "other")
+    other.commit({"x.py": "x = 1\n"}, day=0)
+    data = tmp_path / "d"
+    assert (
+        CliRunner()
+        .invoke(cli, ["mine", "--repo", str(builder.path), "--data-dir", str(data), "-q"])
+        .exit_code
+        == 0
+    )
+    assert (
+        CliRunner()
+        .invoke(cli, ["label", "--repo", str(builder.path), "--data-dir", str(data), "-q"])
+        .exit_code
+        == 0
+    )
+    for cmd in ("train", "evaluate"):
+        res = CliRunner().invoke(cli, [cmd, "--repo", str(other.path), "--data-dir", str(data)])
+        assert res.exit_code == 2 and "another repository" in res.output, (cmd, res.output)

@@ -563,3 +563,14 @@ def test_every_model_feature_has_words() -> None:
     for feature in (*KAMEI_FEATURES, "la_source", "nd", "rexp"):
         text = factor_text(feature, 3, ctx)
         assert not text.startswith(f"{feature} =") and "=" not in text, (feature, text)
+
+
+def test_huge_change_is_flagged(world: dict) -> None:
+    from diffrisk.config import parse_config
+    from diffrisk.score import score
+
+    cfg = parse_config({"mine": {"huge_commit_files": 3}})
+    risky = score(world["repo"], "main", "risky", world["data"], cfg)
+    assert risky.features["huge"] and any("huge change" in w for w in risky.warnings)
+    safe = score(world["repo"], "main", "safe", world["data"], cfg)
+    assert not safe.features["huge"] and not any("huge change" in w for w in safe.warnings)

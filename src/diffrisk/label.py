@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from diffrisk import store
 from diffrisk.config import LabelConfig
-from diffrisk.errors import DataError, GitHubError, RepositoryError
+from diffrisk.errors import DataError, GitHubError
 from diffrisk.gitio import open_repo
 from diffrisk.schema import arrow_schema
 from diffrisk.szz import BlameSettings, FixBlame, FixJob, IgnoreRevs, SourceFilter, blame_fixes
@@ -255,17 +255,7 @@ def label(
     ds = store.load_dataset(data)
     assert ds is not None
     repo = open_repo(repo_path)
-    head = ds.meta.get("head")
-    found = (
-        repo.run("rev-parse", "--verify", "--quiet", f"{head}^{{commit}}", check=False)
-        if head
-        else b"x"
-    )
-    if not found.strip():
-        raise RepositoryError(
-            f"{data} was mined from another repository (its head {head[:12]} is not in {repo.path})",
-            hint="pass the repository the dataset was mined from, or mine this one into another --data-dir",
-        )
+    store.check_repository(ds.meta, repo, data)
     changes = ds.changes.reset_index(drop=True)
     files = ds.files
     times = _seconds(changes["author_time"])

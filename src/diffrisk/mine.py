@@ -28,7 +28,7 @@ import pandas as pd
 from diffrisk import store
 from diffrisk.codemetrics import BlobMetrics, compute_blob_metrics, touched_max_cc
 from diffrisk.config import FixesConfig, MineConfig
-from diffrisk.errors import GitCommandError
+from diffrisk.errors import DataError, GitCommandError
 from diffrisk.fixes import RULE_VERSION, FixRule, linked_issues
 from diffrisk.gitio import CatFile, GitRepo, count_lines, open_repo
 from diffrisk.history import (
@@ -560,6 +560,12 @@ def mine(
         "huge_commit_lines": cfg.huge_commit_lines,
         "fix_rule": [RULE_VERSION, *sorted(rule.keywords), "|", *sorted(rule.exclude), rule.scope],
     }
+    try:
+        previous = store.read_meta(data)
+    except DataError:
+        previous = None  # a corrupt meta.json: the dataset is rebuilt from git below
+    if previous is not None:
+        store.check_repository(previous, repo, data)
     old = store.load_dataset(data, settings)
     graph = rev_list(repo, head)
     known: set[str] = set(old.changes["sha"]) if old is not None else set()

@@ -622,6 +622,12 @@ def score(
             f"{a.history.computed} commits before this change are not in the mined dataset; "
             "they were read from git (run `diffrisk mine` to keep the dataset current)"
         )
+    if bool(pr.get("huge", False)):
+        warnings.append(
+            f"a huge change ({int(pr['nf'])} files, {int(pr['la']) + int(pr['ld'])} lines): the model has "
+            "seen few changes like it, so treat the score as a rough guide; a change this size is "
+            "safer reviewed in parts"
+        )
     meta = getattr(model, "metadata", {}) or {}
     return ScoreResult(
         repo=str(repo_path),

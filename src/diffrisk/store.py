@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 from diffrisk import __version__
 from diffrisk.codemetrics import BlobMetrics
-from diffrisk.errors import DataError
+from diffrisk.errors import DataError, RepositoryError
 from diffrisk.schema import SCHEMA_VERSION, arrow_schema, column_names
 
 META = "meta.json"
@@ -89,7 +89,7 @@ def atomic_write_table(path: Path, table: pa.Table, generation: str | None = Non
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_beside(path)
     try:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -159,14 +159,12 @@ def read_meta(data_dir: Path) -> dict[str, Any] | None:
             raise ValueError("not an object")
         return meta
     except (ValueError, OSError) as err:
-        raise DataError(
-            f"{p} is corrupt ({err})", hint=f"delete {data_dir} and mine again"
-        ) from None
+        raise DataError(f"{p} is corrupt ({err})", hint="run `diffrisk mine --rebuild`") from None
 
 
 def _read_table(path: Path, generation: str) -> pa.Table:
     try:
-        table = pq.read_table(path)
+        table = pq.read_table(path, page_checksum_verification=True)
     except (OSError, pa.ArrowInvalid) as err:
         raise DataError(
             f"{path} is corrupt or unreadable ({err})", hint="run `diffrisk mine --rebuild`"
@@ -178,6 +176,25 @@ def _read_table(path: Path, generation: str) -> pa.Table:
             hint="run `diffrisk mine --rebuild`",
         )
     return table
+
+
+def check_repository(
+    meta: dict[str, Any], repo: Any, data_dir: Path, *, shared: bool = False
+) -> None:
+    """Refuse a dataset mined from another repository (its head is not in ``repo``).
+
+    ``shared``: the caller knows the dataset shares commits with ``repo`` (a rewritten
+    branch whose old head is gone), which is not another repository.
+    """
+    head = meta.get("head")
+    if not head or shared:
+        return
+    if not repo.run("rev-parse", "--verify", "--quiet", f"{head}^{{commit}}", check=False).strip():
+        raise RepositoryError(
+            f"{data_dir} was mined from another repository (its head {head[:12]} is not in {repo.path})",
+            hint="pass the repository the dataset was mined from, or use another --data-dir "
+            "(`diffrisk mine --rebuild` replaces it)",
+        )
 
 
 def load_dataset(data_dir: Path, settings: dict[str, Any] | None = None) -> Dataset | None:
@@ -226,7 +243,10 @@ def load_dataset(data_dir: Path, settings: dict[str, Any] | None = None) -> Data
 def write_meta(
     data_dir: Path, *, head: str, settings: dict[str, Any], generation: str | None = None
 ) -> None:
-    old = read_meta(data_dir) or {}
+    try:
+        old = read_meta(data_dir) or {}
+    except DataError:
+        old = {}  # replacing a corrupt meta.json
     meta = {
         "schema_version": SCHEMA_VERSION,
         "diffrisk_version": __version__,
@@ -262,7 +282,9 @@ def save_dataset(
             md[b"diffrisk.generation"] = gen.encode()
             tmp = _temp_beside(data_dir / name)
             tmps[name] = tmp
-            pq.write_table(table.replace_schema_metadata(md), tmp, compression="zstd")
+            pq.write_table(
+                table.replace_schema_metadata(md), tmp, compression="zstd", write_page_checksum=True
+            )
         with _signals_blocked():
             for name, tmp in tmps.items():
                 os.replace(tmp, data_dir / name)

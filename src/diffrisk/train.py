@@ -501,16 +501,21 @@ class TrainResult:
 
 
 def load_training_frame(
-    data_dir: str | Path, config: Config
+    data_dir: str | Path, config: Config, repo_path: str | Path | None = None
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The mined dataset joined with labels (see :func:`diffrisk.evaluate.prepare_frame`), and meta."""
+    """The mined dataset joined with labels (see :func:`diffrisk.evaluate.prepare_frame`), and meta.
+
+    With ``repo_path``, a dataset mined from another repository is refused."""
     from diffrisk.evaluate import prepare_frame
+    from diffrisk.gitio import open_repo
     from diffrisk.label import load_labels
-    from diffrisk.store import load_dataset
+    from diffrisk.store import check_repository, load_dataset
 
     ds = load_dataset(Path(data_dir))
     if ds is None:  # pragma: no cover - load_dataset raises without settings
         raise DataError(f"no mined dataset in {data_dir}", hint="run `diffrisk mine` first")
+    if repo_path is not None:
+        check_repository(ds.meta, open_repo(repo_path), Path(data_dir))
     labels = load_labels(data_dir)
     frame = prepare_frame(ds.changes, labels, ds.files, config.label)
     return frame, ds.meta
@@ -593,7 +598,7 @@ def train(
         raise DataError(
             f"unknown model kind {kind_opt!r}", hint=f"use auto or one of {', '.join(KINDS)}"
         )
-    frame, meta = load_training_frame(data_dir, cfg)
+    frame, meta = load_training_frame(data_dir, cfg, repo_path)
     elig = eligible_mask(frame)
     n_buggy = int(frame.loc[elig, "label"].astype(int).sum())
     if n_buggy < cfg.train.min_buggy:

@@ -122,4 +122,6 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    if not sys.stdout.isatty() and "COLUMNS" not in os.environ:
+        os.environ["COLUMNS"] = "120"  # rich tables in CI logs and pipes: not cut at 80
     sys.exit(cli.main(standalone_mode=True))

@@ -206,7 +206,7 @@ def evaluate_cmd(
 
     cfg = load_config(repo, config_path)
     out_dir = Path(data_dir) if data_dir else default_data_dir(repo)
-    frame, _ = load_training_frame(out_dir, cfg)
+    frame, _ = load_training_frame(out_dir, cfg, repo)
     kind = model or cfg.train.model
     kinds = list(KINDS) if kind == "auto" else [kind]
     with progress_bar(quiet or as_json) as prog:
