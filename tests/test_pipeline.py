@@ -27,6 +27,12 @@ def _history(b: RepoBuilder) -> None:
     )
 
 
+def _mine_and_label(b: RepoBuilder, data: Path) -> None:
+    for stage in ("mine", "label"):
+        res = CliRunner().invoke(cli, [stage, "--repo", str(b.path), "--data-dir", str(data), "-q"])
+        assert res.exit_code == 0, res.output
+
+
 def test_run_scores_the_latest_commit_with_the_bundled_model(
     builder: RepoBuilder, tmp_path: Path
 ) -> None:
@@ -86,18 +92,7 @@ def test_train_if_stale_skips_a_fresh_model(builder: RepoBuilder, tmp_path: Path
 
     _history(builder)
     data = tmp_path / "d"
-    assert (
-        CliRunner()
-        .invoke(cli, ["mine", "--repo", str(builder.path), "--data-dir", str(data), "-q"])
-        .exit_code
-        == 0
-    )
-    assert (
-        CliRunner()
-        .invoke(cli, ["label", "--repo", str(builder.path), "--data-dir", str(data), "-q"])
-        .exit_code
-        == 0
-    )
+    _mine_and_label(builder, data)
     args = ["train", "--repo", str(builder.path), "--data-dir", str(data), "--if-stale", "--json"]
     stale = CliRunner().invoke(cli, args)
     assert (
@@ -116,18 +111,7 @@ def test_train_refuses_another_repositorys_data(builder: RepoBuilder, tmp_path: 
     other = RepoBuilder(tmp_path / "other")
     other.commit({"x.py": "x = 1\n"}, day=0)
     data = tmp_path / "d"
-    assert (
-        CliRunner()
-        .invoke(cli, ["mine", "--repo", str(builder.path), "--data-dir", str(data), "-q"])
-        .exit_code
-        == 0
-    )
-    assert (
-        CliRunner()
-        .invoke(cli, ["label", "--repo", str(builder.path), "--data-dir", str(data), "-q"])
-        .exit_code
-        == 0
-    )
+    _mine_and_label(builder, data)
     for cmd in ("train", "evaluate"):
         res = CliRunner().invoke(cli, [cmd, "--repo", str(other.path), "--data-dir", str(data)])
         assert res.exit_code == 2 and "another repository" in res.output, (cmd, res.output)

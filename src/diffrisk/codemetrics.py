@@ -50,6 +50,20 @@ _DOC_OWNERS = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
 _BODIES = ("body", "orelse", "finalbody", "handlers", "cases")
 
 
+def docstring_of(node: ast.AST) -> ast.Expr | None:
+    """The docstring statement of a module, class or function node, else None."""
+    if not isinstance(node, _DOC_OWNERS) or not node.body:
+        return None
+    first = node.body[0]
+    if (
+        isinstance(first, ast.Expr)
+        and isinstance(first.value, ast.Constant)
+        and isinstance(first.value.value, str)
+    ):
+        return first
+    return None
+
+
 def _statements_and_docstring_lines(tree: ast.AST) -> tuple[int, int]:
     """Logical lines (statements) and docstring lines.
 
@@ -61,16 +75,9 @@ def _statements_and_docstring_lines(tree: ast.AST) -> tuple[int, int]:
         node = stack.pop()
         if isinstance(node, ast.stmt):
             stmts += 1
-        if isinstance(node, _DOC_OWNERS):
-            body = node.body
-            if (
-                body
-                and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant)
-                and isinstance(body[0].value.value, str)
-            ):
-                first = body[0]
-                doc += (first.end_lineno or first.lineno) - first.lineno + 1
+        first = docstring_of(node)
+        if first is not None:
+            doc += (first.end_lineno or first.lineno) - first.lineno + 1
         for name in _BODIES:
             sub = getattr(node, name, None)
             if sub:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from diffrisk.codemetrics import docstring_of
 from diffrisk.errors import GitCommandError
 from diffrisk.gitio import CatFile, GitRepo
 
@@ -211,16 +212,9 @@ def _python_docstring_lines(text: str) -> set[int]:
         return out
     out = set()
     for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-            body = node.body
-            if (
-                body
-                and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant)
-                and isinstance(body[0].value.value, str)
-            ):
-                s = body[0]
-                out.update(range(s.lineno, (s.end_lineno or s.lineno) + 1))
+        doc = docstring_of(node)
+        if doc is not None:
+            out.update(range(doc.lineno, (doc.end_lineno or doc.lineno) + 1))
     return out
 
 
