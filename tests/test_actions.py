@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from modelbuilder import install_model
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
@@ -386,48 +388,7 @@ def _history(builder) -> dict[str, str]:
 
 
 def _install_model(data: Path) -> str:
-    """A real calibrated logistic regression (diffrisk.train) on synthetic rows where big,
-    spread-out changes by newcomers are the risky ones; saved and promoted in the registry."""
-    import numpy as np
-    import pandas as pd
-
-    from diffrisk.paths import models_dir
-    from diffrisk.registry import ModelRegistry
-    from diffrisk.train import fit_estimator, raw_features
-
-    rng = np.random.default_rng(3)
-    n = 600
-    X = pd.DataFrame(
-        {
-            "la": rng.lognormal(3.0, 1.5, n).round(),
-            "ld": rng.lognormal(2.0, 1.2, n).round(),
-            "lt": rng.lognormal(5.0, 1.0, n).round(),
-            "nf": rng.integers(1, 12, n),
-            "ns": rng.integers(1, 6, n),
-            "entropy": rng.random(n),
-            "fix": rng.integers(0, 2, n),
-            "ndev": rng.integers(0, 10, n),
-            "age": rng.exponential(60, n),
-            "nuc": rng.integers(0, 50, n),
-            "exp": rng.integers(0, 300, n),
-            "sexp": rng.integers(0, 100, n),
-        }
-    )
-    X["la_source"] = X["la"]
-    z = 1.2 * np.log1p(X["la"] / X["lt"].clip(lower=1)) + 0.8 * np.log1p(X["nf"]) + 0.6 * X["ns"]
-    z = z - 0.5 * np.log1p(X["exp"]) - 0.3 * np.log1p(X["sexp"]) - 1.5
-    y = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(int)
-    reg = ModelRegistry(models_dir(data))
-    version = reg.save(
-        fit_estimator("logistic", X, y),
-        {
-            "kind": "logistic",
-            "features": [c for c in raw_features("logistic") if c in X],
-            "metrics": {"auc": 0.8},
-        },
-    )
-    reg.promote(version)
-    return version
+    return install_model(data, seed=3, n=600, max_ns=6, intercept=-1.5, with_la_source=True)
 
 
 def _pr_event(number: int, base: str, head: str, labels=()) -> dict:

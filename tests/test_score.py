@@ -34,10 +34,9 @@ from diffrisk.cli import cli
 from diffrisk.config import Config, MineConfig
 from diffrisk.errors import DataError, GitHubError, RepositoryError
 from diffrisk.mine import mine
-from diffrisk.paths import models_dir
-from diffrisk.registry import ModelRegistry, load_model
+from diffrisk.registry import load_model
 from diffrisk.score import percentile_of, pull_request_from_event, score
-from diffrisk.train import fit_estimator, raw_features
+from modelbuilder import install_model
 from repobuilder import RepoBuilder, ts
 
 DIRS = ["a", "b", "c", "d", "e"]
@@ -154,34 +153,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def _train_model(data: Path) -> None:
-    """A real calibrated logistic regression on synthetic rows, saved and promoted."""
-    rng = np.random.default_rng(7)
-    n = 800
-    X = pd.DataFrame(
-        {
-            "la": rng.lognormal(3.0, 1.5, n).round(),
-            "ld": rng.lognormal(2.0, 1.2, n).round(),
-            "lt": rng.lognormal(5.0, 1.0, n).round(),
-            "nf": rng.integers(1, 12, n),
-            "ns": rng.integers(1, 5, n),
-            "entropy": rng.random(n),
-            "fix": rng.integers(0, 2, n),
-            "ndev": rng.integers(0, 10, n),
-            "age": rng.exponential(60, n),
-            "nuc": rng.integers(0, 50, n),
-            "exp": rng.integers(0, 300, n),
-            "sexp": rng.integers(0, 100, n),
-        }
-    )
-    z = 1.2 * np.log1p(X["la"] / X["lt"].clip(lower=1)) + 0.8 * np.log1p(X["nf"]) + 0.6 * X["ns"]
-    z = z - 0.5 * np.log1p(X["exp"]) - 0.3 * np.log1p(X["sexp"]) - 0.5
-    y = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(int)
-    est = fit_estimator("logistic", X, y)
-    reg = ModelRegistry(models_dir(data))
-    version = reg.save(
-        est, {"kind": "logistic", "features": raw_features("logistic"), "metrics": {"auc": 0.8}}
-    )
-    reg.promote(version)
+    install_model(data, seed=7, n=800, max_ns=5, intercept=-0.5, all_features=True)
 
 
 @pytest.fixture(scope="module")
