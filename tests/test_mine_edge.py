@@ -223,3 +223,32 @@ def test_corrupt_meta_is_rebuilt(builder: RepoBuilder, tmp_path: Path) -> None:
     )
     assert code == 0, out
     assert json.loads(out)["full_rebuild"] is True
+
+
+def test_two_git_processes_give_the_same_stream(builder: RepoBuilder) -> None:
+    from diffrisk.gitio import open_repo
+    from diffrisk.mine import rev_list, stream_records
+
+    for day in range(12):
+        builder.commit({f"f{day % 4}.txt": f"{day}\n" * (day + 1), "keep.txt": f"{day}\n"}, day=day)
+    repo = open_repo(builder.path)
+    shas = [sha for sha, _ in rev_list(repo, "HEAD")]
+    one = [
+        (r.sha, [(f.path, f.la, f.ld, f.new_blob) for f in r.files])
+        for r in stream_records(repo, shas)
+    ]
+    two = [
+        (r.sha, [(f.path, f.la, f.ld, f.new_blob) for f in r.files])
+        for r in stream_records(repo, shas, parallel_min=2)
+    ]
+    assert one == two and [s for s, _ in two] == shas
+    # a blob missing in the first half: that commit is rebuilt, both halves still complete
+    lost = builder.repo.git.rev_parse(f"{shas[2]}:f2.txt")
+    (builder.path / ".git" / "objects" / lost[:2] / lost[2:]).unlink()
+    recs = list(stream_records(repo, shas, parallel_min=2))
+    assert [r.sha for r in recs] == shas
+    assert any(f.unknown for f in recs[2].files) and not any(f.unknown for f in recs[-1].files)
+    # stopping early stops both processes
+    stream = stream_records(repo, shas, parallel_min=2)
+    next(stream)
+    stream.close()

@@ -122,49 +122,84 @@ def _log_argv() -> list[str]:
     ]
 
 
-def stream_records(repo: GitRepo, shas: list[str]) -> Iterator[CommitRecord]:
-    """Records for ``shas`` in order; a commit git cannot diff (missing objects) is
-    rebuilt blob by blob and marked, and the stream resumes after it."""
-    start = 0
-    while start < len(shas):
-        proc = repo.popen(*_log_argv(), stdin=subprocess.PIPE)
-        assert proc.stdin is not None and proc.stdout is not None
-        # feed the list in a thread-free way: write all, then close (git reads stdin first)
-        try:
-            proc.stdin.write(("\n".join(shas[start:]) + "\n").encode())
-            proc.stdin.close()
+PARALLEL_MIN = 2000
+"""From this many commits, two ``git log`` processes diff the two halves at once."""
+
+
+class _LogRun:
+    """One ``git log`` over a list of commits, started at once; its output is moved by a
+    thread into a bounded queue, so git runs ahead of the parser (stderr is drained too)."""
+
+    def __init__(self, repo: GitRepo, shas: list[str]) -> None:
+        self.shas = shas
+        self.proc = repo.popen(*_log_argv(), stdin=subprocess.PIPE)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:  # git reads the whole list before it writes anything
+            self.proc.stdin.write(("\n".join(shas) + "\n").encode())
+            self.proc.stdin.close()
         except BrokenPipeError:
             pass
-        done = 0
-        # git runs ahead of parsing: a thread moves its output into a bounded queue, so the
-        # pipe never stalls git while Python parses; another thread drains stderr.
-        chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=256)
-        err_parts: list[bytes] = []
-        readers = [
-            threading.Thread(target=_pump, args=(proc.stdout, chunks), daemon=True),
-            threading.Thread(target=_drain, args=(proc.stderr, err_parts), daemon=True),
+        self.chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=256)
+        self.err_parts: list[bytes] = []
+        self.readers = [
+            threading.Thread(target=_pump, args=(self.proc.stdout, self.chunks), daemon=True),
+            threading.Thread(target=_drain, args=(self.proc.stderr, self.err_parts), daemon=True),
         ]
-        for t in readers:
+        for t in self.readers:
             t.start()
+
+    def stop(self) -> None:
+        """Stop git (if it still runs) and unblock and join the reader threads."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        while self.readers[0].is_alive():
+            with contextlib.suppress(queue.Empty):
+                self.chunks.get(timeout=0.1)
+        for t in self.readers:
+            t.join()
+        self.proc.wait()
+
+
+def stream_records(
+    repo: GitRepo, shas: list[str], parallel_min: int = PARALLEL_MIN
+) -> Iterator[CommitRecord]:
+    """Records for ``shas`` in order; a commit git cannot diff (missing objects) is
+    rebuilt blob by blob and marked, and the stream resumes after it.
+
+    A long list is split in two halves diffed by two ``git log`` processes at once (the
+    second one's output waits in its queue), so git's work uses both cores."""
+    half = len(shas) // 2
+    parts = [shas] if len(shas) < parallel_min else [shas[:half], shas[half:]]
+    runs = [_LogRun(repo, part) for part in parts if part]
+    try:
+        for run in runs:
+            yield from _records(repo, run)
+    finally:
+        for run in runs:
+            run.stop()
+
+
+def _records(repo: GitRepo, run: _LogRun) -> Iterator[CommitRecord]:
+    shas = run.shas
+    start = 0
+    while True:
+        done = 0
         pending: CommitRecord | None = None
         finished = False
         try:
-            for rec in iter_records(iter(chunks.get, None)):
+            for rec in iter_records(iter(run.chunks.get, None)):
                 if pending is not None:
                     yield pending
                     done += 1
                 pending = rec
             finished = True
         finally:
-            if not finished:  # the consumer stopped early: stop git, unblock the reader
-                proc.kill()
-                while readers[0].is_alive():
-                    with contextlib.suppress(queue.Empty):
-                        chunks.get(timeout=0.1)
-            for t in readers:
-                t.join()
-        stderr = b"".join(err_parts)
-        rc = proc.wait()
+            if not finished:  # the consumer stopped early
+                run.stop()
+        for t in run.readers:
+            t.join()
+        stderr = b"".join(run.err_parts)
+        rc = run.proc.wait()
         if rc == 0:
             if pending is not None:
                 yield pending
@@ -182,6 +217,9 @@ def stream_records(repo: GitRepo, shas: list[str]) -> Iterator[CommitRecord]:
         bad = shas[start + done]
         yield _record_with_missing_objects(repo, bad)
         start += done + 1
+        if start >= len(shas):
+            return
+        run = _LogRun(repo, shas[start:])  # the rest of this part
 
 
 def _pump(stream: Any, out: queue.Queue[bytes | None]) -> None:
