@@ -195,3 +195,16 @@ def test_models_cli_list_promote_rollback_and_tampered_error(tmp_path):
     r = runner.invoke(cli, ["models", "promote", b, *base])
     assert r.exit_code == 2 and "error:" in r.output and "sha256" in r.output
     assert "Traceback" not in r.output and reg.current() == a
+
+
+def test_corrupt_registry_state_names_the_way_out(tmp_path) -> None:
+    import pytest
+
+    from diffrisk.errors import ModelError
+    from diffrisk.registry import STATE_FILE, ModelRegistry
+
+    (tmp_path / STATE_FILE).write_text("{oops")
+    with pytest.raises(ModelError) as err:
+        ModelRegistry(tmp_path).current()
+    assert "is corrupt" in err.value.message and "models promote" in (err.value.hint or "")
+    assert "retrain" not in (err.value.hint or "")

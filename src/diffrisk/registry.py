@@ -242,7 +242,15 @@ class ModelRegistry:
         p = self.root / STATE_FILE
         if not p.exists():
             return {"current": None, "history": []}
-        st = _read_json(p)
+        try:
+            st = json.loads(p.read_text())
+            if not isinstance(st, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as err:
+            raise ModelError(
+                f"{p} (which model is current) is corrupt: {err}",
+                hint=f"delete {p}, then `diffrisk models list` and `diffrisk models promote VERSION`",
+            ) from None
         st.setdefault("current", None)
         st.setdefault("history", [])
         return st
