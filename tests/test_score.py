@@ -35,6 +35,7 @@ from diffrisk.config import Config, MineConfig
 from diffrisk.errors import DataError, GitHubError, RepositoryError
 from diffrisk.mine import mine
 from diffrisk.registry import load_model
+from diffrisk.schema import KAMEI
 from diffrisk.score import percentile_of, pull_request_from_event, score
 from modelbuilder import install_model
 from repobuilder import RepoBuilder, ts
@@ -226,22 +227,7 @@ def test_pr_commit_rows_equal_the_mined_rows(world: dict, risky) -> None:
 
     ds = load_dataset(world["data"])
     assert {c.sha for c in risky.commits} == set(world["zed"])
-    cols = [
-        "ns",
-        "nd",
-        "nf",
-        "entropy",
-        "la",
-        "ld",
-        "lt",
-        "fix",
-        "ndev",
-        "age",
-        "nuc",
-        "exp",
-        "rexp",
-        "sexp",
-    ]
+    cols = [*KAMEI, "pfix"]
     mined = ds.changes.set_index("sha").loc[world["zed"], cols]
     # score the commits through analyze() directly: the same rows the model saw
     from diffrisk.gitio import open_repo

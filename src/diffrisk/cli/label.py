@@ -12,6 +12,7 @@ from rich.table import Table
 from diffrisk.cli.output import (
     config_option,
     data_dir_option,
+    github_token_option,
     json_option,
     print_json,
     progress_bar,
@@ -40,13 +41,7 @@ from diffrisk.paths import default_data_dir
     metavar="OWNER/NAME",
     help="Also treat commits referencing issues/PRs with a bug label as fixes (default: $GITHUB_REPOSITORY).",
 )
-@click.option(
-    "--github-token",
-    default=None,
-    envvar="GITHUB_TOKEN",
-    show_envvar=True,
-    help="Token for --github-repo (never printed). Without one the GitHub source is skipped.",
-)
+@github_token_option("for --github-repo; without one the GitHub source is skipped")
 @config_option
 @json_option
 @quiet_option

@@ -10,6 +10,7 @@ import click
 from diffrisk.cli.output import (
     config_option,
     data_dir_option,
+    github_token_option,
     json_option,
     print_json,
     quiet_option,
@@ -72,13 +73,7 @@ from diffrisk.paths import default_data_dir
     default=None,
     help="OWNER/NAME for --issue (default: $GITHUB_REPOSITORY).",
 )
-@click.option(
-    "--token",
-    default=None,
-    envvar="GITHUB_TOKEN",
-    show_envvar=True,
-    help="GitHub token for --issue (never printed).",
-)
+@github_token_option("for --issue")
 @json_option
 @quiet_option
 def monitor_cmd(
@@ -93,7 +88,7 @@ def monitor_cmd(
     retrain: bool,
     issue: bool,
     github_repo: str | None,
-    token: str | None,
+    github_token: str | None,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -114,7 +109,7 @@ def monitor_cmd(
     out_dir = Path(data_dir) if data_dir else default_data_dir(repo)
     if issue:
         github_repo = github_repo or os.environ.get("GITHUB_REPOSITORY")
-        if not github_repo or not token:
+        if not github_repo or not github_token:
             raise ConfigError(
                 "--issue needs a repository and a token",
                 hint="pass --github-repo OWNER/NAME and set GITHUB_TOKEN (inside Actions both are set)",
@@ -135,7 +130,7 @@ def monitor_cmd(
         from diffrisk.github import GitHubClient
 
         api_url = os.environ.get("GITHUB_API_URL") or "https://api.github.com"
-        with GitHubClient(github_repo, token, api_url=api_url) as client:
+        with GitHubClient(github_repo, github_token, api_url=api_url) as client:
             outcome = mon.publish_issue(client, md, cfg.monitor.issue_title)
         issue_info = {
             "action": outcome.action,

@@ -30,6 +30,19 @@ data_dir_option = click.option(
     type=click.Path(file_okay=False),
     help="Where the dataset and models live. Default: REPO/.diffrisk (REPO/diffrisk-data for a bare repository).",
 )
+
+
+def github_token_option(purpose: str):
+    """``--github-token`` (default ``$GITHUB_TOKEN``), the same in every command."""
+    return click.option(
+        "--github-token",
+        default=None,
+        envvar="GITHUB_TOKEN",
+        show_envvar=True,
+        help=f"GitHub token {purpose} (never printed).",
+    )
+
+
 config_option = click.option(
     "--config",
     "config_path",
