@@ -86,7 +86,15 @@ def prepare(
     t0 = time.perf_counter()
     mcfg = cfg.mine.model_copy(update={"code_metrics": code_metrics})
     if not (reuse and (data / "changes.parquet").exists() and (data / "labels.parquet").exists()):
-        mine(path, data, rev="HEAD", config=mcfg, fixes=cfg.fixes, progress=None)
+        mine(
+            path,
+            data,
+            rev="HEAD",
+            config=mcfg,
+            fixes=cfg.fixes,
+            progress=None,
+            source_extensions=cfg.label.source_extensions,
+        )
     t1 = time.perf_counter()
     try:
         load_labels(data)

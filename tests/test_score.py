@@ -43,6 +43,8 @@ from repobuilder import RepoBuilder, ts
 DIRS = ["a", "b", "c", "d", "e"]
 ZED_FUNC = [
     "def zed_check(x):",
+    '    """Check x."""',
+    "    # small values first",
     "    if x > 1:",
     "        return 1",
     "    if x > 2:",
@@ -179,7 +181,8 @@ def test_squashed_pr_features_by_hand(world: dict, risky) -> None:
     xs = {f"{d}/x.py" for d in DIRS}
     at_m = world["at_m"]
     assert f["nf"] == 6 and f["ns"] == 6 and f["nd"] == 6
-    assert f["la"] == 5 * 30 + 40 and f["ld"] == 0
+    assert f["la"] == 5 * 32 + 40 and f["ld"] == 0
+    assert f["la_code"] == 5 * 30 + 40  # not the docstring and comment lines of ZED_FUNC
     assert f["lt"] == sum(len(at_m[p]) for p in xs) == 27 + 31 + 23 + 24 + 24
     touching = _prior_commits_touching(xs)
     assert f["nuc"] == len(touching) == 16
@@ -190,7 +193,7 @@ def test_squashed_pr_features_by_hand(world: dict, risky) -> None:
     assert f["fix"] == 0
     assert f["author_email"] == "zed@example.com"
     assert f["author_time"] == pd.Timestamp(ts(PR_DAY), unit="s", tz="UTC").isoformat()
-    vals = [30] * 5 + [40]
+    vals = [32] * 5 + [40]
     h = -sum(v / sum(vals) * math.log2(v / sum(vals)) for v in vals) / math.log2(6)
     assert f["entropy"] == pytest.approx(h)
     # radon: a module of plain assignments totals 1; with one function of complexity 4
@@ -237,6 +240,11 @@ def test_pr_commit_rows_equal_the_mined_rows(world: dict, risky) -> None:
     ours = a.commit_rows.set_index("sha").loc[world["zed"], cols]
     pd.testing.assert_frame_equal(ours.astype(float), mined.astype(float))
     assert list(ours["exp"]) == [0, 1]  # zed's second commit sees his first
+    from diffrisk.train import with_code_lines
+
+    code = with_code_lines(ds.changes, ds.files, Config().label).set_index("sha")["la_code"]
+    by_commit = a.commit_rows.set_index("sha")["la_code"]
+    assert list(by_commit.loc[world["zed"]]) == list(code.loc[world["zed"]]) == [150, 40]
 
 
 # -- model, explanation, advice ------------------------------------------------------------
@@ -297,7 +305,7 @@ def test_hotspots(risky, safe) -> None:
     by_path = {f.path: f for f in risky.files}
     assert set(by_path) == {f"{d}/x.py" for d in DIRS} | {"f/new.py"}
     a = by_path["a/x.py"]
-    assert (a.past_changes, a.past_fixes, a.la, a.ld, a.cc_added) == (5, 2, 30, 0, 3.0)
+    assert (a.past_changes, a.past_fixes, a.la, a.ld, a.cc_added) == (5, 2, 32, 0, 3.0)
     assert "2 past bug fixes touched it" in a.reasons
     assert "this change adds 3 to its cyclomatic complexity" in a.reasons
     assert by_path["b/x.py"].past_fixes == 1 and by_path["c/x.py"].past_fixes == 0
@@ -518,7 +526,7 @@ def test_every_model_feature_has_words() -> None:
     from diffrisk.train import KAMEI_FEATURES
 
     ctx = Context(["a/x.py"], ["a"], ["a"], [], fix_files=[], la_in_fix_files=0, subject="s")
-    for feature in (*KAMEI_FEATURES, "la_source", "nd", "rexp"):
+    for feature in (*KAMEI_FEATURES, "la_source", "la_code", "pfix", "nd", "rexp"):
         text = factor_text(feature, 3, ctx)
         assert not text.startswith(f"{feature} =") and "=" not in text, (feature, text)
 

@@ -33,7 +33,15 @@ from sklearn.metrics import (
 
 from diffrisk.config import Config, LabelConfig
 from diffrisk.errors import DataError
-from diffrisk.train import KINDS, LA_SOURCE, anchor_scale, fit_estimator, source_lines_added
+from diffrisk.train import (
+    KINDS,
+    LA_CODE,
+    LA_SOURCE,
+    anchor_scale,
+    fit_estimator,
+    source_lines_added,
+    with_code_lines,
+)
 
 BASELINE = "la"
 #: Metric used to rank the candidates and for champion/challenger.
@@ -186,6 +194,8 @@ def prepare_frame(
         frame[LA_SOURCE] = frame["sha"].map(la_src).fillna(0).astype("int64")
     elif LA_SOURCE not in frame.columns:
         frame[LA_SOURCE] = frame["la"]
+    if files is not None and LA_CODE not in frame.columns:
+        frame = with_code_lines(frame, files, label_cfg or LabelConfig())
     times = pd.to_datetime(frame["author_time"], utc=True).astype("datetime64[ns, UTC]")
     frame["author_time"] = times
     when = dict(zip(frame["sha"], times, strict=True))

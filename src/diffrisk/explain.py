@@ -136,6 +136,14 @@ def factor_text(feature: str, value: Any, ctx: Context) -> str:
         if v == 0:
             return "adds no lines to source files (tests, docs or configuration only)"
         return f"adds {_n(v, 'line')} to source files"
+    if feature == "la_code":
+        if v == 0:
+            return (
+                "adds no lines of code to source files (only comments, docstrings or blank lines)"
+            )
+        return (
+            f"adds {_n(v, 'line')} of code to source files (not counting comments and docstrings)"
+        )
     if feature == "pfix":
         if v == 0:
             return "touches files no earlier bug fix changed"

@@ -17,7 +17,7 @@ import functools
 import queue
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,9 @@ import numpy as np
 import pandas as pd
 
 from diffrisk import store
+from diffrisk.codelines import added_code_lines
 from diffrisk.codemetrics import BlobMetrics, compute_blob_metrics, touched_max_cc
-from diffrisk.config import FixesConfig, MineConfig
+from diffrisk.config import FixesConfig, LabelConfig, MineConfig
 from diffrisk.errors import DataError, GitCommandError
 from diffrisk.fixes import RULE_VERSION, FixRule, linked_issues
 from diffrisk.gitio import CatFile, GitRepo, count_lines, open_repo
@@ -585,9 +586,24 @@ def mine(
     config: MineConfig | None = None,
     fixes: FixesConfig | None = None,
     progress: Progress | None = None,
+    source_extensions: Sequence[str] | None = None,
 ) -> MineResult:
-    """Mine every non-merge commit reachable from ``rev`` into ``data_dir``."""
+    """Mine every non-merge commit reachable from ``rev`` into ``data_dir``.
+
+    ``source_extensions`` (default ``label.source_extensions``) selects the files whose
+    added lines of code (``la_code``, :mod:`diffrisk.codelines`) are counted.
+    """
     cfg = config or MineConfig()
+    exts = sorted(
+        {
+            e.lower()
+            for e in (
+                source_extensions
+                if source_extensions is not None
+                else LabelConfig().source_extensions
+            )
+        }
+    )
     rule = FixRule.from_config(fixes)
     repo = open_repo(repo_path)
     head = repo.resolve(rev)
@@ -596,6 +612,7 @@ def mine(
         "code_metrics": cfg.code_metrics,
         "huge_commit_files": cfg.huge_commit_files,
         "huge_commit_lines": cfg.huge_commit_lines,
+        "code_line_extensions": exts,
         "fix_rule": [RULE_VERSION, *sorted(rule.keywords), "|", *sorted(rule.exclude), rule.scope],
     }
     try:
@@ -661,6 +678,11 @@ def mine(
             "is_python",
         ],
     )
+    if progress:
+        progress("code lines", 0, None)
+    files_df["la_code"] = code_line_column(
+        files_df, added_code_lines(repo, [r["sha"] for r in new_rows], exts), exts
+    )
 
     blob_cache = old.blob_metrics if old is not None else {}
     if cfg.code_metrics:
@@ -699,6 +721,32 @@ def mine(
     store.save_dataset(data, changes, files_df, blob_cache, head=head, settings=settings)
     _fill_counts(result, changes)
     return result
+
+
+def code_line_values(
+    pairs: Iterable[tuple[str, str]], counts: dict[str, dict[str, int]], extensions: Sequence[str]
+) -> list[float]:
+    """``la_code`` for (sha, path) file rows: counted for source-extension files of commits
+    git could diff (0 for a deletion, a pure rename or a binary file), NaN otherwise."""
+    exts = tuple(e.lower() for e in extensions)
+    values: list[float] = []
+    for sha, path in pairs:
+        per = counts.get(sha)
+        if per is None or not exts or not str(path).lower().endswith(exts):
+            values.append(np.nan)
+        else:
+            values.append(float(per.get(path, 0)))
+    return values
+
+
+def code_line_column(
+    files: pd.DataFrame, counts: dict[str, dict[str, int]], extensions: Sequence[str]
+) -> pd.Series:
+    """:func:`code_line_values` of a files frame."""
+    pairs = zip(files["sha"], files["path"], strict=True)
+    return pd.Series(
+        code_line_values(pairs, counts, extensions), index=files.index, dtype="float64"
+    )
 
 
 def _fill_counts(result: MineResult, changes: pd.DataFrame) -> None:

@@ -79,7 +79,14 @@ def run(
     from diffrisk.train import train
 
     cfg = config or Config()
-    mined = mine(repo, data_dir, config=cfg.mine, fixes=cfg.fixes, progress=progress)
+    mined = mine(
+        repo,
+        data_dir,
+        config=cfg.mine,
+        fixes=cfg.fixes,
+        progress=progress,
+        source_extensions=cfg.label.source_extensions,
+    )
     labelled = label(repo, data_dir, cfg.label, progress=progress)
     reason = model_stale_reason(data_dir, cfg)
     trained = train(repo, data_dir, cfg) if reason else None

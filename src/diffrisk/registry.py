@@ -132,7 +132,9 @@ class LoadedModel:
 
     def _frame(self, changes_df: pd.DataFrame) -> pd.DataFrame:
         df = pd.DataFrame(changes_df).copy()
-        missing = [c for c in self.features if c not in df.columns and c != "la_source"]
+        missing = [
+            c for c in self.features if c not in df.columns and c not in ("la_source", "la_code")
+        ]
         if missing:
             raise ModelError(
                 f"model {self.version} needs columns {missing} that the rows lack",

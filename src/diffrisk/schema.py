@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 TS = pa.timestamp("s", tz="UTC")
 
@@ -157,6 +157,12 @@ FILES: tuple[Column, ...] = (
     Column("blob_before", pa.string(), "blob id in the first parent, null when added"),
     Column("blob_after", pa.string(), "blob id after the change, null when deleted"),
     Column("is_python", pa.bool_(), "a Python source file (.py, .pyi)"),
+    Column(
+        "la_code",
+        pa.int64(),
+        "added lines of code: lines added minus blank, comment-only and docstring lines "
+        "(null: not a source extension, or git could not diff the commit)",
+    ),
     Column(
         "cc_before",
         pa.float64(),

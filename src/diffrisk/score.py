@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from diffrisk import store
+from diffrisk.codelines import added_code_lines, diff_added_code_lines
 from diffrisk.codemetrics import BlobMetrics, compute_blob_metrics
 from diffrisk.config import Config, LabelConfig
 from diffrisk.errors import DataError, GitHubError, ModelError, RepositoryError
@@ -41,6 +42,7 @@ from diffrisk.jsonutil import jsonable
 from diffrisk.mine import (
     CODE_AGG,
     change_row,
+    code_line_values,
     code_metric_columns,
     diff_record,
     file_rows,
@@ -52,7 +54,7 @@ from diffrisk.mine import (
 from diffrisk.monitor import realized_footer
 from diffrisk.paths import default_data_dir
 from diffrisk.schema import column_names
-from diffrisk.train import LA_SOURCE, source_lines_added
+from diffrisk.train import LA_SOURCE, source_lines_added, with_code_lines
 
 SECONDS_PER_DAY = 86400
 PERCENTILE_DAYS = 365
@@ -336,11 +338,19 @@ def _blob_metrics(
 
 
 def with_source_lines(changes: pd.DataFrame, files: pd.DataFrame, cfg: LabelConfig) -> pd.DataFrame:
-    """Add ``la_source`` (lines added to source files), the LA baseline model's input."""
+    """Add ``la_source`` (lines added to source files) and ``la_code`` (of them, lines of code)."""
     la = source_lines_added(files, cfg)
     out = changes.copy()
     out[LA_SOURCE] = out["sha"].map(la).fillna(0).astype("int64")
-    return out
+    return with_code_lines(out, files, cfg)
+
+
+def _add_code_lines(
+    rows: list[dict[str, Any]], counts: dict[str, dict[str, int]], exts: list[str]
+) -> None:
+    values = code_line_values(((r["sha"], r["path"]) for r in rows), counts, exts)
+    for r, v in zip(rows, values, strict=True):
+        r["la_code"] = v
 
 
 def _rows_frame(
@@ -352,7 +362,17 @@ def _rows_frame(
     """Changes rows with the code-metric aggregates, typed like changes.parquet."""
     df = pd.DataFrame(rows, columns=[c for c in column_names("changes") if c not in CODE_AGG])
     fdf = pd.DataFrame(
-        files, columns=["sha", "path", "la", "blob_before", "blob_after", "is_python"]
+        files,
+        columns=[
+            "sha",
+            "path",
+            "la",
+            "binary",
+            "blob_before",
+            "blob_after",
+            "is_python",
+            "la_code",
+        ],
     )
     if metrics is not None and len(df):
         _per_file, agg = code_metric_columns(fdf, metrics)
@@ -418,6 +438,10 @@ def analyze(
         state.set_line_counts(rec.files, cat.read)
     pr = change_row(rec, state, prior, rule, cfg.mine, prior_count=n_prior)
     pr_files = file_rows(rec)
+    exts = dataset.meta.get("settings", {}).get("code_line_extensions")
+    exts = list(exts) if exts is not None else list(cfg.label.source_extensions)
+    pr_code = diff_added_code_lines(repo, merge_base, head_sha, exts)
+    _add_code_lines(pr_files, {} if pr_code is None else {head_sha: pr_code}, exts)
     py_blobs = {b for f in rec.files if f.is_python for b in (f.old_blob, f.new_blob) if b}
     metrics = _blob_metrics(repo, py_blobs, dataset.blob_metrics, cfg.mine.workers)
 
@@ -427,6 +451,9 @@ def analyze(
         one = CommitRecord(f"{i:040d}", [merge_base], email, t, title, body, [f])
         one_rows.append(change_row(one, state, prior, rule, cfg.mine, prior_count=n_prior))
         one_files.extend(file_rows(one))
+    _add_code_lines(
+        one_files, {} if pr_code is None else {r["sha"]: pr_code for r in one_files}, exts
+    )
 
     # what the history says about each file
     facts = []
@@ -468,6 +495,8 @@ def analyze(
         c_rows.append(change_row(crec, state, step.prior, rule, cfg.mine, prior_count=step.bit))
         c_files.extend(file_rows(crec))
         pr_authors.add(crec.author_email)
+    c_code = added_code_lines(repo, [r["sha"] for r in c_rows], exts)
+    _add_code_lines(c_files, c_code, exts)
     c_blobs = {
         r[k] for r in c_files if r["is_python"] for k in ("blob_before", "blob_after") if r[k]
     }

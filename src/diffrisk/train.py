@@ -79,13 +79,20 @@ PFIX = "pfix"
 CODE_FEATURES = ("cc_delta", "cc_max_touched", "mi_before", "mi_after", "hv_delta")
 #: The baseline's single input: lines added to source files (see :func:`source_lines_added`).
 LA_SOURCE = "la_source"
+#: Added lines of code in source files (no blank, comment or docstring lines): the added
+#: lines SZZ could ever blame (:func:`source_code_lines_added`, :mod:`diffrisk.codelines`).
+LA_CODE = "la_code"
+#: The columns the ``anchored`` model never shrinks: how much blameable code a change adds.
+ANCHORS = (LA_SOURCE, LA_CODE)
 
 
 def raw_features(kind: str, code_metrics: bool = False) -> list[str]:
     """The ``changes`` columns a candidate reads (its feature schema)."""
     if kind == "la":
         return [LA_SOURCE]
-    return [*KAMEI_FEATURES, LA_SOURCE, PFIX] + (list(CODE_FEATURES) if code_metrics else [])
+    return [*KAMEI_FEATURES, LA_SOURCE, LA_CODE, PFIX] + (
+        list(CODE_FEATURES) if code_metrics else []
+    )
 
 
 def _num(X: pd.DataFrame, col: str) -> np.ndarray:
@@ -97,12 +104,13 @@ def _slog1p(v: np.ndarray) -> np.ndarray:
 
 
 def kamei_transform(
-    X: pd.DataFrame, code_metrics: bool = False, pfix: bool = False
+    X: pd.DataFrame, code_metrics: bool = False, pfix: bool = False, code_lines: bool = False
 ) -> pd.DataFrame:
     """Kamei preprocessing; output columns keep the raw feature names (transformed values).
 
-    ``pfix=False`` leaves PFIX out: models saved before PFIX was mined store no ``pfix``
-    argument and must keep their columns; new pipelines pass ``pfix=True``.
+    ``pfix=False`` and ``code_lines=False`` leave PFIX and LA_CODE out: models saved before
+    those were mined store no such argument and must keep their columns; new pipelines
+    pass ``True``.
     """
     X = pd.DataFrame(X)
     nf = np.maximum(_num(X, "nf"), 1.0)
@@ -122,10 +130,13 @@ def kamei_transform(
         "exp": np.log1p(_num(X, "exp")),
         "sexp": np.log1p(_num(X, "sexp")),
         # Absolute size of the source change (LApredict's signal), next to Kamei's relative churn.
-        LA_SOURCE: np.log1p(
-            np.maximum(_num(X, LA_SOURCE if LA_SOURCE in X.columns else "la"), 0.0)
-        ),
+        LA_SOURCE: np.log1p(np.maximum(_la_source(X), 0.0)),
     }
+    if code_lines:
+        # Unknown (mined before schema 3, or git could not diff it): all source lines count.
+        code = _num(X, LA_CODE) if LA_CODE in X.columns else np.full(len(X), np.nan)
+        code = np.where(np.isnan(code), _la_source(X), code)
+        out[LA_CODE] = np.log1p(np.maximum(code, 0.0))
     if pfix:
         # Rows without the column (mined before schema 2) count as no prior fixes.
         v = _num(X, PFIX) if PFIX in X.columns else np.zeros(len(X))
@@ -139,6 +150,10 @@ def kamei_transform(
     df = pd.DataFrame(out, index=X.index)
     # No feature may be infinite; NaN only where a value is genuinely missing.
     return df.replace([np.inf, -np.inf], np.nan)
+
+
+def _la_source(X: pd.DataFrame) -> np.ndarray:
+    return _num(X, LA_SOURCE if LA_SOURCE in X.columns else "la")
 
 
 def la_transform(X: pd.DataFrame) -> pd.DataFrame:
@@ -175,13 +190,41 @@ def source_lines_added(files: pd.DataFrame, cfg: LabelConfig) -> pd.Series:
     return la.groupby(files["sha"]).sum().astype("int64").rename(LA_SOURCE)
 
 
+def source_code_lines_added(files: pd.DataFrame, cfg: LabelConfig) -> pd.Series:
+    """Added lines of code in source files per commit (index: sha); NaN when unknown
+    (no ``la_code`` column, or git could not diff the commit's source files)."""
+    if files.empty or LA_CODE not in files.columns:
+        return pd.Series(dtype="float64", name=LA_CODE)
+    paths = files["path"].astype(str)
+    src = {p: is_source_path(p, cfg) for p in pd.unique(paths)}
+    mask = paths.map(src).astype(bool)
+    if "binary" in files.columns:
+        mask &= ~files["binary"].fillna(False).astype(bool)
+    code = pd.to_numeric(files.loc[mask, LA_CODE], errors="coerce")
+    # commits without source files are absent; NaN when none of its source files has a count
+    return code.groupby(files.loc[mask, "sha"]).sum(min_count=1).astype("float64").rename(LA_CODE)
+
+
+def with_code_lines(frame: pd.DataFrame, files: pd.DataFrame, cfg: LabelConfig) -> pd.DataFrame:
+    """Add ``la_code`` to changes rows: 0 without source files, NaN when unknown."""
+    code = source_code_lines_added(files, cfg)
+    out = frame.copy()
+    if LA_CODE not in files.columns:
+        out[LA_CODE] = np.nan
+        return out
+    has_src = out["sha"].isin(set(code.index))
+    out[LA_CODE] = out["sha"].map(code).where(has_src, 0.0).astype("float64")
+    return out
+
+
 #: Candidate factors for the ``anchored`` model's non-anchor features (0 = the baseline).
 ANCHOR_SCALES = (0.0, 0.1, 0.3, 1.0)
 
 
-def shrink_extras(Z: Any, scale: float = 1.0, anchor: int = 0) -> np.ndarray:
-    """Multiply every standardised column but ``anchor`` by ``scale`` (heavier L2 on them)."""
+def shrink_extras(Z: Any, scale: float = 1.0, anchor: int | Sequence[int] = 0) -> np.ndarray:
+    """Multiply every standardised column but the ``anchor`` ones by ``scale`` (heavier L2)."""
     Z = np.array(Z, dtype=float, copy=True)
+    anchor = [anchor] if isinstance(anchor, int) else list(anchor)
     keep = Z[:, anchor].copy()
     Z *= scale
     Z[:, anchor] = keep
@@ -262,7 +305,7 @@ def _anchored_pipeline(scale: float, code_metrics: bool = False) -> Pipeline:
                 FunctionTransformer(
                     kamei_transform,
                     validate=False,
-                    kw_args={"code_metrics": code_metrics, "pfix": True},
+                    kw_args={"code_metrics": code_metrics, "pfix": True, "code_lines": True},
                 ),
             ),
             (
@@ -276,7 +319,9 @@ def _anchored_pipeline(scale: float, code_metrics: bool = False) -> Pipeline:
                     shrink_extras,
                     kw_args={
                         "scale": float(scale),
-                        "anchor": raw_features("anchored", code_metrics).index(LA_SOURCE),
+                        "anchor": [
+                            raw_features("anchored", code_metrics).index(a) for a in ANCHORS
+                        ],
                     },
                 ),
             ),
@@ -346,7 +391,9 @@ def build_estimator(
         features = FunctionTransformer(la_transform, validate=False)
     else:
         features = FunctionTransformer(
-            kamei_transform, validate=False, kw_args={"code_metrics": code_metrics, "pfix": True}
+            kamei_transform,
+            validate=False,
+            kw_args={"code_metrics": code_metrics, "pfix": True, "code_lines": True},
         )
     if kind == "hgb":
         base: Any = Pipeline(

@@ -83,9 +83,17 @@ def mine_cmd(
     t0 = time.perf_counter()
     with progress_bar(quiet or as_json) as prog:
         if rebuild:
-            res = _rebuild(repo, out_dir, rev, mcfg, cfg.fixes, prog)
+            res = _rebuild(repo, out_dir, rev, mcfg, cfg.fixes, prog, cfg.label.source_extensions)
         else:
-            res = mine(repo, out_dir, rev=rev, config=mcfg, fixes=cfg.fixes, progress=prog)
+            res = mine(
+                repo,
+                out_dir,
+                rev=rev,
+                config=mcfg,
+                fixes=cfg.fixes,
+                progress=prog,
+                source_extensions=cfg.label.source_extensions,
+            )
     elapsed = time.perf_counter() - t0
     if as_json:
         print_json({**res.to_dict(), "seconds": round(elapsed, 3)})
@@ -138,14 +146,18 @@ def _print_summary(out_dir: Path) -> None:
     Console().print(t)
 
 
-def _rebuild(repo: str, out_dir: Path, rev: str, mcfg: Any, fixes: Any, prog: Any) -> Any:
+def _rebuild(
+    repo: str, out_dir: Path, rev: str, mcfg: Any, fixes: Any, prog: Any, exts: list[str]
+) -> Any:
     """Mine from scratch into a fresh directory beside the data, then swap the tables in
     (meta.json last, so the generation check sees a whole dataset); until then the stored
     dataset stays as it was, also when the run fails or is interrupted."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".rebuild-", dir=out_dir))
     try:
-        res = mine(repo, tmp, rev=rev, config=mcfg, fixes=fixes, progress=prog)
+        res = mine(
+            repo, tmp, rev=rev, config=mcfg, fixes=fixes, progress=prog, source_extensions=exts
+        )
         names = sorted(p.name for p in tmp.iterdir() if p.is_file() and p.name != META)
         for name in [*names, META]:
             os.replace(tmp / name, out_dir / name)

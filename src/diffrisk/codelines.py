@@ -1,0 +1,218 @@
+"""Added lines of code: the lines a change adds to source files that SZZ could ever blame.
+
+SZZ (``diffrisk.szz``) leaves blank lines, comment-only lines and Python docstrings out
+when it blames a fix's deleted lines, so such lines can never make a change
+defect-inducing. ``la_code`` counts the other added lines of each file: lines added minus
+blank, comment-only (``#`` or ``//``/``/* */`` by file type) and docstring lines. The
+lines are classified one by one as git's diff shows them (``-U0``, no surrounding file
+text): a triple-quoted string that starts a statement counts as a docstring until it
+closes within the added lines of that hunk.
+
+Only files with a source extension (``label.source_extensions``) are diffed; other files
+and files whose diff git cannot produce (missing objects) get no count (null).
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Iterable, Sequence
+from pathlib import PurePosixPath
+
+from diffrisk.errors import GitCommandError
+from diffrisk.gitio import GitRepo
+from diffrisk.szz import _HASH_COMMENT, _PY, _SLASH_COMMENT
+
+#: Commits per ``git log -p`` call.
+BATCH = 400
+
+_TRIPLE = (b'"""', b"'''")
+_PREFIX = b"rRuUbBfF"
+
+
+def _path(raw: bytes) -> str:
+    """A diff header path as the files table stores it (``\\xNN`` for non-UTF-8 bytes)."""
+    raw = raw.rstrip(b"\t")  # git appends a tab to names containing spaces
+    if raw.startswith(b'"') and raw.endswith(b'"'):
+        raw = codecs.escape_decode(raw[1:-1])[0]
+    return raw.decode("utf-8", "backslashreplace")
+
+
+class _Counter:
+    """Counts code lines among a file's added lines, hunk by hunk."""
+
+    def __init__(self, path: str) -> None:
+        ext = PurePosixPath(path).suffix.lower()
+        self.hash = ext in _HASH_COMMENT
+        self.slash = ext in _SLASH_COMMENT
+        self.python = ext in _PY
+        self.count = 0
+        self.hunk()
+
+    def hunk(self) -> None:
+        self.in_doc: bytes | None = None  # the open docstring's quote
+        self.in_str: bytes | None = None  # the open quote of another triple-quoted string
+        self.in_block = False  # inside /* ... */
+
+    def add(self, line: bytes) -> None:
+        s = line.strip()
+        if self.in_doc is not None:
+            if s.count(self.in_doc) % 2 == 1:
+                self.in_doc = None
+            return
+        if self.in_str is not None:  # a multi-line string value is code
+            if s.count(self.in_str) % 2 == 1:
+                self.in_str = None
+            self.count += 1
+            return
+        if not s:
+            return
+        if self.hash and s.startswith(b"#"):
+            return
+        if self.python:
+            head = s.lstrip(_PREFIX)[:3]
+            if head in _TRIPLE and len(s) - len(s.lstrip(_PREFIX)) <= 2:
+                if s.count(head) % 2 == 1:
+                    self.in_doc = head
+                return
+        if self.slash and self._slash_comment(s):
+            return
+        if self.python:
+            for q in _TRIPLE:
+                if s.count(q) % 2 == 1:
+                    self.in_str = q
+                    break
+        self.count += 1
+
+    def _slash_comment(self, s: bytes) -> bool:
+        """Whether ``s`` is only comment; tracks ``/* */`` across lines."""
+        code = False
+        while s:
+            if self.in_block:
+                end = s.find(b"*/")
+                if end < 0:
+                    return not code
+                self.in_block = False
+                s = s[end + 2 :].strip()
+            elif s.startswith(b"//"):
+                break
+            elif s.startswith(b"/*"):
+                self.in_block = True
+                s = s[2:]
+            else:
+                code = True
+                start = s.find(b"/*")
+                if start >= 0 and b"//" not in s[:start]:
+                    self.in_block = True
+                    s = s[start + 2 :]
+                else:
+                    break
+        return not code
+
+
+def count_added_code(path: str, lines: Iterable[bytes]) -> int:
+    """Code lines among ``lines`` (added lines of one hunk of ``path``, without the ``+``)."""
+    c = _Counter(path)
+    for line in lines:
+        c.add(line)
+    return c.count
+
+
+def parse_added_code(data: bytes, marker: bytes = b"\x01") -> dict[str, dict[str, int]]:
+    """``git log -p -U0 --format=%x01%H`` output -> per commit, code lines added per path.
+
+    Every file git shows a ``+++`` header for gets a count (0 when only non-code lines
+    were added); deleted files and renames without content changes get none.
+    """
+    out: dict[str, dict[str, int]] = {}
+    files: dict[str, int] = {}
+    cur: _Counter | None = None
+    path = ""
+
+    def close() -> None:
+        if cur is not None:
+            files[path] = files.get(path, 0) + cur.count
+
+    for line in data.split(b"\n"):
+        if line.startswith(marker):
+            close()
+            cur = None
+            files = out.setdefault(line[len(marker) :].decode().strip(), {})
+            continue
+        if line.startswith(b"diff --git "):
+            close()
+            cur = None
+            continue
+        if cur is None:
+            if line.startswith(b"+++ "):
+                name = line[4:]
+                if name != b"/dev/null":
+                    path = _path(name)[2:]
+                    cur = _Counter(path)
+            continue
+        if line.startswith(b"+"):
+            cur.add(line[1:])
+        elif line.startswith(b"@@"):
+            cur.hunk()
+    close()
+    return out
+
+
+def _pathspec(extensions: Sequence[str]) -> list[str]:
+    # "*" matches "/" too (no glob magic), so "*.py" selects .py files at any depth;
+    # icase as the label stage's source rule compares extensions case-insensitively.
+    return ["--", *(f":(icase)*{e}" for e in sorted({e.lower() for e in extensions}))]
+
+
+_DIFF_FLAGS = (
+    "-p",
+    "-U0",
+    "-M",
+    "--no-color",
+    "--no-ext-diff",
+    "--no-textconv",
+    "--src-prefix=a/",
+    "--dst-prefix=b/",
+)
+
+
+def added_code_lines(
+    repo: GitRepo, shas: Sequence[str], extensions: Sequence[str], batch: int = BATCH
+) -> dict[str, dict[str, int]]:
+    """Code lines added per commit and source-extension path, for non-merge ``shas``.
+
+    One ``git log -p`` per batch; a batch git cannot diff (a missing object) is split
+    until the commits that fail are found, and those get no entry.
+    """
+    if not extensions:
+        return {}
+    out: dict[str, dict[str, int]] = {}
+    argv = ["log", "--no-walk=unsorted", "--stdin", *_DIFF_FLAGS, "--format=%x01%H"]
+    argv += _pathspec(extensions)
+
+    def run(part: Sequence[str]) -> None:
+        try:
+            data = repo.run(*argv, input=("\n".join(part) + "\n").encode())
+        except GitCommandError:
+            if len(part) > 1:
+                half = len(part) // 2
+                run(part[:half])
+                run(part[half:])
+            return
+        out.update(parse_added_code(data))
+
+    for i in range(0, len(shas), batch):
+        run(shas[i : i + batch])
+    return out
+
+
+def diff_added_code_lines(
+    repo: GitRepo, base: str, head: str, extensions: Sequence[str]
+) -> dict[str, int] | None:
+    """Code lines added per source-extension path by the change base..head (None: git failed)."""
+    if not extensions:
+        return {}
+    try:
+        data = repo.run("diff", *_DIFF_FLAGS, base, head, *_pathspec(extensions))
+    except GitCommandError:
+        return None
+    return parse_added_code(b"\x01-\n" + data).get("-", {})

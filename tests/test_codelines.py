@@ -1,0 +1,130 @@
+"""Added lines of code (``la_code``): counted by hand on a real repository."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from diffrisk.codelines import count_added_code, diff_added_code_lines, parse_added_code
+from diffrisk.config import LabelConfig, MineConfig
+from diffrisk.gitio import open_repo
+from diffrisk.mine import mine
+from diffrisk.train import with_code_lines
+from repobuilder import RepoBuilder
+
+MOD = '''"""Module docstring."""
+# a comment
+
+import os
+
+
+def f(x):
+    """Docstring
+    spanning lines.
+    """
+    return x + 1  # a trailing comment: code
+'''  # code lines: import, def, return -> 3
+
+C_FILE = """/* header
+ * comment */
+int add(int a, int b) {
+    // add
+    return a + b; /* sum */
+}
+"""  # code lines: int add, return, } -> 3
+
+MOD2 = MOD.replace("    return x + 1", "    # why\n    y = 2\n\n    return x + y")
+# against MOD: adds "# why", "y = 2", "", "return x + y" (the old return is replaced) -> 2
+
+
+@pytest.fixture
+def repo(builder: RepoBuilder) -> tuple[RepoBuilder, dict[str, str]]:
+    b = builder
+    c = {}
+    c["add"] = b.commit(
+        {
+            "pkg/mod.py": MOD,
+            "src/util.c": C_FILE,
+            "README.md": "one\ntwo\n",
+            "tests/test_mod.py": "def test():\n    assert True\n",
+            "pkg/café data.py": "X = 1\n# c\n",
+        },
+        day=0,
+        message="initial",
+    )
+    c["edit"] = b.commit({"pkg/mod.py": MOD2}, day=1, message="edit")
+    c["delete"] = b.commit({"src/util.c": None}, day=2, message="drop the C file")
+    c["rename"] = b.commit({}, rename={"pkg/mod.py": "pkg/mod3.py"}, day=3, message="rename")
+    c["docs"] = b.commit({"README.md": "one\ntwo\nthree\n"}, day=4, message="docs only")
+    return b, c
+
+
+def test_mined_la_code_by_hand(repo, tmp_path: Path) -> None:
+    b, c = repo
+    data = tmp_path / "d"
+    mine(b.path, data, config=MineConfig(code_metrics=False))
+    files = pd.read_parquet(data / "files.parquet")
+    got = {(r.sha, r.path): r.la_code for r in files.itertuples()}
+    assert got[(c["add"], "pkg/mod.py")] == 3
+    assert got[(c["add"], "src/util.c")] == 3
+    assert got[(c["add"], "tests/test_mod.py")] == 2
+    assert got[(c["add"], "pkg/café data.py")] == 1  # quoted path with a space: same key
+    assert math.isnan(got[(c["add"], "README.md")])  # not a source extension
+    assert got[(c["edit"], "pkg/mod.py")] == 2
+    assert got[(c["delete"], "src/util.c")] == 0
+    assert got[(c["rename"], "pkg/mod3.py")] == 0
+    assert math.isnan(got[(c["docs"], "README.md")])
+
+    changes = pd.read_parquet(data / "changes.parquet")
+    per = with_code_lines(changes, files, LabelConfig()).set_index("sha")["la_code"]
+    assert per[c["add"]] == 3 + 3 + 1  # tests/ is not source for the label stage
+    assert per[c["edit"]] == 2
+    assert per[c["docs"]] == 0  # no source file: no code added
+
+
+def test_a_commit_git_cannot_diff_gets_no_count(repo, tmp_path: Path) -> None:
+    b, c = repo
+    # drop the blob the "edit" commit adds, as in an incomplete mirror
+    blob = b.run("rev-parse", f"{c['edit']}:pkg/mod.py")
+    obj = Path(b.path) / ".git" / "objects" / blob[:2] / blob[2:]
+    obj.unlink()
+    data = tmp_path / "d"
+    mine(b.path, data, config=MineConfig(code_metrics=False))
+    files = pd.read_parquet(data / "files.parquet")
+    got = {(r.sha, r.path): r.la_code for r in files.itertuples()}
+    assert math.isnan(got[(c["edit"], "pkg/mod.py")])
+    assert got[(c["add"], "src/util.c")] == 3  # the other commits are still counted
+    changes = pd.read_parquet(data / "changes.parquet")
+    per = with_code_lines(changes, files, LabelConfig()).set_index("sha")["la_code"]
+    assert math.isnan(per[c["edit"]])
+
+
+def test_diff_of_a_range(repo) -> None:
+    b, c = repo
+    counts = diff_added_code_lines(open_repo(b.path), c["add"], c["rename"], [".py", ".c"])
+    assert counts == {"pkg/mod3.py": 2}
+    assert diff_added_code_lines(open_repo(b.path), c["add"], "no-such-rev", [".py"]) is None
+
+
+def test_line_classification() -> None:
+    assert count_added_code("a.py", [b"", b"   ", b"# c", b"x = 1", b"  #: doc comment"]) == 1
+    # a docstring opened and closed on the added lines; r-prefixed; one-line
+    assert count_added_code("a.py", [b'r"""', b"text", b'"""', b"y = 2", b"'''one'''"]) == 1
+    # a string assigned to a name is code, also its continuation lines
+    assert count_added_code("a.py", [b'x = """', b"text", b'"""']) == 3
+    # "#" is not a comment in C; "//" is not one in Python
+    assert count_added_code("a.c", [b"#include <x.h>", b"// c", b"/* a", b"b */ int x;"]) == 2
+    assert count_added_code("a.py", [b"// not a comment"]) == 1
+    assert count_added_code("a.md", [b"# title", b"text"]) == 2  # no comment syntax known
+
+
+def test_parse_resets_docstring_state_per_hunk() -> None:
+    data = (
+        b"\x01" + b"a" * 40 + b"\n\ndiff --git a/m.py b/m.py\n--- a/m.py\n+++ b/m.py\n"
+        b'@@ -1,0 +2,1 @@\n+    """Opens a docstring whose end is not shown\n'
+        b"@@ -9,0 +11,2 @@\n+    x = 1\n+    return x\n"
+    )
+    assert parse_added_code(data) == {"a" * 40: {"m.py": 2}}
