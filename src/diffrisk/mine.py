@@ -648,6 +648,8 @@ def mine(
         progress("mine", 0, len(todo))
     new_rows: list[dict[str, Any]] = []
     new_files: list[dict[str, Any]] = []
+    # the diffs for la_code come from their own git process, read while the walk runs
+    code_job = _Background(added_code_lines, repo, todo, exts)
     for step in walk_history(repo, graph, known_rows, state, rule):
         rec = step.record
         if rec is None:
@@ -678,11 +680,7 @@ def mine(
             "is_python",
         ],
     )
-    if progress:
-        progress("code lines", 0, None)
-    files_df["la_code"] = code_line_column(
-        files_df, added_code_lines(repo, [r["sha"] for r in new_rows], exts), exts
-    )
+    files_df["la_code"] = code_line_column(files_df, code_job.result(), exts)
 
     blob_cache = old.blob_metrics if old is not None else {}
     if cfg.code_metrics:
@@ -721,6 +719,28 @@ def mine(
     store.save_dataset(data, changes, files_df, blob_cache, head=head, settings=settings)
     _fill_counts(result, changes)
     return result
+
+
+class _Background:
+    """``fn(*args)`` on a daemon thread (an interrupted run exits without waiting for it)."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._out: list[Any] = []
+        self._err: list[BaseException] = []
+        self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        try:
+            self._out.append(fn(*args))
+        except BaseException as err:  # re-raised in result()
+            self._err.append(err)
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._err:
+            raise self._err[0]
+        return self._out[0]
 
 
 def code_line_values(
