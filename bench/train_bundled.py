@@ -170,6 +170,8 @@ def lopo(frames: dict[str, pd.DataFrame], kinds: list[str], code_metrics: bool) 
             m = all_metrics(y, p, effort_of(test))
             res[k] = {key: _r(m[key]) for key in KEYS}
         res["la_source (unfitted)"] = {"roc_auc": _r(roc_auc_score(y, test["la_source"]))}
+        code = test["la_code"].fillna(test["la_source"])
+        res["la_code (unfitted)"] = {"roc_auc": _r(roc_auc_score(y, code))}
         out[name] = res
         print(
             f"{name}: LOPO " + ", ".join(f"{k} {v['roc_auc']}" for k, v in res.items()),
