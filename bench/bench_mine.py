@@ -6,8 +6,10 @@ Everything is measured in the same run on the same repository and revision, each
 measurement in its own child process (so its peak memory is its own):
 
 - floor: ``git log --no-merges --numstat REV`` to /dev/null (best of ``--repeat``),
-- diffrisk ``mine --no-code-metrics`` (the 14 Kamei features) into a fresh data dir,
-  then the same command again (incremental re-run, no new commits),
+- diffrisk ``mine --no-code-metrics --no-code-lines`` (the 14 Kamei features) into a
+  fresh data dir, then the same command again (incremental re-run, no new commits),
+- diffrisk ``mine --no-code-metrics`` (the Kamei features plus ``la_code``, the added
+  lines of code, which needs the source files' diffs), and its re-run,
 - diffrisk ``mine`` with radon code metrics into another fresh data dir, and its re-run,
 - PyDriller: for each non-merge commit, each modified file's ``added_lines`` and
   ``deleted_lines``; then a second traversal that also reads ``complexity`` (lizard).
@@ -193,7 +195,12 @@ def run_pydriller(
 
 
 def diffrisk_argv(
-    repo: Path, data: Path, rev: str, code_metrics: bool, workers: int | None
+    repo: Path,
+    data: Path,
+    rev: str,
+    code_metrics: bool,
+    workers: int | None,
+    code_lines: bool = True,
 ) -> list[str]:
     argv = [
         sys.executable,
@@ -210,6 +217,8 @@ def diffrisk_argv(
     argv += ["-q", "--json"]
     if not code_metrics:
         argv.append("--no-code-metrics")
+    if not code_lines:
+        argv.append("--no-code-lines")
     if workers:
         argv += ["--workers", str(workers)]
     return argv
@@ -237,10 +246,11 @@ def bench(a: argparse.Namespace) -> dict[str, Any]:
                  for _ in range(a.repeat)]  # fmt: skip
         runs["floor"] = min(floor, key=lambda r: r.wall)
         say(f"  floor (git log --numstat): {runs['floor'].wall:.2f} s")
-        modes = [("kamei", False)] + ([] if a.skip_code_metrics else [("radon", True)])
-        for mode, cm in modes:
+        modes = [("kamei", False, False), ("kamei_code", False, True)]
+        modes += [] if a.skip_code_metrics else [("radon", True, True)]
+        for mode, cm, cl in modes:
             data = tmp / f"data-{mode}"
-            argv = diffrisk_argv(repo, data, sha, cm, a.workers)
+            argv = diffrisk_argv(repo, data, sha, cm, a.workers, code_lines=cl)
             runs[f"diffrisk_{mode}"], out = measure(argv, capture=True)
             mined = json.loads(out)
             if mined.get("commits") != n_commits:
@@ -267,7 +277,7 @@ def bench(a: argparse.Namespace) -> dict[str, Any]:
     res["runs"] = {k: asdict(v) for k, v in runs.items()}
     res["ratios"] = ratios(runs)
     res["per_commit_ms"] = {
-        k: round(1000 * runs[k].wall / max(1, n_commits), 3) for k in ("floor", "diffrisk_kamei", "diffrisk_radon")
+        k: round(1000 * runs[k].wall / max(1, n_commits), 3) for k in ("floor", "diffrisk_kamei", "diffrisk_kamei_code", "diffrisk_radon")
         if k in runs
     }  # fmt: skip
     return res
@@ -282,16 +292,20 @@ def ratios(runs: dict[str, Run]) -> dict[str, float]:
             out[name + "_cpu"] = round(runs[num].cpu / runs[den].cpu, 2)
 
     put("kamei_over_floor", "diffrisk_kamei", "floor")
+    put("kamei_code_over_floor", "diffrisk_kamei_code", "floor")
     put("radon_over_floor", "diffrisk_radon", "floor")
     put("pydriller_lines_over_kamei", "pydriller_lines", "diffrisk_kamei")
+    put("pydriller_lines_over_kamei_code", "pydriller_lines", "diffrisk_kamei_code")
     put("pydriller_complexity_over_radon", "pydriller_complexity", "diffrisk_radon")
     return out
 
 
 LABELS = {
     "floor": "floor: git log --no-merges --numstat",
-    "diffrisk_kamei": "diffrisk mine --no-code-metrics",
+    "diffrisk_kamei": "diffrisk mine --no-code-metrics --no-code-lines (Kamei features)",
     "diffrisk_kamei_rerun": "  re-run, no new commits",
+    "diffrisk_kamei_code": "diffrisk mine --no-code-metrics (Kamei + la_code)",
+    "diffrisk_kamei_code_rerun": "  re-run, no new commits",
     "diffrisk_radon": "diffrisk mine (radon metrics)",
     "diffrisk_radon_rerun": "  re-run, no new commits",
     "pydriller_lines": "PyDriller added/deleted lines",
@@ -318,8 +332,10 @@ def render(res: dict[str, Any]) -> str:
     lines.append("")
     names = {
         "kamei_over_floor": "diffrisk (Kamei) / floor",
+        "kamei_code_over_floor": "diffrisk (Kamei + la_code) / floor",
         "radon_over_floor": "diffrisk (radon) / floor",
         "pydriller_lines_over_kamei": "PyDriller lines / diffrisk (Kamei)",
+        "pydriller_lines_over_kamei_code": "PyDriller lines / diffrisk (Kamei + la_code)",
         "pydriller_complexity_over_radon": "PyDriller complexity / diffrisk (radon)",
     }
     r = res["ratios"]

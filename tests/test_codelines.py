@@ -128,3 +128,23 @@ def test_parse_resets_docstring_state_per_hunk() -> None:
         b"@@ -9,0 +11,2 @@\n+    x = 1\n+    return x\n"
     )
     assert parse_added_code(data) == {"a" * 40: {"m.py": 2}}
+
+
+def test_code_lines_can_be_switched_off(repo, tmp_path: Path) -> None:
+    b, c = repo
+    data = tmp_path / "d"
+    mine(b.path, data, config=MineConfig(code_metrics=False, code_lines=False))
+    files = pd.read_parquet(data / "files.parquet")
+    assert files["la_code"].isna().all()
+    changes = pd.read_parquet(data / "changes.parquet")
+    per = with_code_lines(changes, files, LabelConfig()).set_index("sha")["la_code"]
+    assert math.isnan(per[c["add"]]) and per[c["docs"]] == 0
+
+
+def test_endings_the_tree_uses(repo) -> None:
+    from diffrisk.mine import endings_in_tree
+
+    b, c = repo
+    r = open_repo(b.path)
+    assert endings_in_tree(r, c["add"], [".py", ".C", ".rb"]) == [".c", ".py"]
+    assert endings_in_tree(r, c["rename"], [".py", ".c"]) == [".py"]  # util.c is gone

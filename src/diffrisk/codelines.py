@@ -23,7 +23,7 @@ from diffrisk.gitio import GitRepo
 from diffrisk.szz import _HASH_COMMENT, _PY, _SLASH_COMMENT
 
 #: Commits per ``git log -p`` call.
-BATCH = 400
+BATCH = 2000
 
 _TRIPLE = (b'"""', b"'''")
 _PREFIX = b"rRuUbBfF"
@@ -157,10 +157,10 @@ def parse_added_code(data: bytes, marker: bytes = b"\x01") -> dict[str, dict[str
     return out
 
 
-def _pathspec(extensions: Sequence[str]) -> list[str]:
-    # "*" matches "/" too (no glob magic), so "*.py" selects .py files at any depth;
-    # icase as the label stage's source rule compares extensions case-insensitively.
-    return ["--", *(f":(icase)*{e}" for e in sorted({e.lower() for e in extensions}))]
+def _pathspec(endings: Sequence[str]) -> list[str]:
+    # "*" matches "/" too (no glob magic), so "*.py" selects .py files at any depth. The
+    # match is case-sensitive: pass each spelling in use (":(icase)" costs git 50% more).
+    return ["--", *(f"*{e}" for e in sorted(set(endings)))]
 
 
 _DIFF_FLAGS = (
@@ -178,7 +178,8 @@ _DIFF_FLAGS = (
 def added_code_lines(
     repo: GitRepo, shas: Sequence[str], extensions: Sequence[str], batch: int = BATCH
 ) -> dict[str, dict[str, int]]:
-    """Code lines added per commit and source-extension path, for non-merge ``shas``.
+    """Code lines added per commit and path, for non-merge ``shas`` and the files whose
+    names end in one of ``extensions`` (exactly as spelled: ``.py`` does not select ``.PY``).
 
     One ``git log -p`` per batch; a batch git cannot diff (a missing object) is split
     until the commits that fail are found, and those get no entry.
@@ -199,6 +200,8 @@ def added_code_lines(
                 run(part[half:])
             return
         out.update(parse_added_code(data))
+        for sha in part:  # git prints nothing for a commit without matching files
+            out.setdefault(sha, {})
 
     for i in range(0, len(shas), batch):
         run(shas[i : i + batch])

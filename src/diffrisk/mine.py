@@ -19,7 +19,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -594,15 +594,19 @@ def mine(
     added lines of code (``la_code``, :mod:`diffrisk.codelines`) are counted.
     """
     cfg = config or MineConfig()
-    exts = sorted(
-        {
-            e.lower()
-            for e in (
-                source_extensions
-                if source_extensions is not None
-                else LabelConfig().source_extensions
-            )
-        }
+    exts = (
+        sorted(
+            {
+                e.lower()
+                for e in (
+                    source_extensions
+                    if source_extensions is not None
+                    else LabelConfig().source_extensions
+                )
+            }
+        )
+        if cfg.code_lines
+        else []
     )
     rule = FixRule.from_config(fixes)
     repo = open_repo(repo_path)
@@ -649,7 +653,7 @@ def mine(
     new_rows: list[dict[str, Any]] = []
     new_files: list[dict[str, Any]] = []
     # the diffs for la_code come from their own git process, read while the walk runs
-    code_job = _Background(added_code_lines, repo, todo, exts)
+    code_job = _Background(added_code_lines, repo, todo, endings_in_tree(repo, head, exts))
     for step in walk_history(repo, graph, known_rows, state, rule):
         rec = step.record
         if rec is None:
@@ -680,7 +684,9 @@ def mine(
             "is_python",
         ],
     )
-    files_df["la_code"] = code_line_column(files_df, code_job.result(), exts)
+    files_df["la_code"] = code_line_column(
+        files_df, _all_code_lines(repo, files_df, code_job, exts), exts
+    )
 
     blob_cache = old.blob_metrics if old is not None else {}
     if cfg.code_metrics:
@@ -721,12 +727,53 @@ def mine(
     return result
 
 
+def _all_code_lines(
+    repo: GitRepo, files: pd.DataFrame, job: _Background, exts: Sequence[str]
+) -> dict[str, dict[str, int]]:
+    """The background pass's counts, plus a pass over the commits with source files whose
+    ending the head tree did not have (files since deleted or renamed)."""
+    counts: dict[str, dict[str, int]] = job.result()
+    done = set(job.args[-1])
+    if not exts or files.empty:
+        return counts
+    ending = files["path"].astype(str).map(lambda p: PurePosixPath(p).suffix)
+    wanted = ending.str.lower().isin(set(exts)) & ~ending.isin(done)
+    if wanted.any():
+        more = added_code_lines(
+            repo, list(pd.unique(files.loc[wanted, "sha"])), sorted(set(ending[wanted]))
+        )
+        for sha, per in more.items():
+            if sha in counts:  # a commit the first pass could not diff stays unknown
+                counts[sha].update(per)
+    return counts
+
+
+def endings_in_tree(repo: GitRepo, rev: str, extensions: Sequence[str]) -> list[str]:
+    """The spellings of ``extensions`` (any case) that file names in ``rev``'s tree end in.
+
+    Each pathspec pattern costs git time on every tree entry of every commit, so the
+    diffs ask only for the endings the repository uses."""
+    if not extensions:
+        return []
+    want = {e.lower() for e in extensions}
+    out = repo.run("ls-tree", "-r", "-z", "--name-only", rev)
+    found = set()
+    for name in out.split(b"\x00"):
+        dot = name.rfind(b".")
+        if dot > name.rfind(b"/"):
+            end = name[dot:].decode("utf-8", "replace")
+            if end.lower() in want:
+                found.add(end)
+    return sorted(found)
+
+
 class _Background:
     """``fn(*args)`` on a daemon thread (an interrupted run exits without waiting for it)."""
 
     def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
         self._out: list[Any] = []
         self._err: list[BaseException] = []
+        self.args = args
         self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True)
         self._thread.start()
 

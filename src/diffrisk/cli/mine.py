@@ -42,6 +42,11 @@ from diffrisk.store import META
     "--no-code-metrics", is_flag=True, help="Skip radon metrics (Kamei features only; much faster)."
 )
 @click.option(
+    "--no-code-lines",
+    is_flag=True,
+    help="Skip counting added lines of code (la_code); models then use lines added.",
+)
+@click.option(
     "--rebuild", is_flag=True, help="Ignore the stored dataset and mine everything again."
 )
 @click.option(
@@ -58,6 +63,7 @@ def mine_cmd(
     data_dir: str | None,
     rev: str,
     no_code_metrics: bool,
+    no_code_lines: bool,
     rebuild: bool,
     workers: int | None,
     config_path: str | None,
@@ -72,10 +78,11 @@ def mine_cmd(
     """
     cfg = load_config(repo, config_path)
     mcfg = cfg.mine
-    if no_code_metrics or workers:
+    if no_code_metrics or no_code_lines or workers:
         mcfg = mcfg.model_copy(
             update={
                 "code_metrics": mcfg.code_metrics and not no_code_metrics,
+                "code_lines": mcfg.code_lines and not no_code_lines,
                 "workers": workers or mcfg.workers,
             }
         )
