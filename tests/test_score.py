@@ -540,3 +540,22 @@ def test_huge_change_is_flagged(world: dict) -> None:
     assert risky.features["huge"] and any("huge change" in w for w in risky.warnings)
     safe = score(world["repo"], "main", "safe", world["data"], cfg)
     assert not safe.features["huge"] and not any("huge change" in w for w in safe.warnings)
+
+
+def test_added_lines_and_lines_of_code_are_one_factor() -> None:
+    from diffrisk.explain import Context, factors
+
+    ctx = Context(["a/x.py"], ["a"], ["a"], [], fix_files=[], la_in_fix_files=0, subject="s")
+    row = pd.Series({"la_source": 40, "la_code": 25, "nf": 1})
+    got = factors(pd.Series({"la_source": 0.5, "la_code": 0.25, "nf": -0.1}), row, ctx, top=3)
+    assert [(f.feature, f.contribution) for f in got] == [("la_source", 0.75), ("nf", -0.1)]
+    assert got[0].text == "adds 40 lines to source files, 25 of them code"
+    empty = pd.Series({"la_source": 0, "la_code": 0})
+    none = factors(pd.Series({"la_source": -0.4, "la_code": -0.6}), empty, ctx, top=3)
+    assert [f.text for f in none] == [
+        "adds no lines to source files (tests, docs or configuration only)"
+    ]
+    # pulling opposite ways: two factors, each in its own words
+    split = factors(pd.Series({"la_source": 0.3, "la_code": -0.2}), row, ctx, top=3)
+    assert [f.feature for f in split] == ["la_source", "la_code"]
+    assert split[1].text.startswith("adds 25 lines of code to source files (not counting")

@@ -228,6 +228,11 @@ def factors(contrib: pd.Series, row: pd.Series, ctx: Context, top: int) -> list[
     from diffrisk.score import Factor
 
     items = []
+    contrib = contrib.copy()
+    merged = _added_lines_factor(contrib, row)
+    if merged is not None:
+        items.append(merged)
+        contrib = contrib.drop(["la_source", "la_code"])
     for feature, c in contrib.items():
         c = float(c)
         if math.isnan(c) or c == 0.0:
@@ -242,6 +247,32 @@ def factors(contrib: pd.Series, row: pd.Series, ctx: Context, top: int) -> list[
     up = sorted((f for f in items if f.contribution > 0), key=lambda f: -f.contribution)[:top]
     down = sorted((f for f in items if f.contribution < 0), key=lambda f: f.contribution)[:top]
     return sorted(up + down, key=lambda f: -abs(f.contribution))
+
+
+def _added_lines_factor(contrib: pd.Series, row: pd.Series) -> Factor | None:
+    """``la_source`` and ``la_code`` pulling the same way, as one factor (one fact: how
+    many lines the change adds to source files, and how many of them are code)."""
+    from diffrisk.score import Factor
+
+    if "la_source" not in contrib.index or "la_code" not in contrib.index:
+        return None
+    a, b = float(contrib["la_source"]), float(contrib["la_code"])
+    if math.isnan(a) or math.isnan(b) or a * b < 0:
+        return None
+    n = _value(row.get("la_source"))
+    if n is None:
+        return None
+    m = _value(row.get("la_code"))
+    m = n if m is None else min(m, n)
+    if n == 0:
+        text = "adds no lines to source files (tests, docs or configuration only)"
+    elif m == n:
+        text = f"adds {_n(n, 'line')} of code to source files"
+    elif m == 0:
+        text = f"adds {_n(n, 'line')} to source files, none of them code (comments, docstrings, blank lines)"
+    else:
+        text = f"adds {_n(n, 'line')} to source files, {_num(m)} of them code"
+    return Factor("la_source", n, a + b, text)
 
 
 # -- hotspots --------------------------------------------------------------------------
