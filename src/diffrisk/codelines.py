@@ -15,6 +15,8 @@ and files whose diff git cannot produce (missing objects) get no count (null).
 from __future__ import annotations
 
 import codecs
+import subprocess
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import PurePosixPath
 
@@ -117,8 +119,11 @@ def count_added_code(path: str, lines: Iterable[bytes]) -> int:
     return c.count
 
 
-def parse_added_code(data: bytes, marker: bytes = b"\x01") -> dict[str, dict[str, int]]:
-    """``git log -p -U0 --format=%x01%H`` output -> per commit, code lines added per path.
+def parse_added_code(
+    lines: bytes | Iterable[bytes], marker: bytes = b"\x01"
+) -> dict[str, dict[str, int]]:
+    """``git log -p -U0 --format=%x01%H`` output (bytes, or an iterable of its lines) ->
+    per commit, code lines added per path.
 
     Every file git shows a ``+++`` header for gets a count (0 when only non-code lines
     were added); deleted files and renames without content changes get none.
@@ -132,7 +137,8 @@ def parse_added_code(data: bytes, marker: bytes = b"\x01") -> dict[str, dict[str
         if cur is not None:
             files[path] = files.get(path, 0) + cur.count
 
-    for line in data.split(b"\n"):
+    for line in lines.split(b"\n") if isinstance(lines, bytes) else lines:
+        line = line.rstrip(b"\n")
         if line.startswith(marker):
             close()
             cur = None
@@ -191,21 +197,47 @@ def added_code_lines(
     argv += _pathspec(extensions)
 
     def run(part: Sequence[str]) -> None:
-        try:
-            data = repo.run(*argv, input=("\n".join(part) + "\n").encode())
-        except GitCommandError:
+        got = _stream(repo, argv, part)
+        if got is None:
             if len(part) > 1:
                 half = len(part) // 2
                 run(part[:half])
                 run(part[half:])
             return
-        out.update(parse_added_code(data))
+        out.update(got)
         for sha in part:  # git prints nothing for a commit without matching files
             out.setdefault(sha, {})
 
     for i in range(0, len(shas), batch):
         run(shas[i : i + batch])
     return out
+
+
+def _stream(
+    repo: GitRepo, argv: list[str], shas: Sequence[str]
+) -> dict[str, dict[str, int]] | None:
+    """One ``git log -p`` over ``shas``, parsed as it streams (a huge commit's patch is
+    never held in memory); None when git fails."""
+    try:
+        proc = repo.popen(*argv, stdin=subprocess.PIPE)
+    except FileNotFoundError:
+        raise GitCommandError("git is not installed or not on PATH", hint="install git") from None
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    # git reads the whole list before it writes; stderr is drained on a thread
+    errors: list[bytes] = []
+    drain = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
+    drain.start()
+    try:
+        proc.stdin.write(("\n".join(shas) + "\n").encode())
+        proc.stdin.close()
+        got = parse_added_code(proc.stdout)
+    except BrokenPipeError:
+        got = None
+    finally:
+        proc.stdout.close()
+        code = proc.wait()
+        drain.join()
+    return got if code == 0 and got is not None else None
 
 
 def diff_added_code_lines(
