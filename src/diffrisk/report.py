@@ -413,7 +413,9 @@ def render_terminal(result: ScoreResult | Mapping[str, Any], console: Any = None
     colour = {"high": "red", "medium": "yellow", "low": "green"}.get(d["level"], "white")
     line = f"[bold {colour}]{escape(title(d))}[/]"
     if d.get("percentile") is not None:
-        line += f"  riskier than {pct(d['percentile'])} of the past year's changes"
+        line += f"  riskier than {pct(d['percentile'])} of the past year's commits"
+        if len(d["commits"]) > 1:
+            line += f" (it combines {len(d['commits'])})"
     con.print(line)
     con.print(f"model {escape(str(d.get('model_version')))} ({escape(str(d.get('model_source')))})")
     if d["factors"]:
