@@ -188,6 +188,38 @@ def test_deploy_aggregation(probs, max_risk, max_expected, outcome, expected, ri
     assert d.to_dict()["outcome"] == outcome
 
 
+@pytest.mark.parametrize(
+    ("probs", "typical", "limit", "outcome"),
+    [
+        # 120 typical changes at 0.1 each: expected 12 < 2 x 120 x 0.1 = 24 -> ships
+        ((0.1,) * 120, 0.1, 24.0, "pass"),
+        # the same release, twice as risky per change as the past year: blocked
+        ((0.2,) * 120, 0.1, 24.0, "fail"),
+        ((0.21,) * 120, 0.1, 24.0, "fail"),
+        ((0.19,) * 120, 0.1, 24.0, "pass"),
+        # a small release: the limit never drops below 1 (2 x 3 x 0.1 = 0.6)
+        ((0.3, 0.3, 0.3), 0.1, 1.0, "pass"),
+        ((0.4, 0.3, 0.3), 0.1, 1.0, "fail"),
+        # typical risk unknown (no past-year commits): the fixed limit 3
+        ((0.5,) * 6, None, 3.0, "fail"),
+        ((0.5,) * 5, None, 3.0, "pass"),
+    ],
+)
+def test_deploy_limit_scales_with_the_release(probs, typical, limit, outcome):
+    d = decide_deploy(
+        _changes(*probs), max_risk=1.0, max_expected=None, typical_probability=typical
+    )
+    assert d.max_expected == pytest.approx(limit)
+    assert d.outcome == outcome
+    if outcome == "fail":
+        assert "typical" in d.reasons[0] or "default" in d.reasons[0]
+    # an explicit limit wins over the typical risk
+    fixed = decide_deploy(
+        _changes(*probs), max_risk=1.0, max_expected=1000.0, typical_probability=typical
+    )
+    assert fixed.max_expected == 1000.0 and fixed.outcome == "pass"
+
+
 def test_deploy_rejects_probability_out_of_range():
     with pytest.raises(ValueError):
         decide_deploy(_changes(1.2))

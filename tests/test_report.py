@@ -179,7 +179,10 @@ def test_comment_shape() -> None:
     assert text.startswith(comment_marker("diffrisk") + "\n### 🔴 diffrisk: high risk (82%)\n")
     # The short part: level, one sentence, the top 3 factors; everything else is folded.
     assert re.findall(r"^\d\. ", head, re.M) == ["1. ", "2. ", "3. "]
-    assert "riskier than 95% of this repository's commits in the past year (this change combines 3" in head
+    assert (
+        "riskier than 95% of this repository's commits in the past year (this change combines 3"
+        in head
+    )
     assert "parser.py" not in head and "parser.py" in rest
     for section in (
         "All factors (5)",
@@ -357,7 +360,10 @@ def test_terminal_rendering() -> None:
     buf = io.StringIO()
     render_terminal(r, Console(file=buf, width=200, color_system=None))
     text = buf.getvalue()
-    assert text.splitlines()[0] == "High risk (82%)  riskier than 95% of the past year's commits (it combines 3)"
+    assert (
+        text.splitlines()[0]
+        == "High risk (82%)  riskier than 95% of the past year's commits (it combines 3)"
+    )
     assert "src/[bold]x[/bold].py" in text  # rich markup in a path is shown, not applied
     assert "1,234 lines added" in text and "+0.91" in text
 

@@ -15,7 +15,10 @@ check on GitHub), fail -> failure.
 Deployment gate (every change in ``base..head``): it fails when the riskiest change's
 probability is at or above ``gate.deploy_max_risk``, or when the expected number of
 defect-inducing changes (the sum of the probabilities, each change being a Bernoulli trial)
-is at or above ``gate.deploy_max_expected``.
+is at or above ``gate.deploy_max_expected``; unset, that limit is twice the expected count
+of as many typical commits of the past year (their mean probability x the number of
+changes, at least 1), so a large but ordinary release ships and a release that is riskier
+per change than usual does not.
 """
 
 from __future__ import annotations
@@ -208,6 +211,7 @@ class DeployDecision:
     max_risk: float
     max_expected: float
     reasons: tuple[str, ...] = field(default_factory=tuple)
+    expected_rule: str = "deploy_max_expected"  # where ``max_expected`` comes from
 
     @property
     def conclusion(self) -> str:
@@ -241,15 +245,43 @@ class DeployDecision:
             "riskiest": asdict(self.riskiest) if self.riskiest else None,
             "max_risk": self.max_risk,
             "max_expected": self.max_expected,
+            "expected_rule": self.expected_rule,
             "reasons": list(self.reasons),
             "message": self.message,
         }
 
 
+#: Without ``gate.deploy_max_expected``: this many times the typical expected count.
+TYPICAL_FACTOR = 2.0
+#: ... and never below this; the fixed limit when the typical risk is unknown.
+MIN_EXPECTED = 1.0
+FALLBACK_EXPECTED = 3.0
+
+
+def expected_limit(n: int, max_expected: float | None, typical: float | None) -> tuple[float, str]:
+    """The limit on the expected number of defect-inducing changes, and where it comes from."""
+    if max_expected is not None:
+        return float(max_expected), "deploy_max_expected"
+    if typical is None or not 0.0 <= typical <= 1.0:
+        return FALLBACK_EXPECTED, "the default limit (the typical risk is unknown)"
+    limit = max(MIN_EXPECTED, round(TYPICAL_FACTOR * n * typical, 12))
+    return limit, (
+        f"{TYPICAL_FACTOR:g}x the {n * typical:.2f} that {n} typical commits of the past year carry"
+        + (f" (at least {MIN_EXPECTED:g})" if limit == MIN_EXPECTED else "")
+    )
+
+
 def decide_deploy(
-    changes: Iterable[ShippedChange], *, max_risk: float = 0.8, max_expected: float = 3.0
+    changes: Iterable[ShippedChange],
+    *,
+    max_risk: float = 0.8,
+    max_expected: float | None = FALLBACK_EXPECTED,
+    typical_probability: float | None = None,
 ) -> DeployDecision:
-    """Aggregate the changes being shipped and decide (see the module docstring)."""
+    """Aggregate the changes being shipped and decide (see the module docstring).
+
+    ``max_expected=None``: the limit scales with the release, :func:`expected_limit`.
+    """
     items = tuple(changes)
     for c in items:
         if not 0.0 <= c.probability <= 1.0:
@@ -261,16 +293,16 @@ def decide_deploy(
         reasons.append(
             f"change {riskiest.sha[:12]} has risk {riskiest.probability:.2f} >= deploy_max_risk {max_risk:.2f}"
         )
-    if items and expected >= max_expected:
-        reasons.append(
-            f"expected defect-inducing changes {expected:.2f} >= deploy_max_expected {max_expected:.2f}"
-        )
+    limit, source = expected_limit(len(items), max_expected, typical_probability)
+    if items and expected >= limit:
+        reasons.append(f"expected defect-inducing changes {expected:.2f} >= {limit:.2f} ({source})")
     return DeployDecision(
         "fail" if reasons else "pass",
         items,
         expected,
         riskiest,
         max_risk,
-        max_expected,
+        limit,
         tuple(reasons),
+        source,
     )

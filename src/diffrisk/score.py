@@ -118,6 +118,7 @@ class ScoreResult:
     merge_base: str = ""
     author: str = ""
     compared_changes: int = 0  # past-year changes behind ``percentile``
+    typical_probability: float | None = None  # mean probability of those changes
     pull_request: int | None = None
     warnings: list[str] = field(default_factory=list)
     seconds: float | None = None
@@ -678,6 +679,7 @@ def score(
         merge_base=a.merge_base,
         author=a.author,
         compared_changes=len(past_scores),
+        typical_probability=float(np.mean(past_scores)) if len(past_scores) else None,
         pull_request=pull_request.number if pull_request else None,
         warnings=warnings,
         seconds=round(time.perf_counter() - t0, 3),

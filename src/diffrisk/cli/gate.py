@@ -251,7 +251,8 @@ def deploy_summary(d: DeployDecision, base: str, head: str) -> str:
     lines.append(f"- shipping `{base[:12]}..{head[:12]}`: {len(d.changes)} change(s)")
     lines.append(
         f"- rule: fail when the riskiest change >= {d.max_risk:.2f} or the expected number of "
-        f"defect-inducing changes (sum of probabilities) >= {d.max_expected:.2f}"
+        f"defect-inducing changes (sum of probabilities) >= {d.max_expected:.2f} "
+        f"({d.expected_rule})"
     )
     if d.changes:
         lines += ["", "| commit | risk | subject |", "| --- | ---: | --- |"]
@@ -447,8 +448,12 @@ def gate_cmd(
             )
             for c in commits
         ]
+        typical = res.get("typical_probability")
         dd = decide_deploy(
-            changes, max_risk=gcfg.deploy_max_risk, max_expected=gcfg.deploy_max_expected
+            changes,
+            max_risk=gcfg.deploy_max_risk,
+            max_expected=gcfg.deploy_max_expected,
+            typical_probability=None if typical is None else float(typical),
         )
         summary = deploy_summary(dd, str(res.get("base") or base), str(res.get("head") or head))
         _finish(
