@@ -559,3 +559,22 @@ def test_added_lines_and_lines_of_code_are_one_factor() -> None:
     split = factors(pd.Series({"la_source": 0.3, "la_code": -0.2}), row, ctx, top=3)
     assert [f.feature for f in split] == ["la_source", "la_code"]
     assert split[1].text.startswith("adds 25 lines of code to source files (not counting")
+
+
+def test_an_old_base_is_compared_with_the_year_before_it(builder, tmp_path: Path) -> None:
+    # a release diff whose base is years older than its head: the percentile and the
+    # typical risk (the deploy gate's limit) come from the year up to the base
+    b = builder
+    for day in range(5):
+        b.commit({f"m{day}.py": f"x = {day}\n"}, day=day, message=f"main {day}")
+    b.branch("release")
+    b.checkout("release")
+    b.commit({"r.py": "y = 1\n"}, day=900, message="much later")
+    b.checkout("main")
+    data = tmp_path / "data"
+    mine(b.path, data, rev="release", config=MineConfig(code_metrics=False))
+    install_model(data, seed=5, n=400, max_ns=4, intercept=-1.0)
+    res = score(b.path, "main", "release", data)
+    assert res.compared_changes == 5
+    assert res.typical_probability is not None and 0 < res.typical_probability < 1
+    assert res.percentile is not None

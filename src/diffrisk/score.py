@@ -531,14 +531,17 @@ def analyze(
 def past_year(
     analysis: Analysis, dataset: store.Dataset, label_cfg: LabelConfig, days: int = PERCENTILE_DAYS
 ) -> pd.DataFrame:
-    """Mined changes of the ``days`` before the PR that are in its history (its base's ancestors)."""
+    """Mined changes in the change's history (its base's ancestors) of the ``days`` up to
+    the change, or up to the newest of them when the base is older (a release diff)."""
     ch = dataset.changes
     hist = analysis.history
-    prior = set(hist.shas)
-    since = pd.Timestamp(analysis.time - days * SECONDS_PER_DAY, unit="s", tz="UTC")
+    in_history = ch[ch["sha"].isin(set(hist.shas))]
     until = pd.Timestamp(analysis.time, unit="s", tz="UTC")
-    sel = ch["sha"].isin(prior) & (ch["author_time"] >= since) & (ch["author_time"] <= until)
-    rows = ch[sel].reset_index(drop=True)
+    if len(in_history):
+        until = min(until, in_history["author_time"].max())
+    since = until - pd.Timedelta(days=days)
+    sel = (in_history["author_time"] >= since) & (in_history["author_time"] <= until)
+    rows = in_history[sel].reset_index(drop=True)
     files = dataset.files[dataset.files["sha"].isin(set(rows["sha"]))]
     return with_source_lines(rows, files, label_cfg)
 
