@@ -8,7 +8,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from diffrisk.codelines import count_added_code, diff_added_code_lines, parse_added_code
+from diffrisk.codelines import (
+    classify_added,
+    count_added_code,
+    diff_added_code_lines,
+    parse_added_code,
+)
 from diffrisk.config import LabelConfig, MineConfig
 from diffrisk.gitio import open_repo
 from diffrisk.mine import mine
@@ -69,6 +74,13 @@ def test_mined_la_code_by_hand(repo, tmp_path: Path) -> None:
     files = pd.read_parquet(data / "files.parquet")
     got = {(r.sha, r.path): r.la_code for r in files.itertuples()}
     assert got[(c["add"], "pkg/mod.py")] == 3
+    control = {(r.sha, r.path): r.la_control for r in files.itertuples()}
+    assert control[(c["add"], "pkg/mod.py")] == 1  # return
+    assert control[(c["add"], "src/util.c")] == 1  # return, not the closing brace
+    assert control[(c["add"], "tests/test_mod.py")] == 1  # assert
+    assert control[(c["add"], "pkg/café data.py")] == 0
+    assert control[(c["edit"], "pkg/mod.py")] == 1
+    assert math.isnan(control[(c["add"], "README.md")])
     assert got[(c["add"], "src/util.c")] == 3
     assert got[(c["add"], "tests/test_mod.py")] == 2
     assert got[(c["add"], "pkg/café data.py")] == 1  # quoted path with a space: same key
@@ -83,6 +95,8 @@ def test_mined_la_code_by_hand(repo, tmp_path: Path) -> None:
     assert per[c["add"]] == 3 + 3 + 1  # tests/ is not source for the label stage
     assert per[c["edit"]] == 2
     assert per[c["docs"]] == 0  # no source file: no code added
+    ctl = with_code_lines(changes, files, LabelConfig()).set_index("sha")["la_control"]
+    assert ctl[c["add"]] == 2 and ctl[c["edit"]] == 1 and ctl[c["docs"]] == 0
 
 
 def test_a_commit_git_cannot_diff_gets_no_count(repo, tmp_path: Path) -> None:
@@ -105,7 +119,7 @@ def test_a_commit_git_cannot_diff_gets_no_count(repo, tmp_path: Path) -> None:
 def test_diff_of_a_range(repo) -> None:
     b, c = repo
     counts = diff_added_code_lines(open_repo(b.path), c["add"], c["rename"], [".py", ".c"])
-    assert counts == {"pkg/mod3.py": 2}
+    assert counts == {"pkg/mod3.py": (2, 1)}  # y = 2; return x + y (control flow)
     assert diff_added_code_lines(open_repo(b.path), c["add"], "no-such-rev", [".py"]) is None
 
 
@@ -121,13 +135,37 @@ def test_line_classification() -> None:
     assert count_added_code("a.md", [b"# title", b"text"]) == 2  # no comment syntax known
 
 
+@pytest.mark.parametrize(
+    ("line", "control"),
+    [
+        (b"if x:", True),
+        (b"elif x > 1:", True),
+        (b"} else if (x) {", True),
+        (b"for (i = 0; i < n; i++) {", True),
+        (b"return", True),
+        (b"raise ValueError(x)", True),
+        (b"with open(f) as fh:", True),
+        (b"except KeyError:", True),
+        (b"match command:", True),
+        (b"match = re.match(p, s)", False),  # a name, not the keyword
+        (b"case.value = 1", False),
+        (b"returned = 1", False),
+        (b"if_x = 2", False),
+        (b'print("if")', False),
+        (b"}", False),
+    ],
+)
+def test_control_flow_lines(line: bytes, control: bool) -> None:
+    assert classify_added("a.py", [line]) == (1, int(control))
+
+
 def test_parse_resets_docstring_state_per_hunk() -> None:
     data = (
         b"\x01" + b"a" * 40 + b"\n\ndiff --git a/m.py b/m.py\n--- a/m.py\n+++ b/m.py\n"
         b'@@ -1,0 +2,1 @@\n+    """Opens a docstring whose end is not shown\n'
         b"@@ -9,0 +11,2 @@\n+    x = 1\n+    return x\n"
     )
-    assert parse_added_code(data) == {"a" * 40: {"m.py": 2}}
+    assert parse_added_code(data) == {"a" * 40: {"m.py": (2, 1)}}
 
 
 def test_code_lines_can_be_switched_off(repo, tmp_path: Path) -> None:

@@ -526,7 +526,7 @@ def test_every_model_feature_has_words() -> None:
     from diffrisk.train import KAMEI_FEATURES
 
     ctx = Context(["a/x.py"], ["a"], ["a"], [], fix_files=[], la_in_fix_files=0, subject="s")
-    for feature in (*KAMEI_FEATURES, "la_source", "la_code", "pfix", "nd", "rexp"):
+    for feature in (*KAMEI_FEATURES, "la_source", "la_code", "la_control", "pfix", "nd", "rexp"):
         text = factor_text(feature, 3, ctx)
         assert not text.startswith(f"{feature} =") and "=" not in text, (feature, text)
 

@@ -58,9 +58,10 @@ def test_kamei_transform_normalises_and_drops_collinear_columns():
     X = pd.DataFrame(
         {"ns": [1, 2], "nd": [9, 9], "nf": [2, 4], "entropy": [0.5, 0.0], "la": [10, 7], "ld": [5, 0],
          "lt": [100, 0], "fix": [1, 0], "ndev": [3, 0], "age": [2.0, 0.0], "nuc": [4, 0], "exp": [9, 0],
-         "rexp": [1.5, 0.0], "sexp": [1, 0], "pfix": [6, 0], "la_source": [8, 3], "la_code": [5, np.nan]}
+         "rexp": [1.5, 0.0], "sexp": [1, 0], "pfix": [6, 0], "la_source": [8, 3], "la_code": [5, np.nan],
+         "la_control": [2, np.nan]}
     )  # fmt: skip
-    out = kamei_transform(X, pfix=True, code_lines=True)
+    out = kamei_transform(X, pfix=True, code_lines=True, control_lines=True)
     assert "nd" not in out.columns and "rexp" not in out.columns
     assert out.loc[0, "la"] == pytest.approx(np.log1p(10 / 100))  # LA / LT
     assert out.loc[0, "ld"] == pytest.approx(np.log1p(5 / 100))
@@ -72,6 +73,9 @@ def test_kamei_transform_normalises_and_drops_collinear_columns():
     assert out.loc[0, "la_code"] == pytest.approx(np.log1p(5))
     assert out.loc[1, "la_code"] == pytest.approx(np.log1p(3))  # unknown: all source lines count
     assert "la_code" not in kamei_transform(X, pfix=True).columns
+    assert out.loc[0, "la_control"] == pytest.approx(np.log1p(2))
+    assert out.loc[1, "la_control"] == pytest.approx(np.log1p(0.22 * 3))  # unknown: a share
+    assert "la_control" not in kamei_transform(X, pfix=True, code_lines=True).columns
     assert out.loc[1, "la"] == pytest.approx(np.log1p(7))  # new files: LT = 0 -> divide by 1
     assert list(out.columns) == raw_features("logistic")
     assert np.isfinite(out.to_numpy()).all()

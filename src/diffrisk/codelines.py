@@ -15,6 +15,7 @@ and files whose diff git cannot produce (missing objects) get no count (null).
 from __future__ import annotations
 
 import codecs
+import re
 import subprocess
 import threading
 from collections.abc import Iterable, Sequence
@@ -24,10 +25,21 @@ from diffrisk.errors import GitCommandError
 from diffrisk.gitio import GitRepo
 from diffrisk.szz import _HASH_COMMENT, _PY, _SLASH_COMMENT
 
+#: Per commit and path: (added lines of code, added control-flow lines).
+CodeCounts = dict[str, dict[str, tuple[int, int]]]
+
 #: Commits per ``git log -p`` call.
 BATCH = 2000
 
 _TRIPLE = (b'"""', b"'''")
+#: A control-flow line: one that starts (after closing braces) with a branch, loop,
+#: exception or exit keyword of Python or the C, Java, JavaScript, Go, Ruby, Perl family,
+#: not used as a name (``match = ...``, ``case.x``).
+_CONTROL = re.compile(
+    rb"^[}\s]*(?:if|elif|else|elsif|unless|for|foreach|while|until|do|switch|case|match|try"
+    rb"|except|catch|rescue|finally|ensure|with|return|raise|throw|yield|assert|break"
+    rb"|continue|goto|defer|select)\b(?!\s*(?:=[^=]|\.|,|\)|\]|:\s*\w+\s*=))"
+)
 _PREFIX = b"rRuUbBfF"
 
 
@@ -40,7 +52,7 @@ def _path(raw: bytes) -> str:
 
 
 class _Counter:
-    """Counts code lines among a file's added lines, hunk by hunk."""
+    """Counts code lines, and control-flow lines among them, in a file's added lines."""
 
     def __init__(self, path: str) -> None:
         ext = PurePosixPath(path).suffix.lower()
@@ -48,6 +60,7 @@ class _Counter:
         self.slash = ext in _SLASH_COMMENT
         self.python = ext in _PY
         self.count = 0
+        self.control = 0
         self.hunk()
 
     def hunk(self) -> None:
@@ -84,6 +97,8 @@ class _Counter:
                     self.in_str = q
                     break
         self.count += 1
+        if _CONTROL.match(s):
+            self.control += 1
 
     def _slash_comment(self, s: bytes) -> bool:
         """Whether ``s`` is only comment; tracks ``/* */`` across lines."""
@@ -111,31 +126,36 @@ class _Counter:
         return not code
 
 
-def count_added_code(path: str, lines: Iterable[bytes]) -> int:
-    """Code lines among ``lines`` (added lines of one hunk of ``path``, without the ``+``)."""
+def classify_added(path: str, lines: Iterable[bytes]) -> tuple[int, int]:
+    """(code lines, control-flow lines) among ``lines`` (added lines of one hunk of
+    ``path``, without the ``+``)."""
     c = _Counter(path)
     for line in lines:
         c.add(line)
-    return c.count
+    return c.count, c.control
 
 
-def parse_added_code(
-    lines: bytes | Iterable[bytes], marker: bytes = b"\x01"
-) -> dict[str, dict[str, int]]:
+def count_added_code(path: str, lines: Iterable[bytes]) -> int:
+    """Code lines among ``lines`` (added lines of one hunk of ``path``, without the ``+``)."""
+    return classify_added(path, lines)[0]
+
+
+def parse_added_code(lines: bytes | Iterable[bytes], marker: bytes = b"\x01") -> CodeCounts:
     """``git log -p -U0 --format=%x01%H`` output (bytes, or an iterable of its lines) ->
-    per commit, code lines added per path.
+    per commit and path, (code lines, control-flow lines) added.
 
     Every file git shows a ``+++`` header for gets a count (0 when only non-code lines
     were added); deleted files and renames without content changes get none.
     """
-    out: dict[str, dict[str, int]] = {}
-    files: dict[str, int] = {}
+    out: CodeCounts = {}
+    files: dict[str, tuple[int, int]] = {}
     cur: _Counter | None = None
     path = ""
 
     def close() -> None:
         if cur is not None:
-            files[path] = files.get(path, 0) + cur.count
+            code, control = files.get(path, (0, 0))
+            files[path] = (code + cur.count, control + cur.control)
 
     for line in lines.split(b"\n") if isinstance(lines, bytes) else lines:
         line = line.rstrip(b"\n")
@@ -183,7 +203,7 @@ _DIFF_FLAGS = (
 
 def added_code_lines(
     repo: GitRepo, shas: Sequence[str], extensions: Sequence[str], batch: int = BATCH
-) -> dict[str, dict[str, int]]:
+) -> CodeCounts:
     """Code lines added per commit and path, for non-merge ``shas`` and the files whose
     names end in one of ``extensions`` (exactly as spelled: ``.py`` does not select ``.PY``).
 
@@ -192,7 +212,7 @@ def added_code_lines(
     """
     if not extensions:
         return {}
-    out: dict[str, dict[str, int]] = {}
+    out: CodeCounts = {}
     argv = ["log", "--no-walk=unsorted", "--stdin", *_DIFF_FLAGS, "--format=%x01%H"]
     argv += _pathspec(extensions)
 
@@ -213,9 +233,7 @@ def added_code_lines(
     return out
 
 
-def _stream(
-    repo: GitRepo, argv: list[str], shas: Sequence[str]
-) -> dict[str, dict[str, int]] | None:
+def _stream(repo: GitRepo, argv: list[str], shas: Sequence[str]) -> CodeCounts | None:
     """One ``git log -p`` over ``shas``, parsed as it streams (a huge commit's patch is
     never held in memory); None when git fails."""
     try:
@@ -242,8 +260,9 @@ def _stream(
 
 def diff_added_code_lines(
     repo: GitRepo, base: str, head: str, extensions: Sequence[str]
-) -> dict[str, int] | None:
-    """Code lines added per source-extension path by the change base..head (None: git failed)."""
+) -> dict[str, tuple[int, int]] | None:
+    """(code lines, control-flow lines) added per source-ending path by base..head (None:
+    git failed)."""
     if not extensions:
         return {}
     try:

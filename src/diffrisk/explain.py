@@ -144,6 +144,10 @@ def factor_text(feature: str, value: Any, ctx: Context) -> str:
         return (
             f"adds {_n(v, 'line')} of code to source files (not counting comments and docstrings)"
         )
+    if feature == "la_control":
+        if v == 0:
+            return "adds no control-flow lines (no new if, for, while, try, return or raise)"
+        return f"adds {_n(v, 'control-flow line')} (if, for, while, try, return, raise, ...)"
     if feature == "pfix":
         if v == 0:
             return "touches files no earlier bug fix changed"

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from diffrisk import store
-from diffrisk.codelines import added_code_lines
+from diffrisk.codelines import CodeCounts, added_code_lines
 from diffrisk.codemetrics import BlobMetrics, compute_blob_metrics, touched_max_cc
 from diffrisk.config import FixesConfig, LabelConfig, MineConfig
 from diffrisk.errors import DataError, GitCommandError
@@ -684,9 +684,8 @@ def mine(
             "is_python",
         ],
     )
-    files_df["la_code"] = code_line_column(
-        files_df, _all_code_lines(repo, files_df, code_job, exts), exts
-    )
+    cols = code_line_columns(files_df, _all_code_lines(repo, files_df, code_job, exts), exts)
+    files_df["la_code"], files_df["la_control"] = cols["la_code"], cols["la_control"]
 
     blob_cache = old.blob_metrics if old is not None else {}
     if cfg.code_metrics:
@@ -729,10 +728,10 @@ def mine(
 
 def _all_code_lines(
     repo: GitRepo, files: pd.DataFrame, job: _Background, exts: Sequence[str]
-) -> dict[str, dict[str, int]]:
+) -> CodeCounts:
     """The background pass's counts, plus a pass over the commits with source files whose
     ending the head tree did not have (files since deleted or renamed)."""
-    counts: dict[str, dict[str, int]] = job.result()
+    counts: CodeCounts = job.result()
     done = set(job.args[-1])
     if not exts or files.empty:
         return counts
@@ -791,28 +790,34 @@ class _Background:
 
 
 def code_line_values(
-    pairs: Iterable[tuple[str, str]], counts: dict[str, dict[str, int]], extensions: Sequence[str]
-) -> list[float]:
-    """``la_code`` for (sha, path) file rows: counted for source-extension files of commits
-    git could diff (0 for a deletion, a pure rename or a binary file), NaN otherwise."""
+    pairs: Iterable[tuple[str, str]], counts: CodeCounts, extensions: Sequence[str]
+) -> list[tuple[float, float]]:
+    """(``la_code``, ``la_control``) for (sha, path) file rows: counted for source-ending
+    files of commits git could diff (0 for a deletion, a pure rename or a binary file),
+    NaN otherwise."""
     exts = tuple(e.lower() for e in extensions)
-    values: list[float] = []
+    unknown = (np.nan, np.nan)
+    values: list[tuple[float, float]] = []
     for sha, path in pairs:
         per = counts.get(sha)
         if per is None or not exts or not str(path).lower().endswith(exts):
-            values.append(np.nan)
+            values.append(unknown)
         else:
-            values.append(float(per.get(path, 0)))
+            code, control = per.get(path, (0, 0))
+            values.append((float(code), float(control)))
     return values
 
 
-def code_line_column(
-    files: pd.DataFrame, counts: dict[str, dict[str, int]], extensions: Sequence[str]
-) -> pd.Series:
-    """:func:`code_line_values` of a files frame."""
+def code_line_columns(
+    files: pd.DataFrame, counts: CodeCounts, extensions: Sequence[str]
+) -> pd.DataFrame:
+    """:func:`code_line_values` of a files frame: columns ``la_code`` and ``la_control``."""
     pairs = zip(files["sha"], files["path"], strict=True)
-    return pd.Series(
-        code_line_values(pairs, counts, extensions), index=files.index, dtype="float64"
+    return pd.DataFrame(
+        code_line_values(pairs, counts, extensions),
+        index=files.index,
+        columns=["la_code", "la_control"],
+        dtype="float64",
     )
 
 

@@ -133,7 +133,9 @@ class LoadedModel:
     def _frame(self, changes_df: pd.DataFrame) -> pd.DataFrame:
         df = pd.DataFrame(changes_df).copy()
         missing = [
-            c for c in self.features if c not in df.columns and c not in ("la_source", "la_code")
+            c
+            for c in self.features
+            if c not in df.columns and c not in ("la_source", "la_code", "la_control")
         ]
         if missing:
             raise ModelError(

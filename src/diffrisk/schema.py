@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 TS = pa.timestamp("s", tz="UTC")
 
@@ -162,6 +162,12 @@ FILES: tuple[Column, ...] = (
         pa.int64(),
         "added lines of code: lines added minus blank, comment-only and docstring lines "
         "(null: not a source extension, or git could not diff the commit)",
+    ),
+    Column(
+        "la_control",
+        pa.int64(),
+        "added control-flow lines: lines of code (as la_code) that begin with a branch, loop, "
+        "exception or exit keyword (if, else, for, while, try, except, return, raise, ...)",
     ),
     Column(
         "cc_before",

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from diffrisk import store
-from diffrisk.codelines import added_code_lines, diff_added_code_lines
+from diffrisk.codelines import CodeCounts, added_code_lines, diff_added_code_lines
 from diffrisk.codemetrics import BlobMetrics, compute_blob_metrics
 from diffrisk.config import Config, LabelConfig
 from diffrisk.errors import DataError, GitHubError, ModelError, RepositoryError
@@ -346,12 +346,10 @@ def with_source_lines(changes: pd.DataFrame, files: pd.DataFrame, cfg: LabelConf
     return with_code_lines(out, files, cfg)
 
 
-def _add_code_lines(
-    rows: list[dict[str, Any]], counts: dict[str, dict[str, int]], exts: list[str]
-) -> None:
+def _add_code_lines(rows: list[dict[str, Any]], counts: CodeCounts, exts: list[str]) -> None:
     values = code_line_values(((r["sha"], r["path"]) for r in rows), counts, exts)
-    for r, v in zip(rows, values, strict=True):
-        r["la_code"] = v
+    for r, (code, control) in zip(rows, values, strict=True):
+        r["la_code"], r["la_control"] = code, control
 
 
 def _rows_frame(
@@ -373,6 +371,7 @@ def _rows_frame(
             "blob_after",
             "is_python",
             "la_code",
+            "la_control",
         ],
     )
     if metrics is not None and len(df):

@@ -82,15 +82,21 @@ LA_SOURCE = "la_source"
 #: Added lines of code in source files (no blank, comment or docstring lines): the added
 #: lines SZZ could ever blame (:func:`source_code_lines_added`, :mod:`diffrisk.codelines`).
 LA_CODE = "la_code"
+#: Of those, control-flow lines (branches, loops, exception handling, returns).
+LA_CONTROL = "la_control"
+#: ``la_control`` of a change whose diff could not be read: this share of its lines of
+#: code (control-flow lines were 15-27% of the added code lines of the eight bundled
+#: projects).
+CONTROL_SHARE = 0.22
 #: The columns the ``anchored`` model never shrinks: how much blameable code a change adds.
-ANCHORS = (LA_SOURCE, LA_CODE)
+ANCHORS = (LA_SOURCE, LA_CODE, LA_CONTROL)
 
 
 def raw_features(kind: str, code_metrics: bool = False) -> list[str]:
     """The ``changes`` columns a candidate reads (its feature schema)."""
     if kind == "la":
         return [LA_SOURCE]
-    return [*KAMEI_FEATURES, LA_SOURCE, LA_CODE, PFIX] + (
+    return [*KAMEI_FEATURES, LA_SOURCE, LA_CODE, LA_CONTROL, PFIX] + (
         list(CODE_FEATURES) if code_metrics else []
     )
 
@@ -104,13 +110,17 @@ def _slog1p(v: np.ndarray) -> np.ndarray:
 
 
 def kamei_transform(
-    X: pd.DataFrame, code_metrics: bool = False, pfix: bool = False, code_lines: bool = False
+    X: pd.DataFrame,
+    code_metrics: bool = False,
+    pfix: bool = False,
+    code_lines: bool = False,
+    control_lines: bool = False,
 ) -> pd.DataFrame:
     """Kamei preprocessing; output columns keep the raw feature names (transformed values).
 
-    ``pfix=False`` and ``code_lines=False`` leave PFIX and LA_CODE out: models saved before
-    those were mined store no such argument and must keep their columns; new pipelines
-    pass ``True``.
+    ``pfix``, ``code_lines`` and ``control_lines`` False leave PFIX, LA_CODE and LA_CONTROL
+    out: models saved before those were mined store no such argument and must keep their
+    columns; new pipelines pass ``True``.
     """
     X = pd.DataFrame(X)
     nf = np.maximum(_num(X, "nf"), 1.0)
@@ -137,6 +147,10 @@ def kamei_transform(
         code = _num(X, LA_CODE) if LA_CODE in X.columns else np.full(len(X), np.nan)
         code = np.where(np.isnan(code), _la_source(X), code)
         out[LA_CODE] = np.log1p(np.maximum(code, 0.0))
+        if control_lines:
+            ctl = _num(X, LA_CONTROL) if LA_CONTROL in X.columns else np.full(len(X), np.nan)
+            ctl = np.where(np.isnan(ctl), CONTROL_SHARE * code, ctl)
+            out[LA_CONTROL] = np.log1p(np.maximum(ctl, 0.0))
     if pfix:
         # Rows without the column (mined before schema 2) count as no prior fixes.
         v = _num(X, PFIX) if PFIX in X.columns else np.zeros(len(X))
@@ -190,30 +204,34 @@ def source_lines_added(files: pd.DataFrame, cfg: LabelConfig) -> pd.Series:
     return la.groupby(files["sha"]).sum().astype("int64").rename(LA_SOURCE)
 
 
-def source_code_lines_added(files: pd.DataFrame, cfg: LabelConfig) -> pd.Series:
-    """Added lines of code in source files per commit (index: sha); NaN when unknown
-    (no ``la_code`` column, or git could not diff the commit's source files)."""
-    if files.empty or LA_CODE not in files.columns:
-        return pd.Series(dtype="float64", name=LA_CODE)
+def source_code_lines_added(
+    files: pd.DataFrame, cfg: LabelConfig, column: str = LA_CODE
+) -> pd.Series:
+    """Added lines of code (or ``column``, e.g. ``la_control``) in source files per commit
+    (index: sha); NaN when unknown (no such column, or git could not diff the commit)."""
+    if files.empty or column not in files.columns:
+        return pd.Series(dtype="float64", name=column)
     paths = files["path"].astype(str)
     src = {p: is_source_path(p, cfg) for p in pd.unique(paths)}
     mask = paths.map(src).astype(bool)
     if "binary" in files.columns:
         mask &= ~files["binary"].fillna(False).astype(bool)
-    code = pd.to_numeric(files.loc[mask, LA_CODE], errors="coerce")
+    code = pd.to_numeric(files.loc[mask, column], errors="coerce")
     # commits without source files are absent; NaN when none of its source files has a count
-    return code.groupby(files.loc[mask, "sha"]).sum(min_count=1).astype("float64").rename(LA_CODE)
+    return code.groupby(files.loc[mask, "sha"]).sum(min_count=1).astype("float64").rename(column)
 
 
 def with_code_lines(frame: pd.DataFrame, files: pd.DataFrame, cfg: LabelConfig) -> pd.DataFrame:
-    """Add ``la_code`` to changes rows: 0 without source files, NaN when unknown."""
-    code = source_code_lines_added(files, cfg)
+    """Add ``la_code`` and ``la_control`` to changes rows: 0 without source files, NaN
+    when unknown."""
     out = frame.copy()
-    if LA_CODE not in files.columns:
-        out[LA_CODE] = np.nan
-        return out
-    has_src = out["sha"].isin(set(code.index))
-    out[LA_CODE] = out["sha"].map(code).where(has_src, 0.0).astype("float64")
+    for column in (LA_CODE, LA_CONTROL):
+        if column not in files.columns:
+            out[column] = np.nan
+            continue
+        per = source_code_lines_added(files, cfg, column)
+        has_src = out["sha"].isin(set(per.index))
+        out[column] = out["sha"].map(per).where(has_src, 0.0).astype("float64")
     return out
 
 
@@ -305,7 +323,12 @@ def _anchored_pipeline(scale: float, code_metrics: bool = False) -> Pipeline:
                 FunctionTransformer(
                     kamei_transform,
                     validate=False,
-                    kw_args={"code_metrics": code_metrics, "pfix": True, "code_lines": True},
+                    kw_args={
+                        "code_metrics": code_metrics,
+                        "pfix": True,
+                        "code_lines": True,
+                        "control_lines": True,
+                    },
                 ),
             ),
             (
@@ -393,7 +416,12 @@ def build_estimator(
         features = FunctionTransformer(
             kamei_transform,
             validate=False,
-            kw_args={"code_metrics": code_metrics, "pfix": True, "code_lines": True},
+            kw_args={
+                "code_metrics": code_metrics,
+                "pfix": True,
+                "code_lines": True,
+                "control_lines": True,
+            },
         )
     if kind == "hgb":
         base: Any = Pipeline(
