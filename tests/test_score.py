@@ -550,8 +550,19 @@ def test_added_lines_and_lines_of_code_are_one_factor() -> None:
     got = factors(pd.Series({"la_source": 0.5, "la_code": 0.25, "nf": -0.1}), row, ctx, top=3)
     assert [(f.feature, f.contribution) for f in got] == [("la_source", 0.75), ("nf", -0.1)]
     assert got[0].text == "adds 40 lines to source files, 25 of them code"
-    empty = pd.Series({"la_source": 0, "la_code": 0})
-    none = factors(pd.Series({"la_source": -0.4, "la_code": -0.6}), empty, ctx, top=3)
+    with_control = factors(
+        pd.Series({"la_source": 0.5, "la_code": 0.25, "la_control": 0.2}),
+        pd.Series({"la_source": 40, "la_code": 25, "la_control": 6}),
+        ctx,
+        top=3,
+    )
+    assert len(with_control) == 1 and with_control[0].contribution == pytest.approx(0.95)
+    assert with_control[0].text == (
+        "adds 40 lines to source files, 25 of them code (6 control flow: if, for, return, raise, ...)"
+    )
+    empty = pd.Series({"la_source": 0, "la_code": 0, "la_control": 0})
+    contrib = pd.Series({"la_source": -0.4, "la_code": -0.6, "la_control": -0.1})
+    none = factors(contrib, empty, ctx, top=3)
     assert [f.text for f in none] == [
         "adds no lines to source files (tests, docs or configuration only)"
     ]

@@ -236,7 +236,7 @@ def factors(contrib: pd.Series, row: pd.Series, ctx: Context, top: int) -> list[
     merged = _added_lines_factor(contrib, row)
     if merged is not None:
         items.append(merged)
-        contrib = contrib.drop(["la_source", "la_code"])
+        contrib = contrib.drop([k for k in ADDED_LINES if k in contrib.index])
     for feature, c in contrib.items():
         c = float(c)
         if math.isnan(c) or c == 0.0:
@@ -253,30 +253,39 @@ def factors(contrib: pd.Series, row: pd.Series, ctx: Context, top: int) -> list[
     return sorted(up + down, key=lambda f: -abs(f.contribution))
 
 
+ADDED_LINES = ("la_source", "la_code", "la_control")
+
+
 def _added_lines_factor(contrib: pd.Series, row: pd.Series) -> Factor | None:
-    """``la_source`` and ``la_code`` pulling the same way, as one factor (one fact: how
-    many lines the change adds to source files, and how many of them are code)."""
+    """``la_source``, ``la_code`` and ``la_control`` pulling the same way, as one factor
+    (one fact: how many lines the change adds to source files, and what kind)."""
     from diffrisk.score import Factor
 
-    if "la_source" not in contrib.index or "la_code" not in contrib.index:
+    keys = [k for k in ADDED_LINES if k in contrib.index]
+    if "la_source" not in keys or len(keys) < 2:
         return None
-    a, b = float(contrib["la_source"]), float(contrib["la_code"])
-    if math.isnan(a) or math.isnan(b) or a * b < 0:
+    cs = [float(contrib[k]) for k in keys]
+    if any(math.isnan(c) for c in cs) or (min(cs) < 0 < max(cs)):
         return None
     n = _value(row.get("la_source"))
     if n is None:
         return None
-    m = _value(row.get("la_code"))
+    m = _value(row.get("la_code")) if "la_code" in keys else None
     m = n if m is None else min(m, n)
+    k = _value(row.get("la_control")) if "la_control" in keys else None
     if n == 0:
         text = "adds no lines to source files (tests, docs or configuration only)"
-    elif m == n:
-        text = f"adds {_n(n, 'line')} of code to source files"
     elif m == 0:
         text = f"adds {_n(n, 'line')} to source files, none of them code (comments, docstrings, blank lines)"
     else:
-        text = f"adds {_n(n, 'line')} to source files, {_num(m)} of them code"
-    return Factor("la_source", n, a + b, text)
+        text = (
+            f"adds {_n(n, 'line')} of code to source files"
+            if m == n
+            else (f"adds {_n(n, 'line')} to source files, {_num(m)} of them code")
+        )
+        if k is not None:
+            text += f" ({_num(min(k, m))} control flow: if, for, return, raise, ...)"
+    return Factor("la_source", n, sum(cs), text)
 
 
 # -- hotspots --------------------------------------------------------------------------
