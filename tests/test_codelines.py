@@ -159,6 +159,21 @@ def test_control_flow_lines(line: bytes, control: bool) -> None:
     assert classify_added("a.py", [line]) == (1, int(control))
 
 
+def test_reindented_and_moved_lines_are_not_counted() -> None:
+    sha = "b" * 40
+    data = (
+        b"\x01" + sha.encode() + b"\n\ndiff --git a/m.py b/m.py\n--- a/m.py\n+++ b/m.py\n"
+        # two lines wrapped in a new "if": only the "if" line is new to blame -w
+        b"@@ -3,2 +3,3 @@\n-x = f(a)\n-return x\n+if a:\n+    x = f(a)\n+    return x\n"
+        # a line moved up from further down the file (-M keeps its old commit)
+        b"@@ -1,0 +2,1 @@\n+y = g(b)\n"
+        b"@@ -9,1 +10,0 @@\n-y = g(b)\n"
+        # a deleted line matches only once: the second copy is new
+        b"@@ -20,0 +21,2 @@\n+z = 1\n+z = 1\n@@ -30,1 +31,0 @@\n-z = 1\n"
+    )
+    assert parse_added_code(data) == {sha: {"m.py": (2, 1)}}  # "if a:" and one "z = 1"
+
+
 def test_parse_resets_docstring_state_per_hunk() -> None:
     data = (
         b"\x01" + b"a" * 40 + b"\n\ndiff --git a/m.py b/m.py\n--- a/m.py\n+++ b/m.py\n"

@@ -3,7 +3,10 @@
 SZZ (``diffrisk.szz``) leaves blank lines, comment-only lines and Python docstrings out
 when it blames a fix's deleted lines, so such lines can never make a change
 defect-inducing. ``la_code`` counts the other added lines of each file: lines added minus
-blank, comment-only (``#`` or ``//``/``/* */`` by file type) and docstring lines. The
+blank, comment-only (``#`` or ``//``/``/* */`` by file type) and docstring lines, and
+minus lines the same file diff also deletes (ignoring whitespace): re-indented or moved
+lines, which ``git blame -w -M`` leaves with the commit that wrote them. ``la_control``
+counts the control-flow lines among them. The
 lines are classified one by one as git's diff shows them (``-U0``, no surrounding file
 text): a triple-quoted string that starts a statement counts as a docstring until it
 closes within the added lines of that hunk.
@@ -15,6 +18,7 @@ and files whose diff git cannot produce (missing objects) get no count (null).
 from __future__ import annotations
 
 import codecs
+import collections
 import re
 import subprocess
 import threading
@@ -41,6 +45,7 @@ _CONTROL = re.compile(
     rb"|continue|goto|defer|select)\b(?!\s*(?:=[^=]|\.|,|\)|\]|:\s*\w+\s*=))"
 )
 _PREFIX = b"rRuUbBfF"
+_WS = re.compile(rb"\s+")
 
 
 def _path(raw: bytes) -> str:
@@ -52,16 +57,36 @@ def _path(raw: bytes) -> str:
 
 
 class _Counter:
-    """Counts code lines, and control-flow lines among them, in a file's added lines."""
+    """Counts code lines, and control-flow lines among them, in a file's added lines.
+
+    An added line whose text (ignoring whitespace) the same file diff deletes is a
+    re-indented or moved line: ``git blame -w -M`` keeps it on the commit that wrote it,
+    so :meth:`totals` does not count it.
+    """
 
     def __init__(self, path: str) -> None:
         ext = PurePosixPath(path).suffix.lower()
         self.hash = ext in _HASH_COMMENT
         self.slash = ext in _SLASH_COMMENT
         self.python = ext in _PY
-        self.count = 0
-        self.control = 0
+        self.code: list[tuple[bytes, bool]] = []  # (text without whitespace, control flow)
+        self.deleted: collections.Counter[bytes] = collections.Counter()
         self.hunk()
+
+    def delete(self, line: bytes) -> None:
+        self.deleted[_WS.sub(b"", line)] += 1
+
+    def totals(self) -> tuple[int, int]:
+        """(code lines, control-flow lines) added, re-indented and moved lines left out."""
+        left = self.deleted.copy()
+        code = control = 0
+        for text, is_control in self.code:
+            if left[text] > 0:
+                left[text] -= 1
+            else:
+                code += 1
+                control += is_control
+        return code, control
 
     def hunk(self) -> None:
         self.in_doc: bytes | None = None  # the open docstring's quote
@@ -77,7 +102,7 @@ class _Counter:
         if self.in_str is not None:  # a multi-line string value is code
             if s.count(self.in_str) % 2 == 1:
                 self.in_str = None
-            self.count += 1
+            self.code.append((_WS.sub(b"", s), False))
             return
         if not s:
             return
@@ -96,9 +121,7 @@ class _Counter:
                 if s.count(q) % 2 == 1:
                     self.in_str = q
                     break
-        self.count += 1
-        if _CONTROL.match(s):
-            self.control += 1
+        self.code.append((_WS.sub(b"", s), bool(_CONTROL.match(s))))
 
     def _slash_comment(self, s: bytes) -> bool:
         """Whether ``s`` is only comment; tracks ``/* */`` across lines."""
@@ -132,7 +155,7 @@ def classify_added(path: str, lines: Iterable[bytes]) -> tuple[int, int]:
     c = _Counter(path)
     for line in lines:
         c.add(line)
-    return c.count, c.control
+    return c.totals()
 
 
 def count_added_code(path: str, lines: Iterable[bytes]) -> int:
@@ -155,7 +178,8 @@ def parse_added_code(lines: bytes | Iterable[bytes], marker: bytes = b"\x01") ->
     def close() -> None:
         if cur is not None:
             code, control = files.get(path, (0, 0))
-            files[path] = (code + cur.count, control + cur.control)
+            add_code, add_control = cur.totals()
+            files[path] = (code + add_code, control + add_control)
 
     for line in lines.split(b"\n") if isinstance(lines, bytes) else lines:
         line = line.rstrip(b"\n")
@@ -177,6 +201,8 @@ def parse_added_code(lines: bytes | Iterable[bytes], marker: bytes = b"\x01") ->
             continue
         if line.startswith(b"+"):
             cur.add(line[1:])
+        elif line.startswith(b"-"):
+            cur.delete(line[1:])
         elif line.startswith(b"@@"):
             cur.hunk()
     close()

@@ -160,7 +160,8 @@ FILES: tuple[Column, ...] = (
     Column(
         "la_code",
         pa.int64(),
-        "added lines of code: lines added minus blank, comment-only and docstring lines "
+        "added lines of code: lines added minus blank, comment-only and docstring lines, "
+        "and minus re-indented or moved lines (text the same file diff deletes) "
         "(null: not a source extension, or git could not diff the commit)",
     ),
     Column(
