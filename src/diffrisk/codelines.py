@@ -45,7 +45,6 @@ _CONTROL = re.compile(
     rb"|continue|goto|defer|select)\b(?!\s*(?:=[^=]|\.|,|\)|\]|:\s*\w+\s*=))"
 )
 _PREFIX = b"rRuUbBfF"
-_WS = re.compile(rb"\s+")
 
 
 def _path(raw: bytes) -> str:
@@ -74,7 +73,7 @@ class _Counter:
         self.hunk()
 
     def delete(self, line: bytes) -> None:
-        self.deleted[_WS.sub(b"", line)] += 1
+        self.deleted[b"".join(line.split())] += 1
 
     def totals(self) -> tuple[int, int]:
         """(code lines, control-flow lines) added, re-indented and moved lines left out."""
@@ -102,7 +101,7 @@ class _Counter:
         if self.in_str is not None:  # a multi-line string value is code
             if s.count(self.in_str) % 2 == 1:
                 self.in_str = None
-            self.code.append((_WS.sub(b"", s), False))
+            self.code.append((b"".join(s.split()), False))
             return
         if not s:
             return
@@ -121,7 +120,7 @@ class _Counter:
                 if s.count(q) % 2 == 1:
                     self.in_str = q
                     break
-        self.code.append((_WS.sub(b"", s), bool(_CONTROL.match(s))))
+        self.code.append((b"".join(s.split()), bool(_CONTROL.match(s))))
 
     def _slash_comment(self, s: bytes) -> bool:
         """Whether ``s`` is only comment; tracks ``/* */`` across lines."""
