@@ -301,7 +301,7 @@ def test_factor_texts_use_the_change_values() -> None:
     assert explain.factor_text("mystery", 2.5, ctx) == "mystery = 2.5"
 
 
-def test_hotspots(risky, safe) -> None:
+def test_hotspots(world: dict, risky, safe) -> None:
     by_path = {f.path: f for f in risky.files}
     assert set(by_path) == {f"{d}/x.py" for d in DIRS} | {"f/new.py"}
     a = by_path["a/x.py"]
@@ -315,6 +315,17 @@ def test_hotspots(risky, safe) -> None:
         (c.probability for c in risky.commits), reverse=True
     )
     assert len(safe.files) == 1 and safe.files[0].path == "core/stable.py"
+    # annotations point at the lines each file adds: ZED_FUNC and the zed_ lines are
+    # appended after the file's lines at the merge base; f/new.py is new (40 lines);
+    # the safe PR changes line 4 of core/stable.py
+    n_a = len(world["at_m"]["a/x.py"])
+    assert (a.first_line, a.last_line) == (n_a + 1, n_a + 32)
+    assert (by_path["f/new.py"].first_line, by_path["f/new.py"].last_line) == (1, 40)
+    assert (safe.files[0].first_line, safe.files[0].last_line) == (4, 4)
+    from diffrisk.github import annotations_for
+
+    ann = {x["path"]: x for x in annotations_for(risky.to_dict())}
+    assert (ann["a/x.py"]["start_line"], ann["a/x.py"]["end_line"]) == (n_a + 1, n_a + 32)
 
 
 def test_advice_names_directories_tests_and_reviewers(risky, safe) -> None:

@@ -295,3 +295,29 @@ def diff_added_code_lines(
     except GitCommandError:
         return None
     return parse_added_code(b"\x01-\n" + data).get("-", {})
+
+
+_HUNK_NEW = re.compile(rb"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
+
+
+def first_added_ranges(repo: GitRepo, base: str, head: str) -> dict[str, tuple[int, int]]:
+    """Per path of base..head, the first range of lines the change adds (first, last line
+    in the new file): where an annotation on that file should point. Empty when git fails."""
+    try:
+        data = repo.run("diff", *_DIFF_FLAGS, base, head)
+    except GitCommandError:
+        return {}
+    out: dict[str, tuple[int, int]] = {}
+    path: str | None = None
+    for line in data.split(b"\n"):
+        if line.startswith(b"diff --git "):
+            path = None
+        elif line.startswith(b"+++ "):
+            path = None if line[4:] == b"/dev/null" else _path(line[4:])[2:]
+        elif path is not None and path not in out and line.startswith(b"@@"):
+            m = _HUNK_NEW.match(line)
+            if m:
+                start, count = int(m.group(1)), int(m.group(2) or 1)
+                if count > 0:
+                    out[path] = (start, start + count - 1)
+    return out

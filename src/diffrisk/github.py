@@ -486,7 +486,8 @@ def conclusion_for(level: str, config: Config) -> str:
 
 
 def annotations_for(result: Mapping[str, Any], limit: int | None = None) -> list[dict[str, Any]]:
-    """Check-run annotations for the hotspot files (line 1 of each; a note, not a line)."""
+    """Check-run annotations for the hotspot files, on the first lines each adds (line 1
+    when it adds none: a deleted file, a rename)."""
     high = float((result.get("thresholds") or {}).get("high", 0.7))
     out = []
     for f in (result.get("files") or [])[:limit]:
@@ -495,8 +496,8 @@ def annotations_for(result: Mapping[str, Any], limit: int | None = None) -> list
         out.append(
             {
                 "path": str(f["path"]),
-                "start_line": 1,
-                "end_line": 1,
+                "start_line": int(f.get("first_line") or 1),
+                "end_line": int(f.get("last_line") or f.get("first_line") or 1),
                 "annotation_level": "warning" if score >= high else "notice",
                 "title": f"diffrisk hotspot (risk {score:.2f})",
                 "message": reasons or "one of the riskiest files of this change",
@@ -649,7 +650,7 @@ def publish(
                 "warning" if a["annotation_level"] == "warning" else "notice",
                 a["message"],
                 file=a["path"],
-                line=1,
+                line=a["start_line"],
                 title=a["title"],
                 stream=out,
             )

@@ -31,7 +31,12 @@ import numpy as np
 import pandas as pd
 
 from diffrisk import store
-from diffrisk.codelines import CodeCounts, added_code_lines, diff_added_code_lines
+from diffrisk.codelines import (
+    CodeCounts,
+    added_code_lines,
+    diff_added_code_lines,
+    first_added_ranges,
+)
 from diffrisk.codemetrics import BlobMetrics, compute_blob_metrics
 from diffrisk.config import Config, LabelConfig
 from diffrisk.errors import DataError, GitHubError, ModelError, RepositoryError
@@ -87,6 +92,8 @@ class FileRisk:
     cc_added: float | None
     past_changes: int = 0
     past_bugs: int = 0
+    first_line: int | None = None  # the first lines the change adds (for annotations)
+    last_line: int | None = None
 
 
 @dataclass
@@ -640,6 +647,9 @@ def score(
     ctx = explain.Context.of(a)
     factors = explain.factors(contrib.iloc[0], pr, ctx, scfg.top_factors)
     files = explain.hotspots(a, file_scores, scfg.top_files)
+    ranges = first_added_ranges(repo, a.merge_base, a.head)
+    for f in files:
+        f.first_line, f.last_line = ranges.get(f.path, (None, None))
     commits = [
         CommitRisk(str(r.sha), str(r.subject), float(s), level_of(float(s), scfg.medium, scfg.high))
         for r, s in zip(a.commit_rows.itertuples(index=False), commit_scores, strict=True)
