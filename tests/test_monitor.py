@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from werkzeug import Request, Response
@@ -19,7 +21,7 @@ from diffrisk import predlog
 from diffrisk.cli import cli
 from diffrisk.config import Config, MineConfig, parse_config
 from diffrisk.mine import mine
-from repobuilder import RepoBuilder
+from repobuilder import RepoBuilder, ts
 
 # ---------------------------------------------------------------------------------------
 # Built histories. Days 0-180: two core authors and three modules at a time, both rotating
@@ -677,3 +679,55 @@ def test_issue_needs_token(histories: dict[str, Path], monkeypatch: pytest.Monke
     monkeypatch.delenv("GITHUB_REPOSITORY", raising=False)
     res = CliRunner().invoke(cli, ["monitor", "--data-dir", str(histories["stable"]), "--issue"])
     assert res.exit_code == 2 and "needs a repository and a token" in res.output
+
+
+def test_a_rebase_merged_pull_request_is_found_by_author_and_time(
+    builder: RepoBuilder, tmp_path: Path
+) -> None:
+    from diffrisk.score import score
+    from modelbuilder import install_model
+
+    b = builder
+    for day in range(4):
+        b.commit({f"m{day}.py": f"x = {day}\n"}, day=day, message=f"main {day}")
+    b.branch("feat")
+    b.checkout("feat")
+    f1 = b.commit({"f.py": "y = 1\n"}, author="zed", day=5, message="feature part 1")
+    f2 = b.commit({"f.py": "y = 2\n"}, author="zed", day=6, message="feature part 2")
+    b.checkout("main")
+    b.commit({"m9.py": "z = 9\n"}, day=7, message="main moves on")
+    data = tmp_path / "data"
+    mine(b.path, data, rev="feat", config=MineConfig(code_metrics=False))
+    install_model(data, seed=3, n=300, max_ns=3, intercept=-1.0)
+    res = score(b.path, "main", "feat", data)
+    predlog.append_from_score(data, res.to_dict())
+    logged = predlog.load_predictions(data)
+    assert sorted(logged["commit_keys"][0]) == sorted(
+        [predlog.commit_key("zed@example.com", ts(5)), predlog.commit_key("zed@example.com", ts(6))]
+    )
+    # "Rebase and merge": the commits are replayed onto main with new shas (the author and
+    # author date stay), and the branch is deleted
+    env = {**os.environ, "GIT_COMMITTER_NAME": "gh", "GIT_COMMITTER_EMAIL": "gh@example.com"}
+    b.repo.git.execute(["git", "cherry-pick", f1, f2], env=env)
+    b.run("branch", "-D", "feat")
+    rebased = b.run("rev-list", "-2", "main").split()
+    assert f1 not in rebased and f2 not in rebased
+    mined = tmp_path / "main"
+    mine(b.path, mined, rev="main", config=MineConfig(code_metrics=False))
+    changes = pd.read_parquet(mined / "changes.parquet")
+    labels = pd.DataFrame(
+        {
+            "sha": list(changes["sha"]),
+            "label_state": ["buggy" if s == rebased[1] else "clean" for s in changes["sha"]],
+            "fixed_by": [["f" * 40] if s == rebased[1] else [] for s in changes["sha"]],
+        }
+    )
+    out = mon.prediction_outcomes(logged, changes, labels)
+    assert out["outcome"][0] == "buggy"  # the first rebased commit was later found buggy
+    assert sorted(out["matched"][0]) == sorted(rebased)
+    # a log written before commit_keys existed is still read (the column comes back null)
+    old = pq.read_table(predlog.path_of(data)).drop(["commit_keys"])
+    pq.write_table(old, predlog.path_of(data))
+    again = predlog.load_predictions(data)
+    assert again["commit_keys"].isna().all() or again["commit_keys"][0] is None
+    assert mon.prediction_outcomes(again, changes, labels)["outcome"][0] == "unmerged"

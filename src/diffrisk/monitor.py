@@ -52,6 +52,7 @@ from diffrisk import predlog
 from diffrisk.config import Config
 from diffrisk.errors import DataError, DiffriskError
 from diffrisk.jsonutil import jsonable
+from diffrisk.predlog import commit_key
 from diffrisk.schema import KAMEI
 
 #: Drift features when no model says which it reads (the Kamei et al. change features).
@@ -336,11 +337,24 @@ def prediction_outcomes(
             m = _SQUASH_PR.search(subj or "")
             if m:
                 by_pr.setdefault(int(m.group(1)), []).append(s)
+    from diffrisk.mine import epoch_seconds
+
+    by_key: dict[str, list[str]] = {}
+    if len(changes) and "author_email" in changes:
+        times = epoch_seconds(changes["author_time"]).tolist()
+        for s, email, t in zip(changes["sha"], changes["author_email"], times, strict=True):
+            by_key.setdefault(commit_key(str(email), int(t)), []).append(s)
+    keys_col = preds["commit_keys"] if "commit_keys" in preds else [None] * len(preds)
     outcomes, matched, fixed_by = [], [], []
-    for head, commits, pr in zip(preds["head_sha"], preds["commits"], preds["pr"], strict=True):
+    for head, commits, pr, keys in zip(
+        preds["head_sha"], preds["commits"], preds["pr"], keys_col, strict=True
+    ):
         shas = list(dict.fromkeys([*(list(commits) if commits is not None else []), head]))
         if pr is not None and not pd.isna(pr):
             shas += by_pr.get(int(pr), [])
+        # a rebase merge rewrote the shas but kept each commit's author and author date
+        for k in list(keys) if keys is not None and not isinstance(keys, float) else []:
+            shas += by_key.get(str(k), [])
         found = [s for s in dict.fromkeys(shas) if s in known or s in state]
         states = [state.get(s, "unlabelled") for s in found]
         if not found:

@@ -34,8 +34,15 @@ from diffrisk.schema import arrow_schema, column_names
 from diffrisk.store import atomic_write_table
 
 FILE = "predictions.parquet"
+#: Columns a log written by an earlier version may lack (read as nulls).
+OPTIONAL = frozenset({"commit_keys"})
 LEVELS = ("low", "medium", "high")
 _SHA = re.compile(r"^[0-9a-f]{7,64}$")
+
+
+def commit_key(author_email: str, author_time: int) -> str:
+    """How a commit is found again after a rebase (which keeps author and author date)."""
+    return f"{author_email.strip().lower()}|{int(author_time)}"
 
 
 def path_of(data_dir: str | Path) -> Path:
@@ -64,6 +71,11 @@ def _read(p: Path) -> pa.Table:
             hint=f"move {p} away; the next score or gate run starts a new log",
         ) from None
     missing = set(column_names("predictions")) - set(table.column_names)
+    for name in sorted(missing & OPTIONAL):  # logs written before the column existed
+        table = table.append_column(
+            name, pa.nulls(len(table), arrow_schema("predictions").field(name).type)
+        )
+    missing -= OPTIONAL
     if missing:
         raise DataError(
             f"{p} lacks columns {sorted(missing)} (written by another diffrisk version?)",
@@ -119,6 +131,7 @@ def _record(r: Mapping[str, Any]) -> dict[str, Any]:
         feats = json.dumps(feats, sort_keys=True, default=_json_default)
     pr = r.get("pr")
     commits = [str(c) for c in (r.get("commits") or [])]
+    keys = [str(k) for k in (r.get("commit_keys") or [])]
     return {
         "head_sha": head,
         "base_sha": (str(r["base_sha"]).lower() if r.get("base_sha") else None),
@@ -127,6 +140,7 @@ def _record(r: Mapping[str, Any]) -> dict[str, Any]:
         else None,
         "repo": r.get("repo"),
         "commits": commits,
+        "commit_keys": keys,
         "features": feats,
         "probability": prob,
         "level": level,
@@ -201,13 +215,20 @@ def append_from_score(
     """
     if pr is None:
         pr = result.get("pr") or result.get("pr_number") or _pr_from_env()
-    commits = [c["sha"] if isinstance(c, Mapping) else str(c) for c in result.get("commits") or []]
+    raw = result.get("commits") or []
+    commits = [c["sha"] if isinstance(c, Mapping) else str(c) for c in raw]
+    keys = [
+        commit_key(str(c["author"]), int(c["time"]))
+        for c in raw
+        if isinstance(c, Mapping) and c.get("author") and c.get("time") is not None
+    ]
     rec = {
         "head_sha": result.get("head"),
         "base_sha": result.get("base"),
         "pr": pr,
         "repo": result.get("repo"),
         "commits": commits,
+        "commit_keys": keys,
         "features": result.get("features"),
         "probability": result.get("probability"),
         "level": result.get("level"),

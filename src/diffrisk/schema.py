@@ -263,6 +263,12 @@ PREDICTIONS: tuple[Column, ...] = (
     Column("pr", pa.int64(), "pull-request number, null outside a pull request"),
     Column("repo", pa.string(), "repository as the score run named it"),
     Column("commits", pa.list_(pa.string()), "commits of the pull request (base..head), as scored"),
+    Column(
+        "commit_keys",
+        pa.list_(pa.string()),
+        "'author-email|author-time' of each scored commit: finds them again after a rebase "
+        "merge gave them new shas (null in logs written before this column existed)",
+    ),
     Column("features", pa.string(), "the squashed change's features, a JSON object"),
     Column("probability", pa.float64(), "predicted probability that the change is defect-inducing"),
     Column("level", pa.string(), "'low', 'medium' or 'high'"),

@@ -102,6 +102,8 @@ class CommitRisk:
     subject: str
     probability: float
     level: str
+    author: str = ""
+    time: int | None = None  # author time, epoch seconds
 
 
 @dataclass
@@ -651,7 +653,14 @@ def score(
     for f in files:
         f.first_line, f.last_line = ranges.get(f.path, (None, None))
     commits = [
-        CommitRisk(str(r.sha), str(r.subject), float(s), level_of(float(s), scfg.medium, scfg.high))
+        CommitRisk(
+            str(r.sha),
+            str(r.subject),
+            float(s),
+            level_of(float(s), scfg.medium, scfg.high),
+            author=str(r.author_email),
+            time=int(pd.Timestamp(r.author_time).timestamp()),
+        )
         for r, s in zip(a.commit_rows.itertuples(index=False), commit_scores, strict=True)
     ]
     commits.sort(key=lambda c: -c.probability)
