@@ -73,6 +73,7 @@ class FakeGitHub:
         default_factory=list
     )
     per_page_max: int = 100
+    commit_authors: dict[str, str | None] = field(default_factory=dict)  # sha -> login
     _next_id: int = 1000
 
     def fail(
@@ -188,6 +189,20 @@ class FakeGitHub:
         if m := re.fullmatch(rf"/repos/{REPO}/statuses/(\w+)", path):
             self.statuses.append({"sha": m.group(1), **body})
             return self._json({"id": 1, "state": body["state"], "context": body["context"]}, 201)
+        if (m := re.fullmatch(rf"/repos/{REPO}/commits/(\w+)", path)) and m.group(1) in (
+            self.commit_authors
+        ):
+            login = self.commit_authors[m.group(1)]
+            author = {"login": login, "id": 9, "type": "User"} if login else None
+            return self._json(
+                {
+                    "sha": m.group(1),
+                    "url": f"{self.base}/repos/{REPO}/commits/{m.group(1)}",
+                    "commit": {"message": "x", "author": {"name": "n", "email": "e"}},
+                    "author": author,
+                    "files": [],
+                }
+            )
         if path == f"/repos/{REPO}/pulls":
             found = (
                 request.args.get("head") == "mallory:feature"
@@ -759,3 +774,33 @@ def test_read_event_errors(tmp_path: Path) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_suggested_reviewers_get_their_github_login(
+    fake: FakeGitHub, actions_env: dict[str, Path]
+) -> None:
+    r = result()
+    r.reviewers = [("bob@example.com", 3), ("carol@example.com", 1), ("dan@example.com", 2)]
+    r.reviewer_commits = {
+        "bob@example.com": "b" * 40,
+        "carol@example.com": "c" * 40,
+        "dan@example.com": "d" * 40,
+    }
+    fake.commit_authors = {"b" * 40: "bob-gh", "c" * 40: None}  # carol: e-mail not on GitHub
+    fake.fail("GET", "/commits/" + "d" * 40, 502)  # dan: GitHub fails, retried, then gives up
+    fake.fail("GET", "/commits/" + "d" * 40, 502)
+    fake.fail("GET", "/commits/" + "d" * 40, 502)
+    fake.fail("GET", "/commits/" + "d" * 40, 502)
+    out = publish(r, Config(), context=ctx(fake), client_options=FAST)
+    assert out.comment is not None
+    body = fake.comments[0]["body"]
+    # a link, not an @-mention: suggesting a reviewer must not notify them
+    assert "- [bob-gh](https://github.com/bob-gh) · bob@example.com (3 changes" in body
+    assert "@bob-gh" not in body
+    assert "- carol@example.com (1 change to these files)" in body
+    assert "- dan@example.com (2 changes" in body
+    assert "[bob-gh](https://github.com/bob-gh)" in actions_env["summary"].read_text()
+    # without a token nothing is looked up and the e-mails stay
+    fake.requests.clear()
+    publish(r, Config(), context=ctx(fake, token=""), client_options=FAST)
+    assert not fake.of("GET", "/commits/")

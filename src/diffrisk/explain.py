@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import posixpath
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -344,6 +345,17 @@ def hotspots(a: Analysis, scores: np.ndarray, top: int) -> list[FileRisk]:
 
 
 # -- reviewers and advice -------------------------------------------------------------------
+
+
+def reviewer_commits(a: Analysis, emails: Iterable[str]) -> dict[str, str]:
+    """Each e-mail's newest commit in the change's history (GitHub maps it to a login)."""
+    want = set(emails)
+    hist = a.history
+    out: dict[str, tuple[int, str]] = {}
+    for b, e in enumerate(hist.emails):
+        if e in want and (e not in out or int(hist.times[b]) >= out[e][0]):
+            out[e] = (int(hist.times[b]), hist.shas[b])
+    return {e: sha for e, (_t, sha) in out.items()}
 
 
 def reviewers(

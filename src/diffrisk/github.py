@@ -447,6 +447,12 @@ class GitHubClient:
         )
         return CheckOutcome("status", target_url, None, 1)
 
+    def commit_login(self, sha: str) -> str | None:
+        """The GitHub login of a commit's author (None when GitHub cannot match the e-mail)."""
+        author = self._call(f"GET commit {sha[:12]}", lambda: self.repo.get_commit(sha).author)
+        login = getattr(author, "login", None) if author is not None else None
+        return str(login) if login else None
+
     def find_pr(self, owner: str, branch: str) -> int | None:
         """The open PR whose head is ``owner:branch`` (``workflow_run`` events from forks)."""
         pulls = self._call(
@@ -454,6 +460,38 @@ class GitHubClient:
             lambda: list(self.repo.get_pulls(state="open", head=f"{owner}:{branch}")),
         )
         return pulls[0].number if pulls else None
+
+
+def _add_reviewer_logins(
+    d: dict[str, Any],
+    ctx: GitHubContext,
+    comment_author: str | None,
+    client_options: Mapping[str, Any] | None,
+) -> None:
+    """Give each suggested reviewer the login GitHub shows for one of their commits; best
+    effort: any API failure leaves the e-mail alone."""
+    shas = d.get("reviewer_commits") or {}
+    assert ctx.token is not None and ctx.repository is not None
+    try:
+        with GitHubClient(
+            ctx.repository,
+            ctx.token,
+            api_url=ctx.api_url,
+            comment_author=comment_author,
+            **dict(client_options or {}),
+        ) as gh:
+            for rv in d["reviewers"]:
+                sha = shas.get(rv.get("email"))
+                if sha:
+                    try:
+                        login = gh.commit_login(sha)
+                    except GitHubError:
+                        continue
+                    if login:
+                        rv["login"] = login
+                        rv["url"] = f"{ctx.server_url}/{login}"
+    except GitHubError:
+        return
 
 
 def _message(err: Any) -> str:
@@ -583,6 +621,8 @@ def publish(
     atomic_write_bytes(path, (json.dumps(d, indent=2, default=str) + "\n").encode("utf-8"))
     outcome = PublishOutcome(report_path=str(path))
 
+    if ctx.token and ctx.repository and d.get("reviewers") and d.get("reviewer_commits"):
+        _add_reviewer_logins(d, ctx, comment_author, client_options)
     summary_md = report.render_summary(d, cfg.report, repo_root=repo_root, report_path=str(path))
     outcome.summary_written = ghactions.append_summary(summary_md)
     outcome.outputs_written = ghactions.set_outputs(

@@ -132,6 +132,7 @@ class ScoreResult:
     warnings: list[str] = field(default_factory=list)
     seconds: float | None = None
     realized: str | None = None  # the model's realized accuracy, once later fixes reveal it
+    reviewer_commits: dict[str, str] = field(default_factory=dict)  # email -> a commit of theirs
 
     @property
     def raised(self) -> list[Factor]:
@@ -665,6 +666,7 @@ def score(
     ]
     commits.sort(key=lambda c: -c.probability)
     reviewers = explain.reviewers(a)
+    reviewer_shas = explain.reviewer_commits(a, [e for e, _n in reviewers])
     advice = explain.advice(a, reviewers, cfg.label) if level == "high" else []
 
     warnings = []
@@ -705,4 +707,5 @@ def score(
         warnings=warnings,
         seconds=round(time.perf_counter() - t0, 3),
         realized=realized_footer(data, cfg),
+        reviewer_commits=reviewer_shas,
     )
