@@ -19,6 +19,7 @@ class GitHubApiRoutes:
         api = server.url_for("").rstrip("/")
         self.api = api
         self.comments: list[dict] = []
+        self.commit_lookups: list[str] = []
         server.expect_request("/user").respond_with_json(
             {"message": "Resource not accessible by integration"}, status=403
         )
@@ -55,6 +56,11 @@ class GitHubApiRoutes:
         server.expect_request(
             re.compile(r"^/repos/o/r/issues/comments/\d+$"), method="PATCH"
         ).respond_with_handler(self._edit)
+        # a commit's author: what suggested reviewers are looked up by (every author
+        # matches the login of their e-mail's local part)
+        server.expect_request(
+            re.compile(r"^/repos/o/r/commits/[0-9a-f]{40}$"), method="GET"
+        ).respond_with_handler(self._commit)
         server.expect_request("/repos/o/r/check-runs", method="POST").respond_with_json(
             {
                 "id": 5,
@@ -63,6 +69,19 @@ class GitHubApiRoutes:
                 "html_url": "https://github.com/o/r/runs/5",
             },
             status=201,
+        )
+
+    def _commit(self, request):
+        sha = request.path.rsplit("/", 1)[-1]
+        self.commit_lookups.append(sha)
+        return self._json(
+            {
+                "sha": sha,
+                "commit": {"message": "m", "author": {"name": "a", "email": "a@example.com"}},
+                "author": {"login": f"user-{sha[:7]}", "id": 1, "type": "User"},
+                "files": [],
+            },
+            200,
         )
 
     @staticmethod

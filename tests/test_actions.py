@@ -484,6 +484,9 @@ def test_high_risk_pr_is_blocked(pr_world, tmp_path, httpserver):
     assert gh.checks()[0]["conclusion"] == "failure"
     assert len(gh.comments) == 1 and "merge blocked" in gh.comments[0]["body"]
     assert "diffrisk gate: fail" in run.summary
+    # suggested reviewers were looked up by one of their commits and shown by login
+    assert gh.commit_lookups
+    assert f"[user-{gh.commit_lookups[0][:7]}](https://github.com/user-" in gh.comments[0]["body"]
 
 
 def test_high_risk_pr_with_override_label_passes_and_names_who(pr_world, tmp_path, httpserver):

@@ -133,6 +133,8 @@ def test_line_classification() -> None:
     assert count_added_code("a.c", [b"#include <x.h>", b"// c", b"/* a", b"b */ int x;"]) == 2
     assert count_added_code("a.py", [b"// not a comment"]) == 1
     assert count_added_code("a.md", [b"# title", b"text"]) == 2  # no comment syntax known
+    # the middle of a Javadoc block whose opening line the hunk does not show
+    assert count_added_code("A.java", [b" * @param x the x", b" *", b" */", b"*p = 1;"]) == 1
 
 
 @pytest.mark.parametrize(
@@ -153,6 +155,12 @@ def test_line_classification() -> None:
         (b"if_x = 2", False),
         (b'print("if")', False),
         (b"}", False),
+        (b"else: x = 1", True),
+        (b"finally: y = 2", True),
+        (b"match(p, s)", False),
+        (b"match: re.Match = m", False),
+        (b"case 1:", True),
+        (b"select {", True),
     ],
 )
 def test_control_flow_lines(line: bytes, control: bool) -> None:
@@ -201,3 +209,31 @@ def test_endings_the_tree_uses(repo) -> None:
     r = open_repo(b.path)
     assert endings_in_tree(r, c["add"], [".py", ".C", ".rb"]) == [".c", ".py"]
     assert endings_in_tree(r, c["rename"], [".py", ".c"]) == [".py"]  # util.c is gone
+
+
+def test_a_rename_from_a_non_source_name_is_not_all_new_code(
+    builder: RepoBuilder, tmp_path: Path
+) -> None:
+    # the source-only diff cannot see the old name "tool" and shows tool.sh as added;
+    # the history sees a rename that adds nothing
+    b = builder
+    b.commit({"tool": "".join(f"echo {i}\n" for i in range(30))}, day=0, message="add tool")
+    renamed = b.commit({}, rename={"tool": "tool.sh"}, day=1, message="rename")
+    data = tmp_path / "d"
+    mine(b.path, data, config=MineConfig(code_metrics=False))
+    files = pd.read_parquet(data / "files.parquet")
+    row = files[(files["sha"] == renamed) & (files["path"] == "tool.sh")].iloc[0]
+    assert (row["status"], row["la"], row["la_code"], row["la_control"]) == ("R", 0, 0, 0)
+
+
+def test_first_added_ranges_ignore_content_that_looks_like_a_header(builder: RepoBuilder) -> None:
+    from diffrisk.codelines import first_added_ranges
+
+    b = builder
+    base = b.commit({"a.py": "".join(f"a{i} = {i}\n" for i in range(9)), "z.py": "z = 0\n"}, day=0)
+    lines = [f"a{i} = {i}\n" for i in range(9)]
+    lines.insert(4, "++ not a header\n")  # new line 5: the patch shows "+++ not a header"
+    lines.insert(8, "b = 2\n")
+    head = b.commit({"a.py": "".join(lines), "z.py": "z = 0\nz = 1\n"}, day=1)
+    ranges = first_added_ranges(open_repo(b.path), base, head)
+    assert ranges == {"a.py": (5, 5), "z.py": (2, 2)}

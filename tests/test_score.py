@@ -600,3 +600,22 @@ def test_an_old_base_is_compared_with_the_year_before_it(builder, tmp_path: Path
     assert res.compared_changes == 5
     assert res.typical_probability is not None and 0 < res.typical_probability < 1
     assert res.percentile is not None
+
+
+def test_code_lines_of_a_file_with_an_upper_case_ending(builder, tmp_path: Path) -> None:
+    b = builder
+    b.commit({"x/a.py": "a = 1\n"}, day=0, message="start")
+    b.branch("feat")
+    b.checkout("feat")
+    b.commit(
+        {"x/Main.C": "int main() {\n  // hi\n  return 0;\n}\n"}, author="zed", day=2, message="c"
+    )
+    b.checkout("main")
+    data = tmp_path / "data"
+    mine(b.path, data, rev="feat", config=MineConfig(code_metrics=False))
+    install_model(data, seed=5, n=300, max_ns=3, intercept=-1.0)
+    res = score(b.path, "main", "feat", data)
+    # git's pathspec is case-sensitive: the diff must ask for ".C", as mining did
+    assert (res.features["la_code"], res.features["la_control"]) == (3, 1)
+    files = pd.read_parquet(data / "files.parquet")
+    assert files.loc[files["path"] == "x/Main.C", "la_code"].tolist() == [3]

@@ -37,12 +37,14 @@ BATCH = 2000
 
 _TRIPLE = (b'"""', b"'''")
 #: A control-flow line: one that starts (after closing braces) with a branch, loop,
-#: exception or exit keyword of Python or the C, Java, JavaScript, Go, Ruby, Perl family,
-#: not used as a name (``match = ...``, ``case.x``).
+#: exception or exit keyword of Python or the C, Java, JavaScript, Go, Ruby, Perl family.
+#: The soft keywords (``match``, ``case``, ``select``) count only as a statement header
+#: (followed by a space or "(" and ending in ":" or "{"), not as a name (``match = ...``).
 _CONTROL = re.compile(
-    rb"^[}\s]*(?:if|elif|else|elsif|unless|for|foreach|while|until|do|switch|case|match|try"
-    rb"|except|catch|rescue|finally|ensure|with|return|raise|throw|yield|assert|break"
-    rb"|continue|goto|defer|select)\b(?!\s*(?:=[^=]|\.|,|\)|\]|:\s*\w+\s*=))"
+    rb"^[}\s]*(?:"
+    rb"(?:if|elif|else|elsif|unless|for|foreach|while|until|do|switch|try|except|catch|rescue"
+    rb"|finally|ensure|with|return|raise|throw|yield|assert|break|continue|goto|defer)\b"
+    rb"|(?:match|case|select)[\s(].*[:{]\s*$)"
 )
 _PREFIX = b"rRuUbBfF"
 
@@ -123,7 +125,11 @@ class _Counter:
         self.code.append((b"".join(s.split()), bool(_CONTROL.match(s))))
 
     def _slash_comment(self, s: bytes) -> bool:
-        """Whether ``s`` is only comment; tracks ``/* */`` across lines."""
+        """Whether ``s`` is only comment; tracks ``/* */`` across lines. A line starting
+        with ``* `` (or a lone ``*``, or ``*/``) continues a block comment whose opening
+        line the hunk does not show."""
+        if not self.in_block and (s == b"*" or s.startswith((b"* ", b"*/"))):
+            return True
         code = False
         while s:
             if self.in_block:
@@ -232,8 +238,9 @@ def added_code_lines(
     """Code lines added per commit and path, for non-merge ``shas`` and the files whose
     names end in one of ``extensions`` (exactly as spelled: ``.py`` does not select ``.PY``).
 
-    One ``git log -p`` per batch; a batch git cannot diff (a missing object) is split
-    until the commits that fail are found, and those get no entry.
+    One ``git log -p`` per batch. When git fails on a commit (a missing object), the
+    commits before it keep their counts, that commit gets no entry (unknown) and git is
+    run again from the next one.
     """
     if not extensions:
         return {}
@@ -242,25 +249,33 @@ def added_code_lines(
     argv += _pathspec(extensions)
 
     def run(part: Sequence[str]) -> None:
-        got = _stream(repo, argv, part)
-        if got is None:
-            if len(part) > 1:
-                half = len(part) // 2
-                run(part[:half])
-                run(part[half:])
-            return
-        out.update(got)
-        for sha in part:  # git prints nothing for a commit without matching files
-            out.setdefault(sha, {})
+        pending = list(part)
+        while pending:
+            got, ok = _stream(repo, argv, pending)
+            if ok:
+                out.update(got)
+                for sha in pending:  # git prints nothing for a commit without matching files
+                    out.setdefault(sha, {})
+                return
+            # git stopped in the diff of the last commit it printed (or, having printed
+            # none, at the first): check that one alone; if it is fine, go on after it
+            suspect = list(got)[-1] if got else pending[0]
+            at = pending.index(suspect)
+            for sha in pending[:at]:
+                out[sha] = got.get(sha, {})
+            alone, alone_ok = _stream(repo, argv, [suspect])
+            if alone_ok:
+                out[suspect] = alone.get(suspect, {})
+            pending = pending[at + 1 :]
 
     for i in range(0, len(shas), batch):
         run(shas[i : i + batch])
     return out
 
 
-def _stream(repo: GitRepo, argv: list[str], shas: Sequence[str]) -> CodeCounts | None:
+def _stream(repo: GitRepo, argv: list[str], shas: Sequence[str]) -> tuple[CodeCounts, bool]:
     """One ``git log -p`` over ``shas``, parsed as it streams (a huge commit's patch is
-    never held in memory); None when git fails."""
+    never held in memory): the counts (in git's output order) and whether git succeeded."""
     try:
         proc = repo.popen(*argv, stdin=subprocess.PIPE)
     except FileNotFoundError:
@@ -275,12 +290,12 @@ def _stream(repo: GitRepo, argv: list[str], shas: Sequence[str]) -> CodeCounts |
         proc.stdin.close()
         got = parse_added_code(proc.stdout)
     except BrokenPipeError:
-        got = None
+        got = {}
     finally:
         proc.stdout.close()
         code = proc.wait()
         drain.join()
-    return got if code == 0 and got is not None else None
+    return got, code == 0
 
 
 def diff_added_code_lines(
@@ -309,11 +324,13 @@ def first_added_ranges(repo: GitRepo, base: str, head: str) -> dict[str, tuple[i
         return {}
     out: dict[str, tuple[int, int]] = {}
     path: str | None = None
+    in_header = False
     for line in data.split(b"\n"):
         if line.startswith(b"diff --git "):
-            path = None
-        elif line.startswith(b"+++ "):
+            path, in_header = None, True
+        elif in_header and line.startswith(b"+++ "):
             path = None if line[4:] == b"/dev/null" else _path(line[4:])[2:]
+            in_header = False
         elif path is not None and path not in out and line.startswith(b"@@"):
             m = _HUNK_NEW.match(line)
             if m:

@@ -272,11 +272,12 @@ def _added_lines_factor(contrib: pd.Series, row: pd.Series) -> Factor | None:
     if n is None:
         return None
     m = _value(row.get("la_code")) if "la_code" in keys else None
-    m = n if m is None else min(m, n)
     k = _value(row.get("la_control")) if "la_control" in keys else None
     if n == 0:
         text = "adds no lines to source files (tests, docs or configuration only)"
-    elif m == 0:
+    elif m is None:  # unknown (the diff could not be read): say only what is known
+        text = f"adds {_n(n, 'line')} to source files"
+    elif (m := min(m, n)) == 0:
         text = f"adds {_n(n, 'line')} to source files, none of them code (comments, docstrings, blank lines)"
     else:
         text = (

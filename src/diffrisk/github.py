@@ -462,15 +462,31 @@ class GitHubClient:
         return pulls[0].number if pulls else None
 
 
+def add_reviewer_logins(d: dict[str, Any], gh: GitHubClient, server_url: str) -> None:
+    """Give each suggested reviewer in the result dict ``d`` the login GitHub shows for one
+    of their commits (and a profile link); best effort: a failed lookup leaves the e-mail."""
+    shas = d.get("reviewer_commits") or {}
+    for rv in d.get("reviewers") or []:
+        sha = shas.get(rv.get("email")) if isinstance(rv, dict) else None
+        if not sha or rv.get("login"):
+            continue
+        try:
+            login = gh.commit_login(sha)
+        except NotFound:  # a commit GitHub does not have (never pushed)
+            continue
+        except GitHubError:  # failing after retries: do not delay the report more
+            return
+        if login:
+            rv["login"] = login
+            rv["url"] = f"{server_url.rstrip('/')}/{login}"
+
+
 def _add_reviewer_logins(
     d: dict[str, Any],
     ctx: GitHubContext,
     comment_author: str | None,
     client_options: Mapping[str, Any] | None,
 ) -> None:
-    """Give each suggested reviewer the login GitHub shows for one of their commits; best
-    effort: any API failure leaves the e-mail alone."""
-    shas = d.get("reviewer_commits") or {}
     assert ctx.token is not None and ctx.repository is not None
     try:
         with GitHubClient(
@@ -480,16 +496,7 @@ def _add_reviewer_logins(
             comment_author=comment_author,
             **dict(client_options or {}),
         ) as gh:
-            for rv in d["reviewers"]:
-                sha = shas.get(rv.get("email"))
-                if sha:
-                    try:
-                        login = gh.commit_login(sha)
-                    except GitHubError:
-                        continue
-                    if login:
-                        rv["login"] = login
-                        rv["url"] = f"{ctx.server_url}/{login}"
+            add_reviewer_logins(d, gh, ctx.server_url)
     except GitHubError:
         return
 
@@ -612,6 +619,9 @@ def publish(
         if ghactions.in_actions():
             ghactions.add_mask(ctx.token, out)
 
+    # before the report file is written: the gate step re-renders the comment from it
+    if ctx.token and ctx.repository and d.get("reviewers") and d.get("reviewer_commits"):
+        _add_reviewer_logins(d, ctx, comment_author, client_options)
     path = (
         Path(report_path)
         if report_path
@@ -621,8 +631,6 @@ def publish(
     atomic_write_bytes(path, (json.dumps(d, indent=2, default=str) + "\n").encode("utf-8"))
     outcome = PublishOutcome(report_path=str(path))
 
-    if ctx.token and ctx.repository and d.get("reviewers") and d.get("reviewer_commits"):
-        _add_reviewer_logins(d, ctx, comment_author, client_options)
     summary_md = report.render_summary(d, cfg.report, repo_root=repo_root, report_path=str(path))
     outcome.summary_written = ghactions.append_summary(summary_md)
     outcome.outputs_written = ghactions.set_outputs(

@@ -813,12 +813,25 @@ def code_line_columns(
 ) -> pd.DataFrame:
     """:func:`code_line_values` of a files frame: columns ``la_code`` and ``la_control``."""
     pairs = zip(files["sha"], files["path"], strict=True)
-    return pd.DataFrame(
+    out = pd.DataFrame(
         code_line_values(pairs, counts, extensions),
         index=files.index,
         columns=["la_code", "la_control"],
         dtype="float64",
     )
+    return cap_code_lines(out, files["la"])
+
+
+def cap_code_lines(counts: pd.DataFrame, la: Any) -> pd.DataFrame:
+    """No more lines of code than lines added: the source-only diff misses a rename whose
+    old name has no source ending (``tool`` -> ``tool.sh``) and shows the whole file as
+    added, while the history (all paths) sees the rename."""
+    la = pd.to_numeric(pd.Series(la, index=counts.index), errors="coerce")
+    code = counts["la_code"].where(counts["la_code"].isna(), np.minimum(counts["la_code"], la))
+    control = counts["la_control"].where(
+        counts["la_control"].isna(), np.minimum(counts["la_control"], code)
+    )
+    return pd.DataFrame({"la_code": code, "la_control": control}, index=counts.index)
 
 
 def _fill_counts(result: MineResult, changes: pd.DataFrame) -> None:

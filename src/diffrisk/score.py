@@ -22,9 +22,9 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -46,6 +46,7 @@ from diffrisk.history import CommitRecord, FileChange, HistoryState, subsystem
 from diffrisk.jsonutil import jsonable
 from diffrisk.mine import (
     CODE_AGG,
+    cap_code_lines,
     change_row,
     code_line_values,
     code_metric_columns,
@@ -356,10 +357,22 @@ def with_source_lines(changes: pd.DataFrame, files: pd.DataFrame, cfg: LabelConf
     return with_code_lines(out, files, cfg)
 
 
+def _endings(paths: Iterable[str], exts: Iterable[str]) -> list[str]:
+    """The endings of ``paths``, as spelled, that are one of ``exts`` (any case)."""
+    want = {e.lower() for e in exts}
+    found = {PurePosixPath(p).suffix for p in paths}
+    return sorted(e for e in found if e and e.lower() in want)
+
+
 def _add_code_lines(rows: list[dict[str, Any]], counts: CodeCounts, exts: list[str]) -> None:
-    values = code_line_values(((r["sha"], r["path"]) for r in rows), counts, exts)
-    for r, (code, control) in zip(rows, values, strict=True):
-        r["la_code"], r["la_control"] = code, control
+    values = pd.DataFrame(
+        code_line_values(((r["sha"], r["path"]) for r in rows), counts, exts),
+        columns=["la_code", "la_control"],
+        dtype="float64",
+    )
+    capped = cap_code_lines(values, [r["la"] for r in rows])
+    for r, code, control in zip(rows, capped["la_code"], capped["la_control"], strict=True):
+        r["la_code"], r["la_control"] = float(code), float(control)
 
 
 def _rows_frame(
@@ -450,7 +463,9 @@ def analyze(
     pr_files = file_rows(rec)
     exts = dataset.meta.get("settings", {}).get("code_line_extensions")
     exts = list(exts) if exts is not None else list(cfg.label.source_extensions)
-    pr_code = diff_added_code_lines(repo, merge_base, head_sha, exts)
+    # the spellings the change's files use (".C" as well as ".c"): git matches exactly
+    pr_endings = _endings([f.path for f in rec.files], exts)
+    pr_code = diff_added_code_lines(repo, merge_base, head_sha, pr_endings)
     _add_code_lines(pr_files, {} if pr_code is None else {head_sha: pr_code}, exts)
     py_blobs = {b for f in rec.files if f.is_python for b in (f.old_blob, f.new_blob) if b}
     metrics = _blob_metrics(repo, py_blobs, dataset.blob_metrics, cfg.mine.workers)
@@ -505,7 +520,9 @@ def analyze(
         c_rows.append(change_row(crec, state, step.prior, rule, cfg.mine, prior_count=step.bit))
         c_files.extend(file_rows(crec))
         pr_authors.add(crec.author_email)
-    c_code = added_code_lines(repo, [r["sha"] for r in c_rows], exts)
+    c_code = added_code_lines(
+        repo, [r["sha"] for r in c_rows], _endings([r["path"] for r in c_files], exts)
+    )
     _add_code_lines(c_files, c_code, exts)
     c_blobs = {
         r[k] for r in c_files if r["is_python"] for k in ("blob_before", "blob_after") if r[k]

@@ -116,10 +116,12 @@ def comment_decision(
     risk, or why the merge is blocked); a warning instead of an error when not allowed."""
     from diffrisk import report
     from diffrisk.ghactions import cut_markdown
-    from diffrisk.github import GitHubContext, PermissionDenied
+    from diffrisk.github import GitHubContext, PermissionDenied, add_reviewer_logins
 
-    run_url = GitHubContext.from_env().run_url
-    body = report.render_comment(result, cfg.report, summary_url=run_url)
+    context = GitHubContext.from_env()
+    result = report.result_dict(result)
+    add_reviewer_logins(result, client, context.server_url)
+    body = report.render_comment(result, cfg.report, summary_url=context.run_url)
     section = "\n\n---\n\n" + merge_summary(decision, None)
     body = cut_markdown(body, report.COMMENT_LIMIT - len(section), "_(cut)_") + section
     try:
