@@ -149,7 +149,9 @@ def _rows(fr: pd.DataFrame) -> pd.DataFrame:
     return fr[eligible_mask(fr)]
 
 
-def lopo(frames: dict[str, pd.DataFrame], kinds: list[str], code_metrics: bool) -> dict[str, Any]:
+def lopo(
+    frames: dict[str, pd.DataFrame], kinds: list[str], code_metrics: bool, pfix: bool = False
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in frames:
         train = pd.concat([_rows(f) for n, f in frames.items() if n != name]).sort_values(
@@ -165,6 +167,7 @@ def lopo(frames: dict[str, pd.DataFrame], kinds: list[str], code_metrics: bool) 
                 train["label"].astype(int).to_numpy(),
                 train["n_fixes"].to_numpy(),
                 code_metrics=code_metrics,
+                pfix=pfix,
             )
             p = est.predict_proba(test)[:, 1]
             m = all_metrics(y, p, effort_of(test))
@@ -230,6 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--code-metrics", action="store_true")
     ap.add_argument(
+        "--pfix",
+        action="store_true",
+        help="give the cross-project models PFIX (off: across projects its weight comes out "
+        "negative and it does not change the held-out ROC-AUC; docs/model.md)",
+    )
+    ap.add_argument(
         "--reuse",
         action="store_true",
         help="use WORK/<owner+name> as it is when it is already mined and labelled",
@@ -260,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                 "first_sha": fr["sha"].iloc[0],
                 "last_sha": fr["sha"].iloc[-1],
             }
-    results["lopo"] = lopo(frames, kinds, args.code_metrics)
+    results["lopo"] = lopo(frames, kinds, args.code_metrics, args.pfix)
     results["lopo_mean"] = {
         k: _r(np.mean([r[k]["roc_auc"] for r in results["lopo"].values()])) for k in kinds
     }
@@ -277,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
             rows["label"].astype(int).to_numpy(),
             rows["n_fixes"].to_numpy(),
             code_metrics=args.code_metrics,
+            pfix=args.pfix,
         )
         data = dumps_model(est)
         created = datetime.now(timezone.utc).replace(microsecond=0)
@@ -284,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
             "version": f"bundled-{created:%Y%m%d%H%M}-{chosen}",
             "created": created.isoformat(),
             "kind": chosen,
-            "features": raw_features(chosen, args.code_metrics),
+            "features": raw_features(chosen, args.code_metrics, args.pfix),
             "code_metrics": args.code_metrics,
             "fix_rule_version": RULE_VERSION,
             "source": "bundled",
@@ -311,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                 "rank_metric": "roc_auc",
                 "population": "leave-one-project-out, labelled changes with source files",
             },
-            "reference": training_medians(chosen, rows, args.code_metrics),
+            "reference": training_medians(chosen, rows, args.code_metrics, args.pfix),
             "model_file": MODEL_FILE,
             "sha256": sha256_bytes(data),
             "libraries": library_versions(),

@@ -313,3 +313,16 @@ def test_cli_train_and_evaluate_json(labelled_repo, tmp_path):
     assert out["status"] == "trained" and out["kind"] == "logistic"
     r = runner.invoke(cli, ["train", "--repo", str(repo), "--data-dir", str(data)])
     assert r.exit_code == 0 and "time-ordered evaluation" in r.output
+
+
+@pytest.mark.parametrize("kind", ["poisson", "anchored", "logistic"])
+def test_models_without_pfix(kind: str) -> None:
+    X, y = synthetic_changes(400)
+    assert "pfix" not in raw_features(kind, pfix=False) and "pfix" in raw_features(kind)
+    est = fit_estimator(kind, X, y, y, pfix=False)
+    p = est.predict_proba(X)[:, 1]
+    # PFIX plays no part: any value gives the same predictions
+    q = est.predict_proba(X.assign(pfix=X["pfix"] * 100 + 7))[:, 1]
+    assert np.allclose(p, q)
+    with_pfix = fit_estimator(kind, X, y, y).predict_proba(X.assign(pfix=X["pfix"] * 100 + 7))[:, 1]
+    assert not np.allclose(with_pfix, fit_estimator(kind, X, y, y).predict_proba(X)[:, 1])

@@ -92,11 +92,11 @@ CONTROL_SHARE = 0.22
 ANCHORS = (LA_SOURCE, LA_CODE, LA_CONTROL)
 
 
-def raw_features(kind: str, code_metrics: bool = False) -> list[str]:
+def raw_features(kind: str, code_metrics: bool = False, pfix: bool = True) -> list[str]:
     """The ``changes`` columns a candidate reads (its feature schema)."""
     if kind == "la":
         return [LA_SOURCE]
-    return [*KAMEI_FEATURES, LA_SOURCE, LA_CODE, LA_CONTROL, PFIX] + (
+    return [*KAMEI_FEATURES, LA_SOURCE, LA_CODE, LA_CONTROL, *([PFIX] if pfix else [])] + (
         list(CODE_FEATURES) if code_metrics else []
     )
 
@@ -269,6 +269,7 @@ def select_anchor_scale(
     y: np.ndarray,
     code_metrics: bool = False,
     *,
+    pfix: bool = True,
     scales: Sequence[float] = ANCHOR_SCALES,
     n_folds: int = 3,
     gap_days: float = 90.0,
@@ -304,7 +305,7 @@ def select_anchor_scale(
     for s in scales:
         aucs = []
         for tr, te in folds:
-            pipe = _anchored_pipeline(s, code_metrics).fit(X.iloc[tr], y[tr])
+            pipe = _anchored_pipeline(s, code_metrics, pfix).fit(X.iloc[tr], y[tr])
             aucs.append(roc_auc_score(y[te], pipe.predict_proba(X.iloc[te])[:, 1]))
         scores[float(s)] = float(np.mean(aucs))
         errors[float(s)] = float(np.std(aucs) / math.sqrt(len(aucs)))
@@ -315,7 +316,7 @@ def select_anchor_scale(
     return min(s for s, v in scores.items() if v >= bar - 1e-12), scores
 
 
-def _anchored_pipeline(scale: float, code_metrics: bool = False) -> Pipeline:
+def _anchored_pipeline(scale: float, code_metrics: bool = False, pfix: bool = True) -> Pipeline:
     return Pipeline(
         [
             (
@@ -325,7 +326,7 @@ def _anchored_pipeline(scale: float, code_metrics: bool = False) -> Pipeline:
                     validate=False,
                     kw_args={
                         "code_metrics": code_metrics,
-                        "pfix": True,
+                        "pfix": pfix,
                         "code_lines": True,
                         "control_lines": True,
                     },
@@ -343,7 +344,7 @@ def _anchored_pipeline(scale: float, code_metrics: bool = False) -> Pipeline:
                     kw_args={
                         "scale": float(scale),
                         "anchor": [
-                            raw_features("anchored", code_metrics).index(a) for a in ANCHORS
+                            raw_features("anchored", code_metrics, pfix).index(a) for a in ANCHORS
                         ],
                     },
                 ),
@@ -399,13 +400,15 @@ def build_estimator(
     random_state: int = 0,
     calibration_splits: int = 3,
     anchor_scale_value: float = 0.0,
+    pfix: bool = True,
 ) -> Any:
-    """An unfitted estimator for ``kind`` (rows: ``changes`` columns, time-ordered)."""
+    """An unfitted estimator for ``kind`` (rows: ``changes`` columns, time-ordered);
+    ``pfix=False`` leaves PFIX out of its features."""
     if kind not in KINDS:
         raise DataError(f"unknown model kind {kind!r}", hint=f"use one of {', '.join(KINDS)}")
     if kind == "anchored":
         return CalibratedClassifierCV(
-            _anchored_pipeline(anchor_scale_value, code_metrics),
+            _anchored_pipeline(anchor_scale_value, code_metrics, pfix),
             method="sigmoid",
             cv=TimeSeriesSplit(n_splits=calibration_splits),
             ensemble=True,
@@ -418,7 +421,7 @@ def build_estimator(
             validate=False,
             kw_args={
                 "code_metrics": code_metrics,
-                "pfix": True,
+                "pfix": pfix,
                 "code_lines": True,
                 "control_lines": True,
             },
@@ -467,6 +470,7 @@ def fit_estimator(
     *,
     code_metrics: bool = False,
     random_state: int = 0,
+    pfix: bool = True,
 ) -> Any:
     """Fit a candidate on time-ordered rows ``X`` (binary ``y``; ``n_fixes`` for ``poisson``)."""
     y = np.asarray(y, dtype=int)
@@ -481,13 +485,14 @@ def fit_estimator(
         splits -= 1
     scale = 0.0
     if kind == "anchored":
-        scale, _ = select_anchor_scale(X, y, code_metrics)
+        scale, _ = select_anchor_scale(X, y, code_metrics, pfix=pfix)
     est = build_estimator(
         kind,
         code_metrics,
         random_state=random_state,
         calibration_splits=max(splits, 2),
         anchor_scale_value=scale,
+        pfix=pfix,
     )
     if kind == "poisson":
         target = np.asarray(n_fixes if n_fixes is not None else y, dtype=float)
@@ -501,10 +506,12 @@ def fit_estimator(
         return est.fit(X, y)
 
 
-def training_medians(kind: str, X: pd.DataFrame, code_metrics: bool = False) -> dict[str, float]:
+def training_medians(
+    kind: str, X: pd.DataFrame, code_metrics: bool = False, pfix: bool = True
+) -> dict[str, float]:
     """Reference values (training medians of the raw features) for contributions."""
     out = {}
-    for col in raw_features(kind, code_metrics):
+    for col in raw_features(kind, code_metrics, pfix):
         src = col if col in X.columns else ("la" if col == LA_SOURCE else col)
         v = pd.to_numeric(X[src], errors="coerce").median() if src in X.columns else np.nan
         out[col] = float(v) if pd.notna(v) else 0.0
