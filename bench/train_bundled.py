@@ -115,20 +115,27 @@ def _r(v: Any) -> Any:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else round(float(v), 4)
 
 
+def _summary(fr: pd.DataFrame) -> dict[str, Any]:
+    """A project's size and commit range (for the results and the model card)."""
+    elig = eligible_mask(fr)
+    return {
+        "commits": len(fr),
+        "labelable": int(elig.sum()),
+        "buggy": int(fr.loc[elig, "label"].astype(int).sum()),
+        "first": fr["author_time"].iloc[0].isoformat(),
+        "last": fr["author_time"].iloc[-1].isoformat(),
+        "first_sha": fr["sha"].iloc[0],
+        "last_sha": fr["sha"].iloc[-1],
+    }
+
+
 def per_project(frames: dict[str, pd.DataFrame], cfg: Config, code_metrics: bool) -> dict[str, Any]:
     out = {}
     for name, fr in frames.items():
         t0 = time.perf_counter()
         ev = evaluate(fr, cfg, code_metrics=code_metrics).to_dict()
-        elig = eligible_mask(fr)
         out[name] = {
-            "commits": len(fr),
-            "labelable": int(elig.sum()),
-            "buggy": int(fr.loc[elig, "label"].astype(int).sum()),
-            "first": fr["author_time"].iloc[0].isoformat(),
-            "last": fr["author_time"].iloc[-1].isoformat(),
-            "first_sha": fr["sha"].iloc[0],
-            "last_sha": fr["sha"].iloc[-1],
+            **_summary(fr),
             "chosen": ev["chosen"],
             "beats_baseline": ev["beats_baseline"],
             "statement": ev["statement"],
@@ -258,17 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         {} if args.skip_per_project else per_project(frames, cfg, args.code_metrics)
     )
     if not results["per_project"]:
-        for name, fr in frames.items():
-            elig = eligible_mask(fr)
-            results["per_project"][name] = {
-                "commits": len(fr),
-                "labelable": int(elig.sum()),
-                "buggy": int(fr.loc[elig, "label"].astype(int).sum()),
-                "first": fr["author_time"].iloc[0].isoformat(),
-                "last": fr["author_time"].iloc[-1].isoformat(),
-                "first_sha": fr["sha"].iloc[0],
-                "last_sha": fr["sha"].iloc[-1],
-            }
+        results["per_project"] = {name: _summary(fr) for name, fr in frames.items()}
     results["lopo"] = lopo(frames, kinds, args.code_metrics, args.pfix)
     results["lopo_mean"] = {
         k: _r(np.mean([r[k]["roc_auc"] for r in results["lopo"].values()])) for k in kinds

@@ -11,7 +11,8 @@ import pytest
 from diffrisk.codelines import (
     classify_added,
     count_added_code,
-    diff_added_code_lines,
+    diff_code_lines,
+    endings_in_tree,
     parse_added_code,
 )
 from diffrisk.config import LabelConfig, MineConfig
@@ -118,9 +119,13 @@ def test_a_commit_git_cannot_diff_gets_no_count(repo, tmp_path: Path) -> None:
 
 def test_diff_of_a_range(repo) -> None:
     b, c = repo
-    counts = diff_added_code_lines(open_repo(b.path), c["add"], c["rename"], [".py", ".c"])
+    counts, ranges = diff_code_lines(open_repo(b.path), c["add"], c["rename"], [".py", ".c"])
     assert counts == {"pkg/mod3.py": (2, 1)}  # y = 2; return x + y (control flow)
-    assert diff_added_code_lines(open_repo(b.path), c["add"], "no-such-rev", [".py"]) is None
+    assert ranges == {"pkg/mod3.py": (11, 14)}  # line 11 becomes "# why", "y = 2", "", return
+    # README.md (not a source ending) gets a range for annotations, but no count
+    counts, ranges = diff_code_lines(open_repo(b.path), c["rename"], c["docs"], [".py", ".c"])
+    assert (counts, ranges) == ({}, {"README.md": (3, 3)})
+    assert diff_code_lines(open_repo(b.path), c["add"], "no-such-rev", [".py"]) == (None, {})
 
 
 def test_line_classification() -> None:
@@ -203,8 +208,6 @@ def test_code_lines_can_be_switched_off(repo, tmp_path: Path) -> None:
 
 
 def test_endings_the_tree_uses(repo) -> None:
-    from diffrisk.mine import endings_in_tree
-
     b, c = repo
     r = open_repo(b.path)
     assert endings_in_tree(r, c["add"], [".py", ".C", ".rb"]) == [".c", ".py"]
@@ -227,13 +230,11 @@ def test_a_rename_from_a_non_source_name_is_not_all_new_code(
 
 
 def test_first_added_ranges_ignore_content_that_looks_like_a_header(builder: RepoBuilder) -> None:
-    from diffrisk.codelines import first_added_ranges
-
     b = builder
     base = b.commit({"a.py": "".join(f"a{i} = {i}\n" for i in range(9)), "z.py": "z = 0\n"}, day=0)
     lines = [f"a{i} = {i}\n" for i in range(9)]
     lines.insert(4, "++ not a header\n")  # new line 5: the patch shows "+++ not a header"
     lines.insert(8, "b = 2\n")
     head = b.commit({"a.py": "".join(lines), "z.py": "z = 0\nz = 1\n"}, day=1)
-    ranges = first_added_ranges(open_repo(b.path), base, head)
+    ranges = diff_code_lines(open_repo(b.path), base, head, [".py"])[1]
     assert ranges == {"a.py": (5, 5), "z.py": (2, 2)}

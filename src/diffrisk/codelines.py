@@ -6,10 +6,9 @@ defect-inducing. ``la_code`` counts the other added lines of each file: lines ad
 blank, comment-only (``#`` or ``//``/``/* */`` by file type) and docstring lines, and
 minus lines the same file diff also deletes (ignoring whitespace): re-indented or moved
 lines, which ``git blame -w -M`` leaves with the commit that wrote them. ``la_control``
-counts the control-flow lines among them. The
-lines are classified one by one as git's diff shows them (``-U0``, no surrounding file
-text): a triple-quoted string that starts a statement counts as a docstring until it
-closes within the added lines of that hunk.
+counts the control-flow lines among them. The lines are classified one by one as git's
+diff shows them (``-U0``, no surrounding file text): a triple-quoted string that starts
+a statement counts as a docstring until it closes within the added lines of that hunk.
 
 Only files with a source extension (``label.source_extensions``) are diffed; other files
 and files whose diff git cannot produce (missing objects) get no count (null).
@@ -17,7 +16,6 @@ and files whose diff git cannot produce (missing objects) get no count (null).
 
 from __future__ import annotations
 
-import codecs
 import collections
 import re
 import subprocess
@@ -27,7 +25,7 @@ from pathlib import PurePosixPath
 
 from diffrisk.errors import GitCommandError
 from diffrisk.gitio import GitRepo
-from diffrisk.szz import _HASH_COMMENT, _PY, _SLASH_COMMENT
+from diffrisk.szz import _HASH_COMMENT, _PY, _SLASH_COMMENT, _unquote
 
 #: Per commit and path: (added lines of code, added control-flow lines).
 CodeCounts = dict[str, dict[str, tuple[int, int]]]
@@ -51,10 +49,7 @@ _PREFIX = b"rRuUbBfF"
 
 def _path(raw: bytes) -> str:
     """A diff header path as the files table stores it (``\\xNN`` for non-UTF-8 bytes)."""
-    raw = raw.rstrip(b"\t")  # git appends a tab to names containing spaces
-    if raw.startswith(b'"') and raw.endswith(b'"'):
-        raw = codecs.escape_decode(raw[1:-1])[0]
-    return raw.decode("utf-8", "backslashreplace")
+    return _unquote(raw, "backslashreplace")
 
 
 class _Counter:
@@ -281,9 +276,8 @@ def _stream(repo: GitRepo, argv: list[str], shas: Sequence[str]) -> tuple[CodeCo
     except FileNotFoundError:
         raise GitCommandError("git is not installed or not on PATH", hint="install git") from None
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-    # git reads the whole list before it writes; stderr is drained on a thread
-    errors: list[bytes] = []
-    drain = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
+    # git reads the whole list before it writes; stderr is drained (and dropped) on a thread
+    drain = threading.Thread(target=proc.stderr.read, daemon=True)
     drain.start()
     try:
         proc.stdin.write(("\n".join(shas) + "\n").encode())
@@ -298,30 +292,26 @@ def _stream(repo: GitRepo, argv: list[str], shas: Sequence[str]) -> tuple[CodeCo
     return got, code == 0
 
 
-def diff_added_code_lines(
-    repo: GitRepo, base: str, head: str, extensions: Sequence[str]
-) -> dict[str, tuple[int, int]] | None:
-    """(code lines, control-flow lines) added per source-ending path by base..head (None:
-    git failed)."""
-    if not extensions:
-        return {}
+def diff_code_lines(
+    repo: GitRepo, base: str, head: str, endings: Sequence[str]
+) -> tuple[dict[str, tuple[int, int]] | None, dict[str, tuple[int, int]]]:
+    """One ``git diff`` of base..head: per path with one of ``endings`` (as spelled), the
+    (code lines, control-flow lines) it adds (None when git fails); and per path, the
+    first range of lines the change adds, where an annotation on that file should point."""
     try:
-        data = repo.run("diff", *_DIFF_FLAGS, base, head, *_pathspec(extensions))
+        data = repo.run("diff", *_DIFF_FLAGS, base, head)
     except GitCommandError:
-        return None
-    return parse_added_code(b"\x01-\n" + data).get("-", {})
+        return None, {}
+    want = set(endings)
+    counts = parse_added_code(b"\x01-\n" + data).get("-", {})
+    return {p: c for p, c in counts.items() if PurePosixPath(p).suffix in want}, _first_added(data)
 
 
 _HUNK_NEW = re.compile(rb"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
 
 
-def first_added_ranges(repo: GitRepo, base: str, head: str) -> dict[str, tuple[int, int]]:
-    """Per path of base..head, the first range of lines the change adds (first, last line
-    in the new file): where an annotation on that file should point. Empty when git fails."""
-    try:
-        data = repo.run("diff", *_DIFF_FLAGS, base, head)
-    except GitCommandError:
-        return {}
+def _first_added(data: bytes) -> dict[str, tuple[int, int]]:
+    """Per path of a ``-U0`` diff, (first, last) line of its first added range."""
     out: dict[str, tuple[int, int]] = {}
     path: str | None = None
     in_header = False
@@ -338,3 +328,21 @@ def first_added_ranges(repo: GitRepo, base: str, head: str) -> dict[str, tuple[i
                 if count > 0:
                     out[path] = (start, start + count - 1)
     return out
+
+
+def endings_of(paths: Iterable[str], extensions: Iterable[str]) -> list[str]:
+    """The endings of ``paths``, as spelled, that are one of ``extensions`` (any case).
+
+    Each pathspec pattern costs git time on every tree entry of every commit, and git
+    matches case-sensitively: the diffs ask for exactly the endings in use."""
+    want = {e.lower() for e in extensions}
+    found = {PurePosixPath(p).suffix for p in paths}
+    return sorted(e for e in found if e and e.lower() in want)
+
+
+def endings_in_tree(repo: GitRepo, rev: str, extensions: Sequence[str]) -> list[str]:
+    """:func:`endings_of` the file names in ``rev``'s tree."""
+    if not extensions:
+        return []
+    out = repo.run("ls-tree", "-r", "-z", "--name-only", rev)
+    return endings_of((n.decode("utf-8", "replace") for n in out.split(b"\x00") if n), extensions)

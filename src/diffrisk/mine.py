@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from diffrisk import store
-from diffrisk.codelines import CodeCounts, added_code_lines
+from diffrisk.codelines import CodeCounts, added_code_lines, endings_in_tree, endings_of
 from diffrisk.codemetrics import BlobMetrics, compute_blob_metrics, touched_max_cc
 from diffrisk.config import FixesConfig, LabelConfig, MineConfig
 from diffrisk.errors import DataError, GitCommandError
@@ -653,7 +653,8 @@ def mine(
     new_rows: list[dict[str, Any]] = []
     new_files: list[dict[str, Any]] = []
     # the diffs for la_code come from their own git process, read while the walk runs
-    code_job = _Background(added_code_lines, repo, todo, endings_in_tree(repo, head, exts))
+    endings = endings_in_tree(repo, head, exts)
+    code_job = _Background(added_code_lines, repo, todo, endings)
     for step in walk_history(repo, graph, known_rows, state, rule):
         rec = step.record
         if rec is None:
@@ -684,7 +685,8 @@ def mine(
             "is_python",
         ],
     )
-    cols = code_line_columns(files_df, _all_code_lines(repo, files_df, code_job, exts), exts)
+    counts = _all_code_lines(repo, files_df, code_job.result(), endings, exts)
+    cols = code_line_columns(files_df, counts, exts)
     files_df["la_code"], files_df["la_control"] = cols["la_code"], cols["la_control"]
 
     blob_cache = old.blob_metrics if old is not None else {}
@@ -727,43 +729,26 @@ def mine(
 
 
 def _all_code_lines(
-    repo: GitRepo, files: pd.DataFrame, job: _Background, exts: Sequence[str]
+    repo: GitRepo,
+    files: pd.DataFrame,
+    counts: CodeCounts,
+    done: Sequence[str],
+    exts: Sequence[str],
 ) -> CodeCounts:
-    """The background pass's counts, plus a pass over the commits with source files whose
-    ending the head tree did not have (files since deleted or renamed)."""
-    counts: CodeCounts = job.result()
-    done = set(job.args[-1])
+    """``counts`` (the background pass over the endings ``done``), plus a pass over the
+    commits with source files whose ending the head tree did not have (files since
+    deleted or renamed)."""
     if not exts or files.empty:
         return counts
     ending = files["path"].astype(str).map(lambda p: PurePosixPath(p).suffix)
-    wanted = ending.str.lower().isin(set(exts)) & ~ending.isin(done)
+    missing = set(endings_of(files["path"].astype(str), exts)) - set(done)
+    wanted = ending.isin(missing)
     if wanted.any():
-        more = added_code_lines(
-            repo, list(pd.unique(files.loc[wanted, "sha"])), sorted(set(ending[wanted]))
-        )
+        more = added_code_lines(repo, list(pd.unique(files.loc[wanted, "sha"])), sorted(missing))
         for sha, per in more.items():
             if sha in counts:  # a commit the first pass could not diff stays unknown
                 counts[sha].update(per)
     return counts
-
-
-def endings_in_tree(repo: GitRepo, rev: str, extensions: Sequence[str]) -> list[str]:
-    """The spellings of ``extensions`` (any case) that file names in ``rev``'s tree end in.
-
-    Each pathspec pattern costs git time on every tree entry of every commit, so the
-    diffs ask only for the endings the repository uses."""
-    if not extensions:
-        return []
-    want = {e.lower() for e in extensions}
-    out = repo.run("ls-tree", "-r", "-z", "--name-only", rev)
-    found = set()
-    for name in out.split(b"\x00"):
-        dot = name.rfind(b".")
-        if dot > name.rfind(b"/"):
-            end = name[dot:].decode("utf-8", "replace")
-            if end.lower() in want:
-                found.add(end)
-    return sorted(found)
 
 
 class _Background:
@@ -772,7 +757,6 @@ class _Background:
     def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
         self._out: list[Any] = []
         self._err: list[BaseException] = []
-        self.args = args
         self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True)
         self._thread.start()
 

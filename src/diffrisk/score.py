@@ -22,21 +22,16 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from diffrisk import store
-from diffrisk.codelines import (
-    CodeCounts,
-    added_code_lines,
-    diff_added_code_lines,
-    first_added_ranges,
-)
+from diffrisk.codelines import CodeCounts, added_code_lines, diff_code_lines, endings_of
 from diffrisk.codemetrics import BlobMetrics, compute_blob_metrics
 from diffrisk.config import Config, LabelConfig
 from diffrisk.errors import DataError, GitHubError, ModelError, RepositoryError
@@ -336,6 +331,7 @@ class Analysis:
     subsystem_commits: dict[str, int]  # touched subsystem -> bitset of prior commits touching it
     new_subsystems: list[str]  # touched subsystems the author never changed before
     pr_authors: set[str]
+    added_ranges: dict[str, tuple[int, int]] = field(default_factory=dict)  # path -> lines
 
 
 def _blob_metrics(
@@ -355,13 +351,6 @@ def with_source_lines(changes: pd.DataFrame, files: pd.DataFrame, cfg: LabelConf
     out = changes.copy()
     out[LA_SOURCE] = out["sha"].map(la).fillna(0).astype("int64")
     return with_code_lines(out, files, cfg)
-
-
-def _endings(paths: Iterable[str], exts: Iterable[str]) -> list[str]:
-    """The endings of ``paths``, as spelled, that are one of ``exts`` (any case)."""
-    want = {e.lower() for e in exts}
-    found = {PurePosixPath(p).suffix for p in paths}
-    return sorted(e for e in found if e and e.lower() in want)
 
 
 def _add_code_lines(rows: list[dict[str, Any]], counts: CodeCounts, exts: list[str]) -> None:
@@ -464,8 +453,8 @@ def analyze(
     exts = dataset.meta.get("settings", {}).get("code_line_extensions")
     exts = list(exts) if exts is not None else list(cfg.label.source_extensions)
     # the spellings the change's files use (".C" as well as ".c"): git matches exactly
-    pr_endings = _endings([f.path for f in rec.files], exts)
-    pr_code = diff_added_code_lines(repo, merge_base, head_sha, pr_endings)
+    pr_endings = endings_of([f.path for f in rec.files], exts)
+    pr_code, added_ranges = diff_code_lines(repo, merge_base, head_sha, pr_endings)
     _add_code_lines(pr_files, {} if pr_code is None else {head_sha: pr_code}, exts)
     py_blobs = {b for f in rec.files if f.is_python for b in (f.old_blob, f.new_blob) if b}
     metrics = _blob_metrics(repo, py_blobs, dataset.blob_metrics, cfg.mine.workers)
@@ -521,7 +510,7 @@ def analyze(
         c_files.extend(file_rows(crec))
         pr_authors.add(crec.author_email)
     c_code = added_code_lines(
-        repo, [r["sha"] for r in c_rows], _endings([r["path"] for r in c_files], exts)
+        repo, [r["sha"] for r in c_rows], endings_of([r["path"] for r in c_files], exts)
     )
     _add_code_lines(c_files, c_code, exts)
     c_blobs = {
@@ -548,6 +537,7 @@ def analyze(
         subsystem_commits=sub_commits,
         new_subsystems=new_subs,
         pr_authors=pr_authors,
+        added_ranges=added_ranges,
     )
 
 
@@ -667,9 +657,8 @@ def score(
     ctx = explain.Context.of(a)
     factors = explain.factors(contrib.iloc[0], pr, ctx, scfg.top_factors)
     files = explain.hotspots(a, file_scores, scfg.top_files)
-    ranges = first_added_ranges(repo, a.merge_base, a.head)
     for f in files:
-        f.first_line, f.last_line = ranges.get(f.path, (None, None))
+        f.first_line, f.last_line = a.added_ranges.get(f.path, (None, None))
     commits = [
         CommitRisk(
             str(r.sha),

@@ -117,12 +117,12 @@ class FileDiff:
 # -- diffs ------------------------------------------------------------------------------
 
 
-def _unquote(raw: bytes) -> str:
+def _unquote(raw: bytes, errors: str = "surrogateescape") -> str:
     """A path as git prints it in diff headers (C-quoted when it has odd characters)."""
     raw = raw.rstrip(b"\t")  # git appends a tab to names containing spaces
     if raw.startswith(b'"') and raw.endswith(b'"'):
         raw = codecs.escape_decode(raw[1:-1])[0]
-    return raw.decode("utf-8", "surrogateescape")
+    return raw.decode("utf-8", errors)
 
 
 def log_patch_argv(ignore_whitespace: bool) -> list[str]:
