@@ -741,7 +741,7 @@ def _all_code_lines(
     if not exts or files.empty:
         return counts
     ending = files["path"].astype(str).map(lambda p: PurePosixPath(p).suffix)
-    missing = set(endings_of(files["path"].astype(str), exts)) - set(done)
+    missing = set(endings_of(pd.unique(files["path"].astype(str)), exts)) - set(done)
     wanted = ending.isin(missing)
     if wanted.any():
         more = added_code_lines(repo, list(pd.unique(files.loc[wanted, "sha"])), sorted(missing))
