@@ -53,12 +53,10 @@ def _fit_model(data: Path) -> str:
     from diffrisk.registry import ModelRegistry
     from diffrisk.score import with_source_lines
     from diffrisk.train import fit_estimator, raw_features
+    from diffrisk.vendored import resolve as resolve_vendored
 
-    changes = with_source_lines(
-        pd.read_parquet(data / "changes.parquet"),
-        pd.read_parquet(data / "files.parquet"),
-        LabelConfig(),
-    )
+    ch, fi = pd.read_parquet(data / "changes.parquet"), pd.read_parquet(data / "files.parquet")
+    changes = with_source_lines(ch, fi, resolve_vendored(LabelConfig(), ch, fi))
     labels = load_labels(data)
     df = changes.merge(labels[["sha", "label"]], on="sha")
     df = df[df["label"].notna()].sort_values("author_time")

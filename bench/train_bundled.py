@@ -56,6 +56,7 @@ from diffrisk.registry import (
 )
 from diffrisk.store import atomic_write_bytes, load_dataset
 from diffrisk.train import KINDS, fit_estimator, raw_features, training_medians
+from diffrisk.vendored import resolve as resolve_vendored
 
 KEYS = (
     "roc_auc",
@@ -96,16 +97,15 @@ def prepare(
             source_extensions=cfg.label.source_extensions,
         )
     t1 = time.perf_counter()
-    try:
-        load_labels(data)
-    except Exception:
-        label(path, data, cfg.label)
+    res = label(path, data, cfg.label)  # incremental: only new fixes are blamed
     t2 = time.perf_counter()
     ds = load_dataset(data)
-    frame = prepare_frame(ds.changes, load_labels(data), ds.files, cfg.label)
+    lcfg = resolve_vendored(cfg.label, ds.changes, ds.files)
+    frame = prepare_frame(ds.changes, load_labels(data), ds.files, lcfg)
     frame["project"] = name
     print(
-        f"{name}: {len(frame)} changes, mined {t1 - t0:.0f}s, labelled {t2 - t1:.0f}s",
+        f"{name}: {len(frame)} changes, mined {t1 - t0:.0f}s, labelled {t2 - t1:.0f}s, "
+        f"vendored: {', '.join(res.vendored) or 'none'}",
         file=sys.stderr,
     )
     return frame

@@ -193,13 +193,24 @@ class LabelConfig(_Section):
             "*_test.go",
             "vendor/*",
             "*/vendor/*",
+            "_vendor/*",
+            "*/_vendor/*",
             "third_party/*",
             "*/third_party/*",
+            "third-party/*",
+            "*/third-party/*",
+            "3rdparty/*",
+            "*/3rdparty/*",
+            "node_modules/*",
+            "*/node_modules/*",
             "*.min.js",
             "*_pb2.py",
         ]
     )
     """Glob patterns of paths that are never blamed (docs, tests, vendored and generated code)."""
+    detect_vendored: bool = True
+    """Also treat directories the history shows to be vendored third-party code as excluded
+    paths (synced by commits like "Update urllib3 to 1.20"; see ``diffrisk.vendored``)."""
     bug_labels: list[str] = Field(
         default_factory=lambda: ["bug", "type: bug", "kind/bug", "defect", "regression"]
     )

@@ -40,6 +40,8 @@ from diffrisk.errors import DataError, GitHubError
 from diffrisk.gitio import open_repo
 from diffrisk.schema import arrow_schema
 from diffrisk.szz import BlameSettings, FixBlame, FixJob, IgnoreRevs, SourceFilter, blame_fixes
+from diffrisk.vendored import detect_vendored
+from diffrisk.vendored import exclude as exclude_vendored
 
 Progress = Callable[[str, int, int | None], None]
 
@@ -86,6 +88,8 @@ class LabelResult:
     dropped: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    vendored: list[str] = field(default_factory=list)
+    """Directories treated as vendored third-party code (``label.detect_vendored``)."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -258,6 +262,8 @@ def label(
     store.check_repository(ds.meta, repo, data)
     changes = ds.changes.reset_index(drop=True)
     files = ds.files
+    vendored = detect_vendored(changes, files) if cfg.detect_vendored and cfg.source_only else []
+    cfg = exclude_vendored(cfg, vendored)
     times = _seconds(changes["author_time"])
     when = dict(zip(changes["sha"], times.tolist(), strict=True))
 
@@ -411,6 +417,7 @@ def label(
         github_fixes=github_fixes,
         github_issues=len(github.issues) if github is not None else 0,
         dropped={k: int(v) for k, v in links["dropped"].value_counts().items()},
+        vendored=vendored,
     )
     res.seconds = time.perf_counter() - t0
     return res

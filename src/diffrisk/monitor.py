@@ -1184,6 +1184,7 @@ def retrain(
     from diffrisk.paths import models_dir
     from diffrisk.registry import ModelRegistry, load_model
     from diffrisk.train import KINDS, fit_estimator, raw_features, training_medians
+    from diffrisk.vendored import resolve as resolve_vendored
 
     cfg = config or Config()
     data_dir = Path(data_dir)
@@ -1192,7 +1193,9 @@ def retrain(
     labels = load_labels(data_dir)
     if labels is None:
         raise DataError("retraining needs labels", hint="run `diffrisk label` first")
-    frame = prepare_frame(ds.changes, labels, ds.files, cfg.label)
+    frame = prepare_frame(
+        ds.changes, labels, ds.files, resolve_vendored(cfg.label, ds.changes, ds.files)
+    )
     champion = load_model(data_dir)
     cm = bool(champion.metadata.get("code_metrics")) or "cc_delta" in champion.features
     kind = (

@@ -56,6 +56,7 @@ from diffrisk.monitor import realized_footer
 from diffrisk.paths import default_data_dir
 from diffrisk.schema import column_names
 from diffrisk.train import LA_SOURCE, source_lines_added, with_code_lines
+from diffrisk.vendored import resolve as resolve_vendored
 
 SECONDS_PER_DAY = 86400
 PERCENTILE_DAYS = 365
@@ -332,6 +333,8 @@ class Analysis:
     new_subsystems: list[str]  # touched subsystems the author never changed before
     pr_authors: set[str]
     added_ranges: dict[str, tuple[int, int]] = field(default_factory=dict)  # path -> lines
+    label_config: LabelConfig = field(default_factory=LabelConfig)
+    """The source rule the rows used: ``label`` settings plus the history's vendored directories."""
 
 
 def _blob_metrics(
@@ -410,6 +413,7 @@ def analyze(
 ) -> Analysis:
     """Features of the change base..head, against the history before it."""
     cfg = config or Config()
+    lcfg = resolve_vendored(cfg.label, dataset.changes, dataset.files)
     rule = FixRule.from_config(cfg.fixes)
     base_sha, head_sha = repo.resolve(base), repo.resolve(head)
     bases = repo.run("merge-base", "--all", base_sha, head_sha, check=False).decode().split()
@@ -527,17 +531,18 @@ def analyze(
         author=email,
         time=t,
         record=rec,
-        pr_row=_rows_frame([pr], pr_files, use, cfg.label),
-        file_rows=_rows_frame(one_rows, one_files, use, cfg.label).assign(
+        pr_row=_rows_frame([pr], pr_files, use, lcfg),
+        file_rows=_rows_frame(one_rows, one_files, use, lcfg).assign(
             path=[f.path for f in rec.files]
         ),
-        commit_rows=_rows_frame(c_rows, c_files, use, cfg.label),
+        commit_rows=_rows_frame(c_rows, c_files, use, lcfg),
         facts=facts,
         history=hist,
         subsystem_commits=sub_commits,
         new_subsystems=new_subs,
         pr_authors=pr_authors,
         added_ranges=added_ranges,
+        label_config=lcfg,
     )
 
 
@@ -642,7 +647,7 @@ def score(
         progress("model")
     p = float(_predict(model, a.pr_row)[0])
     level = level_of(p, scfg.medium, scfg.high)
-    past = past_year(a, dataset, cfg.label)
+    past = past_year(a, dataset, a.label_config)
     past_scores = _predict(model, past)
     file_scores = _predict(model, a.file_rows)
     commit_scores = _predict(model, a.commit_rows)
@@ -673,7 +678,7 @@ def score(
     commits.sort(key=lambda c: -c.probability)
     reviewers = explain.reviewers(a)
     reviewer_shas = explain.reviewer_commits(a, [e for e, _n in reviewers])
-    advice = explain.advice(a, reviewers, cfg.label) if level == "high" else []
+    advice = explain.advice(a, reviewers, a.label_config) if level == "high" else []
 
     warnings = []
     if a.history.computed:

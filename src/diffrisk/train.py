@@ -592,6 +592,7 @@ def load_training_frame(
     from diffrisk.gitio import open_repo
     from diffrisk.label import load_labels
     from diffrisk.store import check_repository, load_dataset
+    from diffrisk.vendored import resolve as resolve_vendored
 
     ds = load_dataset(Path(data_dir))
     if ds is None:  # pragma: no cover - load_dataset raises without settings
@@ -599,7 +600,9 @@ def load_training_frame(
     if repo_path is not None:
         check_repository(ds.meta, open_repo(repo_path), Path(data_dir))
     labels = load_labels(data_dir)
-    frame = prepare_frame(ds.changes, labels, ds.files, config.label)
+    frame = prepare_frame(
+        ds.changes, labels, ds.files, resolve_vendored(config.label, ds.changes, ds.files)
+    )
     return frame, ds.meta
 
 

@@ -110,6 +110,11 @@ def label_cmd(
         t.add_row(
             "unlabelled", f"{res.unlabelled} (younger than {cfg.label.verification_days} days)"
         )
+        if res.vendored:
+            t.add_row(
+                "vendored (not blamed)",
+                ", ".join(res.vendored) + " (label.detect_vendored = false counts them)",
+            )
         t.add_row("time", f"{res.seconds:.2f} s")
         out.print(t)
     for i, link in enumerate(links, 1):

@@ -1,0 +1,166 @@
+"""Vendored third-party directories, found from history, on real repositories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from diffrisk.config import Config, LabelConfig, MineConfig
+from diffrisk.evaluate import prepare_frame
+from diffrisk.gitio import open_repo
+from diffrisk.label import label, load_labels, load_links
+from diffrisk.mine import mine
+from diffrisk.score import analyze
+from diffrisk.store import load_dataset
+from diffrisk.vendored import detect_vendored, resolve, sync_names
+from repobuilder import RepoBuilder
+
+
+@pytest.mark.parametrize(
+    ("subject", "names"),
+    [
+        ("Update urllib3 to 1.20.0", {"urllib3"}),
+        ("Vendor idna v2.1", {"idna"}),
+        ("updated urllib3 (v1.15.1)", {"urllib3"}),
+        ("Upgrade urllib3 to 7fcfcd08a6a2150f93144d111904d1e4fb65c909", {"urllib3"}),
+        ("Update to urllib3 1.14", {"urllib3"}),
+        ("Synchronize urllib3 to 1.10.4", {"urllib3"}),
+        ("Update the vendored pluggy to 0.3.1", {"pluggy"}),
+        ("Re-vendor six 1.16.0", {"six"}),
+        ("Update compat for Python 3.12", set()),  # a version, but not of "compat"
+        ("Bump black from 22.1 to 23.1", set()),  # a requirements bump names no directory
+        ("Fix crash in urllib3 1.20 handling", set()),  # no update verb
+        ("Update docs", set()),
+        ("", set()),
+    ],
+)
+def test_sync_names(subject: str, names: set[str]) -> None:
+    assert sync_names(subject) == names
+
+
+def _lib(version: int, n: int = 30) -> str:
+    """A vendored module: ``n`` functions, each returning the version."""
+    return "".join(f"def f{i}(x):\n    return x + {version}\n\n\n" for i in range(n))
+
+
+CORE = """\
+from pkg.packages import libx
+
+
+def run(x):
+    y = libx.f0(x)
+    return y + 1
+"""
+
+
+def _history(b: RepoBuilder) -> dict[str, str]:
+    c = {}
+    c["core"] = b.commit({"pkg/__init__.py": "", "pkg/core.py": CORE}, day=0, message="Add core")
+    c["import"] = b.commit({"pkg/packages/libx/a.py": _lib(1)}, day=1, message="Import libx")
+    c["own"] = b.commit(
+        {"pkg/core.py": CORE.replace("y + 1", "y + 2")}, author="bob", day=10, message="Tune run"
+    )
+    c["sync"] = b.commit(
+        {"pkg/packages/libx/a.py": _lib(2)}, day=20, message="Update libx to 1.2.0"
+    )
+    # a fix that changes the project's line and a vendored line: the vendored line is
+    # third-party code, whose fixes arrive with the next sync
+    c["fix"] = b.commit(
+        {
+            "pkg/core.py": CORE.replace("y + 1", "y + 3"),
+            "pkg/packages/libx/a.py": _lib(2).replace("x + 2\n", "x - 2\n", 1),
+        },
+        author="cy",
+        day=300,
+        message="Fix crash in run",
+    )
+    return c
+
+
+def test_vendored_directory_is_found_and_not_blamed(builder: RepoBuilder, tmp_path: Path) -> None:
+    c = _history(builder)
+    data = tmp_path / "data"
+    mine(builder.path, data, config=MineConfig(code_metrics=False))
+    ds = load_dataset(data)
+    assert detect_vendored(ds.changes, ds.files) == ["pkg/packages/libx"]
+
+    res = label(builder.path, data, LabelConfig())
+    assert res.vendored == ["pkg/packages/libx"]
+    lab = load_labels(data).set_index("sha")
+    assert lab.loc[c["own"], "label"] == 1
+    assert lab.loc[c["sync"], "label"] == 0
+    assert lab.loc[c["sync"], "source_files"] == 0  # only vendored files: clean by construction
+    links = load_links(data)
+    assert set(links["path"]) == {"pkg/core.py"}
+
+    # the size features leave vendored lines out as well
+    cfg = resolve(LabelConfig(), ds.changes, ds.files)
+    frame = prepare_frame(ds.changes, load_labels(data), ds.files, cfg).set_index("sha")
+    assert frame.loc[c["sync"], "la_source"] == 0
+    assert frame.loc[c["own"], "la_source"] == 1
+
+    # switched off, the sync is blamed for the vendored line the fix changed
+    res = label(builder.path, data, LabelConfig(detect_vendored=False))
+    assert res.vendored == []
+    lab = load_labels(data).set_index("sha")
+    assert lab.loc[c["sync"], "label"] == 1
+    assert lab.loc[c["sync"], "source_files"] == 1
+
+
+def test_scoring_leaves_vendored_lines_out(builder: RepoBuilder, tmp_path: Path) -> None:
+    _history(builder)
+    data = tmp_path / "data"
+    mine(builder.path, data, config=MineConfig(code_metrics=False))
+    builder.branch("sync")
+    builder.checkout("sync")
+    builder.commit(
+        {"pkg/packages/libx/a.py": _lib(3, 40), "pkg/core.py": CORE + "\n\nZ = 1\n"},
+        day=310,
+        message="Update libx to 1.3.0",
+    )
+    a = analyze(open_repo(builder.path), "main", "sync", load_dataset(data), Config())
+    assert a.label_config.exclude_paths[-1] == "pkg/packages/libx/*"
+    pr = a.pr_row.iloc[0]
+    # 70 vendored lines (30 changed, 40 new) are in LA, not in the source lines the model
+    # reads: core.py's changed return line, two blank lines and "Z = 1"
+    assert pr["la"] == 74
+    assert pr["la_source"] == 4
+    rows = a.file_rows.set_index("path")
+    assert rows.loc["pkg/packages/libx/a.py", "la_source"] == 0
+
+
+def test_own_package_and_scoped_components_are_not_vendored(
+    builder: RepoBuilder, tmp_path: Path
+) -> None:
+    # the project's own package, bumped by a release commit that names it with a version
+    for i in range(6):
+        builder.commit({"pkg/core.py": _lib(i, 3 + i)}, day=i, message=f"Add feature {i}")
+    builder.commit(
+        {"pkg/__init__.py": '__version__ = "2.0.0"\n'}, day=7, message="Bump pkg to 2.0.0"
+    )
+    # a monorepo component whose commits name it only as a scope
+    for i in range(4):
+        builder.commit(
+            {"packages/foo/index.js": f"export const v = {i};\n" * (5 + i)},
+            day=10 + i,
+            message=f"feat(foo): step {i}" if i % 2 else f"foo: step {i}",
+        )
+    builder.commit(
+        {"packages/foo/index.js": "export const v = 9;\n" * 3},
+        day=20,
+        message="chore: bump foo to 1.2.3",
+    )
+    data = tmp_path / "data"
+    mine(builder.path, data, config=MineConfig(code_metrics=False))
+    ds = load_dataset(data)
+    assert detect_vendored(ds.changes, ds.files) == []
+    assert resolve(LabelConfig(), ds.changes, ds.files) == LabelConfig()
+
+
+def test_detection_on_frames_without_subjects() -> None:
+    changes = pd.DataFrame({"sha": ["a"], "subject": [None]})
+    files = pd.DataFrame({"sha": ["a"], "path": ["x/y.py"], "la": [3]})
+    assert detect_vendored(changes, files) == []
+    assert detect_vendored(changes.iloc[:0], files) == []
