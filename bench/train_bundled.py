@@ -103,6 +103,7 @@ def prepare(
     lcfg = resolve_vendored(cfg.label, ds.changes, ds.files)
     frame = prepare_frame(ds.changes, load_labels(data), ds.files, lcfg)
     frame["project"] = name
+    frame.attrs["vendored"] = list(res.vendored)
     print(
         f"{name}: {len(frame)} changes, mined {t1 - t0:.0f}s, labelled {t2 - t1:.0f}s, "
         f"vendored: {', '.join(res.vendored) or 'none'}",
@@ -126,6 +127,7 @@ def _summary(fr: pd.DataFrame) -> dict[str, Any]:
         "last": fr["author_time"].iloc[-1].isoformat(),
         "first_sha": fr["sha"].iloc[0],
         "last_sha": fr["sha"].iloc[-1],
+        "vendored": list(fr.attrs.get("vendored", [])),
     }
 
 
@@ -204,6 +206,16 @@ def card(md: dict[str, Any], results: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {p['first_sha'][:12]} ({p['first'][:10]}) | {p['last_sha'][:12]} ({p['last'][:10]}) | {p['labelable']} | {p['buggy']} |"
         )
+    vendored = [
+        f"{name}: {', '.join(p['vendored'])}"
+        for name, p in results["per_project"].items()
+        if p.get("vendored")
+    ]
+    if vendored:
+        lines += [
+            "",
+            "Vendored directories left out (`label.detect_vendored`): " + "; ".join(vendored) + ".",
+        ]
     kind = md["kind"]
     lines += [
         "",
@@ -248,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--reuse",
         action="store_true",
-        help="use WORK/<owner+name> as it is when it is already mined and labelled",
+        help="use the dataset mined in WORK/<owner+name> as it is (labels are still brought up "
+        "to date, incrementally)",
     )
     ap.add_argument("--kinds", default=",".join(KINDS))
     ap.add_argument("--skip-per-project", action="store_true")
@@ -298,7 +311,15 @@ def main(argv: list[str] | None = None) -> int:
             "projects": {
                 n: {
                     k: p[k]
-                    for k in ("first_sha", "last_sha", "first", "last", "labelable", "buggy")
+                    for k in (
+                        "first_sha",
+                        "last_sha",
+                        "first",
+                        "last",
+                        "labelable",
+                        "buggy",
+                        "vendored",
+                    )
                 }
                 for n, p in results["per_project"].items()
             },
