@@ -220,6 +220,25 @@ def test_deploy_limit_scales_with_the_release(probs, typical, limit, outcome):
     assert fixed.max_expected == 1000.0 and fixed.outcome == "pass"
 
 
+def test_deploy_factor_sets_how_much_riskier_a_release_may_be():
+    # 120 changes at 0.15 against a typical 0.1: expected 18, limit 2 x 12 = 24 passes,
+    # 1.5 x 12 = 18 blocks
+    probs = (0.15,) * 120
+    lenient = decide_deploy(
+        _changes(*probs), max_risk=1.0, max_expected=None, typical_probability=0.1
+    )
+    strict = decide_deploy(
+        _changes(*probs),
+        max_risk=1.0,
+        max_expected=None,
+        typical_probability=0.1,
+        expected_factor=1.5,
+    )
+    assert (lenient.outcome, lenient.max_expected) == ("pass", pytest.approx(24.0))
+    assert (strict.outcome, strict.max_expected) == ("fail", pytest.approx(18.0))
+    assert "1.5x the 12.00" in strict.reasons[0]
+
+
 def test_deploy_rejects_probability_out_of_range():
     with pytest.raises(ValueError):
         decide_deploy(_changes(1.2))

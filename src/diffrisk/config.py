@@ -282,8 +282,12 @@ class GateConfig(_Section):
     """Deployment fails when the riskiest change shipped is at or above this probability."""
     deploy_max_expected: float | None = Field(None, ge=0)
     """Deployment fails when the expected number of defect-inducing changes reaches this.
-    Unset: twice what the same number of the past year's commits carry on average (at
-    least 1), so the limit grows with the release; a fixed 3.0 when that is unknown."""
+    Unset: ``deploy_expected_factor`` times what the same number of the past year's commits
+    carry on average (at least 1), so the limit grows with the release; a fixed 3.0 when
+    that is unknown."""
+    deploy_expected_factor: float = Field(2.0, gt=0)
+    """Without ``deploy_max_expected``: how many times riskier than as many typical commits of
+    the past year a release may be (1.5 is stricter, 3 more lenient)."""
 
 
 class MonitorConfig(_Section):

@@ -251,22 +251,25 @@ class DeployDecision:
         }
 
 
-#: Without ``gate.deploy_max_expected``: this many times the typical expected count.
+#: Without ``gate.deploy_max_expected``: this many times the typical expected count
+#: (``gate.deploy_expected_factor``).
 TYPICAL_FACTOR = 2.0
 #: ... and never below this; the fixed limit when the typical risk is unknown.
 MIN_EXPECTED = 1.0
 FALLBACK_EXPECTED = 3.0
 
 
-def expected_limit(n: int, max_expected: float | None, typical: float | None) -> tuple[float, str]:
+def expected_limit(
+    n: int, max_expected: float | None, typical: float | None, factor: float = TYPICAL_FACTOR
+) -> tuple[float, str]:
     """The limit on the expected number of defect-inducing changes, and where it comes from."""
     if max_expected is not None:
         return float(max_expected), "deploy_max_expected"
     if typical is None or not 0.0 <= typical <= 1.0:
         return FALLBACK_EXPECTED, "the default limit (the typical risk is unknown)"
-    limit = max(MIN_EXPECTED, round(TYPICAL_FACTOR * n * typical, 12))
+    limit = max(MIN_EXPECTED, round(factor * n * typical, 12))
     return limit, (
-        f"{TYPICAL_FACTOR:g}x the {n * typical:.2f} that {n} typical commits of the past year carry"
+        f"{factor:g}x the {n * typical:.2f} that {n} typical commits of the past year carry"
         + (f" (at least {MIN_EXPECTED:g})" if limit == MIN_EXPECTED else "")
     )
 
@@ -277,6 +280,7 @@ def decide_deploy(
     max_risk: float = 0.8,
     max_expected: float | None = FALLBACK_EXPECTED,
     typical_probability: float | None = None,
+    expected_factor: float = TYPICAL_FACTOR,
 ) -> DeployDecision:
     """Aggregate the changes being shipped and decide (see the module docstring).
 
@@ -293,7 +297,7 @@ def decide_deploy(
         reasons.append(
             f"change {riskiest.sha[:12]} has risk {riskiest.probability:.2f} >= deploy_max_risk {max_risk:.2f}"
         )
-    limit, source = expected_limit(len(items), max_expected, typical_probability)
+    limit, source = expected_limit(len(items), max_expected, typical_probability, expected_factor)
     if items and expected >= limit:
         reasons.append(f"expected defect-inducing changes {expected:.2f} >= {limit:.2f} ({source})")
     return DeployDecision(

@@ -456,6 +456,7 @@ def gate_cmd(
             max_risk=gcfg.deploy_max_risk,
             max_expected=gcfg.deploy_max_expected,
             typical_probability=None if typical is None else float(typical),
+            expected_factor=gcfg.deploy_expected_factor,
         )
         summary = deploy_summary(dd, str(res.get("base") or base), str(res.get("head") or head))
         _finish(
