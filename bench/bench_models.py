@@ -38,9 +38,11 @@ def per_project_table(per: dict[str, Any]) -> str:
     """ROC-AUC of every kind, then the chosen model's PR-AUC and effort-aware metrics
     ranking by probability and by probability / effort, next to 1/(la+ld)."""
     kinds = [k for k in KINDS if k != "la"]
+    if any("bundled" in p.get("models", {}) for p in per.values()):
+        kinds.append("bundled")  # the cross-project model fitted without the project
     head = (
         "| project | labelable (buggy) | "
-        + " | ".join(kinds)
+        + " | ".join("bundled (held out)" if k == "bundled" else k for k in kinds)
         + " | baseline `la` | chosen | beats baseline | PR-AUC | R@20%E (prob)"
         + " | R@20%E (prob/effort) | Popt (prob) | Popt (prob/effort) | 1/(la+ld) R@20%E |"
     )
@@ -51,7 +53,7 @@ def per_project_table(per: dict[str, Any]) -> str:
         c = m[chosen]
         lines.append(
             f"| {name} | {p['labelable']} ({p['buggy']}) | "
-            + " | ".join(_f(m[k]["roc_auc"]) for k in kinds if k in m)
+            + " | ".join(_f(m[k]["roc_auc"]) if k in m else "-" for k in kinds)
             + f" | {_f(m['la']['roc_auc'])} | {chosen} | {'yes' if p.get('beats_baseline') else 'no'}"
             + f" | {_f(c['pr_auc'])} | {_f(c['recall_at_20_effort'])}"
             + f" | {_f(c['density_recall_at_20_effort'])} | {_f(c['popt'])} | {_f(c['density_popt'])}"

@@ -131,11 +131,20 @@ def _summary(fr: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def per_project(frames: dict[str, pd.DataFrame], cfg: Config, code_metrics: bool) -> dict[str, Any]:
+def per_project(
+    frames: dict[str, pd.DataFrame],
+    cfg: Config,
+    code_metrics: bool,
+    held_out: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The time-ordered evaluation of each project, as ``diffrisk train`` runs it; its
+    ``bundled`` candidate is ``held_out[name]``, the cross-project model fitted without
+    this project (the shipped one has seen it)."""
     out = {}
     for name, fr in frames.items():
         t0 = time.perf_counter()
-        ev = evaluate(fr, cfg, code_metrics=code_metrics).to_dict()
+        fixed = {"bundled": held_out[name]} if held_out and name in held_out else None
+        ev = evaluate(fr, cfg, code_metrics=code_metrics, fixed=fixed).to_dict()
         out[name] = {
             **_summary(fr),
             "chosen": ev["chosen"],
@@ -159,8 +168,13 @@ def _rows(fr: pd.DataFrame) -> pd.DataFrame:
 
 
 def lopo(
-    frames: dict[str, pd.DataFrame], kinds: list[str], code_metrics: bool, pfix: bool = False
+    frames: dict[str, pd.DataFrame],
+    kinds: list[str],
+    code_metrics: bool,
+    pfix: bool = False,
+    models: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """Leave-one-project-out scores; ``models[name][kind]`` receives each fitted model."""
     out: dict[str, Any] = {}
     for name in frames:
         train = pd.concat([_rows(f) for n, f in frames.items() if n != name]).sort_values(
@@ -178,6 +192,8 @@ def lopo(
                 code_metrics=code_metrics,
                 pfix=pfix,
             )
+            if models is not None:
+                models.setdefault(name, {})[k] = est
             p = est.predict_proba(test)[:, 1]
             m = all_metrics(y, p, effort_of(test))
             res[k] = {key: _r(m[key]) for key in KEYS}
@@ -274,18 +290,23 @@ def main(argv: list[str] | None = None) -> int:
         name, path = _name(arg)
         frames[name] = prepare(name, path, args.work, cfg, args.code_metrics, args.reuse)
     results: dict[str, Any] = {"kinds": kinds, "code_metrics": args.code_metrics}
-    results["per_project"] = (
-        {} if args.skip_per_project else per_project(frames, cfg, args.code_metrics)
-    )
-    if not results["per_project"]:
-        results["per_project"] = {name: _summary(fr) for name, fr in frames.items()}
-    results["lopo"] = lopo(frames, kinds, args.code_metrics, args.pfix)
+    held_out: dict[str, dict[str, Any]] = {}
+    results["lopo"] = lopo(frames, kinds, args.code_metrics, args.pfix, held_out)
     results["lopo_mean"] = {
         k: _r(np.mean([r[k]["roc_auc"] for r in results["lopo"].values()])) for k in kinds
     }
     chosen = max(kinds, key=lambda k: results["lopo_mean"][k])
     results["chosen"] = chosen
     print(f"chosen: {chosen} (mean LOPO ROC-AUC {results['lopo_mean']})", file=sys.stderr)
+    results["per_project"] = (
+        {}
+        if args.skip_per_project
+        else per_project(
+            frames, cfg, args.code_metrics, {n: m[chosen] for n, m in held_out.items()}
+        )
+    )
+    if not results["per_project"]:
+        results["per_project"] = {name: _summary(fr) for name, fr in frames.items()}
     if args.out:
         rows = pd.concat([_rows(f) for f in frames.values()]).sort_values(
             "author_time", kind="stable"

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from diffrisk.config import Config
 from diffrisk.errors import DataError
@@ -24,6 +25,7 @@ from diffrisk.evaluate import (
     recall_at_effort,
     time_folds,
 )
+from diffrisk.train import fit_estimator
 
 # y, score (no ties), effort: total effort 100; ranking order is 0, 1, 2, 3.
 Y = [1, 0, 1, 0]
@@ -187,3 +189,30 @@ def test_evaluate_reports_every_metric_and_the_baseline():
         or ("no learned" in d["statement"])
     )
     assert len(d["folds"]) == 3
+
+
+def test_fixed_candidates_are_scored_without_refitting():
+    changes, labels = _frame(n=500, seed=3)
+    buggy = labels["label_state"].eq("buggy")
+    changes.loc[buggy, "la"] = changes.loc[buggy, "la"] + 300
+    frame = prepare_frame(changes, labels)
+    cfg = Config.model_validate({"train": {"folds": 3, "gap_days": 30}})
+    # a real model fitted on another history, where small changes were the buggy ones
+    other_changes, other_labels = _frame(n=300, seed=9)
+    other = prepare_frame(other_changes, other_labels)
+    flipped = (other["la"] < other["la"].median()).astype(int).to_numpy()
+    wrong = fit_estimator("la", other, flipped)
+    ev = evaluate(frame, cfg, kinds=["la"], fixed={"elsewhere": wrong})
+    assert list(ev.models) == ["la", "elsewhere"]
+    for f, p in zip(ev.folds, ev.predictions["elsewhere"], strict=True):
+        if f.skipped:
+            continue
+        test = frame.iloc[f.test_idx]
+        np.testing.assert_allclose(p, wrong.predict_proba(test)[:, 1])  # not refitted
+        y = test["label"].astype(int).to_numpy()
+        fm = ev.models["elsewhere"]["folds"][f.index - 1]
+        assert fm["roc_auc"] == pytest.approx(roc_auc_score(y, p))
+    assert ev.models["elsewhere"]["overall"]["roc_auc"] < 0.2  # it ranks backwards
+    assert ev.chosen == "la"
+    with pytest.raises(ValueError, match="clash"):
+        evaluate(frame, cfg, kinds=["la"], fixed={"la": wrong})

@@ -94,7 +94,8 @@ def test_stable_history_does_not_alert(histories: dict[str, Path]) -> None:
     assert r.reference["source"] == "history"
     assert r.recent["changes"] == 45 and r.reference["changes"] == 90
     st = _status(r)
-    assert set(st) == set(mon.DEFAULT_FEATURES)
+    # the Kamei features, and the model's size inputs computed as training computes them
+    assert set(st) == {*mon.DEFAULT_FEATURES, "la_source", "la_code", "la_control"}
     assert [f for f, s in st.items() if s != "ok"] == []
     assert r.drift_status == "ok"
     assert not r.decision.retrain and r.decision.reasons == []

@@ -130,6 +130,31 @@ def low_result() -> ScoreResult:
     )
 
 
+@pytest.mark.parametrize(
+    ("source", "says", "measured_on"),
+    [
+        ("repository", "trained on this repository", "held-out later changes"),
+        (
+            "bundled",
+            "bundled with diffrisk, not trained on this repository)",
+            "projects it was not",
+        ),
+        (
+            "bundled-chosen",
+            "not trained on this repository; chosen because it ranked best on this repository's history",
+            "held-out later changes",
+        ),
+    ],
+)
+def test_model_block_says_where_the_model_comes_from(source, says, measured_on) -> None:
+    r = low_result()
+    r.model_source = source
+    r.model_metrics = {"overall": {"roc_auc": 0.8}, "baseline": {"roc_auc": 0.7}}
+    text = render_comment(r)
+    assert says in text
+    assert f"Measured on {measured_on}" in text
+
+
 def check_golden(name: str, text: str) -> None:
     path = GOLDEN / name
     text = text.replace(f"diffrisk {__version__} ", "diffrisk VERSION ")  # goldens survive releases

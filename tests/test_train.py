@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from diffrisk.cli import cli
 from diffrisk.config import Config, LabelConfig
 from diffrisk.mine import mine
-from diffrisk.registry import ModelRegistry, load_model
+from diffrisk.registry import ModelRegistry, load_bundled, load_model
 from diffrisk.store import atomic_write_table, read_meta
 from diffrisk.train import (
     KINDS,
@@ -23,6 +23,7 @@ from diffrisk.train import (
     build_estimator,
     fit_estimator,
     kamei_transform,
+    load_training_frame,
     raw_features,
     select_anchor_scale,
     shrink_extras,
@@ -302,7 +303,8 @@ def test_cli_train_and_evaluate_json(labelled_repo, tmp_path):
     r = runner.invoke(cli, ["evaluate", "--repo", str(repo), "--data-dir", str(data), "--json"])
     assert r.exit_code == 0, r.output
     ev = json.loads(r.output)
-    assert set(ev["models"]) == set(KINDS) and len(ev["folds"]) == 2
+    # the learned kinds, and the bundled cross-project model as a candidate that is not refitted
+    assert set(ev["models"]) == {*KINDS, "bundled"} and len(ev["folds"]) == 2
     assert not (data / "models").exists()  # evaluate saves nothing
     r = runner.invoke(
         cli,
@@ -313,6 +315,40 @@ def test_cli_train_and_evaluate_json(labelled_repo, tmp_path):
     assert out["status"] == "trained" and out["kind"] == "logistic"
     r = runner.invoke(cli, ["train", "--repo", str(repo), "--data-dir", str(data)])
     assert r.exit_code == 0 and "time-ordered evaluation" in r.output
+
+
+def test_bundled_model_is_chosen_when_the_history_misleads(builder, tmp_path):
+    # In the first third of the history the small tweaks are the buggy ones, later the big
+    # features: models fitted on the past learn the wrong direction, the bundled
+    # cross-project model (more lines, more risk) does not.
+    shas, big = build_history(builder)
+    n = len(shas)
+    flags = [None if b is None else (b if i >= n // 3 else not b) for i, b in enumerate(big)]
+    data = tmp_path / "data"
+    mine(builder.path, data, config=Config().mine.model_copy(update={"code_metrics": False}))
+    write_labels(data, shas, flags)
+    res = train(builder.path, data, CFG)
+    ev = res.evaluation
+    auc = {k: m["overall"]["roc_auc"] for k, m in ev["models"].items()}
+    assert res.kind == "bundled" and ev["chosen"] == "bundled", auc
+    assert auc["bundled"] > max(v for k, v in auc.items() if k != "bundled")
+    model = load_model(data)
+    assert model.source == "bundled-chosen" and model.version == res.version
+    md = model.metadata
+    assert md["origin"]["bundled"] == load_bundled().version
+    assert md["metrics"]["overall"]["roc_auc"] == pytest.approx(auc["bundled"])
+    card = (data / "models" / res.version / "MODEL_CARD.md").read_text()
+    assert "not trained on this repository" in card and md["origin"]["bundled"] in card
+    # the copy predicts exactly as the bundled model does
+    frame, _ = load_training_frame(data, CFG)
+    np.testing.assert_allclose(model.predict_proba(frame), load_bundled().predict_proba(frame))
+    # switched off, a model of this repository is trained instead
+    off = CFG.model_copy(
+        update={"train": CFG.train.model_copy(update={"bundled_candidate": False})}
+    )
+    res = train(builder.path, data, off, force=True)
+    assert res.kind != "bundled" and "bundled" not in res.evaluation["models"]
+    assert load_model(data).source == "repository"
 
 
 @pytest.mark.parametrize("kind", ["poisson", "anchored", "logistic"])

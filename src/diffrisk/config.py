@@ -211,6 +211,9 @@ class LabelConfig(_Section):
     detect_vendored: bool = True
     """Also treat directories the history shows to be vendored third-party code as excluded
     paths (synced by commits like "Update urllib3 to 1.20"; see ``diffrisk.vendored``)."""
+    not_vendored: list[str] = Field(default_factory=list)
+    """Directories (globs) never treated as vendored, e.g. ``["src/mypkg"]`` when detection
+    mistakes one of the project's own packages for vendored code."""
     bug_labels: list[str] = Field(
         default_factory=lambda: ["bug", "type: bug", "kind/bug", "defect", "regression"]
     )
@@ -228,6 +231,10 @@ class TrainConfig(_Section):
     """Gap between train and test periods; default: the verification latency."""
     model: Literal["auto", "logistic", "hgb", "poisson", "anchored", "la"] = "auto"
     """Model to train; auto: the one that ranks best in the time-ordered evaluation."""
+    bundled_candidate: bool = True
+    """With ``model = "auto"``, the bundled cross-project model competes in the evaluation
+    too (scored on the same folds, never refitted); when it ranks best it becomes the
+    repository's model, a copy marked as not trained on this repository."""
     max_age_days: int = Field(30, ge=1)
     """A model older than this is stale and retrained by the actions."""
     code_metrics: bool = False

@@ -17,7 +17,7 @@ Headline metrics are computed on the changes that can be labelled at all
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -401,12 +401,22 @@ def evaluate(
     code_metrics: bool = False,
     threshold: float = 0.5,
     progress: Callable[[str, int, int | None], None] | None = None,
+    fixed: Mapping[str, Any] | None = None,
 ) -> Evaluation:
-    """Evaluate candidate kinds on rolling-origin folds of a :func:`prepare_frame` frame."""
+    """Evaluate candidate kinds on rolling-origin folds of a :func:`prepare_frame` frame.
+
+    ``fixed``: name -> an already fitted model (``predict_proba(rows)``, e.g. the bundled
+    cross-project model) scored on the same test rows without refitting. It competes for
+    ``chosen`` like the kinds; it must not have been trained on this frame's changes.
+    """
     cfg = config or Config()
     gap = cfg.train.gap_days if cfg.train.gap_days is not None else cfg.label.verification_days
     folds = time_folds(frame, cfg.train.folds, gap)
-    kinds = list(dict.fromkeys([*kinds, BASELINE]))
+    fixed = dict(fixed or {})
+    clash = set(fixed) & {*kinds, BASELINE}
+    if clash:
+        raise ValueError(f"fixed candidates {sorted(clash)} clash with model kinds")
+    kinds = [*dict.fromkeys([*kinds, BASELINE]), *fixed]
     per_kind: dict[str, list[dict[str, float] | None]] = {k: [] for k in kinds}
     preds: dict[str, list[np.ndarray | None]] = {k: [] for k in kinds}
     unsup: list[dict[str, float] | None] = []
@@ -430,8 +440,12 @@ def evaluate(
         eff = effort_all[f.test_idx]
         unsup.append(effort_metrics(yte, 1.0 / np.maximum(eff, 1.0), eff))
         for k in kinds:
-            est = fit_estimator(k, Xtr, f.train_y, f.train_counts, code_metrics=code_metrics)
-            p = est.predict_proba(Xte)[:, 1]
+            if k in fixed:
+                p = np.asarray(fixed[k].predict_proba(Xte), dtype=float)
+                p = p[:, 1] if p.ndim == 2 else p
+            else:
+                est = fit_estimator(k, Xtr, f.train_y, f.train_counts, code_metrics=code_metrics)
+                p = est.predict_proba(Xte)[:, 1]
             per_kind[k].append(all_metrics(yte, p, eff, threshold))
             preds[k].append(p)
             if k == "anchored":

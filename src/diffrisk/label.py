@@ -19,6 +19,7 @@ change them), so relabelling after new commits blames only the new fixes.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -40,8 +41,9 @@ from diffrisk.errors import DataError, GitHubError
 from diffrisk.gitio import open_repo
 from diffrisk.schema import arrow_schema
 from diffrisk.szz import BlameSettings, FixBlame, FixJob, IgnoreRevs, SourceFilter, blame_fixes
-from diffrisk.vendored import detect_vendored
+from diffrisk.vendored import detect as detect_vendored
 from diffrisk.vendored import exclude as exclude_vendored
+from diffrisk.vendored import patterns as patterns_of
 
 Progress = Callable[[str, int, int | None], None]
 
@@ -262,8 +264,16 @@ def label(
     store.check_repository(ds.meta, repo, data)
     changes = ds.changes.reset_index(drop=True)
     files = ds.files
-    vendored = detect_vendored(changes, files) if cfg.detect_vendored and cfg.source_only else []
-    cfg = exclude_vendored(cfg, vendored)
+    # Vendored directories: blamed with the configured paths (so the blame cache survives
+    # a change in what detection finds), their links dropped below, and left out of the
+    # source files that make a change labelable.
+    vendored = detect_vendored(cfg, changes, files)
+    resolved = exclude_vendored(cfg, vendored)
+    vendored_globs = patterns_of(vendored)
+
+    def in_vendored(path: str) -> bool:
+        return any(fnmatch.fnmatchcase(path, g) for g in vendored_globs)
+
     times = _seconds(changes["author_time"])
     when = dict(zip(changes["sha"], times.tolist(), strict=True))
 
@@ -335,7 +345,7 @@ def label(
     links = c[c["inducing_sha"].notna()].copy()
     merges = _merges(repo, ds.meta.get("head")) if len(links) else set()
     dropped = []
-    for fix, ind in zip(links["fix_sha"], links["inducing_sha"], strict=True):
+    for fix, ind, path in zip(links["fix_sha"], links["inducing_sha"], links["path"], strict=True):
         t_ind = when.get(ind)
         if t_ind is None:
             dropped.append("merge" if ind in merges else "not_mined")
@@ -343,6 +353,8 @@ def label(
             dropped.append("after_fix")
         elif fix in issue_opened and t_ind > issue_opened[fix]:
             dropped.append("after_issue")
+        elif in_vendored(path):
+            dropped.append("vendored")
         else:
             dropped.append(None)
     links["dropped"] = pd.Series(dropped, index=links.index, dtype="object")
@@ -377,7 +389,7 @@ def label(
             else:
                 lab.append(0)
                 state.append("clean")
-    src = source_file_counts(files, changes, cfg)
+    src = source_file_counts(files, changes, resolved)
     labels = pd.DataFrame(
         {
             "sha": changes["sha"],
@@ -391,7 +403,10 @@ def label(
         }
     )
     gen = ds.meta.get("generation")
-    store.atomic_write_table(data / LABELS_FILE, _table("labels", labels, key), generation=gen)
+    labels_key = settings_key(resolved)  # labels also depend on the vendored directories
+    store.atomic_write_table(
+        data / LABELS_FILE, _table("labels", labels, labels_key), generation=gen
+    )
     link_df = links.rename(columns={"lines": "lines"})[
         ["fix_sha", "inducing_sha", "path", "lines", "sample", "dropped"]
     ]

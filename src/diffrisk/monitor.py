@@ -427,6 +427,23 @@ def log_summary(
 # ------------------------------------------------------------------------------- inputs
 
 
+def _with_source_lines(
+    data_dir: Path, changes: pd.DataFrame, cfg: Config, warnings: list[str]
+) -> pd.DataFrame:
+    """``changes`` with the models' size inputs (``la_source``, ``la_code``, ``la_control``)
+    computed as training computes them; without files.parquet the models fall back to ``la``."""
+    from diffrisk.train import with_source_lines
+    from diffrisk.vendored import resolve as resolve_vendored
+
+    p = Path(data_dir) / "files.parquet"
+    try:
+        files = pd.read_parquet(p)
+    except (OSError, ValueError) as err:
+        warnings.append(f"{p} is unreadable ({err}): scores use all lines added")
+        return changes
+    return with_source_lines(changes, files, resolve_vendored(cfg.label, changes, files))
+
+
 def load_changes(data_dir: Path) -> pd.DataFrame:
     p = Path(data_dir) / "changes.parquet"
     if not p.exists():
@@ -588,6 +605,7 @@ def monitor(
             f"{data_dir}/changes.parquet holds no changes",
             hint="mine a repository with history first",
         )
+    changes = _with_source_lines(data_dir, changes, cfg, warnings)
     labels = load_labels(data_dir)
     if labels is None:
         warnings.append("no labels yet: realized accuracy needs `diffrisk label`")
@@ -603,7 +621,7 @@ def monitor(
     recent_start = end - pd.Timedelta(days=days)
     recent = frame[frame["author_time"] > recent_start]
     # the bundled model's training window is other projects' history: compare with our own
-    bundled = getattr(model, "source", None) == "bundled"
+    bundled = getattr(model, "source", None) in ("bundled", "bundled-chosen")
     tw_start, tw_end = (None, None) if bundled else training_window(meta)
     if tw_end is not None:
         lo = tw_start if tw_start is not None else frame["author_time"].min()
@@ -1245,7 +1263,7 @@ def retrain(
     auc_ch = float(roc_auc_score(y_test, challenger.predict_proba(test)[:, 1]))
     _, tw_end = training_window(champion.metadata)
     tw_start, _ = training_window(champion.metadata)
-    if champion.source == "bundled" or (
+    if champion.source in ("bundled", "bundled-chosen") or (
         tw_end is not None and tw_end < pd.Timestamp(fold.test_start)
     ):
         p_champ = champion.predict_proba(test)

@@ -118,7 +118,7 @@ class LoadedModel:
     version: str
     metadata: dict[str, Any]
     estimator: Any
-    source: str = "repository"  # 'repository' | 'bundled'
+    source: str = "repository"  # 'repository' | 'bundled' | 'bundled-chosen'
     path: Path | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -232,6 +232,9 @@ def load_from_bytes(
         raise
     for n in notes:
         warnings.warn(n, stacklevel=3)
+    if source == "repository" and (metadata.get("origin") or {}).get("bundled"):
+        # the bundled model, chosen for this repository by its evaluation (not trained on it)
+        source = "bundled-chosen"
     return LoadedModel(str(metadata.get("version", "")), metadata, est, source, path, notes)
 
 
@@ -394,6 +397,20 @@ def model_card(md: dict[str, Any]) -> str:
         f"{w.get('first_date', '?')} ({str(w.get('first_sha', ''))[:12]}) to {w.get('last_date', '?')} ({str(w.get('last_sha', ''))[:12]})",
         f"- repository HEAD: {md.get('repository_head', '?')}",
         f"- libraries: {', '.join(f'{k} {v}' for k, v in (md.get('libraries') or {}).items())}",
+    ]
+    origin = md.get("origin") or {}
+    if origin.get("bundled"):
+        lines.append(
+            f"- origin: the bundled cross-project model `{origin['bundled']}` (trained on "
+            f"{', '.join(origin.get('projects') or []) or 'public projects'}), chosen because it "
+            "ranked best in this repository's time-ordered evaluation; not trained on this repository"
+        )
+    if md.get("vendored"):
+        lines.append(
+            "- vendored directories left out of labels and features: "
+            + ", ".join(f"`{d}`" for d in md["vendored"])
+        )
+    lines += [
         "",
         "## Time-ordered evaluation (labelable changes, mean over folds)",
         "",

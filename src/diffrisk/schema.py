@@ -249,7 +249,7 @@ SZZ_LINKS: tuple[Column, ...] = (
     Column(
         "dropped",
         pa.string(),
-        "null when the link labels the inducing commit; else why not: 'merge', 'not_mined', 'after_fix', 'after_issue'",
+        "null when the link labels the inducing commit; else why not: 'merge', 'not_mined', 'after_fix', 'after_issue', 'vendored'",
     ),
 )
 
@@ -278,7 +278,11 @@ PREDICTIONS: tuple[Column, ...] = (
         "gate outcome ('pass', 'warn', 'accepted', 'fail'); null for a plain score run",
     ),
     Column("model_version", pa.string(), "version of the model that scored it"),
-    Column("model_source", pa.string(), "'repository' or 'bundled'"),
+    Column(
+        "model_source",
+        pa.string(),
+        "'repository', 'bundled', or 'bundled-chosen' (the bundled model, chosen by the repository's evaluation)",
+    ),
     Column("source", pa.string(), "the command that logged it: 'score' or 'gate'"),
     Column("time", TS, "when the prediction was made, UTC"),
 )

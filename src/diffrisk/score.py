@@ -55,7 +55,7 @@ from diffrisk.mine import (
 from diffrisk.monitor import realized_footer
 from diffrisk.paths import default_data_dir
 from diffrisk.schema import column_names
-from diffrisk.train import LA_SOURCE, source_lines_added, with_code_lines
+from diffrisk.train import with_source_lines
 from diffrisk.vendored import resolve as resolve_vendored
 
 SECONDS_PER_DAY = 86400
@@ -112,7 +112,7 @@ class ScoreResult:
     level: str  # 'low' | 'medium' | 'high'
     percentile: float | None
     model_version: str
-    model_source: str  # 'repository' | 'bundled'
+    model_source: str  # 'repository' | 'bundled' | 'bundled-chosen'
     model_metrics: dict[str, Any]
     features: dict[str, Any]
     factors: list[Factor] = field(default_factory=list)
@@ -348,12 +348,25 @@ def _blob_metrics(
     return cache
 
 
-def with_source_lines(changes: pd.DataFrame, files: pd.DataFrame, cfg: LabelConfig) -> pd.DataFrame:
-    """Add ``la_source`` (lines added to source files) and ``la_code`` (of them, lines of code)."""
-    la = source_lines_added(files, cfg)
-    out = changes.copy()
-    out[LA_SOURCE] = out["sha"].map(la).fillna(0).astype("int64")
-    return with_code_lines(out, files, cfg)
+def _source_rule(
+    cfg: Config, dataset: store.Dataset, rows: list[dict[str, Any]], files: list[dict[str, Any]]
+) -> LabelConfig:
+    """The label stage's source rule for this change: ``cfg.label`` plus the vendored
+    directories of the history *and* the change's own commits (a PR that vendors a library
+    is scored as the label stage will see it once it is mined)."""
+    known = set(dataset.changes["sha"])
+    new_rows = [r for r in rows if r["sha"] not in known]
+    changes, all_files = dataset.changes, dataset.files
+    if new_rows:
+        changes = pd.concat(
+            [changes[["sha", "subject"]], pd.DataFrame(new_rows, columns=["sha", "subject"])],
+            ignore_index=True,
+        )
+        new_files = pd.DataFrame(
+            [f for f in files if f["sha"] not in known], columns=["sha", "path", "la"]
+        )
+        all_files = pd.concat([all_files[["sha", "path", "la"]], new_files], ignore_index=True)
+    return resolve_vendored(cfg.label, changes, all_files)
 
 
 def _add_code_lines(rows: list[dict[str, Any]], counts: CodeCounts, exts: list[str]) -> None:
@@ -413,7 +426,6 @@ def analyze(
 ) -> Analysis:
     """Features of the change base..head, against the history before it."""
     cfg = config or Config()
-    lcfg = resolve_vendored(cfg.label, dataset.changes, dataset.files)
     rule = FixRule.from_config(cfg.fixes)
     base_sha, head_sha = repo.resolve(base), repo.resolve(head)
     bases = repo.run("merge-base", "--all", base_sha, head_sha, check=False).decode().split()
@@ -517,6 +529,7 @@ def analyze(
         repo, [r["sha"] for r in c_rows], endings_of([r["path"] for r in c_files], exts)
     )
     _add_code_lines(c_files, c_code, exts)
+    lcfg = _source_rule(cfg, dataset, c_rows, c_files)
     c_blobs = {
         r[k] for r in c_files if r["is_python"] for k in ("blob_before", "blob_after") if r[k]
     }

@@ -235,6 +235,14 @@ def with_code_lines(frame: pd.DataFrame, files: pd.DataFrame, cfg: LabelConfig) 
     return out
 
 
+def with_source_lines(changes: pd.DataFrame, files: pd.DataFrame, cfg: LabelConfig) -> pd.DataFrame:
+    """Add ``la_source`` (lines added to source files) and ``la_code`` (of them, lines of code)."""
+    la = source_lines_added(files, cfg)
+    out = changes.copy()
+    out[LA_SOURCE] = out["sha"].map(la).fillna(0).astype("int64")
+    return with_code_lines(out, files, cfg)
+
+
 #: Candidate factors for the ``anchored`` model's non-anchor features (0 = the baseline).
 ANCHOR_SCALES = (0.0, 0.1, 0.3, 1.0)
 
@@ -587,12 +595,13 @@ def load_training_frame(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The mined dataset joined with labels (see :func:`diffrisk.evaluate.prepare_frame`), and meta.
 
-    With ``repo_path``, a dataset mined from another repository is refused."""
+    The frame's ``attrs["vendored"]`` lists the vendored directories its source rule
+    leaves out. With ``repo_path``, a dataset mined from another repository is refused."""
     from diffrisk.evaluate import prepare_frame
     from diffrisk.gitio import open_repo
     from diffrisk.label import load_labels
     from diffrisk.store import check_repository, load_dataset
-    from diffrisk.vendored import resolve as resolve_vendored
+    from diffrisk.vendored import detect, exclude
 
     ds = load_dataset(Path(data_dir))
     if ds is None:  # pragma: no cover - load_dataset raises without settings
@@ -600,9 +609,9 @@ def load_training_frame(
     if repo_path is not None:
         check_repository(ds.meta, open_repo(repo_path), Path(data_dir))
     labels = load_labels(data_dir)
-    frame = prepare_frame(
-        ds.changes, labels, ds.files, resolve_vendored(config.label, ds.changes, ds.files)
-    )
+    vendored = detect(config.label, ds.changes, ds.files)
+    frame = prepare_frame(ds.changes, labels, ds.files, exclude(config.label, vendored))
+    frame.attrs["vendored"] = vendored
     return frame, ds.meta
 
 
@@ -673,9 +682,7 @@ def train(
 ) -> TrainResult:
     """Evaluate candidates in time order, fit the chosen one, save it and promote it if it is
     at least as good as the current model on the latest fold (or ``force``)."""
-    from diffrisk.evaluate import RANK_METRIC, eligible_mask, evaluate
-    from diffrisk.paths import models_dir
-    from diffrisk.registry import ModelRegistry, model_card
+    from diffrisk.evaluate import eligible_mask, evaluate
 
     cfg = config or Config()
     kind_opt = model or cfg.train.model
@@ -698,23 +705,17 @@ def train(
         )
     cm = _uses_code_metrics(cfg, frame)
     kinds = list(KINDS) if kind_opt == "auto" else [kind_opt]
-    ev = evaluate(frame, cfg, kinds=kinds, code_metrics=cm, progress=progress)
+    fixed = bundled_candidates(cfg) if kind_opt == "auto" else {}
+    ev = evaluate(frame, cfg, kinds=kinds, code_metrics=cm, progress=progress, fixed=fixed)
     kind = (ev.chosen or "la") if kind_opt == "auto" else kind_opt
+    if kind == BUNDLED_CANDIDATE:
+        est, metadata = _bundled_copy(
+            fixed[BUNDLED_CANDIDATE], ev, meta, cfg, repo_path, frame.attrs.get("vendored", [])
+        )
+        return _register(data_dir, est, metadata, frame, ev, kind, force, len(frame[elig]), n_buggy)
     est, rows = fit_final(kind, frame, cm)
     first, last = rows.iloc[0], rows.iloc[-1]
-    evd = ev.to_dict()
-    metrics = {
-        "overall": evd["models"][kind]["overall"],
-        "folds": evd["models"][kind]["folds"],
-        "latest_fold": next((m for m in reversed(evd["models"][kind]["folds"]) if m), None),
-        "baseline": evd["models"][ev.baseline]["overall"],
-        "unsupervised_effort": evd["unsupervised_effort"]["overall"],
-        "beats_baseline": (evd["models"][kind]["overall"].get(RANK_METRIC) or 0)
-        > (evd["models"][ev.baseline]["overall"].get(RANK_METRIC) or 0),
-        "statement": ev.statement,
-        "rank_metric": RANK_METRIC,
-        "population": "labelled changes with source files (source_files > 0)",
-    }
+    metrics = _evaluation_metrics(ev, kind)
     metadata = {
         "kind": kind,
         "features": raw_features(kind, cm),
@@ -734,13 +735,101 @@ def train(
         "evaluation": {
             "folds": cfg.train.folds,
             "gap_days": ev.gap_days,
-            "fold_windows": evd["folds"],
+            "fold_windows": ev.to_dict()["folds"],
         },
         "label_settings": cfg.label.model_dump(),
+        "vendored": list(frame.attrs.get("vendored", [])),
     }
     if kind == "anchored":
         # Weight of the non-baseline features chosen by the nested selection (0 = baseline).
         metadata["anchor_scale"] = anchor_scale(est)
+    return _register(
+        data_dir, est, metadata, frame, ev, kind, force, len(rows), metadata["n_buggy"]
+    )
+
+
+#: The name under which the bundled cross-project model competes in ``train``'s evaluation.
+BUNDLED_CANDIDATE = "bundled"
+
+
+def bundled_candidates(cfg: Config) -> dict[str, Any]:
+    """``{"bundled": model}`` when ``train.bundled_candidate`` and the bundled model loads."""
+    from diffrisk.registry import ModelError, load_bundled
+
+    if not cfg.train.bundled_candidate:
+        return {}
+    try:
+        return {BUNDLED_CANDIDATE: load_bundled()}
+    except ModelError:
+        return {}  # an unusable bundled model is only a candidate fewer
+
+
+def _evaluation_metrics(ev: Any, kind: str) -> dict[str, Any]:
+    from diffrisk.evaluate import RANK_METRIC
+
+    evd = ev.to_dict()
+    return {
+        "overall": evd["models"][kind]["overall"],
+        "folds": evd["models"][kind]["folds"],
+        "latest_fold": next((m for m in reversed(evd["models"][kind]["folds"]) if m), None),
+        "baseline": evd["models"][ev.baseline]["overall"],
+        "unsupervised_effort": evd["unsupervised_effort"]["overall"],
+        "beats_baseline": (evd["models"][kind]["overall"].get(RANK_METRIC) or 0)
+        > (evd["models"][ev.baseline]["overall"].get(RANK_METRIC) or 0),
+        "statement": ev.statement,
+        "rank_metric": RANK_METRIC,
+        "population": "labelled changes with source files (source_files > 0)",
+    }
+
+
+def _bundled_copy(
+    bundled: Any,
+    ev: Any,
+    meta: dict[str, Any],
+    cfg: Config,
+    repo_path: str | Path | None,
+    frame_vendored: Sequence[str] = (),
+) -> tuple[Any, dict[str, Any]]:
+    """The bundled model as this repository's model: its estimator and recipe, with the
+    repository's evaluation as its metrics and ``origin`` naming the bundled version."""
+    bm = bundled.metadata
+    keep = ("kind", "features", "code_metrics", "training_window", "n_train", "n_buggy")
+    metadata = {k: bm[k] for k in keep if k in bm}
+    metadata.update(
+        {
+            "origin": {"bundled": bundled.version, "projects": sorted(bm.get("projects") or {})},
+            "reference": bm.get("reference") or {},
+            "fix_rule_version": bm.get("fix_rule_version"),
+            "repository_head": meta.get("head"),
+            "repository": Path(repo_path).resolve().name if repo_path else None,
+            "metrics": _evaluation_metrics(ev, BUNDLED_CANDIDATE),
+            "evaluation": {
+                "folds": cfg.train.folds,
+                "gap_days": ev.gap_days,
+                "fold_windows": ev.to_dict()["folds"],
+            },
+            "label_settings": cfg.label.model_dump(),
+            "vendored": list(frame_vendored),
+        }
+    )
+    return bundled.estimator, metadata
+
+
+def _register(
+    data_dir: str | Path,
+    est: Any,
+    metadata: dict[str, Any],
+    frame: pd.DataFrame,
+    ev: Any,
+    kind: str,
+    force: bool,
+    n_train: int,
+    n_buggy: int,
+) -> TrainResult:
+    """Save a new version with its card; promote it by champion/challenger (or ``force``)."""
+    from diffrisk.paths import models_dir
+    from diffrisk.registry import ModelRegistry, model_card
+
     reg = ModelRegistry(models_dir(data_dir))
     version = reg.save(est, metadata, None)
     card = model_card(reg.metadata(version))
@@ -771,7 +860,7 @@ def train(
         version=version,
         promoted=promoted,
         promotion=why,
-        n_train=len(rows),
-        n_buggy=metadata["n_buggy"],
-        evaluation=evd,
+        n_train=n_train,
+        n_buggy=n_buggy,
+        evaluation=ev.to_dict(),
     )

@@ -1,35 +1,41 @@
 """Vendored code: third-party directories copied into a repository, found from its history.
 
-Path rules (``label.exclude_paths``: ``vendor/``, ``third_party/``) miss vendored code kept
-under other names, such as ``requests/packages/urllib3``. Its lines are rarely blamed (a
-fix to it arrives as the next "Update urllib3 to 1.20", which is no bug fix), so counted as
-source they make every sync of it look like the riskiest change in the history.
+Path rules (``label.exclude_paths``: ``vendor/``, ``_vendor/``, ``third_party/``) miss
+vendored code kept under other names, such as ``requests/packages/urllib3``. Its lines are
+rarely blamed (a fix to it arrives as the next "Update urllib3 to 1.20", which is no bug
+fix), so counted as source they make every sync of it look like the riskiest change.
 
 A directory is vendored when
 
 1. a commit adding lines under it names it in a *sync subject*: an update verb, the
    directory's name and a version ("Update urllib3 to 1.20", "Vendor idna v2.1",
-   "updated urllib3 (v1.15.1)", "Upgrade chardet to 3.0.2", "Update urllib3 to 7fcfcd0"); and
-2. most of the lines ever added under it (``MIN_SHARE``) come from commits whose subjects
-   name it, other than as a scope (``foo:`` or ``fix(foo):``, the way projects name
-   their own components).
+   "updated urllib3 (v1.15.1)", "Upgrade chardet from 3.0.1 to 3.0.2"); and
+2. most of the commits adding lines under it, and most of those lines (``MIN_SHARE``),
+   name it in their subjects other than as a scope (``foo:``, ``fix(foo):``, ``[foo]``,
+   ``GH-12: [foo]``, the way projects name their own components); and
+3. it holds at most ``MAX_REPO_SHARE`` of all the lines the history added.
 
-The project's own package fails the second test (aiohttp: 3% of its lines), and so does
-a monorepo package bumped by a release commit. With ``label.detect_vendored`` (default on)
-the detected directories join ``label.exclude_paths`` for labelling, training and scoring.
+The project's own packages fail the second or third test (aiohttp: 3% of the lines under
+``aiohttp/`` come from commits naming it). ``label.not_vendored`` keeps a directory in the
+project's code; ``label.detect_vendored = false`` switches detection off.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import glob
 import re
 from collections.abc import Iterable
 
+import numpy as np
 import pandas as pd
 
 from diffrisk.config import LabelConfig
 
-#: Share of the lines added under a directory that must come from commits naming it.
+#: Share of the commits adding lines under a directory, and of those lines, that must name it.
 MIN_SHARE = 0.5
+#: A directory holding more than this share of all lines ever added is the project's own.
+MAX_REPO_SHARE = 0.5
 
 _VERB = (
     r"(?:re-?)?(?:update[sd]?|updating|upgrade[sd]?|upgrading|bump(?:s|ed)?|"
@@ -39,70 +45,155 @@ _VERB = (
 _VERSION = r"(?:v(?:ersion)?\s*)?(?:\d+(?:\.\d+)+\w*|[0-9a-f]{7,40})\b"
 _SYNC = re.compile(
     rf"\b{_VERB}\s+(?:the\s+)?(?:vendored\s+|bundled\s+)?(?:to\s+)?([A-Za-z_][\w.-]*?)"
-    rf"\s*(?:to\s+|[(@=]+\s*|,?\s+)?{_VERSION}",
+    rf"\s*(?:to\s+|from\s+|[(@=]+\s*|,?\s+)?{_VERSION}",
     re.IGNORECASE,
+)
+#: Words a sync subject can put where a name goes, and languages, runtimes and tools,
+#: whose versions projects update without vendoring them.
+_NOT_NAMES = frozenset(
+    [
+        "to",
+        "the",
+        "a",
+        "an",
+        "for",
+        "from",
+        "of",
+        "in",
+        "v",
+        "version",
+        "versions",
+        "release",
+        "dependency",
+        "dependencies",
+        "deps",
+        "requirements",
+        "lockfile",
+        "lock",
+        "python",
+        "py",
+        "python3",
+        "cpython",
+        "pypy",
+        "go",
+        "golang",
+        "node",
+        "nodejs",
+        "npm",
+        "yarn",
+        "rust",
+        "cargo",
+        "ruby",
+        "java",
+        "jdk",
+        "kotlin",
+        "scala",
+        "php",
+        "perl",
+        "lua",
+        "swift",
+        "dotnet",
+        "gcc",
+        "clang",
+        "llvm",
+        "cmake",
+        "pip",
+        "setuptools",
+        "wheel",
+        "tox",
+        "nox",
+        "docker",
+        "image",
+        "ci",
+        "actions",
+        "github",
+        "copyright",
+        "year",
+    ]
+)
+_QUOTES = re.compile(r"[`'\"]")
+# Leading scopes: "foo:", "foo, bar:", "fix(foo)!:", "[foo]", "[SPARK-1][PYTHON]", "GH-12:".
+_SCOPE = re.compile(
+    r"^\s*(?:(?:\[[^\]]*\]|[A-Z][A-Z0-9]*-\d+\s*:|\w+\s*\([^)]*\)\s*!?:|[\w./-]+(?:\s*,\s*[\w./-]+)*\s*:)\s*)+"
 )
 
 
+def _norm(name: str) -> str:
+    return name.lower().replace("-", "_")
+
+
 def sync_names(subject: str | None) -> set[str]:
-    """Lower-case names a sync subject updates ("Update urllib3 to 1.20" -> {"urllib3"})."""
-    return {m.group(1).lower().rstrip(".-") for m in _SYNC.finditer(subject or "")}
+    """Names a sync subject updates, lower-case, ``-`` as ``_`` ("Update urllib3 to 1.20"
+    -> {"urllib3"})."""
+    text = _QUOTES.sub("", subject or "")
+    names = {_norm(m.group(1).rstrip(".-")) for m in _SYNC.finditer(text)}
+    return {n for n in names if n not in _NOT_NAMES}
 
 
-def _is_scope_only(subject: str, name: str) -> bool:
-    return not _word(name).search(_SCOPE.sub("", subject))
-
-
-_SCOPE = re.compile(r"^\s*(?:\w+\s*)?\([^)]*\)\s*!?:|^\s*[\w./-]+\s*:")
-
-
-def _word(name: str) -> re.Pattern[str]:
-    return re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])", re.IGNORECASE)
+def names_in_prose(subject: str, name: str) -> bool:
+    """Whether ``subject`` names ``name`` other than as a leading scope."""
+    text = _QUOTES.sub("", _SCOPE.sub("", subject))
+    n = re.escape(name).replace("_", "[_-]")
+    return re.search(rf"(?<![\w-]){n}(?![\w-])", text, re.IGNORECASE) is not None
 
 
 def detect_vendored(
-    changes: pd.DataFrame, files: pd.DataFrame, min_share: float = MIN_SHARE
+    changes: pd.DataFrame,
+    files: pd.DataFrame,
+    *,
+    excluded: Iterable[str] = (),
+    keep: Iterable[str] = (),
 ) -> list[str]:
-    """Vendored directories (outermost only, sorted) in a mined dataset's history."""
+    """Vendored directories (outermost only, sorted) in a mined history. Directories the
+    ``excluded`` globs already cover, and those ``keep`` (globs) names, are left out."""
+    excluded, keep = tuple(excluded), tuple(keep)
     if changes.empty or files.empty or "subject" not in changes.columns:
         return []
     subjects = dict(zip(changes["sha"], changes["subject"].fillna("").astype(str), strict=True))
     synced = {sha: names for sha, s in subjects.items() if (names := sync_names(s))}
     if not synced:
         return []
-    paths = files["path"].astype(str)
-    added = pd.to_numeric(files["la"], errors="coerce").fillna(0)
+    f = files[["sha", "path", "la"]]
+    f = f.assign(la=pd.to_numeric(f["la"], errors="coerce").fillna(0))
+    f = f[f["la"] > 0]
     candidates: set[str] = set()
-    in_sync = files["sha"].isin(synced.keys())
-    for sha, path in zip(files["sha"][in_sync], paths[in_sync], strict=True):
+    in_sync = f["sha"].isin(synced.keys())
+    for sha, path in zip(f["sha"][in_sync], f["path"][in_sync].astype(str), strict=True):
         parts = path.split("/")
         for i in range(len(parts) - 1):
-            if parts[i].lower() in synced[sha]:
+            if _norm(parts[i]) in synced[sha]:
                 candidates.add("/".join(parts[: i + 1]))
-    found = []
+    if not candidates:
+        return []
+    # rows per unique path, so each candidate scans the distinct paths, not every row
+    codes, uniques = pd.factorize(f["path"].astype(str))
+    uniques = np.asarray(uniques, dtype=object)
+    repo_total = float(f["la"].sum())
+    found: list[str] = []
     for d in sorted(candidates, key=lambda d: (d.count("/"), d)):
         if any(d.startswith(v + "/") for v in found):
             continue
-        under = paths.str.startswith(d + "/")
-        per_commit = added[under].groupby(files["sha"][under]).sum()
+        probe = f"{d}/x"
+        if any(fnmatch.fnmatchcase(probe, p) for p in excluded) or any(
+            fnmatch.fnmatchcase(d, p) or fnmatch.fnmatchcase(probe, p) for p in keep
+        ):
+            continue
+        inside = np.fromiter((u.startswith(d + "/") for u in uniques), bool, len(uniques))
+        rows = f[inside[codes]]
+        per_commit = rows.groupby("sha")["la"].sum()
         total = float(per_commit.sum())
-        if total <= 0:
+        if total <= 0 or total > MAX_REPO_SHARE * repo_total:
             continue
         name = d.rsplit("/", 1)[-1]
-        word = _word(name)
-        naming = [
-            sha
-            for sha in per_commit.index
-            if word.search(s := subjects.get(sha, "")) and not _is_scope_only(s, name)
-        ]
-        if float(per_commit[naming].sum()) / total >= min_share:
+        naming = np.array([names_in_prose(subjects.get(s, ""), name) for s in per_commit.index])
+        if naming.mean() >= MIN_SHARE and float(per_commit[naming].sum()) / total >= MIN_SHARE:
             found.append(d)
     return sorted(found)
 
 
 def patterns(dirs: Iterable[str]) -> list[str]:
-    """``exclude_paths`` globs for vendored directories."""
-    return [f"{d}/*" for d in dirs]
+    """``exclude_paths`` globs for vendored directories (glob characters in names escaped)."""
+    return [f"{glob.escape(d)}/*" for d in dirs]
 
 
 def exclude(cfg: LabelConfig, dirs: Iterable[str]) -> LabelConfig:
@@ -113,8 +204,13 @@ def exclude(cfg: LabelConfig, dirs: Iterable[str]) -> LabelConfig:
     return cfg.model_copy(update={"exclude_paths": [*cfg.exclude_paths, *extra]})
 
 
-def resolve(cfg: LabelConfig, changes: pd.DataFrame, files: pd.DataFrame) -> LabelConfig:
-    """``cfg`` with the dataset's vendored directories excluded (``label.detect_vendored``)."""
+def detect(cfg: LabelConfig, changes: pd.DataFrame, files: pd.DataFrame) -> list[str]:
+    """The vendored directories ``cfg`` asks for (none with ``detect_vendored`` off)."""
     if not cfg.detect_vendored or not cfg.source_only:
-        return cfg
-    return exclude(cfg, detect_vendored(changes, files))
+        return []
+    return detect_vendored(changes, files, excluded=cfg.exclude_paths, keep=cfg.not_vendored)
+
+
+def resolve(cfg: LabelConfig, changes: pd.DataFrame, files: pd.DataFrame) -> LabelConfig:
+    """``cfg`` with the history's vendored directories excluded (``label.detect_vendored``)."""
+    return exclude(cfg, detect(cfg, changes, files))

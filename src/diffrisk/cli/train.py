@@ -57,6 +57,8 @@ def _f(v: Any) -> str:
 
 def render_evaluation(ev: dict[str, Any], console: Console) -> None:
     """Rich tables: per model (mean over folds), then the folds of the chosen model."""
+    from diffrisk.train import BUNDLED_CANDIDATE
+
     t = Table(title="time-ordered evaluation (labelable changes; mean over folds)")
     t.add_column("model")
     for _, head in _COLS:
@@ -66,6 +68,7 @@ def render_evaluation(ev: dict[str, Any], console: Console) -> None:
         name = (
             kind
             + (" (baseline)" if kind == ev["baseline"] else "")
+            + (" (cross-project, not refitted)" if kind == BUNDLED_CANDIDATE else "")
             + (" *" if kind == ev["chosen"] else "")
         )
         t.add_row(name, *[_f(o.get(k)) for k, _ in _COLS])
@@ -174,10 +177,18 @@ def train_cmd(
         return
     if not quiet and res.evaluation:
         render_evaluation(res.evaluation, console)
+    from diffrisk.train import BUNDLED_CANDIDATE
+
     state = "current" if res.promoted else "saved, not current"
-    console.print(
-        f"model {res.version} ({res.kind}, {res.n_train} changes, {res.n_buggy} defect-inducing): {state}"
-    )
+    if res.kind == BUNDLED_CANDIDATE:
+        console.print(
+            f"model {res.version} (the bundled cross-project model: it ranked best on this "
+            f"repository's {res.n_train} labelled changes, without being trained on them): {state}"
+        )
+    else:
+        console.print(
+            f"model {res.version} ({res.kind}, {res.n_train} changes, {res.n_buggy} defect-inducing): {state}"
+        )
     console.print(f"  {res.promotion}")
 
 
@@ -202,7 +213,7 @@ def evaluate_cmd(
     next period; training labels only use fixes committed before the test period.
     """
     from diffrisk.evaluate import evaluate
-    from diffrisk.train import KINDS, _uses_code_metrics, load_training_frame
+    from diffrisk.train import KINDS, _uses_code_metrics, bundled_candidates, load_training_frame
 
     cfg = load_config(repo, config_path)
     out_dir = Path(data_dir) if data_dir else default_data_dir(repo)
@@ -211,7 +222,12 @@ def evaluate_cmd(
     kinds = list(KINDS) if kind == "auto" else [kind]
     with progress_bar(quiet or as_json) as prog:
         ev = evaluate(
-            frame, cfg, kinds=kinds, code_metrics=_uses_code_metrics(cfg, frame), progress=prog
+            frame,
+            cfg,
+            kinds=kinds,
+            code_metrics=_uses_code_metrics(cfg, frame),
+            progress=prog,
+            fixed=bundled_candidates(cfg) if kind == "auto" else None,
         )
     if as_json:
         print_json(ev.to_dict())
