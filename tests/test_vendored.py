@@ -268,3 +268,28 @@ def test_not_vendored_keeps_a_directory() -> None:
     assert resolve(LabelConfig(not_vendored=["pkg/libz"]), changes, files) == LabelConfig(
         not_vendored=["pkg/libz"]
     )
+
+
+def test_vendored_file_renamed_from_elsewhere_is_still_left_out(
+    builder: RepoBuilder, tmp_path: Path
+) -> None:
+    # blame names the inducing commit's path (libx2/), the fix changed libx/: the link is
+    # judged by both paths, so the rename does not let vendored code label a commit
+    own = "".join(f"def g{i}(x):\n    return x * {i}\n\n\n" for i in range(80))
+    builder.commit({"pkg/core.py": CORE, "pkg/more.py": own}, day=0, message="Add core")
+    helper = builder.commit({"pkg/packages/libx2/a.py": _lib(1)}, day=1, message="Add helpers")
+    builder.commit({}, rename={"pkg/packages/libx2/a.py": "pkg/packages/libx/a.py"}, day=2)
+    builder.commit({"pkg/packages/libx/b.py": _lib(2)}, day=3, message="Update libx to 1.2.0")
+    builder.commit(
+        {"pkg/packages/libx/a.py": _lib(1).replace("x + 1\n", "x - 1\n", 1)},
+        day=200,
+        message="Fix crash in libx use",
+    )
+    data = tmp_path / "data"
+    mine(builder.path, data, config=MineConfig(code_metrics=False))
+    res = label(builder.path, data, LabelConfig())
+    assert res.vendored == ["pkg/packages/libx"]
+    links = load_links(data)
+    assert list(links["path"]) == ["pkg/packages/libx2/a.py"]
+    assert list(links["dropped"]) == ["vendored"]
+    assert load_labels(data).set_index("sha").loc[helper, "label"] == 0

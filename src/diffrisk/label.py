@@ -62,6 +62,7 @@ _CACHE_SCHEMA = pa.schema(
         ("lines", pa.int32()),  # summary row: lines blamed
         ("cosmetic", pa.int32()),  # summary row: lines left out as cosmetic
         ("sample", pa.list_(pa.string())),
+        ("fix_path", pa.string()),  # the blamed file's path in the fix's parent
     ]
 )
 
@@ -228,9 +229,10 @@ def _read_cache(path: Path) -> pd.DataFrame:
 def _cache_rows(key: str, results: list[FixBlame]) -> pd.DataFrame:
     rows: list[tuple[Any, ...]] = []
     for r in results:
-        rows.append((key, r.sha, None, None, r.considered, r.cosmetic, None))
+        rows.append((key, r.sha, None, None, r.considered, r.cosmetic, None, None))
         for (sha, path), n in r.counts.items():
-            rows.append((key, r.sha, sha, path, n, 0, r.links.get((sha, path), [])))
+            sample = r.links.get((sha, path), [])
+            rows.append((key, r.sha, sha, path, n, 0, sample, r.fix_paths.get((sha, path))))
     return pd.DataFrame(rows, columns=_CACHE_SCHEMA.names)
 
 
@@ -345,7 +347,9 @@ def label(
     links = c[c["inducing_sha"].notna()].copy()
     merges = _merges(repo, ds.meta.get("head")) if len(links) else set()
     dropped = []
-    for fix, ind, path in zip(links["fix_sha"], links["inducing_sha"], links["path"], strict=True):
+    for fix, ind, path, fix_path in zip(
+        links["fix_sha"], links["inducing_sha"], links["path"], links["fix_path"], strict=True
+    ):
         t_ind = when.get(ind)
         if t_ind is None:
             dropped.append("merge" if ind in merges else "not_mined")
@@ -353,7 +357,7 @@ def label(
             dropped.append("after_fix")
         elif fix in issue_opened and t_ind > issue_opened[fix]:
             dropped.append("after_issue")
-        elif in_vendored(path):
+        elif in_vendored(path) or in_vendored(fix_path or path):
             dropped.append("vendored")
         else:
             dropped.append(None)

@@ -400,6 +400,9 @@ class FixBlame:
     """Deleted source lines left out as blank, comment or docstring."""
     links: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    fix_paths: dict[tuple[str, str], str] = field(default_factory=dict)
+    """Per (inducing commit, path): the fix's file whose lines were blamed (its path in the
+    fix's parent; ``path`` is the file's name in the inducing commit)."""
 
 
 def _decode(b: bytes) -> str:
@@ -453,6 +456,7 @@ class Blamer:
             for sha, path, _final, text in blamed:
                 key = (sha, path or f.old_path)
                 res.counts[key] = res.counts.get(key, 0) + 1
+                res.fix_paths.setdefault(key, f.old_path)
                 sample = res.links.setdefault(key, [])
                 if len(sample) < SAMPLE_LINES:
                     sample.append(_decode(text))
