@@ -13,7 +13,7 @@ from diffrisk.errors import ConfigError
 def test_defaults_and_dash_keys() -> None:
     cfg = parse_config({"gate": {"fail-on": "medium"}, "label": {"verification-days": 30}})
     assert cfg.gate.fail_on == "medium" and cfg.label.verification_days == 30
-    assert cfg.score.high == 0.7 and cfg.mine.code_metrics is True
+    assert cfg.score.high == 0.7 and cfg.mine.code_metrics is False
 
 
 @pytest.mark.parametrize(

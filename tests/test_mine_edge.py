@@ -252,3 +252,21 @@ def test_two_git_processes_give_the_same_stream(builder: RepoBuilder) -> None:
     stream = stream_records(repo, shas, parallel_min=2)
     next(stream)
     stream.close()
+
+
+def test_code_metrics_are_opt_in(builder: RepoBuilder, tmp_path: Path) -> None:
+    c = builder.commit({"m.py": "def f(x):\n    if x:\n        return 1\n    return 2\n"}, day=0)
+    code, out = _cli("mine", "--repo", str(builder.path), "--data-dir", str(tmp_path / "a"), "-q")
+    assert code == 0, out
+    assert pd.isna(changes(tmp_path / "a").loc[c, "cc_delta"])  # off by default: fast
+    code, out = _cli(
+        "mine",
+        "--repo",
+        str(builder.path),
+        "--data-dir",
+        str(tmp_path / "b"),
+        "-q",
+        "--code-metrics",
+    )
+    assert code == 0, out
+    assert changes(tmp_path / "b").loc[c, "cc_delta"] == 2  # one function, one branch

@@ -28,8 +28,10 @@ class _Section(BaseModel):
 class MineConfig(_Section):
     """Mining history into change features (docs/mining.md)."""
 
-    code_metrics: bool = True
-    """Compute radon metrics for Python files (needs file contents; slower)."""
+    code_metrics: bool = False
+    """Compute radon metrics for Python files (reads every Python file version: minutes on
+    large histories, e.g. 6 of pip's 7.5 minutes; the models do not use them unless
+    ``train.code_metrics``). Scoring computes them for a change's own files either way."""
     code_lines: bool = True
     """Count added lines of code per source file (``la_code``; diffs the source files, about
     half again the time of the Kamei features). Off: models use lines added to source files."""

@@ -39,7 +39,10 @@ from diffrisk.store import META
     help="Mine the commits reachable from this revision.",
 )
 @click.option(
-    "--no-code-metrics", is_flag=True, help="Skip radon metrics (Kamei features only; much faster)."
+    "--code-metrics/--no-code-metrics",
+    default=None,
+    help="Compute radon metrics of Python files (minutes on large histories; default: "
+    "mine.code_metrics, off).",
 )
 @click.option(
     "--no-code-lines",
@@ -62,7 +65,7 @@ def mine_cmd(
     repo: str,
     data_dir: str | None,
     rev: str,
-    no_code_metrics: bool,
+    code_metrics: bool | None,
     no_code_lines: bool,
     rebuild: bool,
     workers: int | None,
@@ -73,15 +76,16 @@ def mine_cmd(
     """Mine the history of REPO into change-level features.
 
     Writes DATA_DIR/changes.parquet (one row per non-merge commit: the Kamei et al.
-    features plus radon code metrics) and DATA_DIR/files.parquet (one row per commit
-    and file). A second run mines only the commits not mined yet.
+    features, added lines of code, and with --code-metrics radon metrics) and
+    DATA_DIR/files.parquet (one row per commit and file). A second run mines only the
+    commits not mined yet.
     """
     cfg = load_config(repo, config_path)
     mcfg = cfg.mine
-    if no_code_metrics or no_code_lines or workers:
+    if code_metrics is not None or no_code_lines or workers:
         mcfg = mcfg.model_copy(
             update={
-                "code_metrics": mcfg.code_metrics and not no_code_metrics,
+                "code_metrics": mcfg.code_metrics if code_metrics is None else code_metrics,
                 "code_lines": mcfg.code_lines and not no_code_lines,
                 "workers": workers or mcfg.workers,
             }
