@@ -166,13 +166,18 @@ def test_too_few_rows_is_a_data_error():
         time_folds(frame, 5, 0)
 
 
-def test_evaluate_reports_every_metric_and_the_baseline():
+def _size_predictive() -> tuple[pd.DataFrame, Config]:
+    """A prepared frame where the buggy changes are the large ones, and 3 folds."""
     changes, labels = _frame(n=500, seed=3)
-    # make size predictive: buggy changes are large
     buggy = labels["label_state"].eq("buggy")
     changes.loc[buggy, "la"] = changes.loc[buggy, "la"] + 300
-    frame = prepare_frame(changes, labels)
-    cfg = Config.model_validate({"train": {"folds": 3, "gap_days": 30}})
+    return prepare_frame(changes, labels), Config.model_validate(
+        {"train": {"folds": 3, "gap_days": 30}}
+    )
+
+
+def test_evaluate_reports_every_metric_and_the_baseline():
+    frame, cfg = _size_predictive()
     ev = evaluate(frame, cfg, kinds=["logistic", "la"])
     d = json.loads(json.dumps(ev.to_dict()))
     assert d["baseline"] == "la" and d["chosen"] in {"logistic", "la"}
@@ -192,11 +197,7 @@ def test_evaluate_reports_every_metric_and_the_baseline():
 
 
 def test_fixed_candidates_are_scored_without_refitting():
-    changes, labels = _frame(n=500, seed=3)
-    buggy = labels["label_state"].eq("buggy")
-    changes.loc[buggy, "la"] = changes.loc[buggy, "la"] + 300
-    frame = prepare_frame(changes, labels)
-    cfg = Config.model_validate({"train": {"folds": 3, "gap_days": 30}})
+    frame, cfg = _size_predictive()
     # a real model fitted on another history, where small changes were the buggy ones
     other_changes, other_labels = _frame(n=300, seed=9)
     other = prepare_frame(other_changes, other_labels)
