@@ -25,6 +25,7 @@ from diffrisk.evaluate import (
     recall_at_effort,
     time_folds,
 )
+from diffrisk.registry import LoadedModel, load_bundled
 from diffrisk.train import fit_estimator
 
 # y, score (no ties), effort: total effort 100; ranking order is 0, 1, 2, 3.
@@ -215,5 +216,12 @@ def test_fixed_candidates_are_scored_without_refitting():
         assert fm["roc_auc"] == pytest.approx(roc_auc_score(y, p))
     assert ev.models["elsewhere"]["overall"]["roc_auc"] < 0.2  # it ranks backwards
     assert ev.chosen == "la"
+    # a fixed model that cannot score the rows is only a candidate fewer
+    good = load_bundled()
+    broken = LoadedModel(
+        good.version, {**good.metadata, "features": ["no_such_column"]}, good.estimator
+    )
+    ev = evaluate(frame, cfg, kinds=["la"], fixed={"broken": broken})
+    assert list(ev.models) == ["la"]
     with pytest.raises(ValueError, match="clash"):
         evaluate(frame, cfg, kinds=["la"], fixed={"la": wrong})

@@ -429,3 +429,20 @@ def test_cli_github_repo_without_token_is_skipped(
     assert json.loads(r.stdout)["github_fixes"] == 0
     assert "no GitHub token" in r.stderr
     shutil.rmtree(data)
+
+
+def test_blame_cache_written_before_fix_path_is_kept(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from diffrisk.label import _CACHE_SCHEMA, _read_cache
+
+    old = pa.schema([f for f in _CACHE_SCHEMA if f.name != "fix_path"])
+    rows = {
+        "settings": ["k"], "fix_sha": ["f" * 40], "inducing_sha": ["a" * 40], "path": ["m.py"],
+        "lines": [2], "cosmetic": [0], "sample": [["x = 1"]],
+    }  # fmt: skip
+    pq.write_table(pa.Table.from_pydict(rows, schema=old), tmp_path / "cache.parquet")
+    df = _read_cache(tmp_path / "cache.parquet")
+    assert list(df.columns) == _CACHE_SCHEMA.names and len(df) == 1  # no re-blame on upgrade
+    assert df.loc[0, "fix_path"] is None and df.loc[0, "path"] == "m.py"

@@ -21,6 +21,7 @@ from diffrisk.train import (
     PoissonRiskClassifier,
     anchor_scale,
     build_estimator,
+    bundled_candidates,
     fit_estimator,
     kamei_transform,
     load_training_frame,
@@ -342,13 +343,28 @@ def test_bundled_model_is_chosen_when_the_history_misleads(builder, tmp_path):
     # the copy predicts exactly as the bundled model does
     frame, _ = load_training_frame(data, CFG)
     np.testing.assert_allclose(model.predict_proba(frame), load_bundled().predict_proba(frame))
-    # switched off, a model of this repository is trained instead
+    assert res.version.endswith("-bundled") and "training_window" not in md
+    # switched off, a model of this repository is trained instead; champion/challenger
+    # compares it with the copy on every test row of the latest fold (the copy never saw
+    # this repository's changes)
     off = CFG.model_copy(
         update={"train": CFG.train.model_copy(update={"bundled_candidate": False})}
     )
-    res = train(builder.path, data, off, force=True)
+    res = train(builder.path, data, off)
     assert res.kind != "bundled" and "bundled" not in res.evaluation["models"]
+    assert "newest test rows" in res.promotion, res.promotion
+    # an explicit kind has no bundled candidate either
+    res = train(builder.path, data, CFG, model="la", force=True)
+    assert list(res.evaluation["models"]) == ["la"]
     assert load_model(data).source == "repository"
+
+
+def test_bundled_candidate_is_left_out_on_its_own_training_projects():
+    bundled = load_bundled()
+    cfg = Config()
+    assert set(bundled_candidates(cfg, pd.DataFrame({"sha": ["0" * 40]}))) == {"bundled"}
+    first = next(iter(bundled.metadata["projects"].values()))["first_sha"]
+    assert bundled_candidates(cfg, pd.DataFrame({"sha": ["0" * 40, first]})) == {}
 
 
 @pytest.mark.parametrize("kind", ["poisson", "anchored", "logistic"])

@@ -32,7 +32,7 @@ from sklearn.metrics import (
 )
 
 from diffrisk.config import Config, LabelConfig
-from diffrisk.errors import DataError
+from diffrisk.errors import DataError, DiffriskError
 from diffrisk.train import (
     KINDS,
     LA_CODE,
@@ -416,7 +416,16 @@ def evaluate(
     clash = set(fixed) & {*kinds, BASELINE}
     if clash:
         raise ValueError(f"fixed candidates {sorted(clash)} clash with model kinds")
-    kinds = [*dict.fromkeys([*kinds, BASELINE]), *fixed]
+    # a fixed model that cannot score these rows (e.g. a library version it was not
+    # saved with) is only a candidate fewer; each is scored once, folds take their rows
+    fixed_p: dict[str, np.ndarray] = {}
+    for name, model in fixed.items():
+        try:
+            p = np.asarray(model.predict_proba(frame), dtype=float)
+        except (ValueError, KeyError, TypeError, DiffriskError):
+            continue
+        fixed_p[name] = p[:, 1] if p.ndim == 2 else p
+    kinds = [*dict.fromkeys([*kinds, BASELINE]), *fixed_p]
     per_kind: dict[str, list[dict[str, float] | None]] = {k: [] for k in kinds}
     preds: dict[str, list[np.ndarray | None]] = {k: [] for k in kinds}
     unsup: list[dict[str, float] | None] = []
@@ -440,9 +449,8 @@ def evaluate(
         eff = effort_all[f.test_idx]
         unsup.append(effort_metrics(yte, 1.0 / np.maximum(eff, 1.0), eff))
         for k in kinds:
-            if k in fixed:
-                p = np.asarray(fixed[k].predict_proba(Xte), dtype=float)
-                p = p[:, 1] if p.ndim == 2 else p
+            if k in fixed_p:
+                p = fixed_p[k][f.test_idx]
             else:
                 est = fit_estimator(k, Xtr, f.train_y, f.train_counts, code_metrics=code_metrics)
                 p = est.predict_proba(Xte)[:, 1]

@@ -221,6 +221,8 @@ def _read_cache(path: Path) -> pd.DataFrame:
         df = pq.read_table(path).to_pandas()
     except (OSError, pa.ArrowInvalid):
         return empty  # a corrupt cache is only a cache: blame again
+    if list(df.columns) == _CACHE_SCHEMA.names[:-1]:
+        df["fix_path"] = None  # written before fix_path: links are judged by path alone
     if list(df.columns) != _CACHE_SCHEMA.names:
         return empty
     return df

@@ -1216,6 +1216,8 @@ def retrain(
     )
     champion = load_model(data_dir)
     cm = bool(champion.metadata.get("code_metrics")) or "cc_delta" in champion.features
+    # a dataset mined without radon (the default) has no code metrics to refit on
+    cm = cm and "cc_delta" in frame.columns and bool(frame["cc_delta"].notna().any())
     kind = (
         champion.kind
         if champion.kind in KINDS

@@ -309,6 +309,8 @@ class ModelRegistry:
         """Store a fitted estimator as a new version (not promoted); returns the version."""
         created = datetime.now(timezone.utc).replace(microsecond=0)
         kind = str(metadata.get("kind", "model"))
+        if (metadata.get("origin") or {}).get("bundled"):
+            kind = "bundled"  # a copy of the bundled model: named for what it is
         version = self._new_version(kind, created)
         data = dumps_model(estimator)
         md = {

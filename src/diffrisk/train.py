@@ -705,7 +705,7 @@ def train(
         )
     cm = _uses_code_metrics(cfg, frame)
     kinds = list(KINDS) if kind_opt == "auto" else [kind_opt]
-    fixed = bundled_candidates(cfg) if kind_opt == "auto" else {}
+    fixed = bundled_candidates(cfg, frame) if kind_opt == "auto" else {}
     ev = evaluate(frame, cfg, kinds=kinds, code_metrics=cm, progress=progress, fixed=fixed)
     kind = (ev.chosen or "la") if kind_opt == "auto" else kind_opt
     if kind == BUNDLED_CANDIDATE:
@@ -752,16 +752,25 @@ def train(
 BUNDLED_CANDIDATE = "bundled"
 
 
-def bundled_candidates(cfg: Config) -> dict[str, Any]:
-    """``{"bundled": model}`` when ``train.bundled_candidate`` and the bundled model loads."""
+def bundled_candidates(cfg: Config, frame: pd.DataFrame | None = None) -> dict[str, Any]:
+    """``{"bundled": model}`` when ``train.bundled_candidate`` and the bundled model loads,
+    and (given the repository's ``frame``) it was not trained on this repository: a
+    repository holding a training project's first or last commit would score it on its
+    own training rows."""
     from diffrisk.registry import ModelError, load_bundled
 
     if not cfg.train.bundled_candidate:
         return {}
     try:
-        return {BUNDLED_CANDIDATE: load_bundled()}
+        bundled = load_bundled()
     except ModelError:
         return {}  # an unusable bundled model is only a candidate fewer
+    if frame is not None and "sha" in frame.columns:
+        projects = (bundled.metadata.get("projects") or {}).values()
+        seen = {p.get(k) for p in projects for k in ("first_sha", "last_sha")} - {None}
+        if seen & set(frame["sha"]):
+            return {}
+    return {BUNDLED_CANDIDATE: bundled}
 
 
 def _evaluation_metrics(ev: Any, kind: str) -> dict[str, Any]:
@@ -793,8 +802,11 @@ def _bundled_copy(
     """The bundled model as this repository's model: its estimator and recipe, with the
     repository's evaluation as its metrics and ``origin`` naming the bundled version."""
     bm = bundled.metadata
-    keep = ("kind", "features", "code_metrics", "training_window", "n_train", "n_buggy")
+    keep = ("kind", "features", "code_metrics", "n_train", "n_buggy")
     metadata = {k: bm[k] for k in keep if k in bm}
+    # no training_window: none of this repository's changes trained it, so champion and
+    # challenger comparisons may use every test row
+    metadata["bundled_training_window"] = bm.get("training_window")
     metadata.update(
         {
             "origin": {"bundled": bundled.version, "projects": sorted(bm.get("projects") or {})},

@@ -227,7 +227,7 @@ def evaluate_cmd(
             kinds=kinds,
             code_metrics=_uses_code_metrics(cfg, frame),
             progress=prog,
-            fixed=bundled_candidates(cfg) if kind == "auto" else None,
+            fixed=bundled_candidates(cfg, frame) if kind == "auto" else None,
         )
     if as_json:
         print_json(ev.to_dict())
