@@ -732,3 +732,11 @@ def test_a_rebase_merged_pull_request_is_found_by_author_and_time(
     again = predlog.load_predictions(data)
     assert again["commit_keys"].isna().all() or again["commit_keys"][0] is None
     assert mon.prediction_outcomes(again, changes, labels)["outcome"][0] == "unmerged"
+
+
+def test_recorded_auc_matches_the_population_realized_accuracy_covers() -> None:
+    md = {"metrics": {"latest_fold": {"roc_auc": 0.9}, "overall": {"roc_auc": 0.8}}}
+    assert mon.recorded_auc(md) == 0.9  # realized after the training window: the newest fold
+    assert mon.recorded_auc(md, whole_history=True) == 0.8  # all labelled history
+    assert mon.recorded_auc({"metrics": {"overall": {"roc_auc": 0.7}}}) == 0.7
+    assert mon.recorded_auc({}) is None

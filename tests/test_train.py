@@ -344,6 +344,11 @@ def test_bundled_model_is_chosen_when_the_history_misleads(builder, tmp_path):
     frame, _ = load_training_frame(data, CFG)
     np.testing.assert_allclose(model.predict_proba(frame), load_bundled().predict_proba(frame))
     assert res.version.endswith("-bundled") and "training_window" not in md
+    r = CliRunner().invoke(
+        cli, ["models", "list", "--data-dir", str(data), "--repo", str(builder.path), "--json"]
+    )
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)[-1]["origin"] == load_bundled().version
     # switched off, a model of this repository is trained instead; champion/challenger
     # compares it with the copy on every test row of the latest fold (the copy never saw
     # this repository's changes)

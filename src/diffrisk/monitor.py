@@ -518,12 +518,14 @@ def model_age_days(metadata: Mapping[str, Any], now: datetime | None = None) -> 
     return None
 
 
-def recorded_auc(metadata: Mapping[str, Any]) -> float | None:
-    """The ROC-AUC the model was chosen with (latest time-ordered fold when recorded)."""
+def recorded_auc(metadata: Mapping[str, Any], whole_history: bool = False) -> float | None:
+    """The ROC-AUC the model was chosen with: its latest time-ordered fold when recorded,
+    or with ``whole_history`` (realized accuracy over all labelled changes, as for a copy
+    of the bundled model) the mean over the folds."""
     m = metadata.get("metrics") or {}
     if not isinstance(m, Mapping):
         return None
-    for sub in ("latest_fold", "overall"):
+    for sub in ("overall", "latest_fold") if whole_history else ("latest_fold", "overall"):
         v = m.get(sub)
         if (
             isinstance(v, Mapping)
@@ -696,7 +698,7 @@ def monitor(
     log_recent = log_summary(outcomes, cfg, days=mcfg.footer_days, now=now_ts)
 
     # decision
-    rec_auc = recorded_auc(meta)
+    rec_auc = recorded_auc(meta, whole_history=getattr(model, "source", None) == "bundled-chosen")
     age = model_age_days(meta, now_ts.to_pydatetime()) if meta else None
     reasons = []
     alerts = [d.feature for d in drift if d.status == "alert"]

@@ -48,6 +48,7 @@ def list_cmd(repo: str, data_dir: str | None, as_json: bool) -> None:
                     )
                 }
                 | {"roc_auc": ((md.get("metrics") or {}).get("overall") or {}).get("roc_auc")}
+                | {"origin": (md.get("origin") or {}).get("bundled") or "repository"}
                 for md in rows
             ]
         )
@@ -67,7 +68,8 @@ def list_cmd(repo: str, data_dir: str | None, as_json: bool) -> None:
         t.add_row(
             "*" if md.get("current") else "",
             md["version"],
-            str(md.get("kind", md.get("error", ""))),
+            str(md.get("kind", md.get("error", "")))
+            + (" (bundled, not trained here)" if (md.get("origin") or {}).get("bundled") else ""),
             str(md.get("created", ""))[:19],
             f"{md.get('n_train', '')} ({md.get('n_buggy', '')})",
             f"{auc:.3f}" if isinstance(auc, float) else "-",
