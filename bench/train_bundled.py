@@ -56,7 +56,7 @@ from diffrisk.registry import (
 )
 from diffrisk.store import atomic_write_bytes, load_dataset
 from diffrisk.train import KINDS, fit_estimator, raw_features, training_medians
-from diffrisk.vendored import resolve as resolve_vendored
+from diffrisk.vendored import exclude as exclude_vendored
 
 KEYS = (
     "roc_auc",
@@ -100,7 +100,8 @@ def prepare(
     res = label(path, data, cfg.label)  # incremental: only new fixes are blamed
     t2 = time.perf_counter()
     ds = load_dataset(data)
-    lcfg = resolve_vendored(cfg.label, ds.changes, ds.files)
+    # the directories the label stage just left out, not a second detection
+    lcfg = exclude_vendored(cfg.label, res.vendored)
     frame = prepare_frame(ds.changes, load_labels(data), ds.files, lcfg)
     frame["project"] = name
     frame.attrs["vendored"] = list(res.vendored)

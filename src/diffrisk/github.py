@@ -481,21 +481,28 @@ def add_reviewer_logins(d: dict[str, Any], gh: GitHubClient, server_url: str) ->
             rv["url"] = f"{server_url.rstrip('/')}/{login}"
 
 
+def _client(
+    ctx: GitHubContext, comment_author: str | None, client_options: Mapping[str, Any] | None
+) -> GitHubClient:
+    """A client for the context's repository (it must have a token and a repository)."""
+    assert ctx.token is not None and ctx.repository is not None
+    return GitHubClient(
+        ctx.repository,
+        ctx.token,
+        api_url=ctx.api_url,
+        comment_author=comment_author,
+        **dict(client_options or {}),
+    )
+
+
 def _add_reviewer_logins(
     d: dict[str, Any],
     ctx: GitHubContext,
     comment_author: str | None,
     client_options: Mapping[str, Any] | None,
 ) -> None:
-    assert ctx.token is not None and ctx.repository is not None
     try:
-        with GitHubClient(
-            ctx.repository,
-            ctx.token,
-            api_url=ctx.api_url,
-            comment_author=comment_author,
-            **dict(client_options or {}),
-        ) as gh:
+        with _client(ctx, comment_author, client_options) as gh:
             add_reviewer_logins(d, gh, ctx.server_url)
     except GitHubError:
         return
@@ -645,13 +652,7 @@ def publish(
     mode = comment_mode or cfg.report.comment_mode
     posted_check = False
     if ctx.token and ctx.repository:
-        with GitHubClient(
-            ctx.repository,
-            ctx.token,
-            api_url=ctx.api_url,
-            comment_author=comment_author,
-            **dict(client_options or {}),
-        ) as gh:
+        with _client(ctx, comment_author, client_options) as gh:
             pr_number = ctx.pr_number
             if ctx.event_name == "workflow_run":
                 # The result file came from another (possibly a fork's) workflow: trust the

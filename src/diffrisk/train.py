@@ -324,21 +324,26 @@ def select_anchor_scale(
     return min(s for s, v in scores.items() if v >= bar - 1e-12), scores
 
 
+def _kamei_features(code_metrics: bool, pfix: bool) -> FunctionTransformer:
+    """The learned models' preprocessing: :func:`kamei_transform` with the line counts."""
+    return FunctionTransformer(
+        kamei_transform,
+        validate=False,
+        kw_args={
+            "code_metrics": code_metrics,
+            "pfix": pfix,
+            "code_lines": True,
+            "control_lines": True,
+        },
+    )
+
+
 def _anchored_pipeline(scale: float, code_metrics: bool = False, pfix: bool = True) -> Pipeline:
     return Pipeline(
         [
             (
                 "features",
-                FunctionTransformer(
-                    kamei_transform,
-                    validate=False,
-                    kw_args={
-                        "code_metrics": code_metrics,
-                        "pfix": pfix,
-                        "code_lines": True,
-                        "control_lines": True,
-                    },
-                ),
+                _kamei_features(code_metrics, pfix),
             ),
             (
                 "impute",
@@ -424,16 +429,7 @@ def build_estimator(
     if kind == "la":
         features = FunctionTransformer(la_transform, validate=False)
     else:
-        features = FunctionTransformer(
-            kamei_transform,
-            validate=False,
-            kw_args={
-                "code_metrics": code_metrics,
-                "pfix": pfix,
-                "code_lines": True,
-                "control_lines": True,
-            },
-        )
+        features = _kamei_features(code_metrics, pfix)
     if kind == "hgb":
         base: Any = Pipeline(
             [
