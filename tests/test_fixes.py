@@ -26,6 +26,13 @@ RULE = FixRule.from_config()
         ("Add streaming support", "", False),
         ("Prefix handling for paths", "", False),  # "prefix" is not the word "fix"
         ("Update deps (#40)", "* fix typo\n* auto fixes", False),
+        # an exclusion word just before the keyword, in the same clause
+        ("Minor docs fixes", "", False),
+        ("[tests] fix flaky timeout test", "", False),
+        ("Bump ruff, fix some of rules (#7277)", "", False),
+        ("Update changelog/9608.bugfix.rst", "", False),
+        ("Add tests and fix the parser crash", "", True),  # "and" starts a new clause
+        ("Rework docs generation; the loader fix for #12", "", True),  # 3+ words before
     ],
 )
 def test_rule(subject: str, body: str, expected: bool) -> None:

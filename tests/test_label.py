@@ -176,6 +176,49 @@ def test_reformatting_commits_are_looked_through(builder: RepoBuilder, tmp_path:
     assert state(lab, refactor) == "buggy" and state(lab, bug) == "clean"
 
 
+TYPED = """\
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional, cast
+
+if TYPE_CHECKING:
+    from pkg.other import Thing
+
+
+def f(x: Optional[int] = None) -> int:
+    value: int = 2
+    return cast(int, x) + value
+"""
+UNTYPED = "def f(x=None):\n    value = 2\n    return x + value\n"
+
+
+def _typed(b: RepoBuilder, typed: str) -> tuple[str, str, str]:
+    b.commit({"t.py": "def f(x=None):\n    value = 1\n    return x + value\n"}, day=0)
+    bug = b.commit({"t.py": UNTYPED}, day=5, message="set value")
+    typing = b.commit({"t.py": typed}, day=6, message="Full typing for t")
+    fix = b.commit({"t.py": typed.replace("= 2", "= 1")}, day=300, message="fix value")
+    return bug, typing, fix
+
+
+def test_annotation_only_commits_are_looked_through(builder: RepoBuilder, tmp_path: Path) -> None:
+    bug, typing, fix = _typed(builder, TYPED)
+    _, lab = run(builder, tmp_path / "data")
+    # the typing commit rewrote the blamed line ("value: int = 2") but only its annotation
+    assert state(lab, bug) == "buggy" and state(lab, typing) == "clean"
+    assert list(lab.loc[bug, "fixed_by"]) == [fix]
+    _, lab = run(builder, tmp_path / "data", skip_annotation_commits=False)
+    assert state(lab, typing) == "buggy" and state(lab, bug) == "clean"
+
+
+def test_a_typing_commit_that_also_changes_code_is_blamed(
+    builder: RepoBuilder, tmp_path: Path
+) -> None:
+    # besides the annotations it changes what f returns: no longer annotation-only
+    bug, typing, _ = _typed(builder, TYPED.replace("+ value", "- value"))
+    _, lab = run(builder, tmp_path / "data")
+    assert state(lab, typing) == "buggy" and state(lab, bug) == "clean"
+
+
 def test_merge_commits_are_never_blamed(builder: RepoBuilder, tmp_path: Path) -> None:
     b = builder
     base = b.commit({"m.py": "a = 1\nb = 1\n"}, day=0, message="add m")

@@ -144,6 +144,8 @@ class LabelConfig(_Section):
     """Blame with ``-C`` (lines moved from other files of the same commit) besides ``-M``."""
     skip_cosmetic_commits: bool = True
     """Look through commits that left a Python file's AST unchanged (reformatting) when blaming."""
+    skip_annotation_commits: bool = True
+    """Look through commits that changed only a Python file's type annotations when blaming."""
     workers: int | None = Field(None, ge=1)
     """Processes running git blame; default: the number of cores."""
     source_extensions: list[str] = Field(

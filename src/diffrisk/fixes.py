@@ -8,8 +8,11 @@ The rule, applied to the subject line by default (``fixes.scope``):
    does not count, it closes feature requests too).
 2. It is *not* a fix when the keyword is about tooling or prose: an ``fixes.exclude``
    word ("typo", "docs", "lint", "mypy", "ci", "tests", ...) among the five words after
-   the keyword ("Fix typo", "fix the CI", "fix some mypy warnings"), or a conventional-commit
-   prefix of a non-code type ("docs:", "ci:", "test:", "style:", "chore:", "build:").
+   the keyword ("Fix typo", "fix the CI", "fix some mypy warnings") or the two words
+   before it in the same clause ("Docs fixes", "Minor typo fix", "[tests] fix flaky
+   test", "Bump ruff, fix rules"; "add tests and fix the parser" is still a fix), or a
+   conventional-commit prefix of a non-code type ("docs:", "ci:", "test:", "style:",
+   "chore:", "build:").
 3. Reverts are not fixes (the reverted commit is found by other means).
 
 The body is not read unless ``scope = "message"``: squash-merge bodies list intermediate
@@ -38,10 +41,14 @@ _NONCODE_PREFIX = re.compile(
 )
 _REVERT = re.compile(r"^\s*revert\b", re.I)
 
-RULE_VERSION = 2
+RULE_VERSION = 3
 """Bumped whenever the rule's code changes, so mined datasets are re-classified."""
 EXCLUDE_WINDOW = 5
 """Words after a fix keyword searched for an exclusion ("fix some mypy warnings")."""
+EXCLUDE_BEFORE = 2
+"""Words before a fix keyword searched for an exclusion ("Minor docs fixes")."""
+_CLAUSE = frozenset({"and", "plus", "also", "then", "while"})
+"""Words that start a new clause: an exclusion before one does not qualify the keyword."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,12 @@ class FixRule:
         for i, w in enumerate(words):
             if w in self.keywords:
                 after = words[i + 1 : i + 1 + EXCLUDE_WINDOW]
-                if not any(a in self.exclude for a in after):
+                before = words[max(i - EXCLUDE_BEFORE, 0) : i]
+                for j in range(len(before) - 1, -1, -1):
+                    if before[j] in _CLAUSE:
+                        before = before[j + 1 :]
+                        break
+                if not any(a in self.exclude for a in (*before, *after)):
                     return True
         return False
 

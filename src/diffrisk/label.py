@@ -195,6 +195,7 @@ def settings_key(cfg: LabelConfig) -> str:
         "copy": cfg.copy_detection,
         "source_only": cfg.source_only,
         "cosmetic_commits": cfg.skip_cosmetic_commits,
+        "annotation_commits": cfg.skip_annotation_commits,
         "ext": sorted(cfg.source_extensions) if cfg.source_only else [],
         "exclude": sorted(cfg.exclude_paths) if cfg.source_only else [],
     }
@@ -210,6 +211,7 @@ def _blame_settings(cfg: LabelConfig) -> BlameSettings:
         exclude=tuple(cfg.exclude_paths) if cfg.source_only else (),
         source_only=cfg.source_only,
         skip_cosmetic_commits=cfg.skip_cosmetic_commits,
+        skip_annotation_commits=cfg.skip_annotation_commits,
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import codecs
+import collections
 import fnmatch
 import os
 import re
@@ -315,6 +316,108 @@ def _same_ast(a: bytes, b: bytes) -> bool:
         return False
 
 
+#: Imports from these modules only serve type hints (or future syntax).
+_TYPING_MODULES = frozenset({"typing", "typing_extensions", "__future__", "collections.abc"})
+
+
+def _named(node: ast.expr, name: str) -> bool:
+    """``name`` or ``anything.name`` (``overload``, ``typing.overload``)."""
+    return (isinstance(node, ast.Name) and node.id == name) or (
+        isinstance(node, ast.Attribute) and node.attr == name
+    )
+
+
+class _StripAnnotations(ast.NodeTransformer):
+    """Removes what only type checkers read: annotations, typing imports, ``if
+    TYPE_CHECKING:`` blocks, ``@overload`` stubs, ``typing.cast`` and type aliases."""
+
+    def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.AST | None:
+        if any(_named(d, "overload") for d in node.decorator_list):
+            return None
+        a = node.args
+        for arg in (*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg):
+            if arg is not None:
+                arg.annotation = None
+                arg.type_comment = None
+        node.returns = None
+        node.type_comment = None
+        if hasattr(node, "type_params"):
+            node.type_params = []
+        self.generic_visit(node)
+        return node
+
+    visit_FunctionDef = _function
+    visit_AsyncFunctionDef = _function
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:
+        # a class body's annotated names are fields that dataclasses, pydantic, attrs and
+        # NamedTuple read at run time: their annotations stay
+        body = []
+        for stmt in node.body:
+            if isinstance(stmt, ast.AnnAssign):
+                if stmt.value is not None:
+                    stmt.value = self.visit(stmt.value)
+                body.append(stmt)
+            else:
+                new = self.visit(stmt)
+                body.extend(new if isinstance(new, list) else [new] if new is not None else [])
+        node.body = body
+        node.bases = [self.visit(b) for b in node.bases]
+        node.decorator_list = [self.visit(d) for d in node.decorator_list]
+        if hasattr(node, "type_params"):
+            node.type_params = []
+        return node
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.AST:
+        self.generic_visit(node)
+        if node.value is None:
+            # a bare declaration ("x: int") stays a statement: adding one is a change
+            return ast.Expr(value=node.target)
+        return ast.Assign(targets=[node.target], value=node.value)
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> ast.AST | None:
+        return None if node.module in _TYPING_MODULES else node
+
+    def visit_If(self, node: ast.If) -> ast.AST | list[ast.stmt] | None:
+        if _named(node.test, "TYPE_CHECKING"):
+            return [self.visit(n) for n in node.orelse] or None
+        self.generic_visit(node)
+        return node
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        if _named(node.func, "cast") and len(node.args) == 2 and not node.keywords:
+            return node.args[1]
+        return node
+
+    def visit_TypeAlias(self, node: ast.AST) -> None:  # "type X = ..." (Python 3.12)
+        return None
+
+
+#: Operators and keywords a change of annotations alone never adds or removes: equal
+#: counts are a cheap necessary condition checked before parsing.
+_NOT_ANNOTATION = re.compile(
+    rb"[=+*%<!&^~{}]|\b(?:return|for|while|lambda|yield|raise|try|except|with|not|and|or"
+    rb"|in|is|del|assert|await|global|nonlocal|pass|break|continue|elif)\b"
+)
+
+
+def _same_without_annotations(a: bytes, b: bytes) -> bool:
+    """Do two versions of a Python file differ, but only in what type checkers read?
+    (Equal ASTs are a reformat, not an annotation change.)"""
+    if collections.Counter(_NOT_ANNOTATION.findall(a)) != collections.Counter(
+        _NOT_ANNOTATION.findall(b)
+    ):
+        return False
+    try:
+        strip = _StripAnnotations()
+        if ast.dump(strip.visit(ast.parse(a))) != ast.dump(strip.visit(ast.parse(b))):
+            return False
+        return ast.dump(ast.parse(a)) != ast.dump(ast.parse(b))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+
+
 # -- blame ------------------------------------------------------------------------------
 
 
@@ -381,6 +484,7 @@ class BlameSettings:
     exclude: tuple[str, ...] = ()
     source_only: bool = True
     skip_cosmetic_commits: bool = True
+    skip_annotation_commits: bool = True
 
 
 @dataclass(frozen=True)
@@ -465,8 +569,9 @@ class Blamer:
     def _blame(
         self, job: FixJob, path: str, lines: list[int]
     ) -> list[tuple[str, str, int, bytes]] | None:
-        """Blame ``lines`` of ``path`` in the fix's parent; with ``skip_cosmetic_commits``,
-        commits that left a Python file's AST unchanged are looked through (``--ignore-rev``)."""
+        """Blame ``lines`` of ``path`` in the fix's parent; with ``skip_cosmetic_commits``
+        (``skip_annotation_commits``), commits that left a Python file's AST unchanged (that
+        changed only its type annotations) are looked through (``--ignore-rev``)."""
         wanted = set(lines)
         skip: list[str] = []
         for _ in range(4):
@@ -485,20 +590,21 @@ class Blamer:
                 # e.g. a path git cannot blame (submodule, missing objects): skip the file
                 return None
             blamed = [b for b in parse_porcelain(out) if b[2] in wanted]
-            if not self.settings.skip_cosmetic_commits:
+            if not (self.settings.skip_cosmetic_commits or self.settings.skip_annotation_commits):
                 return blamed
             more = [
                 sha
                 for sha, p in dict.fromkeys((b[0], b[1] or path) for b in blamed)
-                if sha not in skip and self._ast_unchanged(sha, p)
+                if sha not in skip and self._look_through(sha, p)
             ]
             if not more:
                 return blamed
             skip += more
         return blamed
 
-    def _ast_unchanged(self, sha: str, path: str) -> bool:
-        """Did commit ``sha`` leave Python file ``path`` with the same AST (a reformat)?"""
+    def _look_through(self, sha: str, path: str) -> bool:
+        """Did commit ``sha`` only reformat Python file ``path`` (same AST), or only change
+        its type annotations? Each check runs only when its setting is on."""
         key = (sha, path)
         hit = self._ast_cache.get(key)
         if hit is not None:
@@ -507,12 +613,16 @@ class Blamer:
         if PurePosixPath(path).suffix.lower() in (".py", ".pyi"):
             after = self.cat.read(f"{sha}:{path}")
             before = self.cat.read(f"{sha}^:{path}")
-            # cheap necessary condition first: equal once whitespace, quotes, brackets and
-            # commas (what formatters change) are removed
             if after is not None and before is not None and after != before:
+                # cheap necessary condition first: equal once whitespace, quotes, brackets
+                # and commas (what formatters change) are removed
                 strip = b" \t\r\n'\"(),\\"
-                if after.translate(None, strip) == before.translate(None, strip):
+                if self.settings.skip_cosmetic_commits and after.translate(
+                    None, strip
+                ) == before.translate(None, strip):
                     same = _same_ast(before, after)
+                if not same and self.settings.skip_annotation_commits:
+                    same = _same_without_annotations(before, after)
         self._ast_cache[key] = same
         return same
 
