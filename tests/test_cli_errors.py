@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,19 @@ def test_error_messages_are_one_line(capsys: pytest.CaptureFixture[str]) -> None
         "error: x.parquet is corrupt (thrift: Invalid data Deserializing )",
         "hint: a b",
     ]
+
+
+def test_main_limits_numeric_threads_unless_the_user_set_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from diffrisk.cli import THREAD_VARS, main
+
+    for var in THREAD_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "4")
+    monkeypatch.setattr("sys.argv", ["diffrisk", "--version"])
+    with pytest.raises(SystemExit) as done:
+        main()
+    assert done.value.code == 0
+    assert os.environ["OMP_NUM_THREADS"] == "1" and os.environ["OPENBLAS_NUM_THREADS"] == "1"
+    assert os.environ["MKL_NUM_THREADS"] == "4"

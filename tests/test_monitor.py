@@ -94,8 +94,12 @@ def test_stable_history_does_not_alert(histories: dict[str, Path]) -> None:
     assert r.reference["source"] == "history"
     assert r.recent["changes"] == 45 and r.reference["changes"] == 90
     st = _status(r)
-    # the Kamei features, and the model's size inputs computed as training computes them
-    assert set(st) == {*mon.DEFAULT_FEATURES, "la_source", "la_code", "la_control"}
+    # the features the model (here the bundled one) reads, and no others
+    from diffrisk.registry import load_bundled
+
+    assert r.model_source == "bundled"
+    assert set(st) == set(load_bundled().features)
+    assert {"la_source", "la_code", "la_control"} <= set(st) and not {"nd", "rexp"} & set(st)
     assert [f for f, s in st.items() if s != "ok"] == []
     assert r.drift_status == "ok"
     assert not r.decision.retrain and r.decision.reasons == []
@@ -104,23 +108,27 @@ def test_stable_history_does_not_alert(histories: dict[str, Path]) -> None:
 def test_new_team_drifts_in_experience_only(histories: dict[str, Path]) -> None:
     r = mon.monitor(histories["newteam"], Config())
     st = _status(r)
-    for f in ("exp", "rexp", "sexp", "ndev"):
+    for f in ("exp", "sexp", "ndev"):
         assert st[f] == "alert", (f, st)
-    for f in ("ns", "nd", "nf", "entropy", "la", "ld", "lt", "age", "fix"):
+    for f in ("ns", "nf", "entropy", "la", "ld", "lt", "age", "fix"):
         assert st[f] == "ok", (f, st)
     exp = next(d for d in r.drift if d.feature == "exp")
     assert exp.recent_median is not None and exp.reference_median is not None
     assert exp.recent_median < 1 <= exp.reference_median
+    # the bundled model gives NDEV weight, and EXP and SEXP almost none: only NDEV's drift
+    # calls for retraining
+    weight = {d.feature: d.influence for d in r.drift}
+    assert weight["ndev"] > mon.MIN_INFLUENCE > max(weight["exp"], weight["sexp"])
     assert r.decision.retrain
-    assert any("exp" in reason for reason in r.decision.reasons)
+    assert r.decision.reasons == ["feature drift in alert: ndev"]
 
 
 def test_new_subsystem_drifts_in_structure_not_experience(histories: dict[str, Path]) -> None:
     r = mon.monitor(histories["subsystem"], Config())
     st = _status(r)
-    for f in ("nd", "nf", "entropy", "lt", "age", "nuc"):
+    for f in ("nf", "entropy", "lt", "age", "nuc"):
         assert st[f] == "alert", (f, st)
-    for f in ("exp", "rexp", "ns", "fix", "ld"):
+    for f in ("exp", "ns", "fix", "ld"):
         assert st[f] == "ok", (f, st)
     assert r.drift_status == "alert"
 
@@ -461,13 +469,47 @@ def test_auc_drop_and_age_recommend_retraining(histories: dict[str, Path], tmp_p
     assert r.drift_status == "ok"  # the features did not move; the relationship did
 
 
+def test_a_retrain_that_kept_the_model_holds_back_the_recommendation(
+    histories: dict[str, Path], tmp_path: Path
+) -> None:
+    data = _copy(histories["stable"], tmp_path)
+    # big changes are buggy before day 180, nothing after it: the latest fold's test rows
+    # are all clean, no challenger can be compared, and the current model stays
+    _labels_for(data, lambda day, la: la >= 30 and day < 180)
+    _save_model(
+        data,
+        train_end="2020-06-29T00:00:00Z",
+        recorded_auc=0.95,
+        created="2019-01-01T00:00:00+00:00",
+    )
+    cfg = parse_config({"monitor": {"min_buggy": 5}, "label": {"verification_days": 20}})
+    first = mon.monitor(data, cfg)
+    assert first.decision.retrain and any("days old" in x for x in first.decision.reasons)
+    res = mon.retrain(None, data, cfg, first)
+    assert not res["promoted"], res
+    rec = json.loads((data / "models" / mon.RETRAIN_FILE).read_text())
+    assert rec["promoted"] is False and rec["champion"] == first.model_version
+    again = mon.monitor(data, cfg)
+    assert not again.decision.retrain and again.decision.reasons == first.decision.reasons
+    assert again.decision.held_back and "kept" in again.decision.held_back
+    assert "Not recommended now" in mon.to_markdown(again)
+    # without a cool-down the recommendation stands
+    cfg0 = parse_config(
+        {
+            "monitor": {"min_buggy": 5, "retrain_cooldown_days": 0},
+            "label": {"verification_days": 20},
+        }
+    )
+    assert mon.monitor(data, cfg0).decision.retrain
+
+
 def test_promotes_a_better_challenger(histories: dict[str, Path], tmp_path: Path) -> None:
     from diffrisk.registry import ModelRegistry, load_model
 
     data = _copy(histories["stable"], tmp_path)
     _labels_for(data, lambda day, la: la <= 3 if day < 120 else la >= 30)
     old = _save_model(data, train_end="2020-04-20T00:00:00Z", recorded_auc=0.9)
-    cfg = parse_config({"train": {"gap_days": 0}, "monitor": {"retrain_days": 100}})
+    cfg = parse_config({"train": {"gap_days": 0}, "monitor": {"retrain_days": 100, "min_buggy": 5}})
     r = mon.monitor(data, cfg)
     res = mon.retrain(histories["repo"], data, cfg, r)
     assert res["champion_compared_as"] == "the current model as stored"
@@ -488,7 +530,7 @@ def test_refuses_a_worse_challenger(histories: dict[str, Path], tmp_path: Path) 
     # the challenger's recent window (days 130-230) is labelled backwards; the test fold is not
     _labels_for(data, lambda day, la: la <= 3 if 130 <= day < 225 else la >= 30)
     old = _save_model(data, train_end="2020-04-20T00:00:00Z", recorded_auc=0.9)
-    cfg = parse_config({"train": {"gap_days": 0}, "monitor": {"retrain_days": 100}})
+    cfg = parse_config({"train": {"gap_days": 0}, "monitor": {"retrain_days": 100, "min_buggy": 5}})
     res = mon.retrain(None, data, cfg, mon.monitor(data, cfg))
     assert not res["promoted"]
     assert res["challenger_auc"] < res["champion_auc"]

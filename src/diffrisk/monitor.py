@@ -37,6 +37,7 @@ than ``monitor.max_model_age_days``.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -105,6 +106,20 @@ class FeatureDrift:
     reference_median: float | None
     recent_median: float | None
     status: str  # ok | warn | alert | insufficient
+    influence: float | None = None
+    """Mean |contribution| to the model's log-odds over the recent changes (None: no model)."""
+
+    @property
+    def matters(self) -> bool:
+        """An alert recommends retraining only on a feature the model gives weight to."""
+        return self.status == "alert" and (
+            self.influence is None or self.influence >= MIN_INFLUENCE
+        )
+
+
+#: Mean |log-odds contribution| below which a drifting feature cannot move the model's
+#: scores enough to matter (a factor of 1.05 on the odds).
+MIN_INFLUENCE = 0.05
 
 
 def feature_drift(
@@ -550,6 +565,8 @@ class RetrainDecision:
     realized_auc: float | None
     recorded_auc: float | None
     model_age_days: float | None
+    held_back: str | None = None
+    """Why a recommendation is held back (a recent retrain kept this model)."""
 
 
 @dataclass
@@ -578,6 +595,54 @@ class MonitorReport:
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(asdict(self))
+
+
+def _add_influence(
+    drift: list[FeatureDrift], model: Any, recent: pd.DataFrame, warnings: list[str]
+) -> None:
+    """Each feature's mean |contribution| to the log-odds over the recent changes."""
+    if recent.empty or not hasattr(model, "contributions"):
+        return
+    rows = recent.tail(2000)
+    try:
+        contrib = model.contributions(rows)
+    except (DiffriskError, ValueError, KeyError, TypeError) as err:
+        warnings.append(f"cannot weigh drift by the model's use of each feature: {err}")
+        return
+    for d in drift:
+        if d.feature in contrib.columns:
+            d.influence = float(np.nanmean(np.abs(contrib[d.feature].to_numpy(dtype=float))))
+
+
+RETRAIN_FILE = "retrain.json"
+
+
+def last_retrain(data_dir: str | Path) -> dict[str, Any] | None:
+    """The last ``diffrisk monitor --retrain`` outcome (``models/retrain.json``), or None."""
+    from diffrisk.paths import models_dir
+
+    path = models_dir(Path(data_dir)) / RETRAIN_FILE
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # none yet, or unreadable: it only holds back a repeated recommendation
+    return data if isinstance(data, dict) and data.get("at") else None
+
+
+def _record_retrain(data_dir: Path, out: dict[str, Any], labelled: int) -> None:
+    from diffrisk.paths import models_dir
+    from diffrisk.store import atomic_write_bytes
+
+    rec = {
+        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "champion": out.get("version") if out.get("promoted") else out.get("champion"),
+        "promoted": bool(out.get("promoted")),
+        "summary": out.get("summary", ""),
+        "labelled": labelled,
+    }
+    folder = models_dir(data_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(folder / RETRAIN_FILE, json.dumps(rec, indent=2).encode())
 
 
 def monitor(
@@ -636,13 +701,12 @@ def monitor(
     if tw_end is None or len(ref) < mcfg.min_changes:
         ref = frame[frame["author_time"] <= recent_start]
         ref_source = "history"
-    # the mined change features, plus any other column the model reads
-    wanted = [
-        *DEFAULT_FEATURES,
-        *(f for f in meta.get("features") or () if f not in DEFAULT_FEATURES),
-    ]
+    # the columns the model reads (the Kamei features without a model)
+    wanted = list(meta.get("features") or ()) if model is not None else list(DEFAULT_FEATURES)
     features = [f for f in wanted if f in frame.columns]
     drift = feature_drift(ref, recent, features, cfg)
+    if model is not None:
+        _add_influence(drift, model, recent, warnings)
     dstatus = drift_status(drift)
 
     # scores of past changes by the current model
@@ -701,7 +765,7 @@ def monitor(
     rec_auc = recorded_auc(meta, whole_history=getattr(model, "source", None) == "bundled-chosen")
     age = model_age_days(meta, now_ts.to_pydatetime()) if meta else None
     reasons = []
-    alerts = [d.feature for d in drift if d.status == "alert"]
+    alerts = [d.feature for d in drift if d.matters]
     if alerts:
         reasons.append(f"feature drift in alert: {', '.join(alerts)}")
     r_auc = realized.get("roc_auc")
@@ -718,6 +782,27 @@ def monitor(
                 f"the bundled model is in use but {n_buggy} buggy changes are labelled (train.min_buggy {cfg.train.min_buggy})"
             )
     decision = RetrainDecision(bool(reasons), reasons, dstatus, r_auc, rec_auc, age)
+    last = last_retrain(data_dir)
+    if decision.retrain and last is not None and not last.get("promoted"):
+        # a retrain was tried for this model and kept it: say so instead of asking again
+        # every run, until the cool-down passes or more changes are labelled
+        at = pd.Timestamp(last["at"])
+        at = at.tz_localize("UTC") if at.tzinfo is None else at
+        labelled = int((frame["label_state"] != "unlabelled").sum())
+        more = labelled - int(last.get("labelled", 0))
+        wait = now_ts - at < pd.Timedelta(days=mcfg.retrain_cooldown_days)
+        if (
+            last.get("champion") == getattr(model, "version", None)
+            and wait
+            and more < mcfg.min_changes
+        ):
+            decision.retrain = False
+            decision.held_back = (
+                f"retraining was tried on {at.date()} and kept {last.get('champion')} "
+                f"({last.get('summary', '')}); it is recommended again after "
+                f"{(at + pd.Timedelta(days=mcfg.retrain_cooldown_days)).date()} or once "
+                f"{mcfg.min_changes - more} more changes are labelled"
+            )
 
     return MonitorReport(
         data_dir=str(data_dir),
@@ -764,6 +849,15 @@ def _no_labels() -> pd.DataFrame:
             "label": pd.Series(dtype=float),
         }
     )
+
+
+_IGNORED = " (little weight: ignored)"
+
+
+def _ignored(f: Mapping[str, Any]) -> bool:
+    """An alert on a feature the model gives little weight to (see FeatureDrift.matters)."""
+    w = f.get("influence")
+    return f.get("status") == "alert" and w is not None and w < MIN_INFLUENCE
 
 
 def _risk_series(scored: pd.DataFrame) -> list[dict[str, Any]]:
@@ -860,6 +954,8 @@ def to_markdown(report: MonitorReport | Mapping[str, Any], *, plots_url: str | N
     ]
     if dec["reasons"]:
         out += [f"- {r}" for r in dec["reasons"]] + [""]
+    if dec.get("held_back"):
+        out += [f"Not recommended now: {dec['held_back']}.", ""]
     rr = d.get("retrain_result")
     if rr:
         out += ["### Retraining", "", f"{rr.get('summary', '')}", ""]
@@ -871,15 +967,22 @@ def to_markdown(report: MonitorReport | Mapping[str, Any], *, plots_url: str | N
         f"({'training window' if ref['source'] == 'training_window' else 'older history'}); "
         f"recent: {rec['changes']} changes in the last {rec['days']} days up to {_day(rec['end'])}.",
         "",
-        "| feature | PSI | KS D | KS p | median (ref → recent) | status |",
-        "| --- | ---: | ---: | ---: | --- | --- |",
+        "| feature | PSI | KS D | KS p | median (ref → recent) | model weight | status |",
+        "| --- | ---: | ---: | ---: | --- | ---: | --- |",
     ]
     for f in sorted(d["drift"], key=lambda f: -(f["psi"] or 0)):
         out.append(
             f"| `{f['feature']}` | {_f(f['psi'])} | {_f(f['ks_statistic'])} | {_p(f['ks_pvalue'])} | "
-            f"{_f(f['reference_median'], 2)} → {_f(f['recent_median'], 2)} | {_STATUS_MARK.get(f['status'], f['status'])} |"
+            f"{_f(f['reference_median'], 2)} → {_f(f['recent_median'], 2)} | {_f(f.get('influence'), 2)} | "
+            f"{_STATUS_MARK.get(f['status'], f['status'])}{_IGNORED if _ignored(f) else ''} |"
         )
-    out.append("")
+    out += [
+        "",
+        "Model weight: the feature's mean absolute contribution to the log-odds of the recent "
+        f"changes. Drift of a feature weighing less than {MIN_INFLUENCE} cannot move the scores "
+        "and does not call for retraining.",
+        "",
+    ]
     r = d["realized"]
     out += ["### Realized accuracy", ""]
     if r.get("scope") is None:
@@ -965,12 +1068,14 @@ def render_terminal(report: MonitorReport, console: Any = None) -> None:
     )
     for r in dec["reasons"]:
         con.print(f"  - {r}")
+    if dec.get("held_back"):
+        con.print(f"not recommended now: {dec['held_back']}")
     if d.get("retrain_result"):
         con.print(f"[bold]retraining:[/] {d['retrain_result'].get('summary', '')}")
     t = Table(
         title=f"feature drift ({d['reference']['changes']} reference vs {d['recent']['changes']} recent changes)"
     )
-    for c in ("feature", "PSI", "KS D", "KS p", "median ref → recent", "status"):
+    for c in ("feature", "PSI", "KS D", "KS p", "median ref → recent", "weight", "status"):
         t.add_column(c, justify="left" if c in ("feature", "status") else "right")
     style = {"alert": "red", "warn": "yellow", "ok": "green", "insufficient": "dim"}
     for f in sorted(d["drift"], key=lambda f: -(f["psi"] or 0)):
@@ -980,7 +1085,9 @@ def render_terminal(report: MonitorReport, console: Any = None) -> None:
             _f(f["ks_statistic"]),
             _p(f["ks_pvalue"]),
             f"{_f(f['reference_median'], 2)} → {_f(f['recent_median'], 2)}",
-            f"[{style.get(f['status'], '')}]{f['status']}[/]",
+            _f(f.get("influence"), 2),
+            f"[{style.get(f['status'], '')}]{f['status']}[/]"
+            + (" (little weight)" if _ignored(f) else ""),
         )
     con.print(t)
     r = d["realized"]
@@ -1187,6 +1294,25 @@ def retrain(
 ) -> dict[str, Any]:
     """Train a challenger on the recent window; promote it only if it beats the champion.
 
+    The outcome is recorded in ``models/retrain.json``: while it kept the current model,
+    :func:`monitor` holds back the same recommendation for ``monitor.retrain_cooldown_days``
+    or until ``monitor.min_changes`` more changes are labelled.
+    """
+    out = _retrain(repo, data_dir, config, report)
+    labels = load_labels(Path(data_dir))
+    labelled = 0 if labels is None else int((labels["label_state"] != "unlabelled").sum())
+    _record_retrain(Path(data_dir), out, labelled)
+    return out
+
+
+def _retrain(
+    repo: str | Path | None,
+    data_dir: str | Path,
+    config: Config | None = None,
+    report: MonitorReport | None = None,
+) -> dict[str, Any]:
+    """:func:`retrain` without the record.
+
     Champion/challenger rule: on the latest time-ordered evaluation fold
     (:func:`diffrisk.evaluate.time_folds`), a challenger of the current model's kind is
     fitted on the fold's training rows of the last ``monitor.retrain_days`` days and
@@ -1254,16 +1380,22 @@ def retrain(
     if len(np.unique(y_test)) < 2:
         out["summary"] = "no challenger: the latest fold's test rows hold one class only"
         return out
-    if ch_y.sum() < 2 or len(ch_y) - ch_y.sum() < 2:
+    need = cfg.monitor.min_buggy
+    if ch_y.sum() < need or len(ch_y) - ch_y.sum() < need:
         out["summary"] = (
             f"no challenger: the last {cfg.monitor.retrain_days} days before the latest fold hold "
-            f"{int(ch_y.sum())} buggy / {int(len(ch_y) - ch_y.sum())} clean labelled changes"
+            f"{int(ch_y.sum())} buggy / {int(len(ch_y) - ch_y.sum())} clean labelled changes "
+            f"(monitor.min_buggy: {need} of each)"
         )
         return out
     ch_idx = fold.train_idx[recent]
-    challenger = fit_estimator(
-        kind, frame.iloc[ch_idx], ch_y, fold.train_counts[recent], code_metrics=cm
-    )
+    try:
+        challenger = fit_estimator(
+            kind, frame.iloc[ch_idx], ch_y, fold.train_counts[recent], code_metrics=cm
+        )
+    except DataError as err:
+        out["summary"] = f"no challenger: {err.message}"
+        return out
     auc_ch = float(roc_auc_score(y_test, challenger.predict_proba(test)[:, 1]))
     _, tw_end = training_window(champion.metadata)
     tw_start, _ = training_window(champion.metadata)
@@ -1276,13 +1408,20 @@ def retrain(
         keep = np.ones(len(fold.train_idx), dtype=bool)
         if tw_start is not None:
             keep = (times.iloc[fold.train_idx] >= tw_start).to_numpy()
-        refit = fit_estimator(
-            kind,
-            frame.iloc[fold.train_idx[keep]],
-            fold.train_y[keep],
-            fold.train_counts[keep],
-            code_metrics=cm,
-        )
+        try:
+            refit = fit_estimator(
+                kind,
+                frame.iloc[fold.train_idx[keep]],
+                fold.train_y[keep],
+                fold.train_counts[keep],
+                code_metrics=cm,
+            )
+        except DataError as err:
+            out["summary"] = (
+                f"no comparison: the current model's recipe cannot be refitted on the latest "
+                f"fold's training rows ({err.message}); it stays"
+            )
+            return out
         p_champ = refit.predict_proba(test)[:, 1]
         how = "the current model's recipe refitted on the fold's training rows"
     auc_champ = float(roc_auc_score(y_test, p_champ))

@@ -507,7 +507,14 @@ def fit_estimator(
         # A calibration split without both classes: fall back to shuffled-free 2-fold calibration
         # on the newest rows (still time-respecting).
         est.set_params(cv=TimeSeriesSplit(n_splits=2, test_size=max(len(y) // 3, 1)))
-        return est.fit(X, y)
+        try:
+            return est.fit(X, y)
+        except ValueError:
+            raise DataError(
+                f"too few labelled changes to fit and calibrate a {kind} model "
+                f"({n_pos} buggy, {len(y) - n_pos} clean, not spread over time)",
+                hint="label more history, or use the bundled model",
+            ) from None
 
 
 def training_medians(
