@@ -104,3 +104,32 @@ def test_main_limits_numeric_threads_unless_the_user_set_them(
     assert done.value.code == 0
     assert os.environ["OMP_NUM_THREADS"] == "1" and os.environ["OPENBLAS_NUM_THREADS"] == "1"
     assert os.environ["MKL_NUM_THREADS"] == "4"
+
+
+def test_a_bare_repository_without_a_config_file_is_bare(
+    builder: RepoBuilder, tmp_path: Path
+) -> None:
+    import subprocess
+
+    from diffrisk.gitio import open_repo
+
+    builder.commit({"a.py": "x = 1\n"}, day=0)
+    bare = tmp_path / "mirror" / "repo"
+    subprocess.run(["git", "clone", "-q", "--bare", str(builder.path), str(bare)], check=True)
+    (bare / "config").unlink()  # as some mirrors come: git still calls it bare
+    repo = open_repo(bare)
+    assert repo.bare and repo.path == bare.resolve()
+    data = str(tmp_path / "data")
+    code, out, _ = _cli("mine", "--repo", str(bare), "--data-dir", data, "-q")
+    assert code == 0, out
+    code, out, _ = _cli(
+        "score", "--repo", str(bare), "--data-dir", data, "--base", "nope", "--head", "HEAD", "-q"
+    )
+    assert code == 2 and f"does not exist in {bare.resolve()}" in " ".join(out.split()), out
+
+
+def test_monitor_checks_the_repository_path(tmp_path: Path) -> None:
+    code, out, exc = _cli(
+        "monitor", "--repo", str(tmp_path / "nowhere"), "--data-dir", str(tmp_path)
+    )
+    assert code == 2 and "does not exist" in out and isinstance(exc, SystemExit)

@@ -208,3 +208,37 @@ def test_corrupt_registry_state_names_the_way_out(tmp_path) -> None:
         ModelRegistry(tmp_path).current()
     assert "is corrupt" in err.value.message and "models promote" in (err.value.hint or "")
     assert "retrain" not in (err.value.hint or "")
+
+
+def test_a_damaged_current_model_hint_names_ways_out_that_work(tmp_path) -> None:
+    import shutil
+
+    from diffrisk.registry import load_model
+
+    data = tmp_path / "data"
+    reg = ModelRegistry(data / "models")
+    a, b = _save(reg), _save(reg)
+    reg.promote(a)
+    reg.promote(b)
+    path = reg.root / b / "model.skops"
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(ModelError) as err:
+        load_model(data)
+    hint = err.value.hint or ""
+    assert "diffrisk train --force" in hint and "diffrisk models rollback" in hint
+    assert str(reg.root) in hint
+    # the model file deleted: the same hint, not "delete the file" again
+    path.unlink()
+    with pytest.raises(ModelError) as err:
+        load_model(data)
+    assert err.value.hint == hint
+    # the whole version directory deleted: still the way out, not "known versions: none"
+    shutil.rmtree(reg.root / b)
+    with pytest.raises(ModelError) as err:
+        load_model(data)
+    assert err.value.hint == hint
+    # way 2: roll back to the earlier model
+    assert reg.rollback() == a and load_model(data).version == a
+    # way 3: delete the models directory, and the bundled model scores
+    shutil.rmtree(reg.root)
+    assert load_model(data).source == "bundled"

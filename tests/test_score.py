@@ -619,3 +619,35 @@ def test_code_lines_of_a_file_with_an_upper_case_ending(builder, tmp_path: Path)
     assert (res.features["la_code"], res.features["la_control"]) == (3, 1)
     files = pd.read_parquet(data / "files.parquet")
     assert files.loc[files["path"] == "x/Main.C", "la_code"].tolist() == [3]
+
+
+def test_reviewers_for_a_release_range_are_recent_and_human(tmp_path: Path) -> None:
+    # old wrote core/ years ago and left; new and a bot kept it up in the year before the
+    # release's base; the release (head) lies another two years later
+    b = RepoBuilder(tmp_path / "repo")
+    text = ""
+    for i in range(6):
+        text += f"old_{i} = {i}\n"
+        b.commit({"core/m.py": text}, author="old", day=i, message=f"old {i}")
+    for i in range(2):
+        text += f"new_{i} = {i}\n"
+        b.commit({"core/m.py": text}, author="new", day=1000 + i, message=f"new {i}")
+    for i in range(4):
+        text += f"bump_{i} = {i}\n"
+        b.commit(
+            {"core/m.py": text},
+            author="dependabot[bot]",
+            email="49699333+dependabot[bot]@users.noreply.github.com",
+            day=1003 + i,
+            message=f"Bump dep {i}",
+        )
+    base = b.head()
+    text += "release = 1\n"
+    b.commit({"core/m.py": text}, author="rel", day=1800, message="release work")
+    head = b.head()
+    mine(b.path, tmp_path / "data", config=MineConfig(code_metrics=False))
+    res = score(b.path, base, head, tmp_path / "data")
+    # the year before the base, not before the head; no bot; not someone long gone
+    assert res.reviewers == [("new@example.com", 2)]
+    assert explain.is_bot("49699333+dependabot[bot]@users.noreply.github.com")
+    assert explain.is_bot("renovate-bot@example.com") and not explain.is_bot("ann@example.com")

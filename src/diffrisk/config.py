@@ -178,6 +178,24 @@ class LabelConfig(_Section):
             ".lua",
             ".sh",
             ".pl",
+            # JavaScript modules, more C++ headers, Kotlin scripts, Dart,
+            # Groovy, Zig, Elixir, Julia, R, and yacc/lex grammars (C in their actions)
+            ".mjs",
+            ".cjs",
+            ".hh",
+            ".hxx",
+            ".kts",
+            ".dart",
+            ".groovy",
+            ".zig",
+            ".ex",
+            ".exs",
+            ".jl",
+            ".r",
+            ".y",
+            ".yy",
+            ".l",
+            ".ll",
         ]
     )
     """File endings SZZ treats as source code."""

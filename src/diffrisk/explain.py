@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import posixpath
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -359,22 +360,41 @@ def reviewer_commits(a: Analysis, emails: Iterable[str]) -> dict[str, str]:
     return {e: sha for e, (_t, sha) in out.items()}
 
 
+_BOT = re.compile(
+    r"\[bot\]|^(?:\d+\+)?(?:dependabot|renovate|github-actions|pre-commit-ci|greenkeeper"
+    r"|snyk-bot|codecov|allcontributors|web-flow|mergify|imgbot|pyup-bot|deepsource)\b",
+    re.IGNORECASE,
+)
+
+
+def is_bot(email: str) -> bool:
+    """A bot's author e-mail ("49699333+dependabot[bot]@users.noreply.github.com", ...)."""
+    return bool(_BOT.search(email))
+
+
 def reviewers(
     a: Analysis, limit: int = MAX_REVIEWERS, days: int = REVIEWER_DAYS
 ) -> list[tuple[str, int]]:
-    """Who changed the touched files most in the ``days`` before the change (all time if
-    nobody did), excluding the PR's own authors: (email, changes to these files)."""
+    """Who changed the touched files most in the ``days`` before the change's history ends
+    (its merge base: a release range's head can lie years later), excluding the change's
+    own authors and bots: (email, changes to these files). When nobody did, the all-time
+    counts, among people who committed anything in the last ``days`` (someone who left
+    the project long ago cannot review)."""
     hist = a.history
     bits = np.unique(np.concatenate([f.bits for f in a.facts] + [np.zeros(0, dtype=np.int64)]))
     if not len(bits):
         return []
-    recent = bits[hist.times[bits] >= a.time - days * SECONDS_PER_DAY]
+    past = hist.times[: len(hist.emails)]  # the history's commits (the PR's come after)
+    end = min(int(a.time), int(past.max())) if len(past) else int(a.time)
+    since = end - days * SECONDS_PER_DAY
+    active = {e for e, t in zip(hist.emails, past.tolist(), strict=True) if t >= since}
+    recent = bits[hist.times[bits] >= since]
     for chosen in (recent, bits):
         counts: Counter[str] = Counter()
         last: dict[str, int] = {}
         for b in chosen.tolist():
             e = hist.emails[b]
-            if e and e not in a.pr_authors:
+            if e and e not in a.pr_authors and e in active and not is_bot(e):
                 counts[e] += 1
                 last[e] = max(last.get(e, 0), int(hist.times[b]))
         if counts:

@@ -127,6 +127,15 @@ def open_repo(path: str | os.PathLike[str], *, allow_shallow: bool = False) -> G
         ) from None
     git_dir = Path(repo.git_dir).resolve()
     bare = bool(repo.bare)
+    if not bare and git_dir == p.resolve():
+        # a git directory without core.bare in its config (some mirrors have no config at
+        # all): GitPython takes its parent for the work tree, git itself calls it bare
+        out = subprocess.run(
+            ["git", "-C", str(git_dir), "rev-parse", "--is-bare-repository"],
+            capture_output=True,
+            check=False,
+        )
+        bare = out.stdout.strip() == b"true"
     root = git_dir if bare else Path(repo.working_tree_dir or p).resolve()
     repo.close()
     gr = GitRepo(root, git_dir, bare)

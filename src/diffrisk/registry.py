@@ -60,7 +60,17 @@ TRUSTED_TYPES = frozenset(
     }
 )
 
-_FIX = "retrain with `diffrisk train` (or delete the file to fall back to the bundled model)"
+_FIX = "retrain with `diffrisk train --force`"
+_BUNDLED_FIX = "reinstall diffrisk (pip install --force-reinstall diffrisk)"
+
+
+def repair_hint(models_root: Path) -> str:
+    """What to do about a damaged or missing repository model: three ways that work."""
+    return (
+        "fit a new model with `diffrisk train --force`, go back to an earlier one with "
+        f"`diffrisk models rollback`, or delete {models_root} to use the bundled model "
+        "until a new one is trained"
+    )
 
 
 def library_versions() -> dict[str, str]:
@@ -87,7 +97,7 @@ def dumps_model(estimator: Any) -> bytes:
     return sio.dumps(estimator, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
 
 
-def loads_model(data: bytes, origin: str) -> Any:
+def loads_model(data: bytes, origin: str, hint: str = _FIX) -> Any:
     """skops-load ``data``; refuse types outside skops's defaults and :data:`TRUSTED_TYPES`."""
     import skops.io as sio
 
@@ -95,19 +105,19 @@ def loads_model(data: bytes, origin: str) -> Any:
         untrusted = sio.get_untrusted_types(data=data)
     except Exception as err:  # skops raises many kinds on a damaged archive
         raise ModelError(
-            f"{origin} is not a readable skops file ({type(err).__name__}: {err})", hint=_FIX
+            f"{origin} is not a readable skops file ({type(err).__name__}: {err})", hint=hint
         ) from None
     refused = sorted(set(untrusted) - TRUSTED_TYPES)
     if refused:
         raise ModelError(
             f"{origin} contains types diffrisk does not trust: {', '.join(refused)}",
-            hint="only load models made by `diffrisk train`; " + _FIX,
+            hint="only load models made by `diffrisk train`; " + hint,
         )
     try:
         return sio.loads(data, trusted=list(untrusted))
     except Exception as err:
         raise ModelError(
-            f"{origin} cannot be loaded ({type(err).__name__}: {err})", hint=_FIX
+            f"{origin} cannot be loaded ({type(err).__name__}: {err})", hint=hint
         ) from None
 
 
@@ -200,19 +210,22 @@ def load_from_bytes(
     *,
     source: str,
     path: Path | None = None,
+    hint: str | None = None,
 ) -> LoadedModel:
-    """Check hash and versions, then skops-load (shared by repository and bundled models)."""
+    """Check hash and versions, then skops-load (shared by repository and bundled models).
+    ``hint``: what to do when it fails (default: by ``source``)."""
+    fix = hint or (_BUNDLED_FIX if source == "bundled" else _FIX)
     if model_bytes is None:
-        raise ModelError(f"{origin} is missing", hint=_FIX)
+        raise ModelError(f"{origin} is missing", hint=fix)
     want = metadata.get("sha256")
     got = sha256_bytes(model_bytes)
     if not want:
-        raise ModelError(f"{origin}: metadata.json records no sha256", hint=_FIX)
+        raise ModelError(f"{origin}: metadata.json records no sha256", hint=fix)
     if got != want:
         raise ModelError(
             f"{origin} does not match the sha256 recorded in metadata.json (tampered with or damaged): "
             f"expected {want[:16]}..., found {got[:16]}...",
-            hint=_FIX,
+            hint=fix,
         )
     notes = []
     recorded = (metadata.get("libraries") or {}).get("sklearn")
@@ -225,7 +238,7 @@ def load_from_bytes(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            est = loads_model(model_bytes, origin)
+            est = loads_model(model_bytes, origin, fix)
     except ModelError as err:
         if notes:
             raise ModelError(f"{err.message}; {notes[0]}", hint=err.hint) from None
@@ -333,13 +346,17 @@ class ModelRegistry:
         v = version or self.current()
         if v is None:
             raise ModelError(f"no current model in {self.root}", hint="run `diffrisk train`")
-        md = self.metadata(v)
+        fix = repair_hint(self.root)
+        try:
+            md = self.metadata(v)
+        except ModelError as err:
+            raise ModelError(err.message, hint=fix) from None
         path = self.root / v / md.get("model_file", MODEL_FILE)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            raise ModelError(f"model file {path} is missing", hint=_FIX) from None
-        return load_from_bytes(data, md, str(path), source="repository", path=path)
+            raise ModelError(f"model file {path} is missing", hint=fix) from None
+        return load_from_bytes(data, md, str(path), source="repository", path=path, hint=fix)
 
     # -- promotion -----------------------------------------------------------------------
     def promote(self, version: str) -> None:

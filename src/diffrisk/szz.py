@@ -43,6 +43,8 @@ _HASH_COMMENT = frozenset(
         ".rb",
         ".r",
         ".jl",
+        ".ex",
+        ".exs",
         ".toml",
         ".yaml",
         ".yml",
@@ -80,6 +82,12 @@ _SLASH_COMMENT = frozenset(
         ".php",
         ".dart",
         ".groovy",
+        ".zig",
+        ".y",
+        ".yy",
+        ".l",
+        ".ll",
+        ".hxx",
     }
 )
 _PY = frozenset({".py", ".pyi", ".pyx", ".pxd"})

@@ -103,8 +103,10 @@ def monitor_cmd(
     from diffrisk import ghactions
     from diffrisk import monitor as mon
     from diffrisk.errors import ConfigError
+    from diffrisk.gitio import open_repo
     from diffrisk.store import atomic_write_bytes
 
+    open_repo(repo, allow_shallow=True)  # a wrong --repo is an error, as for every command
     cfg = load_config(repo, config_path)
     out_dir = Path(data_dir) if data_dir else default_data_dir(repo)
     if issue:

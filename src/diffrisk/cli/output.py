@@ -28,7 +28,7 @@ data_dir_option = click.option(
     "--data-dir",
     default=None,
     type=click.Path(file_okay=False),
-    help="Where the dataset and models live. Default: REPO/.diffrisk (REPO/diffrisk-data for a bare repository).",
+    help="Where the dataset and models live. Default: REPO/.diffrisk (REPO/diffrisk for a bare repository).",
 )
 
 
