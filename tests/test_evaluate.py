@@ -159,6 +159,18 @@ def test_training_labels_only_know_fixes_committed_before_the_test_period():
     )
 
 
+def test_a_fold_whose_test_rows_hold_too_few_bugs_is_skipped():
+    changes, labels = _frame()
+    # the newest labelled changes: only two of them stay buggy
+    late = labels.index[(labels["label_state"] == "buggy") & (labels.index >= 300)]
+    labels.loc[late[2:], ["label", "label_state", "n_fixes"]] = [0, "clean", 0]
+    frame = prepare_frame(changes, labels)
+    folds = time_folds(frame, 4, 10, min_buggy=5)
+    last = folds[-1]
+    assert last.n_test_buggy < 5 and last.skipped and "need 5 each" in last.skipped
+    assert all(f.skipped is None for f in folds[:-1])
+
+
 def test_too_few_rows_is_a_data_error():
     changes, labels = _frame(n=30)
     frame = prepare_frame(changes, labels)
