@@ -577,10 +577,15 @@ def test_added_lines_and_lines_of_code_are_one_factor() -> None:
     assert [f.text for f in none] == [
         "adds no lines to source files (tests, docs or configuration only)"
     ]
-    # pulling opposite ways: two factors, each in its own words
-    split = factors(pd.Series({"la_source": 0.3, "la_code": -0.2}), row, ctx, top=3)
-    assert [f.feature for f in split] == ["la_source", "la_code"]
-    assert split[1].text.startswith("adds 25 lines of code to source files (not counting")
+    # pulling opposite ways (collinear features): still one fact, with the net effect,
+    # never "adds no lines to source files" raising the risk beside "no code" lowering it
+    net = factors(pd.Series({"la_source": 0.3, "la_code": -0.2}), row, ctx, top=3)
+    assert [(f.feature, f.contribution) for f in net] == [("la_source", pytest.approx(0.1))]
+    assert net[0].text == "adds 40 lines to source files, 25 of them code"
+    net = factors(
+        pd.Series({"la_source": 0.17, "la_code": -1.81, "la_control": 0.01}), empty, ctx, top=3
+    )
+    assert len(net) == 1 and net[0].contribution == pytest.approx(-1.63)
 
 
 def test_an_old_base_is_compared_with_the_year_before_it(builder, tmp_path: Path) -> None:

@@ -259,15 +259,18 @@ ADDED_LINES = ("la_source", "la_code", "la_control")
 
 
 def _added_lines_factor(contrib: pd.Series, row: pd.Series) -> Factor | None:
-    """``la_source``, ``la_code`` and ``la_control`` pulling the same way, as one factor
-    (one fact: how many lines the change adds to source files, and what kind)."""
+    """``la_source``, ``la_code`` and ``la_control`` as one factor with their summed
+    contribution: one fact (how many lines the change adds to source files, and what
+    kind). The three are collinear, so a model may weigh one against another; shown
+    apart, "adds no lines to source files" raised the risk next to "adds no lines of
+    code" lowering it."""
     from diffrisk.score import Factor
 
     keys = [k for k in ADDED_LINES if k in contrib.index]
     if "la_source" not in keys or len(keys) < 2:
         return None
     cs = [float(contrib[k]) for k in keys]
-    if any(math.isnan(c) for c in cs) or (min(cs) < 0 < max(cs)):
+    if any(math.isnan(c) for c in cs):
         return None
     n = _value(row.get("la_source"))
     if n is None:
