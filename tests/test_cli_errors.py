@@ -133,3 +133,13 @@ def test_monitor_checks_the_repository_path(tmp_path: Path) -> None:
         "monitor", "--repo", str(tmp_path / "nowhere"), "--data-dir", str(tmp_path)
     )
     assert code == 2 and "does not exist" in out and isinstance(exc, SystemExit)
+
+
+def test_a_corrupt_dataset_is_rebuilt_and_says_so(builder: RepoBuilder, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    _mined(builder, data)
+    (data / "changes.parquet").write_bytes(b"not parquet")
+    code, out, _ = _cli("mine", "--repo", str(builder.path), "--data-dir", str(data), "-q")
+    assert code == 0, out
+    assert "warning:" in out and "unreadable" in out and "rebuilt from git" in out
+    assert len(load_dataset(data).changes) == 2

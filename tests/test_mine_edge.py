@@ -121,6 +121,9 @@ def test_missing_objects_are_marked_not_fatal(builder: RepoBuilder, tmp_path: Pa
     assert df.loc[c3, "unknown_files"] == 1 and df.loc[c3, "la"] == 0
     assert df.loc[c4, "unknown_files"] == 0 and df.loc[c4, ["la", "lt"]].tolist() == [1, 2]
     assert res.unknown_files == 2 and any("missing" in w for w in res.warnings)
+    # mined again with nothing new: the counts stand, the warning is not repeated
+    again = mine(b.path, tmp_path / "d", config=MineConfig(code_metrics=False))
+    assert again.unknown_files == 2 and not any("missing" in w for w in again.warnings)
 
 
 def _cli(*args: str) -> tuple[int, str]:

@@ -387,7 +387,8 @@ def test_terminal_rendering() -> None:
     text = buf.getvalue()
     assert (
         text.splitlines()[0]
-        == "High risk (82%)  riskier than 95% of the past year's commits (it combines 3)"
+        == "High risk (82%)  riskier than 95% of the past year's commits (this change combines 3 "
+        "commits, and larger changes rank higher)"
     )
     assert "src/[bold]x[/bold].py" in text  # rich markup in a path is shown, not applied
     assert "1,234 lines added" in text and "+0.91" in text

@@ -330,7 +330,7 @@ def test_hotspots(world: dict, risky, safe) -> None:
 
 def test_advice_names_directories_tests_and_reviewers(risky, safe) -> None:
     split, tests, review = risky.advice
-    assert split.startswith("Split this PR")
+    assert split.startswith("Split this change")
     for d in [*DIRS, "f"]:
         assert f"{d}/ (1 file)" in split
     assert tests.startswith(

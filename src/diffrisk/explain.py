@@ -456,7 +456,7 @@ def advice(
             n = sum(1 for p in paths if subsystem(p) in g)
             parts.append(f"{' + '.join(subsystem_name(s) for s in g)} ({_n(n, 'file')})")
         out.append(
-            "Split this PR: these parts have rarely changed together before and can be reviewed "
+            "Split this change: these parts have rarely changed together before and can be reviewed "
             "and merged separately: " + "; ".join(parts) + "."
         )
     fixy = [

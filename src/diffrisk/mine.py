@@ -638,12 +638,16 @@ def mine(
         full_rebuild=old is None,
         reason=store.last_reason(),
     )
+    if old is None and result.reason.endswith("rebuilt from git"):
+        # a damaged dataset is never reused; say so even with --quiet (the labels and
+        # models stay; labelling runs again on the new dataset)
+        result.warnings.append(f"the stored dataset was unreadable ({result.reason})")
     if old is not None and not todo and known == wanted and old.meta.get("head") == head:
-        _fill_counts(result, old.changes)
+        _fill_counts(result, old.changes, set())
         return result
     if old is not None and not todo and known == wanted:
         store.write_meta(data, head=head, settings=settings)
-        _fill_counts(result, old.changes)
+        _fill_counts(result, old.changes, set())
         return result
 
     state = new_state(graph)
@@ -724,7 +728,7 @@ def mine(
             ignore_index=True,
         )
     store.save_dataset(data, changes, files_df, blob_cache, head=head, settings=settings)
-    _fill_counts(result, changes)
+    _fill_counts(result, changes, set(todo))
     return result
 
 
@@ -818,17 +822,22 @@ def cap_code_lines(counts: pd.DataFrame, la: Any) -> pd.DataFrame:
     return pd.DataFrame({"la_code": code, "la_control": control}, index=counts.index)
 
 
-def _fill_counts(result: MineResult, changes: pd.DataFrame) -> None:
+def _fill_counts(result: MineResult, changes: pd.DataFrame, new: set[str] | None = None) -> None:
+    """Counts over the whole dataset; warnings only for the commits mined in this run
+    (``new``; None: all of them), so a known gap is not reported again on every run."""
     result.unknown_files = int(changes["unknown_files"].sum())
     result.unparsable_files = int(changes["unparsable_files"].fillna(0).sum())
     result.huge_commits = int(changes["huge"].sum())
-    if result.unknown_files:
+    fresh = changes if new is None else changes[changes["sha"].isin(new)]
+    unknown = int(fresh["unknown_files"].sum())
+    unparsable = int(fresh["unparsable_files"].fillna(0).sum())
+    if unknown:
         result.warnings.append(
-            f"{result.unknown_files} file changes have unknown line counts: their objects are missing "
+            f"{unknown} file changes have unknown line counts: their objects are missing "
             "from the repository (a partial clone or an incomplete mirror)"
         )
-    if result.unparsable_files:
+    if unparsable:
         result.warnings.append(
-            f"{result.unparsable_files} Python file changes could not be parsed (Python 2 or syntax "
+            f"{unparsable} Python file changes could not be parsed (Python 2 or syntax "
             "errors); their code metrics are left out"
         )

@@ -415,7 +415,7 @@ def render_terminal(result: ScoreResult | Mapping[str, Any], console: Any = None
     if d.get("percentile") is not None:
         line += f"  riskier than {pct(d['percentile'])} of the past year's commits"
         if len(d["commits"]) > 1:
-            line += f" (it combines {len(d['commits'])})"
+            line += f" (this change combines {len(d['commits'])} commits, and larger changes rank higher)"
     con.print(line)
     con.print(f"model {escape(str(d.get('model_version')))} ({escape(str(d.get('model_source')))})")
     if d["factors"]:
@@ -451,6 +451,8 @@ def render_terminal(result: ScoreResult | Mapping[str, Any], console: Any = None
                 escape("; ".join(map(str, f.get("reasons") or []))),
             )
         con.print(t)
+    if d["advice"]:
+        con.print("[bold]Advice[/]")
     for a in d["advice"]:
         con.print(f"- {escape(str(a))}")
     for w in d["warnings"]:

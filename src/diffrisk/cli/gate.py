@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -556,7 +557,13 @@ def _finish(
     elif not quiet:
         for w in warnings:
             click.echo(f"warning: {w}", err=True)
-        click.echo(summary)
+        if sys.stdout.isatty():  # a person: render the Markdown; logs and pipes get it as is
+            from rich.console import Console
+            from rich.markdown import Markdown
+
+            Console().print(Markdown(summary))
+        else:
+            click.echo(summary)
     if decision.exit_code:
         raise GateFailure(decision.message, hint=_fail_hint(decision))
 

@@ -69,16 +69,16 @@ def run_cmd(
     if as_json:
         click.echo(json.dumps(res.to_dict(), indent=2, default=str))
         return
+    m, lab = res.mine, res.label
     if not quiet:
-        m, lab = res.mine, res.label
         con.print(
             f"mined {m.commits} commits ({m.new_commits} new) into {out_dir}; "
             f"labelled {lab.buggy} bug-inducing, {lab.clean} clean, {lab.unlabelled} too recent to tell"
         )
         if res.train is not None:
             con.print(f"train: {res.train_reason} -> {res.train.message}")
-        for w in m.warnings:
-            con.print(f"[yellow]warning:[/] {w}")
+    for w in m.warnings:
+        con.print(f"[yellow]warning:[/] {w}")
     from diffrisk.report import render_terminal
 
     render_terminal(res.score)
