@@ -238,3 +238,44 @@ def test_first_added_ranges_ignore_content_that_looks_like_a_header(builder: Rep
     head = b.commit({"a.py": "".join(lines), "z.py": "z = 0\nz = 1\n"}, day=1)
     ranges = diff_code_lines(open_repo(b.path), base, head, [".py"])[1]
     assert ranges == {"a.py": (5, 5), "z.py": (2, 2)}
+
+
+def test_tokens_come_from_the_counted_lines_of_code() -> None:
+    sha = "c" * 40
+    data = (
+        b"\x01" + sha.encode() + b"\n\ndiff --git a/m.py b/m.py\n--- a/m.py\n+++ b/m.py\n"
+        # a comment, a docstring and a moved line add no tokens; the new lines do
+        b"@@ -3,1 +3,4 @@\n-old_call(a)\n+# lock the door\n+'''Docstring words.'''\n"
+        b"+if retry_count >= limit:\n+    old_call(a)\n"
+        b"@@ -9,0 +12,1 @@\n+    raise Busy(self.name)\n"
+    )
+    got = parse_added_code(data)[sha]["m.py"]
+    assert got == (2, 2)  # the "if" and the "raise"; the moved call is not new
+    assert got.tokens.split() == sorted(
+        ["if", "retry_count", ">=", "limit", ":", "raise", "Busy", "(", "self", ".", "name", ")"]
+    )
+
+
+def test_mined_tokens_per_file_and_per_change(builder: RepoBuilder, tmp_path: Path) -> None:
+    from diffrisk.train import with_code_lines
+
+    b = builder
+    sha = b.commit(
+        {
+            "pkg/a.py": "def f(x):\n    return x.lock()\n",
+            "pkg/b.py": "y = retry(3)\n",
+            "docs/c.py": "z = ignored\n",  # not source: docs/ is excluded
+            "README.md": "lock retry words\n",
+        },
+        day=0,
+    )
+    data = tmp_path / "d"
+    mine(b.path, data, config=MineConfig(code_metrics=False))
+    files = pd.read_parquet(data / "files.parquet").set_index("path")
+    assert files.loc["pkg/a.py", "code_tokens"] == "( ) . : def f lock return x"
+    assert pd.isna(files.loc["README.md", "code_tokens"])  # not a source ending
+    changes = pd.read_parquet(data / "changes.parquet")
+    row = with_code_lines(changes, files.reset_index(), LabelConfig()).set_index("sha").loc[sha]
+    assert row["code_tokens"].split() == sorted(
+        {"(", ")", ".", ":", "def", "f", "lock", "return", "x", "=", "retry", "y"}
+    )

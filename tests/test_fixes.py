@@ -28,11 +28,12 @@ RULE = FixRule.from_config()
         ("Update deps (#40)", "* fix typo\n* auto fixes", False),
         # an exclusion word just before the keyword, in the same clause
         ("Minor docs fixes", "", False),
-        ("[tests] fix flaky timeout test", "", False),
-        ("Bump ruff, fix some of rules (#7277)", "", False),
-        ("Update changelog/9608.bugfix.rst", "", False),
+        ("Flake8 fixes.", "", False),
+        ("More doc typo fixes", "", False),
         ("Add tests and fix the parser crash", "", True),  # "and" starts a new clause
-        ("Rework docs generation; the loader fix for #12", "", True),  # 3+ words before
+        ("Update tests, fix crash on empty input", "", True),  # so does ", "
+        ("Docstring parser crash", "", True),  # two words before: a component's name
+        ("Rework docs generation; the loader fix for #12", "", True),
     ],
 )
 def test_rule(subject: str, body: str, expected: bool) -> None:

@@ -489,3 +489,86 @@ def test_blame_cache_written_before_fix_path_is_kept(tmp_path: Path) -> None:
     df = _read_cache(tmp_path / "cache.parquet")
     assert list(df.columns) == _CACHE_SCHEMA.names and len(df) == 1  # no re-blame on upgrade
     assert df.loc[0, "fix_path"] is None and df.loc[0, "path"] == "m.py"
+
+
+_BASE = "import os\n\n\ndef f(x=None):\n    value = 1\n    return x + value\n"
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "typing_only"),
+    [
+        # annotations, typing imports, TYPE_CHECKING, cast, overload stubs: typing only
+        (_BASE, TYPED.replace("= 2", "= 1"), False),  # and a value changed
+        (UNTYPED, TYPED, True),
+        (
+            "def f(a, b):\n    return a\n",
+            "from typing import overload\n\n@overload\ndef f(a: int, b: int) -> int: ...\n"
+            "def f(a, b):\n    return a\n",
+            True,
+        ),
+        (
+            "x = load()\n",
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from a import B\nelse:\n"
+            "    B = None\nx = load()\n",
+            False,  # the else branch runs
+        ),
+        # calls named cast that are not typing.cast
+        ("y = tf.cast(x, f)\n", "y = tf.cast(z, f)\n", False),
+        (
+            "from sqlalchemy import cast\ny = cast(a, S)\n",
+            "from sqlalchemy import cast\ny = cast(b, S)\n",
+            False,
+        ),
+        ("import typing as t\ny = t.cast(int, x)\n", "import typing as t\ny = x\n", True),
+        # a typing name still used at run time keeps its import
+        (
+            "class P(NamedTuple):\n    a = 1\n",
+            "from typing import NamedTuple\nclass P(NamedTuple):\n    a = 1\n",
+            False,
+        ),
+        (
+            "from collections.abc import Mapping as M\nok = isinstance(d, M)\n",
+            "from collections.abc import MutableMapping as M\nok = isinstance(d, M)\n",
+            False,
+        ),
+        # __future__: only annotations is typing
+        ("x = 1 / 2\n", "from __future__ import annotations\nx = 1 / 2\n", True),
+        ("x = 1 / 2\n", "from __future__ import division\nx = 1 / 2\n", False),
+        # annotations read at run time: class fields, decorated functions
+        ("class C:\n    a: int = 0\n", "class C:\n    a: str = 0\n", False),
+        (
+            "@fmt.register\ndef _(x: int):\n    return x\n",
+            "@fmt.register\ndef _(x: str):\n    return x\n",
+            False,
+        ),
+        (
+            "class C:\n    @property\n    def a(self):\n        return 1\n",
+            "class C:\n    @property\n    def a(self) -> int:\n        return 1\n",
+            True,
+        ),
+        # passes the operator/keyword pre-check, but a value changed
+        (
+            "def f(x):\n    y = 1\n    return y\n",
+            "def f(x: int):\n    y = 2\n    return y\n",
+            False,
+        ),
+        # equal ASTs are a reformat, not a typing change
+        ("x = ( 1 )\n", "x = 1\n", False),
+    ],
+)
+def test_typing_only_changes(before: str, after: str, typing_only: bool) -> None:
+    from diffrisk.szz import _same_without_annotations
+
+    assert _same_without_annotations(before.encode(), after.encode()) is typing_only
+
+
+def test_typing_check_is_quiet_about_invalid_escapes() -> None:
+    import warnings
+
+    from diffrisk.szz import _same_without_annotations
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _same_without_annotations(
+            b'p = "\\d"\ndef f(a):\n    return a\n', b'p = "\\d"\ndef f(a: int):\n    return a\n'
+        )

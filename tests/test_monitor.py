@@ -493,6 +493,16 @@ def test_a_retrain_that_kept_the_model_holds_back_the_recommendation(
     assert not again.decision.retrain and again.decision.reasons == first.decision.reasons
     assert again.decision.held_back and "kept" in again.decision.held_back
     assert "Not recommended now" in mon.to_markdown(again)
+    assert rec["reasons"] == sorted({mon.reason_kind(x) for x in first.decision.reasons})
+    # a reason of another kind than the ones the retrain answered is not held back
+    path = data / "models" / mon.RETRAIN_FILE
+    path.write_text(json.dumps({**rec, "reasons": ["drift"]}))
+    assert mon.monitor(data, cfg).decision.retrain
+    # an unreadable record holds nothing back, and breaks nothing
+    for bad in ({**rec, "at": "not a date"}, {**rec, "labelled": None}, [1, 2]):
+        path.write_text(json.dumps(bad))
+        assert mon.monitor(data, cfg).decision.retrain
+    path.write_text(json.dumps(rec))
     # without a cool-down the recommendation stands
     cfg0 = parse_config(
         {

@@ -330,7 +330,7 @@ def test_bundled_model_is_chosen_when_the_history_misleads(builder, tmp_path):
     write_labels(data, shas, flags)
     res = train(builder.path, data, CFG)
     ev = res.evaluation
-    auc = {k: m["overall"]["roc_auc"] for k, m in ev["models"].items()}
+    auc = {k: m["overall"]["roc_auc"] for k, m in ev["models"].items() if m["overall"]}
     assert res.kind == "bundled" and ev["chosen"] == "bundled", auc
     assert auc["bundled"] > max(v for k, v in auc.items() if k != "bundled")
     model = load_model(data)
@@ -384,3 +384,85 @@ def test_models_without_pfix(kind: str) -> None:
     with_pfix = fit_estimator(kind, X, y, y)
     moved = with_pfix.predict_proba(X.assign(pfix=X["pfix"] * 100 + 7))[:, 1]
     assert not np.allclose(moved, with_pfix.predict_proba(X)[:, 1])
+
+
+def _with_tokens(n: int = 800, seed: int = 5) -> tuple[pd.DataFrame, np.ndarray]:
+    """Changes whose added code names `lock` or `retry` are the buggy ones, whatever their
+    size; every change also uses common names (`self`, `return`)."""
+    X, _ = synthetic_changes(n, seed)
+    r = np.random.default_rng(seed)
+    risky = r.random(n) < 0.3
+    X["la_code"] = X["la"] * 0.8
+    X["la_control"] = X["la"] * 0.2
+    words = np.where(risky, "lock retry return self", "return self value")
+    X["code_tokens"] = [" ".join(sorted(set(w.split()))) for w in words]
+    X.loc[X.index[::11], "code_tokens"] = ""  # some changes add no code
+    y = (r.random(n) < np.where(risky, 0.7, 0.1)).astype(int)
+    return X, y
+
+
+def test_the_tokens_model_learns_what_the_added_code_names(tmp_path: Path) -> None:
+    from diffrisk.train import linear_contributions, model_reference, token_scores, top_tokens
+
+    X, y = _with_tokens()
+    est = fit_estimator("tokens", X, y)
+    p = est.predict_proba(X)[:, 1]
+    risky = X["code_tokens"].str.contains("lock").to_numpy()
+    assert p[risky].mean() > p[~risky].mean() + 0.2
+    assert raw_features("tokens") == ["la_source", "la_code", "la_control", "code_tokens"]
+    # saved and loaded through the registry (skops, trusted types only)
+    reg = ModelRegistry(tmp_path / "models")
+    md = {
+        "kind": "tokens",
+        "features": raw_features("tokens"),
+        "reference": model_reference("tokens", est, X),
+    }
+    v = reg.save(est, md)
+    m = reg.load(v)
+    np.testing.assert_allclose(m.predict_proba(X[:20]), p[:20])
+    # contributions: the three line counts and the token block, relative to a typical change
+    c = m.contributions(X.iloc[:50])
+    assert list(c.columns) == ["la_source", "la_code", "la_control", "code_tokens"]
+    raw = linear_contributions(est, X.iloc[:50])["code_tokens"]
+    np.testing.assert_allclose(c["code_tokens"], raw - md["reference"]["code_tokens"])
+    assert (c.loc[risky[:50], "code_tokens"] > 0).all()
+    assert c.loc[~risky[:50], "code_tokens"].mean() < 0
+    np.testing.assert_allclose(token_scores(est, X.iloc[:50]), raw)
+    # the names that made one risky change risky; operators and brackets are never named
+    first = X.index[risky][0]
+    named = [t for t, w in top_tokens(est, X.loc[[first]]) if w > 0]
+    assert set(named[:2]) == {"lock", "retry"}
+
+
+def test_the_tokens_model_without_any_tokens_still_fits() -> None:
+    X, y = synthetic_changes()
+    assert "code_tokens" not in X.columns
+    est = fit_estimator("tokens", X, y)
+    p = est.predict_proba(X)[:, 1]
+    assert p[X["la"] > 300].mean() > p[X["la"] < 30].mean()
+
+
+def test_a_candidate_that_cannot_fit_every_fold_is_not_chosen() -> None:
+    from diffrisk.errors import DataError
+    from diffrisk.evaluate import evaluate, prepare_frame
+    from diffrisk.train import TOKEN_MIN_ROWS
+
+    X, y = _with_tokens(n=400)
+    with pytest.raises(DataError, match="at least"):
+        fit_estimator("tokens", X.iloc[: TOKEN_MIN_ROWS - 1], y[: TOKEN_MIN_ROWS - 1])
+    # each buggy change is fixed by the next change, a day later
+    fixed_by = [[X["sha"].iloc[i + 1]] if b and i + 1 < len(y) else [] for i, b in enumerate(y)]
+    labels = pd.DataFrame(
+        {
+            "sha": X["sha"], "label": y, "label_state": np.where(y == 1, "buggy", "clean"),
+            "fixed_by": fixed_by, "days_to_fix": np.where(y == 1, 1.0, np.nan), "n_fixes": y,
+            "source_files": 1,
+        }
+    )  # fmt: skip
+    frame = prepare_frame(X, labels)
+    ev = evaluate(frame, Config(), kinds=("tokens",))
+    folds = ev.models["tokens"]["folds"]
+    # the first folds train on fewer than TOKEN_MIN_ROWS changes: left out, so the
+    # candidate has fewer folds than the baseline and cannot be chosen
+    assert folds[0] is None and any(f is not None for f in folds)
+    assert ev.chosen == "la"

@@ -27,8 +27,42 @@ from diffrisk.errors import GitCommandError
 from diffrisk.gitio import GitRepo
 from diffrisk.szz import _HASH_COMMENT, _PY, _SLASH_COMMENT, _unquote
 
-#: Per commit and path: (added lines of code, added control-flow lines).
-CodeCounts = dict[str, dict[str, tuple[int, int]]]
+#: Tokens of a line of code: names and keywords, and multi-character or single operators.
+_TOKEN = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*|==|!=|<=|>=|\*\*|//|->|[-+*/%<>=!&|^~@:.,()\[\]{}]")
+#: At most this many distinct tokens are kept per file change (a generated or vendored
+#: file adds thousands; the first ones in the diff are kept).
+MAX_TOKENS = 1000
+
+
+class FileCode(tuple):
+    """(added lines of code, added control-flow lines) of one file change, with
+    ``tokens``: the distinct tokens of those lines, space-separated and sorted."""
+
+    tokens: str
+
+    def __new__(cls, code: int, control: int, tokens: str = "") -> FileCode:
+        obj = super().__new__(cls, (code, control))
+        obj.tokens = tokens
+        return obj
+
+    def __add__(self, other: object) -> FileCode:  # type: ignore[override]
+        assert isinstance(other, FileCode)
+        return FileCode(
+            self[0] + other[0], self[1] + other[1], join_tokens([self.tokens, other.tokens])
+        )
+
+
+def join_tokens(parts: Iterable[str | None]) -> str:
+    """The union of space-separated token sets, sorted."""
+    out: set[str] = set()
+    for p in parts:
+        if p:
+            out.update(p.split())
+    return " ".join(sorted(out))
+
+
+#: Per commit and path: (added lines of code, added control-flow lines), with tokens.
+CodeCounts = dict[str, dict[str, FileCode]]
 
 #: Commits per ``git log -p`` call.
 BATCH = 2000
@@ -65,24 +99,29 @@ class _Counter:
         self.hash = ext in _HASH_COMMENT
         self.slash = ext in _SLASH_COMMENT
         self.python = ext in _PY
-        self.code: list[tuple[bytes, bool]] = []  # (text without whitespace, control flow)
+        self.code: list[tuple[bytes, bool, bytes]] = []  # (no whitespace, control, line)
         self.deleted: collections.Counter[bytes] = collections.Counter()
         self.hunk()
 
     def delete(self, line: bytes) -> None:
         self.deleted[b"".join(line.split())] += 1
 
-    def totals(self) -> tuple[int, int]:
-        """(code lines, control-flow lines) added, re-indented and moved lines left out."""
+    def totals(self) -> FileCode:
+        """(code lines, control-flow lines) added, re-indented and moved lines left out;
+        the distinct tokens of those lines."""
         left = self.deleted.copy()
         code = control = 0
-        for text, is_control in self.code:
+        tokens: dict[bytes, None] = {}
+        for text, is_control, line in self.code:
             if left[text] > 0:
                 left[text] -= 1
             else:
                 code += 1
                 control += is_control
-        return code, control
+                if len(tokens) < MAX_TOKENS:
+                    tokens.update(dict.fromkeys(_TOKEN.findall(line)))
+        kept = sorted(tokens)[:MAX_TOKENS] if len(tokens) > MAX_TOKENS else sorted(tokens)
+        return FileCode(code, control, b" ".join(kept).decode("ascii"))
 
     def hunk(self) -> None:
         self.in_doc: bytes | None = None  # the open docstring's quote
@@ -98,7 +137,7 @@ class _Counter:
         if self.in_str is not None:  # a multi-line string value is code
             if s.count(self.in_str) % 2 == 1:
                 self.in_str = None
-            self.code.append((b"".join(s.split()), False))
+            self.code.append((b"".join(s.split()), False, s))
             return
         if not s:
             return
@@ -117,7 +156,7 @@ class _Counter:
                 if s.count(q) % 2 == 1:
                     self.in_str = q
                     break
-        self.code.append((b"".join(s.split()), bool(_CONTROL.match(s))))
+        self.code.append((b"".join(s.split()), bool(_CONTROL.match(s)), s))
 
     def _slash_comment(self, s: bytes) -> bool:
         """Whether ``s`` is only comment; tracks ``/* */`` across lines. A line starting
@@ -149,9 +188,9 @@ class _Counter:
         return not code
 
 
-def classify_added(path: str, lines: Iterable[bytes]) -> tuple[int, int]:
+def classify_added(path: str, lines: Iterable[bytes]) -> FileCode:
     """(code lines, control-flow lines) among ``lines`` (added lines of one hunk of
-    ``path``, without the ``+``)."""
+    ``path``, without the ``+``), with their tokens."""
     c = _Counter(path)
     for line in lines:
         c.add(line)
@@ -171,15 +210,14 @@ def parse_added_code(lines: bytes | Iterable[bytes], marker: bytes = b"\x01") ->
     were added); deleted files and renames without content changes get none.
     """
     out: CodeCounts = {}
-    files: dict[str, tuple[int, int]] = {}
+    files: dict[str, FileCode] = {}
     cur: _Counter | None = None
     path = ""
 
     def close() -> None:
         if cur is not None:
-            code, control = files.get(path, (0, 0))
-            add_code, add_control = cur.totals()
-            files[path] = (code + add_code, control + add_control)
+            got = cur.totals()
+            files[path] = files[path] + got if path in files else got
 
     for line in lines.split(b"\n") if isinstance(lines, bytes) else lines:
         line = line.rstrip(b"\n")
@@ -294,7 +332,7 @@ def _stream(repo: GitRepo, argv: list[str], shas: Sequence[str]) -> tuple[CodeCo
 
 def diff_code_lines(
     repo: GitRepo, base: str, head: str, endings: Sequence[str]
-) -> tuple[dict[str, tuple[int, int]] | None, dict[str, tuple[int, int]]]:
+) -> tuple[dict[str, FileCode] | None, dict[str, tuple[int, int]]]:
     """One ``git diff`` of base..head: per path with one of ``endings`` (as spelled), the
     (code lines, control-flow lines) it adds (None when git fails); and per path, the
     first range of lines the change adds, where an annotation on that file should point."""

@@ -349,7 +349,7 @@ class MonitorConfig(_Section):
     retrain_days: int = Field(365, ge=7)
     """``diffrisk monitor --retrain`` trains the challenger on the labelled changes of this many most recent days."""
     retrain_cooldown_days: int = Field(30, ge=0)
-    """After ``--retrain`` kept the current model, the same recommendation waits this many days (or for ``min_changes`` more labelled changes)."""
+    """After ``--retrain`` kept the current model, a recommendation for the same kinds of reasons waits this many days (or for ``min_changes`` more labelled changes)."""
 
 
 class Config(_Section):

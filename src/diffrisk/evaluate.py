@@ -453,10 +453,24 @@ def evaluate(
         eff = effort_all[f.test_idx]
         unsup.append(effort_metrics(yte, 1.0 / np.maximum(eff, 1.0), eff))
         for k in kinds:
+            est = None
             if k in fixed_p:
                 p = fixed_p[k][f.test_idx]
             else:
-                est = fit_estimator(k, Xtr, f.train_y, f.train_counts, code_metrics=code_metrics)
+                try:
+                    est = fit_estimator(
+                        k, Xtr, f.train_y, f.train_counts, code_metrics=code_metrics
+                    )
+                except DataError:
+                    # this candidate cannot be fitted on this fold (too few rows for its
+                    # recipe); it is left out of the choice (below), the others compete
+                    per_kind[k].append(None)
+                    preds[k].append(None)
+                    if k == "anchored":
+                        scales.append(None)
+                    if progress:
+                        progress("evaluating", 1, None)
+                    continue
                 p = est.predict_proba(Xte)[:, 1]
             per_kind[k].append(all_metrics(yte, p, eff, threshold))
             preds[k].append(p)
@@ -468,8 +482,15 @@ def evaluate(
     if "anchored" in models:
         # Factor chosen by the nested selection in each evaluated fold (0 = the baseline).
         models["anchored"]["anchor_scales"] = scales
+    # only candidates scored on every fold the baseline was scored on compete
+    full = models[BASELINE]["overall"].get("folds", 0)
     ranked = sorted(
-        (k for k in kinds if not _isnan(models[k]["overall"].get(RANK_METRIC))),
+        (
+            k
+            for k in kinds
+            if not _isnan(models[k]["overall"].get(RANK_METRIC))
+            and models[k]["overall"].get("folds", 0) == full
+        ),
         # Best mean ROC-AUC first; on a tie the baseline (the simpler model) wins.
         key=lambda k: (models[k]["overall"][RANK_METRIC], k == BASELINE),
         reverse=True,

@@ -13,7 +13,7 @@ import posixpath
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -81,6 +81,8 @@ class Context:
     fix_files: list[str]  # touched files with past fixes, most fixes first
     la_in_fix_files: int
     subject: str
+    tokens: list[tuple[str, float]] = field(default_factory=list)
+    """A token model's most telling names and keywords in the change: (token, effect)."""
 
     @classmethod
     def of(cls, a: Analysis) -> Context:
@@ -243,6 +245,9 @@ def factors(contrib: pd.Series, row: pd.Series, ctx: Context, top: int) -> list[
         c = float(c)
         if math.isnan(c) or c == 0.0:
             continue
+        if feature == "code_tokens":
+            items.append(_tokens_factor(c, row, ctx))
+            continue
         raw = row.get(feature) if feature in row.index else None
         v = _value(raw)
         items.append(
@@ -256,6 +261,24 @@ def factors(contrib: pd.Series, row: pd.Series, ctx: Context, top: int) -> list[
 
 
 ADDED_LINES = ("la_source", "la_code", "la_control")
+
+
+def _tokens_factor(c: float, row: pd.Series, ctx: Context) -> Factor:
+    """The token model's verdict on what the added code is made of, naming the names and
+    keywords that weigh most in the direction of the verdict."""
+    from diffrisk.score import Factor
+
+    text = row.get("code_tokens") if "code_tokens" in row.index else ""
+    n = len(str(text).split()) if isinstance(text, str) else 0
+    same = [t for t, w in ctx.tokens if (w > 0) == (c > 0)][:MAX_NAMED]
+    named = f" ({', '.join(f'`{t}`' for t in same)})" if same else ""
+    if c > 0:
+        words = "the names and keywords of the code it adds went with past defects here"
+    else:
+        words = (
+            "the names and keywords of the code it adds went with changes that stayed clean here"
+        )
+    return Factor("code_tokens", float(n), c, words + named)
 
 
 def _added_lines_factor(contrib: pd.Series, row: pd.Series) -> Factor | None:

@@ -8,9 +8,9 @@ The rule, applied to the subject line by default (``fixes.scope``):
    does not count, it closes feature requests too).
 2. It is *not* a fix when the keyword is about tooling or prose: an ``fixes.exclude``
    word ("typo", "docs", "lint", "mypy", "ci", "tests", ...) among the five words after
-   the keyword ("Fix typo", "fix the CI", "fix some mypy warnings") or the two words
-   before it in the same clause ("Docs fixes", "Minor typo fix", "[tests] fix flaky
-   test", "Bump ruff, fix rules"; "add tests and fix the parser" is still a fix), or a
+   the keyword ("Fix typo", "fix the CI", "fix some mypy warnings") or the word just
+   before it in the same clause ("Docs fixes", "Minor typo fix", "Flake8 fixes"; "add
+   tests and fix the parser" and "Update tests, fix crash" are still fixes), or a
    conventional-commit prefix of a non-code type ("docs:", "ci:", "test:", "style:",
    "chore:", "build:").
 3. Reverts are not fixes (the reverted commit is found by other means).
@@ -45,10 +45,13 @@ RULE_VERSION = 3
 """Bumped whenever the rule's code changes, so mined datasets are re-classified."""
 EXCLUDE_WINDOW = 5
 """Words after a fix keyword searched for an exclusion ("fix some mypy warnings")."""
-EXCLUDE_BEFORE = 2
-"""Words before a fix keyword searched for an exclusion ("Minor docs fixes")."""
+EXCLUDE_BEFORE = 1
+"""Words before a fix keyword searched for an exclusion ("Minor docs fixes", "typo fix"):
+one, since two also caught component names ("Docstring parser crash")."""
 _CLAUSE = frozenset({"and", "plus", "also", "then", "while"})
 """Words that start a new clause: an exclusion before one does not qualify the keyword."""
+_BREAK = re.compile(r"[,;:.!?](?=\s|$)")
+"""Punctuation that ends a clause ("Update tests, fix crash on empty input")."""
 
 
 @dataclass(frozen=True)
@@ -69,15 +72,20 @@ class FixRule:
         )
 
     def _keyword_hit(self, text: str) -> bool:
-        words = _WORD.findall(text.lower())
+        words: list[str] = []
+        clause: list[int] = []  # each word's clause; a conjunction belongs to none (-1)
+        for n, part in enumerate(_BREAK.split(text.lower())):
+            for w in _WORD.findall(part):
+                words.append(w)
+                clause.append(-1 if w in _CLAUSE else n)
         for i, w in enumerate(words):
             if w in self.keywords:
                 after = words[i + 1 : i + 1 + EXCLUDE_WINDOW]
-                before = words[max(i - EXCLUDE_BEFORE, 0) : i]
-                for j in range(len(before) - 1, -1, -1):
-                    if before[j] in _CLAUSE:
-                        before = before[j + 1 :]
+                before = []  # the words just before it, within its clause
+                for j in range(i - 1, max(i - EXCLUDE_BEFORE, 0) - 1, -1):
+                    if clause[j] != clause[i]:
                         break
+                    before.append(words[j])
                 if not any(a in self.exclude for a in (*before, *after)):
                     return True
         return False

@@ -23,6 +23,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -196,6 +197,11 @@ def settings_key(cfg: LabelConfig) -> str:
         "source_only": cfg.source_only,
         "cosmetic_commits": cfg.skip_cosmetic_commits,
         "annotation_commits": cfg.skip_annotation_commits,
+        # the look-throughs parse Python with the running interpreter: newer syntax (PEP
+        # 695, 701) parses on newer versions only
+        "python": list(sys.version_info[:2])
+        if cfg.skip_cosmetic_commits or cfg.skip_annotation_commits
+        else None,
         "ext": sorted(cfg.source_extensions) if cfg.source_only else [],
         "exclude": sorted(cfg.exclude_paths) if cfg.source_only else [],
     }

@@ -692,6 +692,7 @@ def mine(
     counts = _all_code_lines(repo, files_df, code_job.result(), endings, exts)
     cols = code_line_columns(files_df, counts, exts)
     files_df["la_code"], files_df["la_control"] = cols["la_code"], cols["la_control"]
+    files_df["code_tokens"] = cols["code_tokens"]
 
     blob_cache = old.blob_metrics if old is not None else {}
     if cfg.code_metrics:
@@ -796,16 +797,37 @@ def code_line_values(
     return values
 
 
+def code_token_values(
+    pairs: Iterable[tuple[str, str]], counts: CodeCounts, extensions: Sequence[str]
+) -> list[str | None]:
+    """``code_tokens`` for (sha, path) file rows, as :func:`code_line_values` counts them
+    (None where the count is unknown)."""
+    exts = tuple(e.lower() for e in extensions)
+    out: list[str | None] = []
+    for sha, path in pairs:
+        per = counts.get(sha)
+        if per is None or not exts or not str(path).lower().endswith(exts):
+            out.append(None)
+        else:
+            got = per.get(path)
+            out.append(getattr(got, "tokens", "") if got is not None else "")
+    return out
+
+
 def code_line_columns(
     files: pd.DataFrame, counts: CodeCounts, extensions: Sequence[str]
 ) -> pd.DataFrame:
-    """:func:`code_line_values` of a files frame: columns ``la_code`` and ``la_control``."""
-    pairs = zip(files["sha"], files["path"], strict=True)
+    """:func:`code_line_values` of a files frame: columns ``la_code``, ``la_control`` and
+    ``code_tokens``."""
+    pairs = list(zip(files["sha"], files["path"], strict=True))
     out = pd.DataFrame(
         code_line_values(pairs, counts, extensions),
         index=files.index,
         columns=["la_code", "la_control"],
         dtype="float64",
+    )
+    out["code_tokens"] = pd.Series(
+        code_token_values(pairs, counts, extensions), index=files.index, dtype=object
     )
     return cap_code_lines(out, files["la"])
 
@@ -813,13 +835,17 @@ def code_line_columns(
 def cap_code_lines(counts: pd.DataFrame, la: Any) -> pd.DataFrame:
     """No more lines of code than lines added: the source-only diff misses a rename whose
     old name has no source ending (``tool`` -> ``tool.sh``) and shows the whole file as
-    added, while the history (all paths) sees the rename."""
+    added, while the history (all paths) sees the rename (then it adds no tokens either)."""
     la = pd.to_numeric(pd.Series(la, index=counts.index), errors="coerce")
     code = counts["la_code"].where(counts["la_code"].isna(), np.minimum(counts["la_code"], la))
     control = counts["la_control"].where(
         counts["la_control"].isna(), np.minimum(counts["la_control"], code)
     )
-    return pd.DataFrame({"la_code": code, "la_control": control}, index=counts.index)
+    out = pd.DataFrame({"la_code": code, "la_control": control}, index=counts.index)
+    if "code_tokens" in counts.columns:
+        tokens = counts["code_tokens"].astype(object)
+        out["code_tokens"] = tokens.where(~(code == 0) | tokens.isna(), "")
+    return out
 
 
 def _fill_counts(result: MineResult, changes: pd.DataFrame, new: set[str] | None = None) -> None:

@@ -611,7 +611,10 @@ def _add_influence(
         return
     for d in drift:
         if d.feature in contrib.columns:
-            d.influence = float(np.nanmean(np.abs(contrib[d.feature].to_numpy(dtype=float))))
+            w = np.abs(contrib[d.feature].to_numpy(dtype=float))
+            w = w[np.isfinite(w)]
+            # unknown weight (None) keeps an alert: only a known small weight discards it
+            d.influence = float(w.mean()) if len(w) else None
 
 
 RETRAIN_FILE = "retrain.json"
@@ -624,9 +627,28 @@ def last_retrain(data_dir: str | Path) -> dict[str, Any] | None:
     path = models_dir(Path(data_dir)) / RETRAIN_FILE
     try:
         data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        if not isinstance(data, dict):
+            return None
+        at = pd.Timestamp(data["at"])
+        data["at"] = (at.tz_localize("UTC") if at.tzinfo is None else at).isoformat()
+        data["labelled"] = int(data.get("labelled") or 0)
+        data["reasons"] = [str(r) for r in data.get("reasons") or []]
+    except (OSError, ValueError, TypeError, KeyError):
         return None  # none yet, or unreadable: it only holds back a repeated recommendation
-    return data if isinstance(data, dict) and data.get("at") else None
+    return data
+
+
+def reason_kind(reason: str) -> str:
+    """What a retraining reason is about: drift, realized accuracy, age or the bundled model."""
+    for key, kind in (
+        ("feature drift", "drift"),
+        ("realized ROC-AUC", "accuracy"),
+        ("days old", "age"),
+        ("bundled model", "bundled"),
+    ):
+        if key in reason:
+            return kind
+    return reason
 
 
 def _record_retrain(data_dir: Path, out: dict[str, Any], labelled: int) -> None:
@@ -639,6 +661,7 @@ def _record_retrain(data_dir: Path, out: dict[str, Any], labelled: int) -> None:
         "promoted": bool(out.get("promoted")),
         "summary": out.get("summary", ""),
         "labelled": labelled,
+        "reasons": sorted({reason_kind(r) for r in out.get("reasons") or []}),
     }
     folder = models_dir(data_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -702,8 +725,9 @@ def monitor(
         ref = frame[frame["author_time"] <= recent_start]
         ref_source = "history"
     # the columns the model reads (the Kamei features without a model)
-    wanted = list(meta.get("features") or ()) if model is not None else list(DEFAULT_FEATURES)
-    features = [f for f in wanted if f in frame.columns]
+    wanted = list(meta.get("features") or ()) or list(DEFAULT_FEATURES)
+    # numeric columns only: a token model's text input has no distribution to compare
+    features = [f for f in wanted if f in frame.columns and f != "code_tokens"]
     drift = feature_drift(ref, recent, features, cfg)
     if model is not None:
         _add_influence(drift, model, recent, warnings)
@@ -787,12 +811,13 @@ def monitor(
         # a retrain was tried for this model and kept it: say so instead of asking again
         # every run, until the cool-down passes or more changes are labelled
         at = pd.Timestamp(last["at"])
-        at = at.tz_localize("UTC") if at.tzinfo is None else at
         labelled = int((frame["label_state"] != "unlabelled").sum())
-        more = labelled - int(last.get("labelled", 0))
+        more = max(labelled - last["labelled"], 0)
         wait = now_ts - at < pd.Timedelta(days=mcfg.retrain_cooldown_days)
+        same = {reason_kind(r) for r in reasons} <= set(last["reasons"])
         if (
             last.get("champion") == getattr(model, "version", None)
+            and same
             and wait
             and more < mcfg.min_changes
         ):
@@ -1329,7 +1354,7 @@ def _retrain(
     from diffrisk.evaluate import prepare_frame, time_folds
     from diffrisk.paths import models_dir
     from diffrisk.registry import ModelRegistry, load_model
-    from diffrisk.train import KINDS, fit_estimator, raw_features, training_medians
+    from diffrisk.train import KINDS, fit_estimator, model_reference, raw_features
     from diffrisk.vendored import resolve as resolve_vendored
 
     cfg = config or Config()
@@ -1441,7 +1466,13 @@ def _retrain(
     last = times[elig].max()
     rows = frame[elig & (times >= last - window)]
     y = rows["label"].astype(int).to_numpy()
-    est = fit_estimator(kind, rows, y, rows["n_fixes"].to_numpy(), code_metrics=cm)
+    try:
+        est = fit_estimator(kind, rows, y, rows["n_fixes"].to_numpy(), code_metrics=cm)
+    except DataError as err:
+        out["summary"] = (
+            f"challenger won but cannot be refitted on the recent window: {err.message}"
+        )
+        return out
     why = (
         f"challenger promoted by diffrisk monitor: ROC-AUC {auc_ch:.3f} vs {auc_champ:.3f} for {champion.version} "
         f"on the latest fold ({fold.test_start[:10]} – {fold.test_end[:10]})"
@@ -1463,7 +1494,7 @@ def _retrain(
             "rank_metric": "roc_auc",
             "champion_latest_fold": {"roc_auc": auc_champ},
         },
-        "reference": training_medians(kind, rows, cm),
+        "reference": model_reference(kind, est, rows, cm),
         "repository": str(repo) if repo is not None else None,
         "promotion": {
             "by": "diffrisk monitor --retrain",

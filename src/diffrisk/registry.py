@@ -46,6 +46,8 @@ TRUSTED_TYPES = frozenset(
     {
         "diffrisk.train.kamei_transform",
         "diffrisk.train.la_transform",
+        "diffrisk.train.lines_transform",
+        "diffrisk.train.token_text",
         "diffrisk.train.shrink_extras",
         "diffrisk.train.PoissonRiskClassifier",
         "numpy.dtype",
@@ -145,7 +147,8 @@ class LoadedModel:
         missing = [
             c
             for c in self.features
-            if c not in df.columns and c not in ("la_source", "la_code", "la_control")
+            if c not in df.columns
+            and c not in ("la_source", "la_code", "la_control", "code_tokens")
         ]
         if missing:
             raise ModelError(
@@ -175,6 +178,9 @@ class LoadedModel:
             return pd.DataFrame(columns=self.features)
         lin = linear_contributions(self.estimator, df)
         if lin is not None:
+            ref = (self.metadata.get("reference") or {}).get("code_tokens")
+            if "code_tokens" in lin.columns and ref is not None:
+                lin["code_tokens"] -= float(ref)  # relative to a typical training change
             return lin[[c for c in self.features if c in lin.columns]]
         reference = self.metadata.get("reference") or {}
         ref = {c: float(reference.get(c, 0.0)) for c in self.features}

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 TS = pa.timestamp("s", tz="UTC")
 
@@ -169,6 +169,12 @@ FILES: tuple[Column, ...] = (
         pa.int64(),
         "added control-flow lines: lines of code (as la_code) that begin with a branch, loop, "
         "exception or exit keyword (if, else, for, while, try, except, return, raise, ...)",
+    ),
+    Column(
+        "code_tokens",
+        pa.string(),
+        "distinct tokens (names, keywords, operators) of the lines la_code counts, "
+        "space-separated and sorted, at most 1,000 per file (null where la_code is)",
     ),
     Column(
         "cc_before",

@@ -45,6 +45,7 @@ from diffrisk.mine import (
     change_row,
     code_line_values,
     code_metric_columns,
+    code_token_values,
     diff_record,
     file_rows,
     known_commits,
@@ -370,14 +371,17 @@ def _source_rule(
 
 
 def _add_code_lines(rows: list[dict[str, Any]], counts: CodeCounts, exts: list[str]) -> None:
+    pairs = [(r["sha"], r["path"]) for r in rows]
     values = pd.DataFrame(
-        code_line_values(((r["sha"], r["path"]) for r in rows), counts, exts),
-        columns=["la_code", "la_control"],
-        dtype="float64",
+        code_line_values(pairs, counts, exts), columns=["la_code", "la_control"], dtype="float64"
     )
+    values["code_tokens"] = pd.Series(code_token_values(pairs, counts, exts), dtype=object)
     capped = cap_code_lines(values, [r["la"] for r in rows])
-    for r, code, control in zip(rows, capped["la_code"], capped["la_control"], strict=True):
+    for r, code, control, tokens in zip(
+        rows, capped["la_code"], capped["la_control"], capped["code_tokens"], strict=True
+    ):
         r["la_code"], r["la_control"] = float(code), float(control)
+        r["code_tokens"] = tokens
 
 
 def _rows_frame(
@@ -400,6 +404,7 @@ def _rows_frame(
             "is_python",
             "la_code",
             "la_control",
+            "code_tokens",
         ],
     )
     if metrics is not None and len(df):
@@ -604,6 +609,8 @@ def _predict(model: Any, df: pd.DataFrame) -> np.ndarray:
 def _feature_dict(row: pd.Series) -> dict[str, Any]:
     out = {}
     for k, v in row.items():
+        if k == "code_tokens":
+            continue  # up to thousands of words: the factors name the ones that matter
         if k == "author_time":
             out[k] = pd.Timestamp(v).isoformat()
         elif isinstance(v, np.ndarray):
@@ -673,6 +680,10 @@ def score(
 
     pr = a.pr_row.iloc[0]
     ctx = explain.Context.of(a)
+    if "code_tokens" in contrib.columns:
+        from diffrisk.train import top_tokens
+
+        ctx.tokens = top_tokens(getattr(model, "estimator", None), a.pr_row)
     factors = explain.factors(contrib.iloc[0], pr, ctx, scfg.top_factors)
     files = explain.hotspots(a, file_scores, scfg.top_files)
     for f in files:

@@ -18,6 +18,7 @@ import fnmatch
 import os
 import re
 import tempfile
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -319,13 +320,16 @@ def cosmetic_lines(
 
 def _same_ast(a: bytes, b: bytes) -> bool:
     try:
-        return ast.dump(ast.parse(a)) == ast.dump(ast.parse(b))
+        return ast.dump(_parse(a)) == ast.dump(_parse(b))
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return False
 
 
-#: Imports from these modules only serve type hints (or future syntax).
-_TYPING_MODULES = frozenset({"typing", "typing_extensions", "__future__", "collections.abc"})
+#: Modules whose imports only serve type hints (``__future__``: only ``annotations``).
+_TYPING_MODULES = frozenset({"typing", "typing_extensions", "collections.abc"})
+#: Decorators that leave a function's annotations unread (any other decorator may read
+#: them: ``functools.singledispatch``'s ``register``, FastAPI routes, typer commands).
+_PLAIN_DECORATORS = frozenset({"overload", "staticmethod", "classmethod", "property", "override"})
 
 
 def _named(node: ast.expr, name: str) -> bool:
@@ -335,22 +339,49 @@ def _named(node: ast.expr, name: str) -> bool:
     )
 
 
+def _decorator_name(node: ast.expr) -> str:
+    node = node.func if isinstance(node, ast.Call) else node
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return node.id if isinstance(node, ast.Name) else ""
+
+
 class _StripAnnotations(ast.NodeTransformer):
-    """Removes what only type checkers read: annotations, typing imports, ``if
-    TYPE_CHECKING:`` blocks, ``@overload`` stubs, ``typing.cast`` and type aliases."""
+    """Removes what only type checkers read: annotations (not of class fields, nor of
+    functions with a decorator that may read them), ``if TYPE_CHECKING:`` blocks,
+    ``@overload`` stubs, ``typing.cast`` and ``type`` aliases; then the imports from
+    typing modules (and ``from __future__ import annotations``) that nothing left uses."""
+
+    def __init__(self) -> None:
+        self.casts: set[str] = set()  # local names of typing.cast
+        self.typing_modules: set[str] = set()  # local names of the typing modules
+
+    def strip(self, tree: ast.Module) -> ast.Module:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module in _TYPING_MODULES:
+                self.casts.update(a.asname or a.name for a in node.names if a.name == "cast")
+            elif isinstance(node, ast.Import):
+                self.typing_modules.update(
+                    a.asname or a.name for a in node.names if a.name in _TYPING_MODULES
+                )
+        tree = self.visit(tree)
+        used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        return _UnusedTypingImports(used).visit(tree)
 
     def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.AST | None:
-        if any(_named(d, "overload") for d in node.decorator_list):
+        names = {_decorator_name(d) for d in node.decorator_list}
+        if "overload" in names:
             return None
-        a = node.args
-        for arg in (*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg):
-            if arg is not None:
-                arg.annotation = None
-                arg.type_comment = None
-        node.returns = None
-        node.type_comment = None
-        if hasattr(node, "type_params"):
-            node.type_params = []
+        if names <= _PLAIN_DECORATORS:
+            a = node.args
+            for arg in (*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg):
+                if arg is not None:
+                    arg.annotation = None
+                    arg.type_comment = None
+            node.returns = None
+            node.type_comment = None
+            if hasattr(node, "type_params"):
+                node.type_params = []
         self.generic_visit(node)
         return node
 
@@ -383,9 +414,6 @@ class _StripAnnotations(ast.NodeTransformer):
             return ast.Expr(value=node.target)
         return ast.Assign(targets=[node.target], value=node.value)
 
-    def visit_ImportFrom(self, node: ast.ImportFrom) -> ast.AST | None:
-        return None if node.module in _TYPING_MODULES else node
-
     def visit_If(self, node: ast.If) -> ast.AST | list[ast.stmt] | None:
         if _named(node.test, "TYPE_CHECKING"):
             return [self.visit(n) for n in node.orelse] or None
@@ -394,12 +422,42 @@ class _StripAnnotations(ast.NodeTransformer):
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
         self.generic_visit(node)
-        if _named(node.func, "cast") and len(node.args) == 2 and not node.keywords:
+        f = node.func
+        is_cast = (isinstance(f, ast.Name) and f.id in self.casts) or (
+            isinstance(f, ast.Attribute)
+            and f.attr == "cast"
+            and isinstance(f.value, ast.Name)
+            and f.value.id in self.typing_modules
+        )
+        if is_cast and len(node.args) == 2 and not node.keywords:
             return node.args[1]
         return node
 
     def visit_TypeAlias(self, node: ast.AST) -> None:  # "type X = ..." (Python 3.12)
         return None
+
+
+class _UnusedTypingImports(ast.NodeTransformer):
+    """Drops names imported from typing modules that the stripped tree no longer uses
+    (a name still used at run time, ``NamedTuple`` or an alias, stays and is compared)."""
+
+    def __init__(self, used: set[str]) -> None:
+        self.used = used
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> ast.AST | None:
+        if node.module == "__future__":
+            node.names = [a for a in node.names if a.name != "annotations"]
+        elif node.module in _TYPING_MODULES:
+            node.names = [a for a in node.names if (a.asname or a.name) in self.used]
+        return node if node.names else None
+
+    def visit_Import(self, node: ast.Import) -> ast.AST | None:
+        node.names = [
+            a
+            for a in node.names
+            if a.name not in _TYPING_MODULES or (a.asname or a.name) in self.used
+        ]
+        return node if node.names else None
 
 
 #: Operators and keywords a change of annotations alone never adds or removes: equal
@@ -410,6 +468,12 @@ _NOT_ANNOTATION = re.compile(
 )
 
 
+def _parse(text: bytes) -> ast.Module:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SyntaxWarning: invalid escape sequence, ...
+        return ast.parse(text)
+
+
 def _same_without_annotations(a: bytes, b: bytes) -> bool:
     """Do two versions of a Python file differ, but only in what type checkers read?
     (Equal ASTs are a reformat, not an annotation change.)"""
@@ -418,10 +482,11 @@ def _same_without_annotations(a: bytes, b: bytes) -> bool:
     ):
         return False
     try:
-        strip = _StripAnnotations()
-        if ast.dump(strip.visit(ast.parse(a))) != ast.dump(strip.visit(ast.parse(b))):
+        ta, tb = _parse(a), _parse(b)
+        plain_a, plain_b = ast.dump(ta), ast.dump(tb)
+        if plain_a == plain_b:
             return False
-        return ast.dump(ast.parse(a)) != ast.dump(ast.parse(b))
+        return ast.dump(_StripAnnotations().strip(ta)) == ast.dump(_StripAnnotations().strip(tb))
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return False
 

@@ -47,16 +47,17 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, PoissonRegressor
 from sklearn.model_selection import TimeSeriesSplit
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.preprocessing import FunctionTransformer, Normalizer, StandardScaler
 
 from diffrisk.config import Config, LabelConfig
 from diffrisk.errors import DataError
 
-KINDS = ("logistic", "hgb", "poisson", "anchored", "la")
+KINDS = ("logistic", "hgb", "poisson", "anchored", "tokens", "la")
 
 #: Kamei et al.'s change features minus ND and REXP (collinear with NS/NF and EXP); the
 #: learned models also get ``la_source`` and PFIX (prior fixes on the touched files).
@@ -90,12 +91,16 @@ LA_CONTROL = "la_control"
 CONTROL_SHARE = 0.22
 #: The columns the ``anchored`` model never shrinks: how much blameable code a change adds.
 ANCHORS = (LA_SOURCE, LA_CODE, LA_CONTROL)
+#: The distinct tokens of a change's added lines of code (the ``tokens`` model's text input).
+CODE_TOKENS = "code_tokens"
 
 
 def raw_features(kind: str, code_metrics: bool = False, pfix: bool = True) -> list[str]:
     """The ``changes`` columns a candidate reads (its feature schema)."""
     if kind == "la":
         return [LA_SOURCE]
+    if kind == "tokens":
+        return [*ANCHORS, CODE_TOKENS]
     return [*KAMEI_FEATURES, LA_SOURCE, LA_CODE, LA_CONTROL, *([PFIX] if pfix else [])] + (
         list(CODE_FEATURES) if code_metrics else []
     )
@@ -143,13 +148,9 @@ def kamei_transform(
         LA_SOURCE: np.log1p(np.maximum(_la_source(X), 0.0)),
     }
     if code_lines:
-        # Unknown (mined before schema 3, or git could not diff it): all source lines count.
-        code = _num(X, LA_CODE) if LA_CODE in X.columns else np.full(len(X), np.nan)
-        code = np.where(np.isnan(code), _la_source(X), code)
+        code, ctl = _code_counts(X)
         out[LA_CODE] = np.log1p(np.maximum(code, 0.0))
         if control_lines:
-            ctl = _num(X, LA_CONTROL) if LA_CONTROL in X.columns else np.full(len(X), np.nan)
-            ctl = np.where(np.isnan(ctl), CONTROL_SHARE * code, ctl)
             out[LA_CONTROL] = np.log1p(np.maximum(ctl, 0.0))
     if pfix:
         # Rows without the column (mined before schema 2) count as no prior fixes.
@@ -168,6 +169,46 @@ def kamei_transform(
 
 def _la_source(X: pd.DataFrame) -> np.ndarray:
     return _num(X, LA_SOURCE if LA_SOURCE in X.columns else "la")
+
+
+def _code_counts(X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(``la_code``, ``la_control``); unknown counts (mined before schema 3, or git could
+    not diff the commit): all source lines count as code, :data:`CONTROL_SHARE` of them
+    as control flow."""
+    code = _num(X, LA_CODE) if LA_CODE in X.columns else np.full(len(X), np.nan)
+    code = np.where(np.isnan(code), _la_source(X), code)
+    ctl = _num(X, LA_CONTROL) if LA_CONTROL in X.columns else np.full(len(X), np.nan)
+    ctl = np.where(np.isnan(ctl), CONTROL_SHARE * code, ctl)
+    return code, ctl
+
+
+def lines_transform(X: pd.DataFrame) -> pd.DataFrame:
+    """``log1p`` of the added-line counts (``la_source``, ``la_code``, ``la_control``),
+    as :func:`kamei_transform` computes them: the ``tokens`` model's numeric inputs."""
+    X = pd.DataFrame(X)
+    code, ctl = _code_counts(X)
+    return pd.DataFrame(
+        {
+            LA_SOURCE: np.log1p(np.maximum(_la_source(X), 0.0)),
+            LA_CODE: np.log1p(np.maximum(code, 0.0)),
+            LA_CONTROL: np.log1p(np.maximum(ctl, 0.0)),
+        },
+        index=X.index,
+    )
+
+
+#: The token of a change that adds no code (so the vocabulary is never empty).
+NO_TOKENS = "<none>"
+
+
+def token_text(X: pd.DataFrame) -> np.ndarray:
+    """The ``code_tokens`` of each row as text for a bag of words (:data:`NO_TOKENS` when
+    there are none)."""
+    X = pd.DataFrame(X)
+    if CODE_TOKENS not in X.columns:
+        return np.full(len(X), NO_TOKENS, dtype=object)
+    text = X[CODE_TOKENS].fillna("").astype(str)
+    return text.where(text.str.strip() != "", NO_TOKENS).to_numpy(dtype=object)
 
 
 def la_transform(X: pd.DataFrame) -> pd.DataFrame:
@@ -221,9 +262,25 @@ def source_code_lines_added(
     return code.groupby(files.loc[mask, "sha"]).sum(min_count=1).astype("float64").rename(column)
 
 
+def source_code_tokens(files: pd.DataFrame, cfg: LabelConfig) -> pd.Series:
+    """The distinct tokens of the added lines of code in source files per commit (index:
+    sha; space-separated, sorted; the label stage's source rule, as ``la_code``)."""
+    from diffrisk.codelines import join_tokens
+
+    if files.empty or CODE_TOKENS not in files.columns:
+        return pd.Series(dtype=object, name=CODE_TOKENS)
+    paths = files["path"].astype(str)
+    src = {p: is_source_path(p, cfg) for p in pd.unique(paths)}
+    mask = paths.map(src).astype(bool) & files[CODE_TOKENS].notna()
+    if "binary" in files.columns:
+        mask &= ~files["binary"].fillna(False).astype(bool)
+    sub = files.loc[mask, ["sha", CODE_TOKENS]]
+    return sub.groupby("sha")[CODE_TOKENS].agg(join_tokens).rename(CODE_TOKENS)
+
+
 def with_code_lines(frame: pd.DataFrame, files: pd.DataFrame, cfg: LabelConfig) -> pd.DataFrame:
     """Add ``la_code`` and ``la_control`` to changes rows: 0 without source files, NaN
-    when unknown."""
+    when unknown; and ``code_tokens`` ("" without source files or when unknown)."""
     out = frame.copy()
     for column in (LA_CODE, LA_CONTROL):
         if column not in files.columns:
@@ -232,6 +289,8 @@ def with_code_lines(frame: pd.DataFrame, files: pd.DataFrame, cfg: LabelConfig) 
         per = source_code_lines_added(files, cfg, column)
         has_src = out["sha"].isin(set(per.index))
         out[column] = out["sha"].map(per).where(has_src, 0.0).astype("float64")
+    tokens = source_code_tokens(files, cfg)
+    out[CODE_TOKENS] = out["sha"].map(tokens).fillna("").astype(object)
     return out
 
 
@@ -367,6 +426,111 @@ def _anchored_pipeline(scale: float, code_metrics: bool = False, pfix: bool = Tr
     )
 
 
+#: Tokens must occur in at least this many training changes to enter the vocabulary.
+TOKEN_MIN_DF = 10
+#: At most this many tokens (the most frequent) per model.
+TOKEN_VOCABULARY = 5000
+#: The ``tokens`` model needs at least this many training rows (its vocabulary needs
+#: repeated tokens; small histories are left to the other candidates).
+TOKEN_MIN_ROWS = 100
+
+
+def _tokens_pipeline() -> Pipeline:
+    """The added-line counts (standardised) next to the bag of tokens of the added code
+    (binary, rows scaled to unit length), in one L2 logistic regression (JITLine's
+    recipe, Pornprasit and Tantithamthavorn 2021, with a linear model)."""
+    return Pipeline(
+        [
+            (
+                "features",
+                FeatureUnion(
+                    [
+                        (
+                            "lines",
+                            Pipeline(
+                                [
+                                    ("features", FunctionTransformer(lines_transform)),
+                                    (
+                                        "impute",
+                                        SimpleImputer(
+                                            strategy="constant",
+                                            fill_value=0.0,
+                                            keep_empty_features=True,
+                                        ),
+                                    ),
+                                    ("scale", StandardScaler()),
+                                ]
+                            ),
+                        ),
+                        (
+                            "tokens",
+                            Pipeline(
+                                [
+                                    ("text", FunctionTransformer(token_text)),
+                                    (
+                                        "bag",
+                                        CountVectorizer(
+                                            token_pattern=r"\S+",
+                                            lowercase=False,
+                                            binary=True,
+                                            min_df=TOKEN_MIN_DF,
+                                            max_features=TOKEN_VOCABULARY,
+                                            dtype=np.float64,
+                                        ),
+                                    ),
+                                    ("norm", Normalizer()),
+                                ]
+                            ),
+                        ),
+                    ]
+                ),
+            ),
+            ("clf", LogisticRegression(class_weight="balanced", max_iter=3000, C=0.1)),
+        ]
+    )
+
+
+def token_scores(estimator: Any, X: pd.DataFrame) -> np.ndarray | None:
+    """The token block's share of the log-odds per row (Platt slope x token weights x
+    the row's token vector, averaged over the calibration members), or None for a model
+    without one."""
+    members = getattr(estimator, "calibrated_classifiers_", None) or []
+    total = None
+    for m in members:
+        union = getattr(m.estimator, "named_steps", {}).get("features")
+        if not isinstance(union, FeatureUnion):
+            return None
+        tokens = dict(union.transformer_list)["tokens"]
+        n_lines = len(ANCHORS)
+        w = m.estimator.named_steps["clf"].coef_[0][n_lines:]
+        a = float(m.calibrators[0].a_)
+        part = -a * np.asarray(tokens.transform(X) @ w, dtype=float).ravel()
+        total = part if total is None else total + part
+    return None if total is None else total / len(members)
+
+
+def top_tokens(estimator: Any, row: pd.DataFrame, n: int = 5) -> list[tuple[str, float]]:
+    """The names and keywords of one change that raise (positive) or lower its risk most:
+    (token, log-odds contribution), largest magnitude first; [] for a model without
+    tokens. Operators and brackets count in the model but name nothing a reader can act
+    on, so they are not listed."""
+    members = getattr(estimator, "calibrated_classifiers_", None) or []
+    weights: dict[str, float] = {}
+    for m in members:
+        union = getattr(m.estimator, "named_steps", {}).get("features")
+        if not isinstance(union, FeatureUnion):
+            return []
+        tokens = dict(union.transformer_list)["tokens"]
+        vec = tokens.transform(row.iloc[:1]).tocsr()
+        w = m.estimator.named_steps["clf"].coef_[0][len(ANCHORS) :]
+        a = float(m.calibrators[0].a_)
+        names = tokens.named_steps["bag"].get_feature_names_out()
+        for j, v in zip(vec.indices, vec.data, strict=True):
+            weights[str(names[j])] = weights.get(str(names[j]), 0.0) - a * w[j] * v / len(members)
+    named = [(t, c) for t, c in weights.items() if c != 0.0 and (t[:1].isalpha() or t[:1] == "_")]
+    return sorted(named, key=lambda kv: -abs(kv[1]))[:n]
+
+
 def anchor_scale(estimator: Any) -> float | None:
     """The factor an ``anchored`` model was fitted with (None for other kinds)."""
     members = getattr(estimator, "calibrated_classifiers_", None) or []
@@ -422,6 +586,13 @@ def build_estimator(
     if kind == "anchored":
         return CalibratedClassifierCV(
             _anchored_pipeline(anchor_scale_value, code_metrics, pfix),
+            method="sigmoid",
+            cv=TimeSeriesSplit(n_splits=calibration_splits),
+            ensemble=True,
+        )
+    if kind == "tokens":
+        return CalibratedClassifierCV(
+            _tokens_pipeline(),
             method="sigmoid",
             cv=TimeSeriesSplit(n_splits=calibration_splits),
             ensemble=True,
@@ -487,6 +658,12 @@ def fit_estimator(
     n_pos = int(y.sum())
     while splits > 1 and (n_pos < 4 * (splits + 1) or len(y) - n_pos < 4 * (splits + 1)):
         splits -= 1
+    if kind == "tokens" and len(y) < TOKEN_MIN_ROWS:
+        raise DataError(
+            f"the tokens model needs at least {TOKEN_MIN_ROWS} labelled changes to train on "
+            f"(here {len(y)})",
+            hint="the other candidates still compete",
+        )
     scale = 0.0
     if kind == "anchored":
         scale, _ = select_anchor_scale(X, y, code_metrics, pfix=pfix)
@@ -523,9 +700,23 @@ def training_medians(
     """Reference values (training medians of the raw features) for contributions."""
     out = {}
     for col in raw_features(kind, code_metrics, pfix):
+        if col == CODE_TOKENS:
+            continue  # text: its reference is the mean token score (token_scores)
         src = col if col in X.columns else ("la" if col == LA_SOURCE else col)
         v = pd.to_numeric(X[src], errors="coerce").median() if src in X.columns else np.nan
         out[col] = float(v) if pd.notna(v) else 0.0
+    return out
+
+
+def model_reference(
+    kind: str, estimator: Any, X: pd.DataFrame, code_metrics: bool = False
+) -> dict[str, float]:
+    """:func:`training_medians`, plus for the ``tokens`` model the mean token score of its
+    training rows (its token contribution is shown relative to a typical change)."""
+    out = training_medians(kind, X, code_metrics)
+    scores = token_scores(estimator, X) if kind == "tokens" else None
+    if scores is not None and len(scores):
+        out[CODE_TOKENS] = float(np.mean(scores))
     return out
 
 
@@ -544,6 +735,8 @@ def linear_contributions(est: Any, X: pd.DataFrame) -> pd.DataFrame | None:
     members = getattr(est, "calibrated_classifiers_", None)
     if not members:
         return None
+    if isinstance(members[0].estimator.named_steps.get("features"), FeatureUnion):
+        return _tokens_contributions(est, X)
     total = None
     for m in members:
         pipe = m.estimator
@@ -557,6 +750,25 @@ def linear_contributions(est: Any, X: pd.DataFrame) -> pd.DataFrame | None:
         frame = pd.DataFrame(contrib, columns=names, index=X.index)
         total = frame if total is None else total + frame
     return total / len(members)
+
+
+def _tokens_contributions(est: Any, X: pd.DataFrame) -> pd.DataFrame:
+    """The ``tokens`` model: each added-line count as for linear models, and the token
+    block as one column ``code_tokens`` (not centred; see :func:`token_scores`)."""
+    total = None
+    for m in est.calibrated_classifiers_:
+        union = m.estimator.named_steps["features"]
+        lines = dict(union.transformer_list)["lines"]
+        coef = m.estimator.named_steps["clf"].coef_[0]
+        a = float(m.calibrators[0].a_)
+        z = np.asarray(lines.transform(X), dtype=float)
+        part = pd.DataFrame(-a * z * coef[: z.shape[1]], columns=list(ANCHORS), index=X.index)
+        total = part if total is None else total + part
+    assert total is not None
+    out = total / len(est.calibrated_classifiers_)
+    scores = token_scores(est, X)
+    out[CODE_TOKENS] = scores if scores is not None else 0.0
+    return out
 
 
 def replacement_contributions(
@@ -734,7 +946,7 @@ def train(
         "n_train": len(rows),
         "n_buggy": int(rows["label"].astype(int).sum()),
         "metrics": metrics,
-        "reference": training_medians(kind, rows, cm),
+        "reference": model_reference(kind, est, rows, cm),
         "evaluation": {
             "folds": cfg.train.folds,
             "gap_days": ev.gap_days,
