@@ -113,12 +113,16 @@ def test_a_bare_repository_without_a_config_file_is_bare(
 
     from diffrisk.gitio import open_repo
 
-    builder.commit({"a.py": "x = 1\n"}, day=0)
+    builder.commit({"a.py": "x = 1\n"}, day=0, email="alias@example.com")
+    builder.commit({".mailmap": "Real <real@example.com> <alias@example.com>\n"}, day=1)
+    builder.commit({"a.py": "x = 2\n"}, day=2, email="alias@example.com")
     bare = tmp_path / "mirror" / "repo"
     subprocess.run(["git", "clone", "-q", "--bare", str(builder.path), str(bare)], check=True)
     (bare / "config").unlink()  # as some mirrors come: git still calls it bare
     repo = open_repo(bare)
     assert repo.bare and repo.path == bare.resolve()
+    # and reads HEAD:.mailmap as in any bare repository
+    assert repo.run("log", "-1", "--format=%aE").strip() == b"real@example.com"
     data = str(tmp_path / "data")
     code, out, _ = _cli("mine", "--repo", str(bare), "--data-dir", data, "-q")
     assert code == 0, out

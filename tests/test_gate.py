@@ -706,3 +706,17 @@ def test_deploy_gate_base_from_last_successful_deployment(deploy_repo, tmp_path,
     assert res.exit_code == 0, res.output
     d = json.loads(res.output)
     assert len(d["changes"]) == 3 and d["outcome"] == "pass"
+
+
+def test_deploy_summary_cuts_long_subjects_visibly_and_escapes_them() -> None:
+    from diffrisk.cli.gate import deploy_summary
+
+    long = "Fix the parser so it trims leading and trailing whitespace | pipes *bold* (#3056) " * 2
+    d = decide_deploy(
+        [ShippedChange("a" * 40, long.strip(), 0.3), ShippedChange("b" * 40, "short", 0.1)]
+    )
+    text = deploy_summary(d, "c" * 40, "d" * 40)
+    row = next(line for line in text.splitlines() if line.startswith("| `aaaaaaaaaaaa`"))
+    assert row.endswith("… |") and "&#124;" in row and "\\*bold\\*" in row
+    assert row.count("|") == 4  # the pipe in the subject does not split the cell
+    assert "| `bbbbbbbbbbbb` | 10% | short |" in text

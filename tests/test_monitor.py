@@ -140,6 +140,11 @@ def test_thresholds_come_from_config(histories: dict[str, Path]) -> None:
     few = parse_config({"monitor": {"min_changes": 60}})  # recent window holds 45 changes
     r = mon.monitor(histories["newteam"], few)
     assert r.drift_status == "insufficient"
+    # the reference is the last reference_days of the older history (90 changes, 180 days)
+    short = parse_config({"monitor": {"reference_days": 30}})
+    r = mon.monitor(histories["stable"], short)
+    start, end = pd.Timestamp(r.reference["start"]), pd.Timestamp(r.reference["end"])
+    assert end - start <= pd.Timedelta(days=30) and r.reference["changes"] == 16
 
 
 def test_psi_by_hand() -> None:

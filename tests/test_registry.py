@@ -239,6 +239,12 @@ def test_a_damaged_current_model_hint_names_ways_out_that_work(tmp_path) -> None
     assert err.value.hint == hint
     # way 2: roll back to the earlier model
     assert reg.rollback() == a and load_model(data).version == a
+    # with no earlier model to go back to, the hint does not offer it
+    path = reg.root / a / "model.skops"
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(ModelError) as err:
+        load_model(data)
+    assert "rollback" not in (err.value.hint or "") and "train --force" in (err.value.hint or "")
     # way 3: delete the models directory, and the bundled model scores
     shutil.rmtree(reg.root)
     assert load_model(data).source == "bundled"

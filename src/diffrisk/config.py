@@ -324,6 +324,8 @@ class MonitorConfig(_Section):
 
     recent_days: int = Field(90, ge=1)
     """Recent window compared with the training window (days up to the newest mined change)."""
+    reference_days: int = Field(365, ge=30)
+    """The reference for drift: the last this many days of the training window (or of the history before the recent window)."""
     psi_warn: float = Field(0.1, ge=0)
     """Population stability index at which a feature's drift is a warning (if the KS test agrees)."""
     psi_alert: float = Field(0.25, ge=0)

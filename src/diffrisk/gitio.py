@@ -53,7 +53,11 @@ class GitRepo:
         return env
 
     def argv(self, *args: str) -> list[str]:
-        return ["git", "--git-dir", str(self.git_dir), *GIT_CONFIG, *args]
+        # --bare: with --git-dir alone, git takes the current directory for a work tree
+        # when the repository's config does not say it is bare, and then ignores the
+        # HEAD:.mailmap a bare repository uses
+        bare = ["--bare"] if self.bare else []
+        return ["git", *bare, "--git-dir", str(self.git_dir), *GIT_CONFIG, *args]
 
     def run(self, *args: str, input: bytes | None = None, check: bool = True) -> bytes:
         """Run git and return stdout; a failure raises :class:`GitCommandError`."""

@@ -724,6 +724,11 @@ def monitor(
     if tw_end is None or len(ref) < mcfg.min_changes:
         ref = frame[frame["author_time"] <= recent_start]
         ref_source = "history"
+    # the last reference_days of it: counters that grow over a project's life (NDEV, EXP,
+    # AGE) always drift against a whole history; the question is what changed lately
+    if len(ref):
+        newest = ref["author_time"].max()
+        ref = ref[ref["author_time"] >= newest - pd.Timedelta(days=mcfg.reference_days)]
     # the columns the model reads (the Kamei features without a model)
     wanted = list(meta.get("features") or ()) or list(DEFAULT_FEATURES)
     # numeric columns only: a token model's text input has no distribution to compare

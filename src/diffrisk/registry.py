@@ -66,12 +66,12 @@ _FIX = "retrain with `diffrisk train --force`"
 _BUNDLED_FIX = "reinstall diffrisk (pip install --force-reinstall diffrisk)"
 
 
-def repair_hint(models_root: Path) -> str:
-    """What to do about a damaged or missing repository model: three ways that work."""
+def repair_hint(models_root: Path, can_roll_back: bool = True) -> str:
+    """What to do about a damaged or missing repository model: the ways that work here."""
+    back = ", go back to the earlier one with `diffrisk models rollback`," if can_roll_back else ""
     return (
-        "fit a new model with `diffrisk train --force`, go back to an earlier one with "
-        f"`diffrisk models rollback`, or delete {models_root} to use the bundled model "
-        "until a new one is trained"
+        f"fit a new model with `diffrisk train --force`{back} or delete {models_root} to use "
+        "the bundled model until a new one is trained"
     )
 
 
@@ -352,7 +352,9 @@ class ModelRegistry:
         v = version or self.current()
         if v is None:
             raise ModelError(f"no current model in {self.root}", hint="run `diffrisk train`")
-        fix = repair_hint(self.root)
+        st = self._state()
+        earlier = [h for h in st["history"] if h != v and (self.root / h / METADATA_FILE).exists()]
+        fix = repair_hint(self.root, can_roll_back=bool(earlier))
         try:
             md = self.metadata(v)
         except ModelError as err:

@@ -260,8 +260,10 @@ def deploy_summary(d: DeployDecision, base: str, head: str) -> str:
     if d.changes:
         lines += ["", "| commit | risk | subject |", "| --- | ---: | --- |"]
         for c in sorted(d.changes, key=lambda c: -c.probability)[:20]:
-            subject = c.subject.replace("|", "\\|")[:80]
-            lines.append(f"| `{c.sha[:12]}` | {c.probability:.0%} | {subject} |")
+            from diffrisk.report import md
+
+            subject = c.subject if len(c.subject) <= 80 else c.subject[:79].rstrip() + "…"
+            lines.append(f"| `{c.sha[:12]}` | {c.probability:.0%} | {md(subject)} |")
     return "\n".join(lines) + "\n"
 
 
