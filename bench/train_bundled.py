@@ -280,7 +280,9 @@ def main(argv: list[str] | None = None) -> int:
         help="use the dataset mined in WORK/<owner+name> as it is (labels are still brought up "
         "to date, incrementally)",
     )
-    ap.add_argument("--kinds", default=",".join(KINDS))
+    # the bundled model serves repositories in any language: no vocabulary of one
+    # language's tokens (the tokens kind is still evaluated per project)
+    ap.add_argument("--kinds", default=",".join(k for k in KINDS if k != "tokens"))
     ap.add_argument("--skip-per-project", action="store_true")
     ap.add_argument("--results", type=Path, default=None)
     args = ap.parse_args(argv)
