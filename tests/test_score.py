@@ -656,3 +656,18 @@ def test_reviewers_for_a_release_range_are_recent_and_human(tmp_path: Path) -> N
     assert res.reviewers == [("new@example.com", 2)]
     assert explain.is_bot("49699333+dependabot[bot]@users.noreply.github.com")
     assert explain.is_bot("renovate-bot@example.com") and not explain.is_bot("ann@example.com")
+
+
+def test_the_token_factor_names_what_weighs_in_its_direction() -> None:
+    from diffrisk.explain import Context, factors
+
+    ctx = Context(["a/x.py"], ["a"], ["a"], [], fix_files=[], la_in_fix_files=0, subject="s")
+    ctx.tokens = [("lock", 0.3), ("self", -0.1), ("retry", 0.2), ("await", 0.05), ("x", 0.01)]
+    row = pd.Series({"code_tokens": "( ) await lock retry self x"})
+    (f,) = factors(pd.Series({"code_tokens": 0.4}), row, ctx, top=3)
+    assert f.feature == "code_tokens" and f.value == 7 and f.contribution == 0.4
+    assert f.text.endswith("went with past defects here (`lock`, `retry`, `await`)")
+    (f,) = factors(pd.Series({"code_tokens": -0.2}), row, ctx, top=3)
+    assert f.text.endswith("stayed clean here (`self`)")
+    (f,) = factors(pd.Series({"code_tokens": -0.7}), pd.Series({"code_tokens": ""}), ctx, top=3)
+    assert f.text.startswith("adds no code")

@@ -272,7 +272,9 @@ def _tokens_factor(c: float, row: pd.Series, ctx: Context) -> Factor:
     n = len(str(text).split()) if isinstance(text, str) else 0
     same = [t for t, w in ctx.tokens if (w > 0) == (c > 0)][:MAX_NAMED]
     named = f" ({', '.join(f'`{t}`' for t in same)})" if same else ""
-    if c > 0:
+    if n == 0:
+        words = "adds no code, so none of the names and keywords that went with past defects here"
+    elif c > 0:
         words = "the names and keywords of the code it adds went with past defects here"
     else:
         words = (
