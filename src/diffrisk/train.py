@@ -490,23 +490,31 @@ def _tokens_pipeline() -> Pipeline:
     )
 
 
+def _token_members(estimator: Any) -> list[tuple[Any, Any, np.ndarray, float]] | None:
+    """Per calibration member of a ``tokens`` model: (lines pipeline, tokens pipeline,
+    coefficients, Platt slope); None for any other model."""
+    out = []
+    for m in getattr(estimator, "calibrated_classifiers_", None) or []:
+        union = getattr(m.estimator, "named_steps", {}).get("features")
+        if not isinstance(union, FeatureUnion):
+            return None
+        parts = dict(union.transformer_list)
+        coef = m.estimator.named_steps["clf"].coef_[0]
+        out.append((parts["lines"], parts["tokens"], coef, float(m.calibrators[0].a_)))
+    return out or None
+
+
 def token_scores(estimator: Any, X: pd.DataFrame) -> np.ndarray | None:
     """The token block's share of the log-odds per row (Platt slope x token weights x
     the row's token vector, averaged over the calibration members), or None for a model
     without one."""
-    members = getattr(estimator, "calibrated_classifiers_", None) or []
-    total = None
-    for m in members:
-        union = getattr(m.estimator, "named_steps", {}).get("features")
-        if not isinstance(union, FeatureUnion):
-            return None
-        tokens = dict(union.transformer_list)["tokens"]
-        n_lines = len(ANCHORS)
-        w = m.estimator.named_steps["clf"].coef_[0][n_lines:]
-        a = float(m.calibrators[0].a_)
-        part = -a * np.asarray(tokens.transform(X) @ w, dtype=float).ravel()
-        total = part if total is None else total + part
-    return None if total is None else total / len(members)
+    members = _token_members(estimator)
+    if members is None:
+        return None
+    total = np.zeros(len(X))
+    for _lines, tokens, coef, a in members:
+        total += -a * np.asarray(tokens.transform(X) @ coef[len(ANCHORS) :], dtype=float).ravel()
+    return total / len(members)
 
 
 def top_tokens(estimator: Any, row: pd.DataFrame, n: int = 5) -> list[tuple[str, float]]:
@@ -514,16 +522,11 @@ def top_tokens(estimator: Any, row: pd.DataFrame, n: int = 5) -> list[tuple[str,
     (token, log-odds contribution), largest magnitude first; [] for a model without
     tokens. Operators and brackets count in the model but name nothing a reader can act
     on, so they are not listed."""
-    members = getattr(estimator, "calibrated_classifiers_", None) or []
+    members = _token_members(estimator) or []
     weights: dict[str, float] = {}
-    for m in members:
-        union = getattr(m.estimator, "named_steps", {}).get("features")
-        if not isinstance(union, FeatureUnion):
-            return []
-        tokens = dict(union.transformer_list)["tokens"]
+    for _lines, tokens, coef, a in members:
         vec = tokens.transform(row.iloc[:1]).tocsr()
-        w = m.estimator.named_steps["clf"].coef_[0][len(ANCHORS) :]
-        a = float(m.calibrators[0].a_)
+        w = coef[len(ANCHORS) :]
         names = tokens.named_steps["bag"].get_feature_names_out()
         for j, v in zip(vec.indices, vec.data, strict=True):
             weights[str(names[j])] = weights.get(str(names[j]), 0.0) - a * w[j] * v / len(members)
@@ -755,17 +758,11 @@ def linear_contributions(est: Any, X: pd.DataFrame) -> pd.DataFrame | None:
 def _tokens_contributions(est: Any, X: pd.DataFrame) -> pd.DataFrame:
     """The ``tokens`` model: each added-line count as for linear models, and the token
     block as one column ``code_tokens`` (not centred; see :func:`token_scores`)."""
-    total = None
-    for m in est.calibrated_classifiers_:
-        union = m.estimator.named_steps["features"]
-        lines = dict(union.transformer_list)["lines"]
-        coef = m.estimator.named_steps["clf"].coef_[0]
-        a = float(m.calibrators[0].a_)
+    members = _token_members(est) or []
+    out = pd.DataFrame(0.0, columns=list(ANCHORS), index=X.index)
+    for lines, _tokens, coef, a in members:
         z = np.asarray(lines.transform(X), dtype=float)
-        part = pd.DataFrame(-a * z * coef[: z.shape[1]], columns=list(ANCHORS), index=X.index)
-        total = part if total is None else total + part
-    assert total is not None
-    out = total / len(est.calibrated_classifiers_)
+        out += -a * z * coef[: z.shape[1]] / len(members)
     scores = token_scores(est, X)
     out[CODE_TOKENS] = scores if scores is not None else 0.0
     return out
