@@ -290,7 +290,7 @@ def with_code_lines(frame: pd.DataFrame, files: pd.DataFrame, cfg: LabelConfig) 
         has_src = out["sha"].isin(set(per.index))
         out[column] = out["sha"].map(per).where(has_src, 0.0).astype("float64")
     tokens = source_code_tokens(files, cfg)
-    out[CODE_TOKENS] = out["sha"].map(tokens).fillna("").astype(object)
+    out[CODE_TOKENS] = out["sha"].map(tokens).astype(object).fillna("")
     return out
 
 
