@@ -466,3 +466,12 @@ def test_a_candidate_that_cannot_fit_every_fold_is_not_chosen() -> None:
     # candidate has fewer folds than the baseline and cannot be chosen
     assert folds[0] is None and any(f is not None for f in folds)
     assert ev.chosen == "la"
+    # and the table says so
+    from rich.console import Console
+
+    from diffrisk.cli.train import render_evaluation
+
+    con = Console(record=True, width=200)
+    render_evaluation(ev.to_dict(), con)
+    n, full = ev.models["tokens"]["overall"]["folds"], ev.models["la"]["overall"]["folds"]
+    assert n < full and f"tokens ({n} of {full} folds: not compared)" in con.export_text()

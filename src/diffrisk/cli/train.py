@@ -63,12 +63,15 @@ def render_evaluation(ev: dict[str, Any], console: Console) -> None:
     t.add_column("model")
     for _, head in _COLS:
         t.add_column(head, justify="right")
+    full = ev["models"][ev["baseline"]]["overall"].get("folds", 0)
     for kind, m in ev["models"].items():
         o = m["overall"]
+        n = o.get("folds", 0)
         name = (
             kind
             + (" (baseline)" if kind == ev["baseline"] else "")
             + (" (cross-project, not refitted)" if kind == BUNDLED_CANDIDATE else "")
+            + (f" ({n} of {full} folds: not compared)" if n < full else "")
             + (" *" if kind == ev["chosen"] else "")
         )
         t.add_row(name, *[_f(o.get(k)) for k, _ in _COLS])
