@@ -279,3 +279,13 @@ def test_mined_tokens_per_file_and_per_change(builder: RepoBuilder, tmp_path: Pa
     assert row["code_tokens"].split() == sorted(
         {"(", ")", ".", ":", "def", "f", "lock", "return", "x", "=", "retry", "y"}
     )
+
+
+def test_a_file_keeps_its_first_thousand_tokens() -> None:
+    from diffrisk.codelines import MAX_TOKENS
+
+    got = classify_added("a.py", [f"name_{i} = {i}".encode() for i in range(1500)])
+    kept = got.tokens.split()
+    assert len(kept) == MAX_TOKENS and kept == sorted(kept)
+    # the first names of the diff, not the alphabetically first ("name_1499" < "name_999")
+    assert "name_0" in kept and "name_998" in kept and "name_1499" not in kept

@@ -120,7 +120,7 @@ class _Counter:
                 control += is_control
                 if len(tokens) < MAX_TOKENS:
                     tokens.update(dict.fromkeys(_TOKEN.findall(line)))
-        kept = sorted(tokens)[:MAX_TOKENS] if len(tokens) > MAX_TOKENS else sorted(tokens)
+        kept = sorted(list(tokens)[:MAX_TOKENS])  # the first ones in the diff
         return FileCode(code, control, b" ".join(kept).decode("ascii"))
 
     def hunk(self) -> None:

@@ -26,7 +26,13 @@ import numpy as np
 import pandas as pd
 
 from diffrisk import store
-from diffrisk.codelines import CodeCounts, added_code_lines, endings_in_tree, endings_of
+from diffrisk.codelines import (
+    CodeCounts,
+    FileCode,
+    added_code_lines,
+    endings_in_tree,
+    endings_of,
+)
 from diffrisk.codemetrics import BlobMetrics, compute_blob_metrics, touched_max_cc
 from diffrisk.config import FixesConfig, LabelConfig, MineConfig
 from diffrisk.errors import DataError, GitCommandError
@@ -780,55 +786,35 @@ class _Background:
 
 def code_line_values(
     pairs: Iterable[tuple[str, str]], counts: CodeCounts, extensions: Sequence[str]
-) -> list[tuple[float, float]]:
-    """(``la_code``, ``la_control``) for (sha, path) file rows: counted for source-ending
-    files of commits git could diff (0 for a deletion, a pure rename or a binary file),
-    NaN otherwise."""
+) -> list[tuple[float, float, str | None]]:
+    """(``la_code``, ``la_control``, ``code_tokens``) for (sha, path) file rows: counted
+    for source-ending files of commits git could diff (0 and "" for a deletion, a pure
+    rename or a binary file), NaN and None otherwise."""
     exts = tuple(e.lower() for e in extensions)
-    unknown = (np.nan, np.nan)
-    values: list[tuple[float, float]] = []
+    values: list[tuple[float, float, str | None]] = []
     for sha, path in pairs:
         per = counts.get(sha)
         if per is None or not exts or not str(path).lower().endswith(exts):
-            values.append(unknown)
+            values.append((np.nan, np.nan, None))
         else:
-            code, control = per.get(path, (0, 0))
-            values.append((float(code), float(control)))
+            got = per.get(path, FileCode(0, 0))
+            values.append((float(got[0]), float(got[1]), got.tokens))
     return values
-
-
-def code_token_values(
-    pairs: Iterable[tuple[str, str]], counts: CodeCounts, extensions: Sequence[str]
-) -> list[str | None]:
-    """``code_tokens`` for (sha, path) file rows, as :func:`code_line_values` counts them
-    (None where the count is unknown)."""
-    exts = tuple(e.lower() for e in extensions)
-    out: list[str | None] = []
-    for sha, path in pairs:
-        per = counts.get(sha)
-        if per is None or not exts or not str(path).lower().endswith(exts):
-            out.append(None)
-        else:
-            got = per.get(path)
-            out.append(getattr(got, "tokens", "") if got is not None else "")
-    return out
 
 
 def code_line_columns(
     files: pd.DataFrame, counts: CodeCounts, extensions: Sequence[str]
 ) -> pd.DataFrame:
-    """:func:`code_line_values` of a files frame: columns ``la_code``, ``la_control`` and
-    ``code_tokens``."""
-    pairs = list(zip(files["sha"], files["path"], strict=True))
+    """:func:`code_line_values` of a files frame (columns ``sha``, ``path``, ``la``):
+    columns ``la_code``, ``la_control`` and ``code_tokens``, capped by lines added."""
+    values = code_line_values(zip(files["sha"], files["path"], strict=True), counts, extensions)
     out = pd.DataFrame(
-        code_line_values(pairs, counts, extensions),
+        [v[:2] for v in values],
         index=files.index,
         columns=["la_code", "la_control"],
         dtype="float64",
     )
-    out["code_tokens"] = pd.Series(
-        code_token_values(pairs, counts, extensions), index=files.index, dtype=object
-    )
+    out["code_tokens"] = pd.Series([v[2] for v in values], index=files.index, dtype=object)
     return cap_code_lines(out, files["la"])
 
 

@@ -41,11 +41,9 @@ from diffrisk.history import CommitRecord, FileChange, HistoryState, subsystem
 from diffrisk.jsonutil import jsonable
 from diffrisk.mine import (
     CODE_AGG,
-    cap_code_lines,
     change_row,
-    code_line_values,
+    code_line_columns,
     code_metric_columns,
-    code_token_values,
     diff_record,
     file_rows,
     known_commits,
@@ -371,17 +369,11 @@ def _source_rule(
 
 
 def _add_code_lines(rows: list[dict[str, Any]], counts: CodeCounts, exts: list[str]) -> None:
-    pairs = [(r["sha"], r["path"]) for r in rows]
-    values = pd.DataFrame(
-        code_line_values(pairs, counts, exts), columns=["la_code", "la_control"], dtype="float64"
-    )
-    values["code_tokens"] = pd.Series(code_token_values(pairs, counts, exts), dtype=object)
-    capped = cap_code_lines(values, [r["la"] for r in rows])
+    cols = code_line_columns(pd.DataFrame(rows, columns=["sha", "path", "la"]), counts, exts)
     for r, code, control, tokens in zip(
-        rows, capped["la_code"], capped["la_control"], capped["code_tokens"], strict=True
+        rows, cols["la_code"], cols["la_control"], cols["code_tokens"], strict=True
     ):
-        r["la_code"], r["la_control"] = float(code), float(control)
-        r["code_tokens"] = tokens
+        r["la_code"], r["la_control"], r["code_tokens"] = float(code), float(control), tokens
 
 
 def _rows_frame(

@@ -231,16 +231,21 @@ def is_source_path(path: str, cfg: LabelConfig) -> bool:
     return not any(fnmatch.fnmatchcase(path, pat) for pat in cfg.exclude_paths)
 
 
+def source_file_mask(files: pd.DataFrame, cfg: LabelConfig) -> pd.Series:
+    """File rows the label stage's source rule counts: a source path, not binary."""
+    paths = files["path"].astype(str)
+    src = {p: is_source_path(p, cfg) for p in pd.unique(paths)}
+    mask = paths.map(src).astype(bool)
+    if "binary" in files.columns:
+        mask &= ~files["binary"].fillna(False).astype(bool)
+    return mask
+
+
 def source_lines_added(files: pd.DataFrame, cfg: LabelConfig) -> pd.Series:
     """Lines added to source files per commit (index: sha), the LApredict baseline's input."""
     if files.empty:
         return pd.Series(dtype="int64", name=LA_SOURCE)
-    paths = files["path"].astype(str)
-    unique = pd.unique(paths)
-    src = {p: is_source_path(p, cfg) for p in unique}
-    mask = paths.map(src).astype(bool)
-    if "binary" in files.columns:
-        mask &= ~files["binary"].fillna(False).astype(bool)
+    mask = source_file_mask(files, cfg)
     la = pd.to_numeric(files["la"], errors="coerce").fillna(0).where(mask, 0)
     return la.groupby(files["sha"]).sum().astype("int64").rename(LA_SOURCE)
 
@@ -252,11 +257,7 @@ def source_code_lines_added(
     (index: sha); NaN when unknown (no such column, or git could not diff the commit)."""
     if files.empty or column not in files.columns:
         return pd.Series(dtype="float64", name=column)
-    paths = files["path"].astype(str)
-    src = {p: is_source_path(p, cfg) for p in pd.unique(paths)}
-    mask = paths.map(src).astype(bool)
-    if "binary" in files.columns:
-        mask &= ~files["binary"].fillna(False).astype(bool)
+    mask = source_file_mask(files, cfg)
     code = pd.to_numeric(files.loc[mask, column], errors="coerce")
     # commits without source files are absent; NaN when none of its source files has a count
     return code.groupby(files.loc[mask, "sha"]).sum(min_count=1).astype("float64").rename(column)
@@ -269,11 +270,7 @@ def source_code_tokens(files: pd.DataFrame, cfg: LabelConfig) -> pd.Series:
 
     if files.empty or CODE_TOKENS not in files.columns:
         return pd.Series(dtype=object, name=CODE_TOKENS)
-    paths = files["path"].astype(str)
-    src = {p: is_source_path(p, cfg) for p in pd.unique(paths)}
-    mask = paths.map(src).astype(bool) & files[CODE_TOKENS].notna()
-    if "binary" in files.columns:
-        mask &= ~files["binary"].fillna(False).astype(bool)
+    mask = source_file_mask(files, cfg) & files[CODE_TOKENS].notna()
     sub = files.loc[mask, ["sha", CODE_TOKENS]]
     return sub.groupby("sha")[CODE_TOKENS].agg(join_tokens).rename(CODE_TOKENS)
 
