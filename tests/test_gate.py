@@ -461,21 +461,27 @@ def test_cli_bad_score_file_is_a_clear_error(tmp_path):
 
 def test_cli_deploy_aggregates_score_file(tmp_path):
     commits = [("1" * 40, "small fix", 0.2), ("2" * 40, "big refactor", 0.85)]
-    res, _, summary = _run(
-        [
-            "--deploy",
-            "--base",
-            BASE,
-            "--score-file",
-            _score_file(tmp_path, "high", 0.9, commits),
-            "--no-check",
-        ],
-        "http://127.0.0.1:9",
-        tmp_path,
-    )
-    assert res.exit_code == 1, res.output
-    assert "deployment blocked" in res.output and "1.05" in res.output
+    args = [
+        "--deploy",
+        "--base",
+        BASE,
+        "--score-file",
+        _score_file(tmp_path, "high", 0.9, commits),
+        "--no-check",
+    ]
+    # by default no single change blocks: expected 1.05 < the fixed limit 3 (no typical risk)
+    res, _, summary = _run(args, "http://127.0.0.1:9", tmp_path)
+    assert res.exit_code == 0, res.output
+    assert "deployment allowed" in res.output and "1.05" in res.output
     assert "| `222222222222` | 85% | big refactor |" in summary
+    assert "riskiest change >=" not in summary
+    # with a limit on one change, the 85% change blocks the deployment
+    (tmp_path / "cfgrepo").mkdir(exist_ok=True)
+    (tmp_path / "cfgrepo" / ".diffrisk.toml").write_text("[gate]\ndeploy-max-risk = 0.8\n")
+    res, _, summary = _run(args, "http://127.0.0.1:9", tmp_path)
+    assert res.exit_code == 1, res.output
+    assert "deployment blocked" in res.output and "deploy_max_risk 0.80" in res.output
+    assert "riskiest change >= 0.80" in summary
 
 
 def test_cli_deploy_without_base_is_a_clear_error(tmp_path):
@@ -720,3 +726,21 @@ def test_deploy_summary_cuts_long_subjects_visibly_and_escapes_them() -> None:
     assert row.endswith("… |") and "&#124;" in row and "\\*bold\\*" in row
     assert row.count("|") == 4  # the pipe in the subject does not split the cell
     assert "| `bbbbbbbbbbbb` | 10% | short |" in text
+
+
+def test_deploy_one_very_risky_change_blocks_only_when_deploy_max_risk_is_set():
+    # 200 changes of typical risk 0.1 (expected 20 < limit 40), one of them at 0.99: a
+    # large release nearly always holds such a change, so by default it ships
+    probs = (0.1,) * 199 + (0.99,)
+    d = decide_deploy(_changes(*probs), max_expected=None, typical_probability=0.1)
+    assert d.outcome == "pass" and d.max_risk is None
+    assert d.riskiest is not None and d.riskiest.probability == 0.99
+    strict = decide_deploy(
+        _changes(*probs), max_risk=0.9, max_expected=None, typical_probability=0.1
+    )
+    assert strict.outcome == "fail"
+    sha = f"{200:040x}"[:12]
+    assert strict.reasons == (f"change {sha} has risk 0.99 >= deploy_max_risk 0.90",)
+    from diffrisk.config import Config
+
+    assert Config().gate.deploy_max_risk is None

@@ -307,8 +307,11 @@ class GateConfig(_Section):
     """A PR label that accepts the risk: a block becomes a pass, and the report says who."""
     approvers: list[str] = Field(default_factory=list)
     """GitHub logins whose approving review accepts the risk."""
-    deploy_max_risk: float = Field(0.8, ge=0, le=1)
-    """Deployment fails when the riskiest change shipped is at or above this probability."""
+    deploy_max_risk: float | None = Field(None, ge=0, le=1)
+    """Deployment fails when the riskiest change shipped is at or above this probability.
+    Unset (the default): no limit on one change; a release of a few hundred changes nearly
+    always holds one above any fixed probability (3-6% of a large project's commits score
+    0.8 or more), so the expected-count limit, which grows with the release, decides."""
     deploy_max_expected: float | None = Field(None, ge=0)
     """Deployment fails when the expected number of defect-inducing changes reaches this.
     Unset: ``deploy_expected_factor`` times what the same number of the past year's commits

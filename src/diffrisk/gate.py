@@ -12,13 +12,13 @@ Merge gate (one pull request):
 Check-run conclusions: pass -> success, warn/accepted -> neutral (both satisfy a required
 check on GitHub), fail -> failure.
 
-Deployment gate (every change in ``base..head``): it fails when the riskiest change's
-probability is at or above ``gate.deploy_max_risk``, or when the expected number of
+Deployment gate (every change in ``base..head``): it fails when the expected number of
 defect-inducing changes (the sum of the probabilities, each change being a Bernoulli trial)
 is at or above ``gate.deploy_max_expected``; unset, that limit is twice the expected count
 of as many typical commits of the past year (their mean probability x the number of
 changes, at least 1), so a large but ordinary release ships and a release that is riskier
-per change than usual does not.
+per change than usual does not. With ``gate.deploy_max_risk`` set (off by default) it also
+fails when the riskiest change's probability is at or above that.
 """
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ class DeployDecision:
     changes: tuple[ShippedChange, ...]
     expected_defects: float
     riskiest: ShippedChange | None
-    max_risk: float
+    max_risk: float | None
     max_expected: float
     reasons: tuple[str, ...] = field(default_factory=tuple)
     expected_rule: str = "deploy_max_expected"  # where ``max_expected`` comes from
@@ -277,7 +277,7 @@ def expected_limit(
 def decide_deploy(
     changes: Iterable[ShippedChange],
     *,
-    max_risk: float = 0.8,
+    max_risk: float | None = None,
     max_expected: float | None = FALLBACK_EXPECTED,
     typical_probability: float | None = None,
     expected_factor: float = TYPICAL_FACTOR,
@@ -293,7 +293,7 @@ def decide_deploy(
     expected = round(float(sum(c.probability for c in items)), 12)  # 0.1 + 0.2 == 0.3 here
     riskiest = max(items, key=lambda c: c.probability) if items else None
     reasons = []
-    if riskiest is not None and riskiest.probability >= max_risk:
+    if riskiest is not None and max_risk is not None and riskiest.probability >= max_risk:
         reasons.append(
             f"change {riskiest.sha[:12]} has risk {riskiest.probability:.2f} >= deploy_max_risk {max_risk:.2f}"
         )

@@ -252,8 +252,9 @@ def deploy_summary(d: DeployDecision, base: str, head: str) -> str:
     icon = "✅" if d.outcome == "pass" else "❌"
     lines = [f"### {icon} diffrisk deployment gate: {d.outcome}", "", d.message, ""]
     lines.append(f"- shipping `{base[:12]}..{head[:12]}`: {len(d.changes)} change(s)")
+    one = "" if d.max_risk is None else f"the riskiest change >= {d.max_risk:.2f} or "
     lines.append(
-        f"- rule: fail when the riskiest change >= {d.max_risk:.2f} or the expected number of "
+        f"- rule: fail when {one}the expected number of "
         f"defect-inducing changes (sum of probabilities) >= {d.max_expected:.2f} "
         f"({d.expected_rule})"
     )
@@ -398,8 +399,9 @@ def gate_cmd(
 
     \b
     Deployment gate (--deploy): scores each non-merge commit in BASE..HEAD and exits 1
-    when the riskiest is >= gate.deploy_max_risk or the sum of the probabilities (the
-    expected number of defect-inducing changes) is >= gate.deploy_max_expected. Without
+    when the sum of the probabilities (the expected number of defect-inducing changes) is
+    >= gate.deploy_max_expected (unset: twice that of as many typical commits), or, when
+    gate.deploy_max_risk is set, the riskiest change is >= it. Without
     --base, BASE is the newest tag matching --tag-pattern or the last successful
     deployment to --environment.
     """
@@ -572,7 +574,7 @@ def _finish(
 
 def _fail_hint(d: GateDecision | DeployDecision) -> str:
     if isinstance(d, DeployDecision):
-        return "review the riskiest changes listed above; ship fewer changes at once, or raise gate.deploy_max_risk / deploy_max_expected"
+        return "review the riskiest changes listed above; ship fewer changes at once, or raise gate.deploy_expected_factor / deploy_max_expected (deploy_max_risk when it is what failed)"
     return "to merge anyway, add the override label to the pull request or get an approval from one of gate.approvers"
 
 
