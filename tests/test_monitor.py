@@ -797,3 +797,24 @@ def test_recorded_auc_matches_the_population_realized_accuracy_covers() -> None:
     assert mon.recorded_auc(md, whole_history=True) == 0.8  # all labelled history
     assert mon.recorded_auc({"metrics": {"overall": {"roc_auc": 0.7}}}) == 0.7
     assert mon.recorded_auc({}) is None
+
+
+def test_drift_waits_while_the_model_has_seen_every_labelled_change(
+    histories: dict[str, Path], tmp_path: Path
+) -> None:
+    # the newcomers' changes of days 180-270 drift in NDEV/EXP; with a 90-day latency none
+    # of them is labelled, and a model trained up to day 180 has seen every labelled change
+    data = _copy(histories["newteam"], tmp_path)
+    _labels_for(data)
+    _save_model(data, train_end="2020-06-29T00:00:00Z", recorded_auc=0.8)
+    r = mon.monitor(data, Config())
+    alerts = [d.feature for d in r.drift if d.matters]
+    assert alerts, [(d.feature, d.status, d.influence) for d in r.drift]
+    assert not r.decision.retrain and r.decision.reasons == []
+    held = r.decision.held_back or ""
+    assert "feature drift in alert" in held and "only 0 have been labelled since" in held
+    assert "Not recommended now" in mon.to_markdown(r)
+    # with a 20-day latency days 180-250 are labelled: retraining would learn from them
+    r = mon.monitor(data, parse_config({"label": {"verification_days": 20}}))
+    assert r.decision.retrain and r.decision.held_back is None
+    assert r.decision.reasons == [f"feature drift in alert: {', '.join(alerts)}"]

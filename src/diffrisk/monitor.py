@@ -566,7 +566,8 @@ class RetrainDecision:
     recorded_auc: float | None
     model_age_days: float | None
     held_back: str | None = None
-    """Why a recommendation is held back (a recent retrain kept this model)."""
+    """Why a recommendation is held back (a recent retrain kept this model, or drift
+    while the model has seen nearly every labelled change)."""
 
 
 @dataclass
@@ -795,8 +796,33 @@ def monitor(
     age = model_age_days(meta, now_ts.to_pydatetime()) if meta else None
     reasons = []
     alerts = [d.feature for d in drift if d.matters]
+    waiting = None
     if alerts:
-        reasons.append(f"feature drift in alert: {', '.join(alerts)}")
+        # a retrain learns only from labelled changes; when the model has seen all but a
+        # few of them, retraining now would refit the same rows (the drifted recent
+        # changes are still inside the verification latency)
+        newer = (
+            None
+            if tw_end is None or labels is None
+            else int(
+                (
+                    eligible(frame)
+                    & (frame["label_state"] != "unlabelled")
+                    & (frame["author_time"] > tw_end)
+                    # as for realized accuracy: younger changes cannot be told clean yet
+                    & (frame["author_time"] <= end - pd.Timedelta(days=cfg.label.verification_days))
+                ).sum()
+            )
+        )
+        if newer is not None and newer < mcfg.min_changes:
+            waiting = (
+                f"feature drift in alert ({', '.join(alerts)}), but the model was trained on "
+                f"the labelled changes up to {tw_end.date()} and only {newer} have been "
+                f"labelled since: a retrain would refit nearly the same rows, so it waits "
+                f"until {mcfg.min_changes} are (monitor.min_changes)"
+            )
+        else:
+            reasons.append(f"feature drift in alert: {', '.join(alerts)}")
     r_auc = realized.get("roc_auc")
     if r_auc is not None and rec_auc is not None and rec_auc - r_auc > mcfg.auc_drop:
         reasons.append(
@@ -810,7 +836,9 @@ def monitor(
             reasons.append(
                 f"the bundled model is in use but {n_buggy} buggy changes are labelled (train.min_buggy {cfg.train.min_buggy})"
             )
-    decision = RetrainDecision(bool(reasons), reasons, dstatus, r_auc, rec_auc, age)
+    decision = RetrainDecision(
+        bool(reasons), reasons, dstatus, r_auc, rec_auc, age, None if reasons else waiting
+    )
     last = last_retrain(data_dir)
     if decision.retrain and last is not None and not last.get("promoted"):
         # a retrain was tried for this model and kept it: say so instead of asking again
