@@ -34,6 +34,28 @@ RULE = FixRule.from_config()
         ("Update tests, fix crash on empty input", "", True),  # so does ", "
         ("Docstring parser crash", "", True),  # two words before: a component's name
         ("Rework docs generation; the loader fix for #12", "", True),
+        # rule 4: a conventional-commit fix type is the author's classification
+        ("fix(compiler-sfc): fix style injection when using normal script", "", True),
+        ("fix(config): Don't merge unmergable config", "", True),
+        ("fix: show build script didn't rerun", "", True),
+        ("fix!: handle empty headers", "", True),
+        ("fix(docs): broken link to the API", "", False),
+        ("fix(ci): pin the runner image", "", False),
+        ("fix(deps): update dependency rollup to v4", "", False),
+        ("fix: typo in README", "", False),
+        ("fix(parser): `lint` option ignored", "", True),  # code spans are not words
+        # ... and so is a word that names a failure
+        ("Fixes mypy crash on protocol members", "", True),
+        ("Fix crash when constructor annotation is too short", "", True),
+        ("Fix regression in test collection", "", True),
+        ("Add regression test for #5621", "", False),  # "regression" names the test
+        ("Add regression tests and fix docs", "", False),
+        ("Fix some mypy warnings", "", False),
+        # code in backticks is not prose
+        ("Add a `--edition-idioms` flag to `cargo fix`", "", False),
+        ("Document `fix_path` behaviour", "", False),
+        ("Fix `Config.merge` dropping keys", "", True),
+        ("Fix broken references in `docs/web_reference.rst`", "", False),  # a path is read
     ],
 )
 def test_rule(subject: str, body: str, expected: bool) -> None:

@@ -196,6 +196,11 @@ class LabelConfig(_Section):
             ".yy",
             ".l",
             ".ll",
+            # TypeScript modules, single-file components (their scripts are the code)
+            ".mts",
+            ".cts",
+            ".vue",
+            ".svelte",
         ]
     )
     """File endings SZZ treats as source code."""
@@ -213,6 +218,18 @@ class LabelConfig(_Section):
             "*/test_*.py",
             "*_test.py",
             "*_test.go",
+            # JavaScript/TypeScript (Jest, Vitest, Mocha, Playwright), RSpec, pytest fixtures
+            "__tests__/*",
+            "*/__tests__/*",
+            "*.test.*",
+            "*.spec.*",
+            "e2e/*",
+            "*/e2e/*",
+            "spec/*",
+            "*/spec/*",
+            "*_spec.rb",
+            "conftest.py",
+            "*/conftest.py",
             "vendor/*",
             "*/vendor/*",
             "_vendor/*",

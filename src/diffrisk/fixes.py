@@ -13,7 +13,16 @@ The rule, applied to the subject line by default (``fixes.scope``):
    tests and fix the parser" and "Update tests, fix crash" are still fixes), or a
    conventional-commit prefix of a non-code type ("docs:", "ci:", "test:", "style:",
    "chore:", "build:").
-3. Reverts are not fixes (the reverted commit is found by other means).
+3. Two things outweigh an exclusion word: a conventional-commit ``fix`` type ("fix:",
+   "fix(parser):" -- the author's own classification; "fix(compiler-sfc): fix style
+   injection" is a fix) unless its scope is a non-code one ("fix(docs):", "fix(ci):",
+   "fix(deps):") or its description starts with an exclusion word ("fix: typo in
+   README"); and a word that names a failure (``STRONG``: "crash", "regression", "hotfix",
+   "defect", "fault"; "Fix mypy crash on protocols" is a fix, "Add regression test for
+   #5621" is not).
+4. Text in backticks is code, not prose: "Add a flag to `cargo fix`" names a command
+   (a path in backticks is read: "Fix broken references in `docs/api.rst`").
+5. Reverts are not fixes (the reverted commit is found by other means).
 
 The body is not read unless ``scope = "message"``: squash-merge bodies list intermediate
 titles ("fix typo", "auto fixes"), and a "Fixes #12" line in a body closes feature
@@ -40,8 +49,26 @@ _NONCODE_PREFIX = re.compile(
     r"^\s*(docs?|ci|test|tests|style|chore|build|release)(\([^)]*\))?!?:", re.I
 )
 _REVERT = re.compile(r"^\s*revert\b", re.I)
+_CONVENTIONAL_FIX = re.compile(r"^\s*(?:bug|hot)?fix(?:\(([^)]*)\))?!?:\s*(.*)$", re.I | re.S)
+_CODE_SPAN = re.compile(r"`([^`]*)`")
 
-RULE_VERSION = 3
+
+def _code_as_blank(text: str) -> str:
+    """Blank out code spans, except file paths ("`docs/api.rst`": the words say where)."""
+    return _CODE_SPAN.sub(lambda m: f" {m.group(1)} " if "/" in m.group(1) else " ", text)
+
+
+NONCODE_SCOPES = frozenset(
+    {"deps", "deps-dev", "dependencies", "dependency", "release", "changelog", "readme"}
+)
+"""Conventional-commit scopes that are not code, besides ``fixes.exclude`` ("fix(deps):"
+is how dependency bots title an update)."""
+STRONG = frozenset(
+    {"crash", "crashes", "regression", "regressions", "hotfix", "defect", "defects", "fault"}
+)
+"""Keywords that name a failure: an exclusion word near them does not cancel them."""
+
+RULE_VERSION = 4
 """Bumped whenever the rule's code changes, so mined datasets are re-classified."""
 EXCLUDE_WINDOW = 5
 """Words after a fix keyword searched for an exclusion ("fix some mypy warnings")."""
@@ -72,6 +99,7 @@ class FixRule:
         )
 
     def _keyword_hit(self, text: str) -> bool:
+        text = _code_as_blank(text)
         words: list[str] = []
         clause: list[int] = []  # each word's clause; a conjunction belongs to none (-1)
         for n, part in enumerate(_BREAK.split(text.lower())):
@@ -86,7 +114,9 @@ class FixRule:
                     if clause[j] != clause[i]:
                         break
                     before.append(words[j])
-                if not any(a in self.exclude for a in (*before, *after)):
+                # a failure word modifying an excluded noun is not one ("regression test")
+                strong = w in STRONG and not (after and after[0] in self.exclude)
+                if strong or not any(a in self.exclude for a in (*before, *after)):
                     return True
         return False
 
@@ -94,6 +124,11 @@ class FixRule:
         """True when the commit with this subject (and body) is classified as a bug fix."""
         if _REVERT.match(subject) or _NONCODE_PREFIX.match(subject):
             return False
+        conventional = _CONVENTIONAL_FIX.match(subject)
+        if conventional:
+            scope = set(_WORD.findall((conventional.group(1) or "").lower()))
+            first = _WORD.findall(_code_as_blank(conventional.group(2)).lower())[:1]
+            return not (scope & (self.exclude | NONCODE_SCOPES) or set(first) & self.exclude)
         if self._keyword_hit(subject):
             return True
         if self.scope == "message" and body and self._keyword_hit(body):

@@ -89,6 +89,10 @@ _SLASH_COMMENT = frozenset(
         ".l",
         ".ll",
         ".hxx",
+        ".mts",
+        ".cts",
+        ".vue",
+        ".svelte",
     }
 )
 _PY = frozenset({".py", ".pyi", ".pyx", ".pxd"})
