@@ -460,7 +460,7 @@ def test_cli_bad_score_file_is_a_clear_error(tmp_path):
 
 
 def test_cli_deploy_aggregates_score_file(tmp_path):
-    commits = [("1" * 40, "small fix", 0.2), ("2" * 40, "big refactor", 0.85)]
+    commits = [("1" * 40, "small fix (#12)", 0.2), ("2" * 40, "big refactor", 0.85)]
     args = [
         "--deploy",
         "--base",
@@ -475,6 +475,10 @@ def test_cli_deploy_aggregates_score_file(tmp_path):
     assert "deployment allowed" in res.output and "1.05" in res.output
     assert "| `222222222222` | 85% | big refactor |" in summary
     assert "riskiest change >=" not in summary
+    # the log gets the Markdown rendered as text, with issue numbers that can be copied;
+    # the job summary keeps GitHub from linking them
+    assert "###" not in res.output and "small fix (#12)" in res.output
+    assert "\u200b" not in res.output and "#\u200b12" in summary
     # with a limit on one change, the 85% change blocks the deployment
     (tmp_path / "cfgrepo").mkdir(exist_ok=True)
     (tmp_path / "cfgrepo" / ".diffrisk.toml").write_text("[gate]\ndeploy-max-risk = 0.8\n")

@@ -69,7 +69,9 @@ _MD_ESCAPES = {
     "~": "\\~",
 }
 _MD_RE = re.compile("[" + re.escape("".join(_MD_ESCAPES)) + "]")
-_ZWSP = "\u200b"
+ZWSP = "\u200b"
+"""Zero-width space: keeps GitHub from turning repository text into @mentions and #links."""
+_ZWSP = ZWSP
 _CODE_RE = re.compile(r"[|`*_\[\]~\\]")
 
 

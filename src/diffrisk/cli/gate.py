@@ -561,13 +561,15 @@ def _finish(
     elif not quiet:
         for w in warnings:
             click.echo(f"warning: {w}", err=True)
-        if sys.stdout.isatty():  # a person: render the Markdown; logs and pipes get it as is
-            from rich.console import Console
-            from rich.markdown import Markdown
+        # rendered for people and logs alike (plain text without a terminal); the zero-width
+        # spaces that keep GitHub from linking "#123" would break a copied issue number
+        from rich.console import Console
+        from rich.markdown import Markdown
 
-            Console().print(Markdown(summary))
-        else:
-            click.echo(summary)
+        from diffrisk.report import ZWSP
+
+        tty = sys.stdout.isatty()
+        Console(width=None if tty else 120).print(Markdown(summary.replace(ZWSP, "")))
     if decision.exit_code:
         raise GateFailure(decision.message, hint=_fail_hint(decision))
 
