@@ -508,6 +508,14 @@ def test_labels_refine_past_fixes_and_bugs(world: dict, tmp_path: Path) -> None:
     ) == (1, 1, 0)
     assert by_path["c/x.py"].past_fixes == 1 and by_path["a/x.py"].past_fixes == 2
     assert "1 earlier change to it later needed a fix" in by_path["a/x.py"].reasons
+    # a file outside the source rule is never blamed: its buggy past is not its own
+    from diffrisk.config import parse_config
+
+    cfg = parse_config({"label": {"exclude_paths": ["a/*"]}})
+    other = {f.path: f for f in score(world["repo"], "main", "risky", data, cfg).files}
+    assert other["a/x.py"].past_bugs == 1
+    assert not any("later needed a fix" in r for r in other["a/x.py"].reasons)
+    assert "1 earlier change to it later needed a fix" in other["b/x.py"].reasons
 
 
 def test_cli_logs_each_prediction_once(world: dict, tmp_path: Path) -> None:

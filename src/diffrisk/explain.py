@@ -322,8 +322,12 @@ def _added_lines_factor(contrib: pd.Series, row: pd.Series) -> Factor | None:
 # -- hotspots --------------------------------------------------------------------------
 
 
-def file_reasons(f: Any) -> list[str]:
-    """Why a touched file is risky, from its history and this change (a FileFacts)."""
+def file_reasons(f: Any, source: bool = True) -> list[str]:
+    """Why a touched file is risky, from its history and this change (a FileFacts).
+
+    ``source=False`` (not a source file by the label stage's rule): no line of it is ever
+    blamed, so the changes to it that later needed a fix were found buggy elsewhere and
+    are not named as its history."""
     ch = f.change
     out = []
     if ch.status == "A":
@@ -332,7 +336,7 @@ def file_reasons(f: Any) -> list[str]:
         out.append(f"changed in {_n(f.past_changes, 'earlier commit')}")
     if f.past_fixes:
         out.append(f"{_n(f.past_fixes, 'past bug fix', 'past bug fixes')} touched it")
-    if f.past_bugs:
+    if f.past_bugs and source:
         out.append(f"{_n(f.past_bugs, 'earlier change')} to it later needed a fix")
     cc = f.cc_added
     if cc is not None and cc > 0:
@@ -353,7 +357,9 @@ def file_reasons(f: Any) -> list[str]:
 def hotspots(a: Analysis, scores: np.ndarray, top: int) -> list[FileRisk]:
     """The ``top`` touched files by the model's probability for each file's change alone."""
     from diffrisk.score import FileRisk
+    from diffrisk.train import is_source_path
 
+    lcfg = a.label_config or LabelConfig()
     out = []
     for f, s in zip(a.facts, scores, strict=True):
         ch = f.change
@@ -361,7 +367,7 @@ def hotspots(a: Analysis, scores: np.ndarray, top: int) -> list[FileRisk]:
             FileRisk(
                 path=f.path,
                 score=float(s),
-                reasons=file_reasons(f),
+                reasons=file_reasons(f, is_source_path(f.path, lcfg)),
                 la=0 if ch.binary or ch.unknown else ch.la,
                 ld=0 if ch.binary or ch.unknown else ch.ld,
                 past_fixes=f.past_fixes,
