@@ -596,6 +596,31 @@ def test_added_lines_and_lines_of_code_are_one_factor() -> None:
     assert len(net) == 1 and net[0].contribution == pytest.approx(-1.63)
 
 
+def test_earlier_commits_and_developers_of_the_files_are_one_factor() -> None:
+    from diffrisk.explain import Context, factors
+
+    ctx = Context(["a/x.py"], ["a"], ["a"], [], fix_files=[], la_in_fix_files=0, subject="s")
+    row = pd.Series({"nuc": 1, "ndev": 1, "nf": 1})
+    # collinear counts weighed against each other: one fact with the net effect, not
+    # "1 developer" raising the risk beside "1 earlier commit" lowering it
+    got = factors(pd.Series({"ndev": 0.78, "nuc": -0.75, "nf": -0.1}), row, ctx, top=3)
+    assert [(f.feature, f.contribution) for f in got] == [
+        ("nf", -0.1),
+        ("nuc", pytest.approx(0.03)),
+    ]
+    assert got[1].text == "touches files changed by 1 earlier commit from 1 developer"
+    many = factors(
+        pd.Series({"ndev": 0.2, "nuc": 0.3}), pd.Series({"nuc": 16, "ndev": 3}), ctx, top=3
+    )
+    assert [(f.feature, f.value, f.text) for f in many] == [
+        ("nuc", 16, "touches files changed by 16 earlier commits from 3 developers")
+    ]
+    fresh = factors(
+        pd.Series({"ndev": -0.2, "nuc": -0.1}), pd.Series({"nuc": 0, "ndev": 0}), ctx, top=3
+    )
+    assert [f.text for f in fresh] == ["touches only files with no earlier changes"]
+
+
 def test_an_old_base_is_compared_with_the_year_before_it(builder, tmp_path: Path) -> None:
     # a release diff whose base is years older than its head: the percentile and the
     # typical risk (the deploy gate's limit) come from the year up to the base

@@ -241,6 +241,10 @@ def factors(contrib: pd.Series, row: pd.Series, ctx: Context, top: int) -> list[
     if merged is not None:
         items.append(merged)
         contrib = contrib.drop([k for k in ADDED_LINES if k in contrib.index])
+    history = _history_factor(contrib, row)
+    if history is not None:
+        items.append(history)
+        contrib = contrib.drop(list(FILE_HISTORY))
     for feature, c in contrib.items():
         c = float(c)
         if math.isnan(c) or c == 0.0:
@@ -261,6 +265,28 @@ def factors(contrib: pd.Series, row: pd.Series, ctx: Context, top: int) -> list[
 
 
 ADDED_LINES = ("la_source", "la_code", "la_control")
+FILE_HISTORY = ("nuc", "ndev")
+
+
+def _history_factor(contrib: pd.Series, row: pd.Series) -> Factor | None:
+    """NUC and NDEV as one factor with their summed contribution: how many earlier commits,
+    by how many people, changed the touched files. NDEV never exceeds NUC and the two rise
+    together, so a model may weigh one against the other; shown apart, "touches files
+    that 1 developer changed before" raised the risk by as much as "touches files changed
+    by 1 earlier commit" lowered it."""
+    from diffrisk.score import Factor
+
+    if not all(k in contrib.index and k in row.index for k in FILE_HISTORY):
+        return None
+    c = float(contrib["nuc"]) + float(contrib["ndev"])
+    nuc, ndev = _value(row.get("nuc")), _value(row.get("ndev"))
+    if math.isnan(c) or c == 0.0 or nuc is None or ndev is None:
+        return None
+    if nuc == 0:
+        text = "touches only files with no earlier changes"
+    else:
+        text = f"touches files changed by {_n(nuc, 'earlier commit')} from {_n(ndev, 'developer')}"
+    return Factor("nuc", nuc, c, text)
 
 
 def _tokens_factor(c: float, row: pd.Series, ctx: Context) -> Factor:
