@@ -39,6 +39,13 @@ from repobuilder import RepoBuilder
         ("Update for 1.2 release", set()),
         ("Fix crash in urllib3 1.20 handling", set()),  # no update verb
         ("Update docs", set()),
+        # a subject that is only "sync NAME" needs no version
+        ("Sync typeshed (#21852)", {"typeshed"}),
+        ("Sync typeshed", {"typeshed"}),
+        ("Vendor the bundled pep517 from upstream", {"pep517"}),
+        ("Sync typeshed and fix the stubs test", set()),  # more than a sync
+        ("Update typeshed (#12)", set()),  # "update" without a version: too common
+        ("Sync docs", set()),
         ("", set()),
     ],
 )

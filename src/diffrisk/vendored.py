@@ -9,7 +9,8 @@ A directory is vendored when
 
 1. a commit adding lines under it names it in a *sync subject*: an update verb, the
    directory's name and a version ("Update urllib3 to 1.20", "Vendor idna v2.1",
-   "updated urllib3 (v1.15.1)", "Upgrade chardet from 3.0.1 to 3.0.2"); and
+   "updated urllib3 (v1.15.1)", "Upgrade chardet from 3.0.1 to 3.0.2"), or a subject
+   that is only a sync or vendor verb and the name ("Sync typeshed (#21852)"); and
 2. most of the commits adding lines under it, and most of those lines (``MIN_SHARE``),
    name it in their subjects other than as a scope (``foo:``, ``fix(foo):``, ``[foo]``,
    ``GH-12: [foo]``, the way projects name their own components); and
@@ -48,6 +49,14 @@ _SYNC = re.compile(
     rf"\s*(?:to\s+|from\s+|[(@=]+\s*|,?\s+)?{_VERSION}",
     re.IGNORECASE,
 )
+#: A subject that is only "Sync typeshed" (a pull request number or "from upstream" may
+#: follow): a sync or vendor verb needs no version when it is all the subject says.
+_SYNC_BARE = re.compile(
+    r"^\s*(?:re-?)?(?:sync(?:s|ed|hroni[sz]e[sd]?)?|vendor(?:s|ed)?)\s+(?:the\s+)?"
+    r"(?:vendored\s+|bundled\s+)?([A-Za-z_][\w.-]*?)"
+    r"(?:\s+(?:from|with)\s+upstream)?\s*(?:\(#\d+\))?\s*$",
+    re.IGNORECASE,
+)
 #: Words a sync subject can put where a name goes, and languages, runtimes and tools,
 #: whose versions projects update without vendoring them.
 _NOT_NAMES = frozenset(
@@ -68,6 +77,12 @@ _NOT_NAMES = frozenset(
         "dependencies",
         "deps",
         "requirements",
+        "docs",
+        "doc",
+        "documentation",
+        "tests",
+        "test",
+        "changelog",
         "lockfile",
         "lock",
         "python",
@@ -127,6 +142,8 @@ def sync_names(subject: str | None) -> set[str]:
     -> {"urllib3"})."""
     text = _QUOTES.sub("", subject or "")
     names = {_norm(m.group(1).rstrip(".-")) for m in _SYNC.finditer(text)}
+    if bare := _SYNC_BARE.match(text):
+        names.add(_norm(bare.group(1).rstrip(".-")))
     return {n for n in names if n not in _NOT_NAMES}
 
 
