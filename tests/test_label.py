@@ -274,6 +274,22 @@ def test_incremental_relabel_equals_full_relabel(builder: RepoBuilder, tmp_path:
     )
 
 
+def test_a_corrupt_blame_cache_is_rebuilt_and_said(builder: RepoBuilder, tmp_path: Path) -> None:
+    from diffrisk.label import CACHE_FILE
+
+    _fix_chain(builder, 3, 0)
+    data = tmp_path / "data"
+    first, before = run(builder, data)
+    assert first.warnings == [] and first.newly_blamed == 3
+    (data / CACHE_FILE).write_bytes(b"PAR1 not a parquet file")
+    again, after = run(builder, data)
+    assert again.newly_blamed == 3 and len(again.warnings) == 1
+    assert "szz_cache.parquet was unreadable" in again.warnings[0]
+    assert after.sort_index().equals(before.sort_index())
+    third, _ = run(builder, data)  # the rewritten cache is read again
+    assert third.newly_blamed == 0 and third.warnings == []
+
+
 def test_labels_older_than_dataset_are_refused(builder: RepoBuilder, tmp_path: Path) -> None:
     _fix_chain(builder, 1, 0)
     data = tmp_path / "data"

@@ -221,14 +221,20 @@ def _blame_settings(cfg: LabelConfig) -> BlameSettings:
     )
 
 
-def _read_cache(path: Path) -> pd.DataFrame:
+def _read_cache(path: Path, warnings: list[str] | None = None) -> pd.DataFrame:
     empty = _CACHE_SCHEMA.empty_table().to_pandas()
     if not path.exists():
         return empty
     try:
         df = pq.read_table(path).to_pandas()
     except (OSError, pa.ArrowInvalid):
-        return empty  # a corrupt cache is only a cache: blame again
+        # a corrupt cache is only a cache: blame again (and say why this run is slow)
+        if warnings is not None:
+            warnings.append(
+                f"the blame cache {path.name} was unreadable: every fix is blamed again "
+                "and the cache is rewritten"
+            )
+        return empty
     if list(df.columns) == _CACHE_SCHEMA.names[:-1]:
         df["fix_path"] = None  # written before fix_path: links are judged by path alone
     if list(df.columns) != _CACHE_SCHEMA.names:
@@ -316,7 +322,8 @@ def label(
     # 2. blame (cached per fix)
     key = settings_key(cfg)
     cache_path = data / CACHE_FILE
-    stored = _read_cache(cache_path)
+    notes: list[str] = []
+    stored = _read_cache(cache_path, notes)
     cache = stored[stored["settings"] == key]
     done = set(cache["fix_sha"])
     todo = [s for s in blame_shas if s not in done]
@@ -447,6 +454,7 @@ def label(
         github_issues=len(github.issues) if github is not None else 0,
         dropped={k: int(v) for k, v in links["dropped"].value_counts().items()},
         vendored=vendored,
+        warnings=notes,
     )
     res.seconds = time.perf_counter() - t0
     return res
