@@ -77,7 +77,7 @@ def run_cmd(
         )
         if res.train is not None:
             con.print(f"train: {res.train_reason} -> {res.train.message}")
-    for w in m.warnings:
+    for w in [*m.warnings, *lab.warnings]:
         con.print(f"[yellow]warning:[/] {w}")
     from diffrisk.report import render_terminal
 
