@@ -59,25 +59,38 @@ def render_evaluation(ev: dict[str, Any], console: Console) -> None:
     """Rich tables: per model (mean over folds), then the folds of the chosen model."""
     from diffrisk.train import BUNDLED_CANDIDATE
 
-    t = Table(title="time-ordered evaluation (labelable changes; mean over folds)")
-    t.add_column("model")
+    full = ev["models"][ev["baseline"]]["overall"].get("folds", 0)
+    notes = ["* chosen (best mean ROC-AUC)"]
+    if BUNDLED_CANDIDATE in ev["models"]:
+        notes.append("bundled: the cross-project model shipped with diffrisk, not refitted")
+    short = {
+        k: m["overall"].get("folds", 0)
+        for k, m in ev["models"].items()
+        if m["overall"].get("folds", 0) < full
+    }
+    for k, n in short.items():
+        notes.append(f"{k} ({n} of {full} folds: not compared)")
+    notes.append("1/(la+ld): the unsupervised ranking, smallest change first")
+    t = Table(
+        title="time-ordered evaluation (labelable changes; mean over folds)",
+        caption="; ".join(notes),
+    )
+    t.add_column("model", no_wrap=True)
     for _, head in _COLS:
         t.add_column(head, justify="right")
-    full = ev["models"][ev["baseline"]]["overall"].get("folds", 0)
     for kind, m in ev["models"].items():
         o = m["overall"]
         n = o.get("folds", 0)
         name = (
             kind
             + (" (baseline)" if kind == ev["baseline"] else "")
-            + (" (cross-project, not refitted)" if kind == BUNDLED_CANDIDATE else "")
-            + (f" ({n} of {full} folds: not compared)" if n < full else "")
+            + (f" {n}/{full}" if n < full else "")
             + (" *" if kind == ev["chosen"] else "")
         )
         t.add_row(name, *[_f(o.get(k)) for k, _ in _COLS])
     u = ev["unsupervised_effort"]["overall"]
     t.add_row(
-        "1/(la+ld) (unsupervised)",
+        "1/(la+ld)",
         *["-"] * 5,
         *[_f(u.get(k)) for k in ("recall_at_20_effort", "effort_at_20_recall", "popt", "ifa")],
         "-",
