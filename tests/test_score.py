@@ -704,3 +704,25 @@ def test_the_token_factor_names_what_weighs_in_its_direction() -> None:
     assert f.text.endswith("stayed clean here (`self`)")
     (f,) = factors(pd.Series({"code_tokens": -0.7}), pd.Series({"code_tokens": ""}), ctx, top=3)
     assert f.text.startswith("adds no code")
+
+
+@pytest.mark.parametrize(
+    ("path", "is_test"),
+    [
+        ("tests/test_app.py", True),
+        ("src/pkg/test_util.py", True),
+        ("pkg/conftest.py", True),
+        ("scrapy/utils/test.py", True),  # a test helper module
+        ("packages/runtime-core/__tests__/apiWatch.spec.ts", True),
+        ("src/components/Button.test.tsx", True),
+        ("server/handler_test.go", True),
+        ("spec/models/user_spec.rb", True),
+        ("e2e/login.ts", True),
+        ("src/pkg/testing_utils.py", False),
+        ("src/contest/entry.py", False),
+        ("src/specification.py", False),
+        ("lib/latest.js", False),
+    ],
+)
+def test_test_files_by_convention(path: str, is_test: bool) -> None:
+    assert explain.is_test_path(path) is is_test

@@ -58,15 +58,18 @@ def _names(items: list[str], limit: int = MAX_NAMED) -> str:
 
 
 def is_test_path(path: str) -> bool:
-    """A test file by the usual conventions (tests/ or test/ dirs, test_*.py, *_test.py)."""
+    """A test file by the usual conventions: test/, tests/, __tests__/, spec/, e2e/
+    directories, test_*.py, *_test.py, *_test.go, *_spec.rb, *.test.ts, *.spec.js, ..."""
     parts = path.lower().split("/")
     name = parts[-1]
-    if any(p in ("test", "tests", "testing") for p in parts[:-1]):
+    if any(p in ("test", "tests", "testing", "__tests__", "spec", "e2e") for p in parts[:-1]):
         return True
     return (
         name.startswith("test_")
-        or name.endswith(("_test.py", "_tests.py"))
-        or name == "conftest.py"
+        or name.endswith(("_test.py", "_tests.py", "_test.go", "_spec.rb"))
+        or ".test." in name
+        or ".spec." in name
+        or name in ("conftest.py", "test.py", "tests.py")
     )
 
 
