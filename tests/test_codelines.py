@@ -289,3 +289,19 @@ def test_a_file_keeps_its_first_thousand_tokens() -> None:
     assert len(kept) == MAX_TOKENS and kept == sorted(kept)
     # the first names of the diff, not the alphabetically first ("name_1499" < "name_999")
     assert "name_0" in kept and "name_998" in kept and "name_1499" not in kept
+
+
+def test_annotations_point_at_the_range_adding_the_most_control_flow(
+    builder: RepoBuilder,
+) -> None:
+    b = builder
+    old = [f"v{i} = {i}\n" for i in range(30)]
+    base = b.commit({"m.py": "".join(old), "doc.py": "x = 1\n"}, day=0)
+    new = list(old)
+    new.insert(25, "if v1:\n    raise ValueError(v2)\nfor k in v3:\n    pass\n")  # lines 32-35
+    new.insert(10, "w = 1\nw2 = 2\nw3 = 3\nw4 = 4\nw5 = 5\n")  # 5 lines of code, no control
+    new.insert(2, "# a comment\n")  # line 3: no code
+    head = b.commit({"m.py": "".join(new), "doc.py": "x = 1\n# note\n"}, day=1)
+    ranges = diff_code_lines(open_repo(b.path), base, head, [".py"])[1]
+    # the if/raise/for block, not the first range; a file adding no code: its first range
+    assert ranges == {"m.py": (32, 35), "doc.py": (2, 2)}

@@ -335,36 +335,50 @@ def diff_code_lines(
 ) -> tuple[dict[str, FileCode] | None, dict[str, tuple[int, int]]]:
     """One ``git diff`` of base..head: per path with one of ``endings`` (as spelled), the
     (code lines, control-flow lines) it adds (None when git fails); and per path, the
-    first range of lines the change adds, where an annotation on that file should point."""
+    range of lines an annotation on that file should point at (:func:`_riskiest_added`)."""
     try:
         data = repo.run("diff", *_DIFF_FLAGS, base, head)
     except GitCommandError:
         return None, {}
     want = set(endings)
     counts = parse_added_code(b"\x01-\n" + data).get("-", {})
-    return {p: c for p, c in counts.items() if PurePosixPath(p).suffix in want}, _first_added(data)
+    return {p: c for p, c in counts.items() if PurePosixPath(p).suffix in want}, _riskiest_added(
+        data
+    )
 
 
 _HUNK_NEW = re.compile(rb"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
 
 
-def _first_added(data: bytes) -> dict[str, tuple[int, int]]:
-    """Per path of a ``-U0`` diff, (first, last) line of its first added range."""
-    out: dict[str, tuple[int, int]] = {}
+def _riskiest_added(data: bytes) -> dict[str, tuple[int, int]]:
+    """Per path of a ``-U0`` diff, (first, last) line of the added range that adds the most
+    control-flow lines, then the most lines of code (what the models weigh); the first
+    such range on a tie, and the first added range of a file that adds no code."""
+    hunks: dict[str, list[tuple[int, int, list[bytes]]]] = {}
     path: str | None = None
     in_header = False
+    added: list[bytes] | None = None
     for line in data.split(b"\n"):
         if line.startswith(b"diff --git "):
-            path, in_header = None, True
+            path, in_header, added = None, True, None
         elif in_header and line.startswith(b"+++ "):
             path = None if line[4:] == b"/dev/null" else _path(line[4:])[2:]
             in_header = False
-        elif path is not None and path not in out and line.startswith(b"@@"):
+        elif path is not None and line.startswith(b"@@"):
             m = _HUNK_NEW.match(line)
+            added = None
             if m:
                 start, count = int(m.group(1)), int(m.group(2) or 1)
                 if count > 0:
-                    out[path] = (start, start + count - 1)
+                    added = []
+                    hunks.setdefault(path, []).append((start, start + count - 1, added))
+        elif added is not None and line.startswith(b"+"):
+            added.append(line[1:])
+    out: dict[str, tuple[int, int]] = {}
+    for p, hs in hunks.items():
+        weight = [classify_added(p, lines)[:2] for _, _, lines in hs]
+        best = max(range(len(hs)), key=lambda i: (weight[i][1], weight[i][0], -i))
+        out[p] = hs[best][:2]
     return out
 
 

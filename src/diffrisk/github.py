@@ -538,8 +538,8 @@ def conclusion_for(level: str, config: Config) -> str:
 
 
 def annotations_for(result: Mapping[str, Any], limit: int | None = None) -> list[dict[str, Any]]:
-    """Check-run annotations for the hotspot files, on the first lines each adds (line 1
-    when it adds none: a deleted file, a rename)."""
+    """Check-run annotations for the hotspot files, on the range of lines each adds with
+    the most control-flow lines (line 1 when it adds none: a deleted file, a rename)."""
     high = float((result.get("thresholds") or {}).get("high", 0.7))
     out = []
     for f in (result.get("files") or [])[:limit]:

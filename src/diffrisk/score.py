@@ -88,7 +88,7 @@ class FileRisk:
     cc_added: float | None
     past_changes: int = 0
     past_bugs: int = 0
-    first_line: int | None = None  # the first lines the change adds (for annotations)
+    first_line: int | None = None  # lines an annotation points at (the riskiest added range)
     last_line: int | None = None
 
 
