@@ -726,3 +726,12 @@ def test_the_token_factor_names_what_weighs_in_its_direction() -> None:
 )
 def test_test_files_by_convention(path: str, is_test: bool) -> None:
     assert explain.is_test_path(path) is is_test
+
+
+def test_factors_too_small_to_show_are_left_out() -> None:
+    from diffrisk.explain import MIN_EFFECT, Context, factors
+
+    ctx = Context(["a/x.py"], ["a"], ["a"], [], fix_files=[], la_in_fix_files=0, subject="s")
+    row = pd.Series({"nf": 1, "ld": 4, "entropy": 0.0})
+    got = factors(pd.Series({"nf": 0.2, "ld": MIN_EFFECT / 2, "entropy": -0.001}), row, ctx, 5)
+    assert [f.feature for f in got] == ["nf"]  # +0.0025 and -0.001 would read "+0.00"

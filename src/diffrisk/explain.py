@@ -262,12 +262,16 @@ def factors(contrib: pd.Series, row: pd.Series, ctx: Context, top: int) -> list[
                 str(feature), math.nan if v is None else v, c, factor_text(str(feature), raw, ctx)
             )
         )
-    up = sorted((f for f in items if f.contribution > 0), key=lambda f: -f.contribution)[:top]
-    down = sorted((f for f in items if f.contribution < 0), key=lambda f: f.contribution)[:top]
+    # an effect that rounds to +0.00 in the report says nothing
+    up = sorted((f for f in items if f.contribution >= MIN_EFFECT), key=lambda f: -f.contribution)
+    down = sorted((f for f in items if f.contribution <= -MIN_EFFECT), key=lambda f: f.contribution)
+    up, down = up[:top], down[:top]
     return sorted(up + down, key=lambda f: -abs(f.contribution))
 
 
 ADDED_LINES = ("la_source", "la_code", "la_control")
+MIN_EFFECT = 0.005
+"""Factors whose contribution to the log-odds is smaller than this are not listed."""
 FILE_HISTORY = ("nuc", "ndev")
 
 
