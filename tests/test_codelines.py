@@ -305,3 +305,24 @@ def test_annotations_point_at_the_range_adding_the_most_control_flow(
     ranges = diff_code_lines(open_repo(b.path), base, head, [".py"])[1]
     # the if/raise/for block, not the first range; a file adding no code: its first range
     assert ranges == {"m.py": (32, 35), "doc.py": (2, 2)}
+
+
+def test_annotations_skip_re_indented_control_flow(builder: RepoBuilder) -> None:
+    b = builder
+    body = (
+        "def f(x):\n    if x:\n        for i in x:\n            if i:\n                return i\n"
+    )
+    base = b.commit({"m.py": body + "\n\ndef g(y):\n    return y\n"}, day=0)
+    wrapped = (  # the same if/for/if/return, indented under a try: moved, not new
+        "def f(x):\n    try:\n        if x:\n            for i in x:\n                if i:\n"
+        "                    return i\n    except TypeError:\n        return None\n"
+    )
+    new_g = (  # four new control-flow lines; f's hunk has three new ones (try, except, return)
+        "\n\ndef g(y):\n    if y is None:\n        raise ValueError(y)\n    if y < 0:\n"
+        "        return -y\n    return y\n"
+    )
+    head = b.commit({"m.py": wrapped + new_g}, day=1)
+    ranges = diff_code_lines(open_repo(b.path), base, head, [".py"])[1]
+    # the new lines of g (12-15); counted with f's re-indented if/for/if/return, f's hunk
+    # would hold seven
+    assert ranges == {"m.py": (12, 15)}

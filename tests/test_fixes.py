@@ -43,6 +43,9 @@ RULE = FixRule.from_config()
         ("fix(ci): pin the runner image", "", False),
         ("fix(deps): update dependency rollup to v4", "", False),
         ("fix: typo in README", "", False),
+        ("fix: Fix typo in add_directive docstring", "", False),  # a repeated keyword
+        ("fix(hydration): fix class and style mismatch", "", True),
+        ("fix(runtime-dom/style): fix patchStyle on falsy next value", "", True),
         ("fix(parser): `lint` option ignored", "", True),  # code spans are not words
         # ... and so is a word that names a failure
         ("Fixes mypy crash on protocol members", "", True),

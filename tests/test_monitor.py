@@ -818,3 +818,13 @@ def test_drift_waits_while_the_model_has_seen_every_labelled_change(
     r = mon.monitor(data, parse_config({"label": {"verification_days": 20}}))
     assert r.decision.retrain and r.decision.held_back is None
     assert r.decision.reasons == [f"feature drift in alert: {', '.join(alerts)}"]
+    # retraining for another reason (age): the drift is listed too, not held back
+    old = _copy(histories["newteam"], tmp_path / "old")
+    _labels_for(old)
+    _save_model(
+        old, train_end="2020-06-29T00:00:00Z", recorded_auc=0.8, created="2019-01-01T00:00:00Z"
+    )
+    r = mon.monitor(old, Config())
+    assert r.decision.retrain and r.decision.held_back is None
+    assert r.decision.reasons[0] == f"feature drift in alert: {', '.join(alerts)}"
+    assert "days old" in r.decision.reasons[1]

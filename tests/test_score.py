@@ -721,6 +721,7 @@ def test_the_token_factor_names_what_weighs_in_its_direction() -> None:
         ("src/pkg/testing_utils.py", False),
         ("src/contest/entry.py", False),
         ("src/specification.py", False),
+        ("compiler/rustc_target/src/spec/base.rs", False),  # a nested spec/ is code
         ("lib/latest.js", False),
     ],
 )

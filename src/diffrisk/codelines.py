@@ -355,6 +355,7 @@ def _riskiest_added(data: bytes) -> dict[str, tuple[int, int]]:
     control-flow lines, then the most lines of code (what the models weigh); the first
     such range on a tie, and the first added range of a file that adds no code."""
     hunks: dict[str, list[tuple[int, int, list[bytes]]]] = {}
+    deleted: dict[str, list[bytes]] = {}
     path: str | None = None
     in_header = False
     added: list[bytes] | None = None
@@ -374,9 +375,20 @@ def _riskiest_added(data: bytes) -> dict[str, tuple[int, int]]:
                     hunks.setdefault(path, []).append((start, start + count - 1, added))
         elif added is not None and line.startswith(b"+"):
             added.append(line[1:])
+        elif path is not None and not in_header and line.startswith(b"-"):
+            deleted.setdefault(path, []).append(line[1:])
     out: dict[str, tuple[int, int]] = {}
     for p, hs in hunks.items():
-        weight = [classify_added(p, lines)[:2] for _, _, lines in hs]
+        # re-indented and moved lines are not new (as the models count them): the lines
+        # the file's diff deletes are taken out of every hunk's count
+        weight = []
+        for _, _, lines in hs:
+            c = _Counter(p)
+            for d in deleted.get(p, ()):
+                c.delete(d)
+            for line in lines:
+                c.add(line)
+            weight.append(c.totals()[:2])
         best = max(range(len(hs)), key=lambda i: (weight[i][1], weight[i][0], -i))
         out[p] = hs[best][:2]
     return out

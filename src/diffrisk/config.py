@@ -226,7 +226,6 @@ class LabelConfig(_Section):
             "e2e/*",
             "*/e2e/*",
             "spec/*",
-            "*/spec/*",
             "*_spec.rb",
             "conftest.py",
             "*/conftest.py",
@@ -357,7 +356,9 @@ class MonitorConfig(_Section):
     max_model_age_days: int = Field(90, ge=1)
     """Retrain when the model is older than this."""
     min_changes: int = Field(30, ge=2)
-    """Fewer changes than this in either window: no drift verdict for the feature."""
+    """Fewer changes than this in either window: no drift verdict for the feature. Drift
+    recommends retraining only once this many changes have been labelled since the model's
+    training window."""
     min_buggy: int = Field(10, ge=1)
     """ROC-AUC is reported only with at least this many buggy and this many clean labelled changes."""
     period: Literal["Q", "M", "Y"] = "Q"

@@ -16,8 +16,9 @@ The rule, applied to the subject line by default (``fixes.scope``):
 3. Two things outweigh an exclusion word: a conventional-commit ``fix`` type ("fix:",
    "fix(parser):" -- the author's own classification; "fix(compiler-sfc): fix style
    injection" is a fix) unless its scope is a non-code one ("fix(docs):", "fix(ci):",
-   "fix(deps):") or its description starts with an exclusion word ("fix: typo in
-   README"); and a word that names a failure (``STRONG``: "crash", "regression", "hotfix",
+   "fix(deps):"; the scope as a whole: "fix(runtime-dom/style):" is a component) or its
+   description starts with a prose or tooling word (``NONCODE_FIRST``; "fix: typo in
+   README", "fix: Fix typo in ..."); and a word that names a failure (``STRONG``: "crash", "regression", "hotfix",
    "defect", "fault"; "Fix mypy crash on protocols" is a fix, "Add regression test for
    #5621" is not).
 4. Text in backticks is code, not prose: "Add a flag to `cargo fix`" names a command
@@ -63,6 +64,17 @@ NONCODE_SCOPES = frozenset(
 )
 """Conventional-commit scopes that are not code, besides ``fixes.exclude`` ("fix(deps):"
 is how dependency bots title an update)."""
+NONCODE_FIRST = frozenset(
+    {
+        "typo", "typos", "docs", "doc", "documentation", "docstring", "docstrings", "comment",
+        "comments", "readme", "changelog", "lint", "linter", "linting", "flake8", "ruff",
+        "pylint", "mypy", "pyright", "typing", "ci", "test", "tests", "spelling", "grammar",
+        "formatting", "whitespace",
+    }
+)  # fmt: skip
+"""Exclusion words that make a conventional ``fix:`` a non-fix as the description's first
+word ("fix: typo in README"); words such as "style", "merge" or "build" open real fixes
+there ("fix(compiler-sfc): fix style injection")."""
 STRONG = frozenset(
     {"crash", "crashes", "regression", "regressions", "hotfix", "defect", "defects", "fault"}
 )
@@ -126,9 +138,16 @@ class FixRule:
             return False
         conventional = _CONVENTIONAL_FIX.match(subject)
         if conventional:
-            scope = set(_WORD.findall((conventional.group(1) or "").lower()))
-            first = _WORD.findall(_code_as_blank(conventional.group(2)).lower())[:1]
-            return not (scope & (self.exclude | NONCODE_SCOPES) or set(first) & self.exclude)
+            # the scope as a whole ("runtime-dom/style" is a component, "docs" is not code)
+            scope = (conventional.group(1) or "").strip().lower()
+            words = _WORD.findall(_code_as_blank(conventional.group(2)).lower())
+            while words and words[0] in self.keywords:  # "fix: Fix typo in ..."
+                words = words[1:]
+            first = words[0] if words else ""
+            return not (
+                scope in self.exclude | NONCODE_SCOPES
+                or (first in self.exclude and first in NONCODE_FIRST)
+            )
         if self._keyword_hit(subject):
             return True
         if self.scope == "message" and body and self._keyword_hit(body):

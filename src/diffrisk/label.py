@@ -231,13 +231,17 @@ def _read_cache(path: Path, warnings: list[str] | None = None) -> pd.DataFrame:
         # a corrupt cache is only a cache: blame again (and say why this run is slow)
         if warnings is not None:
             warnings.append(
-                f"the blame cache {path.name} was unreadable: every fix is blamed again "
-                "and the cache is rewritten"
+                f"the blame cache {path.name} was unreadable: every fix is blamed again"
             )
         return empty
     if list(df.columns) == _CACHE_SCHEMA.names[:-1]:
         df["fix_path"] = None  # written before fix_path: links are judged by path alone
     if list(df.columns) != _CACHE_SCHEMA.names:
+        if warnings is not None:
+            warnings.append(
+                f"the blame cache {path.name} has columns this version does not know: "
+                "every fix is blamed again"
+            )
         return empty
     return df
 

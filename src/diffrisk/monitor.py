@@ -836,6 +836,8 @@ def monitor(
             reasons.append(
                 f"the bundled model is in use but {n_buggy} buggy changes are labelled (train.min_buggy {cfg.train.min_buggy})"
             )
+    if waiting and reasons:  # retraining anyway: the drift is one more reason to list
+        reasons.insert(0, f"feature drift in alert: {', '.join(alerts)}")
     decision = RetrainDecision(
         bool(reasons), reasons, dstatus, r_auc, rec_auc, age, None if reasons else waiting
     )
