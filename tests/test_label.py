@@ -502,9 +502,14 @@ def test_blame_cache_written_before_fix_path_is_kept(tmp_path: Path) -> None:
         "lines": [2], "cosmetic": [0], "sample": [["x = 1"]],
     }  # fmt: skip
     pq.write_table(pa.Table.from_pydict(rows, schema=old), tmp_path / "cache.parquet")
-    df = _read_cache(tmp_path / "cache.parquet")
+    notes: list[str] = []
+    df = _read_cache(tmp_path / "cache.parquet", notes)
     assert list(df.columns) == _CACHE_SCHEMA.names and len(df) == 1  # no re-blame on upgrade
-    assert df.loc[0, "fix_path"] is None and df.loc[0, "path"] == "m.py"
+    assert df.loc[0, "fix_path"] is None and df.loc[0, "path"] == "m.py" and notes == []
+    # columns no version wrote: blamed again, and said
+    pq.write_table(pa.table({"other": [1]}), tmp_path / "odd.parquet")
+    assert _read_cache(tmp_path / "odd.parquet", notes).empty
+    assert len(notes) == 1 and "columns this version does not know" in notes[0]
 
 
 _BASE = "import os\n\n\ndef f(x=None):\n    value = 1\n    return x + value\n"

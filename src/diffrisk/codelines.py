@@ -381,11 +381,13 @@ def _riskiest_added(data: bytes) -> dict[str, tuple[int, int]]:
     for p, hs in hunks.items():
         # re-indented and moved lines are not new (as the models count them): the lines
         # the file's diff deletes are taken out of every hunk's count
+        gone = _Counter(p)
+        for d in deleted.get(p, ()):
+            gone.delete(d)
         weight = []
         for _, _, lines in hs:
             c = _Counter(p)
-            for d in deleted.get(p, ()):
-                c.delete(d)
+            c.deleted = gone.deleted  # totals() reads a copy
             for line in lines:
                 c.add(line)
             weight.append(c.totals()[:2])

@@ -394,7 +394,6 @@ def hotspots(a: Analysis, scores: np.ndarray, top: int) -> list[FileRisk]:
     from diffrisk.score import FileRisk
     from diffrisk.train import is_source_path
 
-    lcfg = a.label_config or LabelConfig()
     out = []
     for f, s in zip(a.facts, scores, strict=True):
         ch = f.change
@@ -402,7 +401,7 @@ def hotspots(a: Analysis, scores: np.ndarray, top: int) -> list[FileRisk]:
             FileRisk(
                 path=f.path,
                 score=float(s),
-                reasons=file_reasons(f, is_source_path(f.path, lcfg)),
+                reasons=file_reasons(f, is_source_path(f.path, a.label_config)),
                 la=0 if ch.binary or ch.unknown else ch.la,
                 ld=0 if ch.binary or ch.unknown else ch.ld,
                 past_fixes=f.past_fixes,

@@ -18,9 +18,9 @@ The rule, applied to the subject line by default (``fixes.scope``):
    injection" is a fix) unless its scope is a non-code one ("fix(docs):", "fix(ci):",
    "fix(deps):"; the scope as a whole: "fix(runtime-dom/style):" is a component) or its
    description starts with a prose or tooling word (``NONCODE_FIRST``; "fix: typo in
-   README", "fix: Fix typo in ..."); and a word that names a failure (``STRONG``: "crash", "regression", "hotfix",
-   "defect", "fault"; "Fix mypy crash on protocols" is a fix, "Add regression test for
-   #5621" is not).
+   README", "fix: Fix typo in ..."); and a word that names a failure (``STRONG``:
+   "crash", "regression", "hotfix", "defect", "fault"; "Fix mypy crash on protocols" is a
+   fix, "Add regression test for #5621" is not).
 4. Text in backticks is code, not prose: "Add a flag to `cargo fix`" names a command
    (a path in backticks is read: "Fix broken references in `docs/api.rst`").
 5. Reverts are not fixes (the reverted commit is found by other means).

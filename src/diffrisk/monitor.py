@@ -796,6 +796,7 @@ def monitor(
     age = model_age_days(meta, now_ts.to_pydatetime()) if meta else None
     reasons = []
     alerts = [d.feature for d in drift if d.matters]
+    drift_reason = f"feature drift in alert: {', '.join(alerts)}"
     waiting = None
     if alerts:
         # a retrain learns only from labelled changes; when the model has seen all but a
@@ -822,7 +823,7 @@ def monitor(
                 f"until {mcfg.min_changes} are (monitor.min_changes)"
             )
         else:
-            reasons.append(f"feature drift in alert: {', '.join(alerts)}")
+            reasons.append(drift_reason)
     r_auc = realized.get("roc_auc")
     if r_auc is not None and rec_auc is not None and rec_auc - r_auc > mcfg.auc_drop:
         reasons.append(
@@ -837,7 +838,7 @@ def monitor(
                 f"the bundled model is in use but {n_buggy} buggy changes are labelled (train.min_buggy {cfg.train.min_buggy})"
             )
     if waiting and reasons:  # retraining anyway: the drift is one more reason to list
-        reasons.insert(0, f"feature drift in alert: {', '.join(alerts)}")
+        reasons.insert(0, drift_reason)
     decision = RetrainDecision(
         bool(reasons), reasons, dstatus, r_auc, rec_auc, age, None if reasons else waiting
     )

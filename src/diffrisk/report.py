@@ -71,7 +71,6 @@ _MD_ESCAPES = {
 _MD_RE = re.compile("[" + re.escape("".join(_MD_ESCAPES)) + "]")
 ZWSP = "\u200b"
 """Zero-width space: keeps GitHub from turning repository text into @mentions and #links."""
-_ZWSP = ZWSP
 _CODE_RE = re.compile(r"[|`*_\[\]~\\]")
 
 
@@ -81,8 +80,8 @@ def md(value: Any) -> str:
         return ""
     text = " ".join(str(value).split())  # newlines would end table rows and list items
     # No @mentions, no #123 / owner/repo#123 issue links from repository text.
-    text = re.sub(r"(?<![\w.+-])@(?=\w)", "@" + _ZWSP, text)
-    text = re.sub(r"#(?=\w)", "#" + _ZWSP, text)
+    text = re.sub(r"(?<![\w.+-])@(?=\w)", "@" + ZWSP, text)
+    text = re.sub(r"#(?=\w)", "#" + ZWSP, text)
     return _MD_RE.sub(lambda m: _MD_ESCAPES[m.group()], text)
 
 
