@@ -141,6 +141,18 @@ def test_linear_contributions_relative_to_training_mean(reg):
     assert c["la_source"].min() < 0 < c["la_source"].max()
 
 
+@pytest.mark.parametrize("kind", ["logistic", "anchored"])
+def test_linear_contributions_add_up_to_the_log_odds(reg, kind):
+    m = reg.load(_save(reg, kind))
+    X, _ = synthetic_changes(100, seed=3)
+    p = m.predict_proba(X)
+    total = m.contributions(X).sum(axis=1).to_numpy()
+    # one pipeline, one sigmoid: the features' parts differ from log-odds by one constant
+    rest = np.log(p / (1 - p)) - total
+    np.testing.assert_allclose(rest, rest[0], atol=1e-9)
+    assert np.ptp(total) > 1.0
+
+
 def test_tree_contributions_are_zero_at_the_reference(reg):
     v = _save(reg, "hgb")
     m = reg.load(v)

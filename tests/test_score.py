@@ -265,7 +265,12 @@ def test_factors_come_from_the_model(world: dict, risky) -> None:
 
     a = analyze(open_repo(world["repo"]), "main", "risky", load_dataset(world["data"]), Config())
     contrib = model.contributions(a.pr_row).iloc[0]
-    top_up = contrib[contrib > 0].sort_values(ascending=False).index[:5].tolist()
+    # the added-line counts are one factor (named la_source), NUC and NDEV another (nuc)
+    merged = contrib.drop([*explain.ADDED_LINES, *explain.FILE_HISTORY])
+    merged["la_source"] = contrib[list(explain.ADDED_LINES)].sum()
+    merged["nuc"] = contrib[list(explain.FILE_HISTORY)].sum()
+    up = merged[merged >= explain.MIN_EFFECT]
+    top_up = up.sort_values(ascending=False).index[:5].tolist()
     assert [f.feature for f in risky.raised] == top_up
     assert all(
         abs(x.contribution) >= abs(y.contribution)

@@ -19,6 +19,7 @@ from diffrisk.store import atomic_write_table, read_meta
 from diffrisk.train import (
     KINDS,
     PoissonRiskClassifier,
+    TimeCalibratedClassifier,
     anchor_scale,
     build_estimator,
     bundled_candidates,
@@ -125,6 +126,75 @@ def test_every_kind_fits_and_ranks_large_changes_higher(kind):
     assert p.shape == (len(X),) and ((p >= 0) & (p <= 1)).all()
     big = X["la"] > 300
     assert p[big].mean() > p[X["la"] < 30].mean()
+
+
+def test_calibrated_models_rank_with_every_row_and_calibrate_out_of_time():
+    from sklearn.base import clone
+    from sklearn.calibration import _SigmoidCalibration
+    from sklearn.model_selection import TimeSeriesSplit
+
+    X, y = synthetic_changes(n=800, seed=11)
+    est = fit_estimator("logistic", X, y)
+    assert isinstance(est, TimeCalibratedClassifier)
+    # the ranking is the pipeline fitted on all rows, the newest included
+    whole = clone(est.estimator).fit(X, y)
+    np.testing.assert_allclose(est.decision_function(X), whole.decision_function(X))
+    # the sigmoid: fitted on what copies fitted on older rows said of the next block
+    scores, targets = [], []
+    for tr, te in TimeSeriesSplit(n_splits=3).split(X):
+        scores.append(clone(est.estimator).fit(X.iloc[tr], y[tr]).decision_function(X.iloc[te]))
+        targets.append(y[te])
+    platt = _SigmoidCalibration().fit(np.concatenate(scores), np.concatenate(targets))
+    assert (est.calibrator_.a_, est.calibrator_.b_) == pytest.approx((platt.a_, platt.b_))
+    p = est.predict_proba(X)[:, 1]
+    # balanced class weights put the raw model's mean near 0.5; calibrated, the mean is
+    # near the share of defect-inducing rows
+    assert whole.predict_proba(X)[:, 1].mean() > 0.4
+    assert abs(p.mean() - y.mean()) < 0.05
+    # labels of the newest quarter alone change the ranking (an average of copies fitted
+    # on older blocks never sees them)
+    y2 = y.copy()
+    y2[-200:] = 1 - y2[-200:]
+    moved = fit_estimator("logistic", X, y2).decision_function(X)
+    assert not np.allclose(moved, est.decision_function(X))
+
+
+def test_a_model_that_ranked_backwards_out_of_time_keeps_its_order() -> None:
+    """Platt's slope fitted on out-of-time scores that ranked the wrong way would invert
+    the model; it is kept positive and tiny instead (probabilities at the base rate)."""
+    X, _ = synthetic_changes(n=600, seed=13)
+    z = np.log1p(X["la_source"].to_numpy(dtype=float))
+    z = (z - z.mean()) / z.std()
+    # large changes were the risky ones in the first block, the safe ones later
+    logit = np.where(np.arange(600) < 200, 2 * z, -2 * z) - 1
+    y = (np.random.default_rng(1).random(600) < 1 / (1 + np.exp(-logit))).astype(int)
+    est = build_estimator("la", calibration_splits=2).fit(X, y)
+    p = est.predict_proba(X)[:, 1]
+    assert np.all(np.diff(p[np.argsort(est.decision_function(X))]) >= 0)
+    assert p.max() - p.min() < 0.01 and abs(p.mean() - y[200:].mean()) < 0.01
+
+
+def test_models_saved_with_calibration_members_still_explain(tmp_path: Path) -> None:
+    """Models saved before TimeCalibratedClassifier: a CalibratedClassifierCV averaging
+    members fitted on older blocks still loads, scores and explains."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.model_selection import TimeSeriesSplit
+
+    from diffrisk.train import calibrated_members, linear_contributions
+
+    X, y = synthetic_changes(n=600, seed=12)
+    pipe = build_estimator("anchored", anchor_scale_value=0.3).estimator
+    old = CalibratedClassifierCV(
+        pipe, method="sigmoid", cv=TimeSeriesSplit(n_splits=3), ensemble=True
+    ).fit(X, y)
+    members = calibrated_members(old)
+    assert len(members) == 3 and all(slope > 0 for _, slope in members)
+    assert anchor_scale(old) == 0.3
+    c = linear_contributions(old, X)
+    assert c is not None and c["la_source"].corr(np.log1p(X["la_source"])) > 0.99
+    reg = ModelRegistry(tmp_path / "models")
+    v = reg.save(old, {"kind": "anchored", "features": raw_features("anchored")})
+    np.testing.assert_allclose(reg.load(v).predict_proba(X), old.predict_proba(X)[:, 1])
 
 
 def test_shrink_extras_scales_every_column_but_the_anchor():

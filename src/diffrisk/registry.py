@@ -50,6 +50,7 @@ TRUSTED_TYPES = frozenset(
         "diffrisk.train.token_text",
         "diffrisk.train.shrink_extras",
         "diffrisk.train.PoissonRiskClassifier",
+        "diffrisk.train.TimeCalibratedClassifier",
         "numpy.dtype",
         "sklearn.calibration._CalibratedClassifier",
         "sklearn.calibration._SigmoidCalibration",

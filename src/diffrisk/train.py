@@ -27,9 +27,12 @@ The candidates:
               the baseline itself, so the extra features are used only where they helped
               out of time in the training window.
 
-The classifiers are calibrated with ``CalibratedClassifierCV(method="sigmoid")`` over a
-``TimeSeriesSplit`` of the time-ordered training rows, so calibration never looks at
-changes older than the rows a member was fitted on (see docs/model.md).
+The linear classifiers are fitted on all their training rows and calibrated by Platt's
+sigmoid fitted on out-of-time scores (:class:`TimeCalibratedClassifier`: copies fitted on
+the older blocks of a ``TimeSeriesSplit`` score the next block); the boosted trees are
+the average of those copies, each calibrated on its next block
+(``CalibratedClassifierCV(method="sigmoid", ensemble=True)``). Either way calibration
+never scores a change with a model fitted on it or on later changes (see docs/model.md).
 """
 
 from __future__ import annotations
@@ -44,8 +47,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.calibration import CalibratedClassifierCV
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.calibration import (  # _SigmoidCalibration: Platt's method, as CalibratedClassifierCV's
+    CalibratedClassifierCV,
+    _SigmoidCalibration,
+)
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.impute import SimpleImputer
@@ -491,13 +497,13 @@ def _token_members(estimator: Any) -> list[tuple[Any, Any, np.ndarray, float]] |
     """Per calibration member of a ``tokens`` model: (lines pipeline, tokens pipeline,
     coefficients, Platt slope); None for any other model."""
     out = []
-    for m in getattr(estimator, "calibrated_classifiers_", None) or []:
-        union = getattr(m.estimator, "named_steps", {}).get("features")
+    for pipe, slope in calibrated_members(estimator):
+        union = getattr(pipe, "named_steps", {}).get("features")
         if not isinstance(union, FeatureUnion):
             return None
         parts = dict(union.transformer_list)
-        coef = m.estimator.named_steps["clf"].coef_[0]
-        out.append((parts["lines"], parts["tokens"], coef, float(m.calibrators[0].a_)))
+        coef = pipe.named_steps["clf"].coef_[0]
+        out.append((parts["lines"], parts["tokens"], coef, slope))
     return out or None
 
 
@@ -510,7 +516,7 @@ def token_scores(estimator: Any, X: pd.DataFrame) -> np.ndarray | None:
         return None
     total = np.zeros(len(X))
     for _lines, tokens, coef, a in members:
-        total += -a * np.asarray(tokens.transform(X) @ coef[len(ANCHORS) :], dtype=float).ravel()
+        total += a * np.asarray(tokens.transform(X) @ coef[len(ANCHORS) :], dtype=float).ravel()
     return total / len(members)
 
 
@@ -526,19 +532,82 @@ def top_tokens(estimator: Any, row: pd.DataFrame, n: int = 5) -> list[tuple[str,
         w = coef[len(ANCHORS) :]
         names = tokens.named_steps["bag"].get_feature_names_out()
         for j, v in zip(vec.indices, vec.data, strict=True):
-            weights[str(names[j])] = weights.get(str(names[j]), 0.0) - a * w[j] * v / len(members)
+            weights[str(names[j])] = weights.get(str(names[j]), 0.0) + a * w[j] * v / len(members)
     named = [(t, c) for t, c in weights.items() if c != 0.0 and (t[:1].isalpha() or t[:1] == "_")]
     return sorted(named, key=lambda kv: -abs(kv[1]))[:n]
 
 
 def anchor_scale(estimator: Any) -> float | None:
     """The factor an ``anchored`` model was fitted with (None for other kinds)."""
-    members = getattr(estimator, "calibrated_classifiers_", None) or []
-    for m in members:
-        steps = getattr(m.estimator, "named_steps", {})
+    for pipe, _slope in calibrated_members(estimator):
+        steps = getattr(pipe, "named_steps", {})
         if "shrink" in steps:
             return float(steps["shrink"].kw_args["scale"])
     return None
+
+
+class TimeCalibratedClassifier(ClassifierMixin, BaseEstimator):
+    """A classifier fitted on all its time-ordered rows, with a Platt sigmoid fitted on
+    out-of-time scores: for each split of ``cv`` (default ``TimeSeriesSplit(3)``) a copy
+    fitted on the older rows scores the next block, and one sigmoid is fitted on those
+    scores together.
+
+    ``CalibratedClassifierCV(cv=TimeSeriesSplit(...))`` averages the copies instead, so
+    the newest block of rows, the most like the changes being scored, never trains the
+    ranking; its ``ensemble=False`` needs a partition of the rows, which a time-ordered
+    split is not.
+    """
+
+    def __init__(self, estimator: Any = None, cv: Any = None) -> None:
+        self.estimator = estimator
+        self.cv = cv
+
+    def fit(self, X: Any, y: Any) -> TimeCalibratedClassifier:
+        y = np.asarray(y, dtype=int)
+        cv = self.cv if self.cv is not None else TimeSeriesSplit(n_splits=3)
+        scores, targets = [], []
+        for tr, te in cv.split(X):
+            part = clone(self.estimator).fit(_take(X, tr), y[tr])  # one class: ValueError
+            scores.append(np.asarray(part.decision_function(_take(X, te)), dtype=float))
+            targets.append(y[te])
+        pooled, truth = np.concatenate(scores), np.concatenate(targets)
+        self.calibrator_ = _SigmoidCalibration().fit(pooled, truth)
+        if self.calibrator_.a_ >= 0:
+            # out of time the scores ranked the other way round (or not at all): keep
+            # the model's order, with probabilities within a hair of the base rate,
+            # rather than invert it
+            rate = float(np.clip(truth.mean(), 1e-3, 1 - 1e-3))
+            self.calibrator_.a_ = -1e-3 / max(float(np.std(pooled)), 1e-9)
+            self.calibrator_.b_ = -math.log(rate / (1 - rate)) - self.calibrator_.a_ * float(
+                np.mean(pooled)
+            )
+        self.estimator_ = clone(self.estimator).fit(X, y)
+        self.classes_ = self.estimator_.classes_
+        return self
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        return np.asarray(self.estimator_.decision_function(X), dtype=float)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        p = self.calibrator_.predict(self.decision_function(X))
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
+
+
+def _take(X: Any, idx: np.ndarray) -> Any:
+    return X.iloc[idx] if hasattr(X, "iloc") else X[idx]
+
+
+def calibrated_members(estimator: Any) -> list[tuple[Any, float]]:
+    """(fitted pipeline, Platt slope on its decision values) of a calibrated model: one
+    for :class:`TimeCalibratedClassifier`, one per member for a ``CalibratedClassifierCV``
+    (models saved before 2026-12-03); [] for any other estimator."""
+    if isinstance(estimator, TimeCalibratedClassifier) and hasattr(estimator, "estimator_"):
+        return [(estimator.estimator_, -float(estimator.calibrator_.a_))]
+    members = getattr(estimator, "calibrated_classifiers_", None) or []
+    return [(m.estimator, -float(m.calibrators[0].a_)) for m in members]
 
 
 class PoissonRiskClassifier(ClassifierMixin, BaseEstimator):
@@ -584,57 +653,47 @@ def build_estimator(
     if kind not in KINDS:
         raise DataError(f"unknown model kind {kind!r}", hint=f"use one of {', '.join(KINDS)}")
     if kind == "anchored":
-        return CalibratedClassifierCV(
+        return TimeCalibratedClassifier(
             _anchored_pipeline(anchor_scale_value, code_metrics, pfix),
-            method="sigmoid",
             cv=TimeSeriesSplit(n_splits=calibration_splits),
-            ensemble=True,
         )
     if kind == "tokens":
-        return CalibratedClassifierCV(
-            _tokens_pipeline(),
-            method="sigmoid",
-            cv=TimeSeriesSplit(n_splits=calibration_splits),
-            ensemble=True,
+        return TimeCalibratedClassifier(
+            _tokens_pipeline(), cv=TimeSeriesSplit(n_splits=calibration_splits)
         )
     if kind == "la":
         features = FunctionTransformer(la_transform, validate=False)
     else:
         features = _kamei_features(code_metrics, pfix)
+    cv = TimeSeriesSplit(n_splits=calibration_splits)
     if kind == "hgb":
-        base: Any = Pipeline(
-            [
-                ("features", features),
-                (
-                    "clf",
-                    HistGradientBoostingClassifier(
-                        learning_rate=0.05,
-                        max_iter=200,
-                        max_leaf_nodes=15,
-                        min_samples_leaf=40,
-                        l2_regularization=1.0,
-                        class_weight="balanced",
-                        random_state=random_state,
-                    ),
-                ),
-            ]
+        trees = HistGradientBoostingClassifier(
+            learning_rate=0.05,
+            max_iter=200,
+            max_leaf_nodes=15,
+            min_samples_leaf=40,
+            l2_regularization=1.0,
+            class_weight="balanced",
+            random_state=random_state,
         )
-    else:
-        steps: list[tuple[str, Any]] = [
-            ("features", features),
-            (
-                "impute",
-                SimpleImputer(strategy="constant", fill_value=0.0, keep_empty_features=True),
-            ),
-            ("scale", StandardScaler()),
-        ]
-        if kind == "poisson":
-            return Pipeline([*steps, ("clf", PoissonRiskClassifier())])
-        steps.append(("clf", LogisticRegression(class_weight="balanced", max_iter=2000, C=0.1)))
-        base = Pipeline(steps)
-    return CalibratedClassifierCV(
-        base, method="sigmoid", cv=TimeSeriesSplit(n_splits=calibration_splits), ensemble=True
-    )
+        # boosted trees vary from fit to fit: the average of the copies fitted on older
+        # blocks ranked better than one fit on every row (docs/model.md); linear models
+        # the other way round
+        return CalibratedClassifierCV(
+            Pipeline([("features", features), ("clf", trees)]),
+            method="sigmoid",
+            cv=cv,
+            ensemble=True,
+        )
+    steps: list[tuple[str, Any]] = [
+        ("features", features),
+        ("impute", SimpleImputer(strategy="constant", fill_value=0.0, keep_empty_features=True)),
+        ("scale", StandardScaler()),
+    ]
+    if kind == "poisson":
+        return Pipeline([*steps, ("clf", PoissonRiskClassifier())])
+    steps.append(("clf", LogisticRegression(class_weight="balanced", max_iter=2000, C=0.1)))
+    return TimeCalibratedClassifier(Pipeline(steps), cv=cv)
 
 
 def fit_estimator(
@@ -732,21 +791,19 @@ def linear_contributions(est: Any, X: pd.DataFrame) -> pd.DataFrame | None:
     (the training mean is 0 after ``StandardScaler``), averaged over the members.
     Transformed columns keep their raw feature names.
     """
-    members = getattr(est, "calibrated_classifiers_", None)
+    members = calibrated_members(est)
     if not members:
         return None
-    if isinstance(members[0].estimator.named_steps.get("features"), FeatureUnion):
+    if isinstance(members[0][0].named_steps.get("features"), FeatureUnion):
         return _tokens_contributions(est, X)
     total = None
-    for m in members:
-        pipe = m.estimator
+    for pipe, a in members:
         clf = pipe.named_steps.get("clf")
         if not isinstance(clf, LogisticRegression):
             return None
         z = pipe[:-1].transform(X)
         names = list(pipe.named_steps["features"].transform(X.iloc[:1]).columns)
-        a = float(m.calibrators[0].a_)
-        contrib = -a * np.asarray(z, dtype=float) * clf.coef_[0]
+        contrib = a * np.asarray(z, dtype=float) * clf.coef_[0]
         frame = pd.DataFrame(contrib, columns=names, index=X.index)
         total = frame if total is None else total + frame
     return total / len(members)
@@ -759,7 +816,7 @@ def _tokens_contributions(est: Any, X: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(0.0, columns=list(ANCHORS), index=X.index)
     for lines, _tokens, coef, a in members:
         z = np.asarray(lines.transform(X), dtype=float)
-        out += -a * z * coef[: z.shape[1]] / len(members)
+        out += a * z * coef[: z.shape[1]] / len(members)
     scores = token_scores(est, X)
     out[CODE_TOKENS] = scores if scores is not None else 0.0
     return out
