@@ -55,3 +55,22 @@ def test_cli_reports_bad_toml_in_one_line(tmp_path: Path) -> None:
     (tmp_path / ".diffrisk.toml").write_text('[gate]\nfail_on = "always"\n')
     res = CliRunner().invoke(cli, ["config", "--repo", str(tmp_path)])
     assert res.exit_code == 2 and "gate.fail_on" in res.output
+
+
+def test_every_model_kind_can_be_chosen() -> None:
+    from typing import get_args
+
+    from diffrisk.cli.train import model_option
+    from diffrisk.config import MODEL_KINDS, Config, TrainConfig
+    from diffrisk.train import KINDS
+
+    assert get_args(TrainConfig.model_fields["model"].annotation) == ("auto", *KINDS)
+    assert set(MODEL_KINDS) == set(KINDS) and "tokens" in KINDS
+    for kind in KINDS:
+        assert Config.model_validate({"train": {"model": kind}}).train.model == kind
+
+    @model_option
+    def f(model: str) -> None: ...
+
+    choice = f.__click_params__[0].type
+    assert list(choice.choices) == ["auto", *KINDS]

@@ -258,6 +258,10 @@ class LabelConfig(_Section):
     """GitHub labels that mark an issue or pull request as a bug (with a token)."""
 
 
+MODEL_KINDS = ("logistic", "hgb", "poisson", "anchored", "tokens", "la")
+"""The model kinds ``diffrisk train`` knows (``diffrisk.train``); ``la`` is the baseline."""
+
+
 class TrainConfig(_Section):
     """Model training and time-ordered evaluation (docs/model.md)."""
 
@@ -267,7 +271,7 @@ class TrainConfig(_Section):
     """Rolling-origin folds of the time-ordered evaluation."""
     gap_days: int | None = Field(None, ge=0)
     """Gap between train and test periods; default: the verification latency."""
-    model: Literal["auto", "logistic", "hgb", "poisson", "anchored", "la"] = "auto"
+    model: Literal["auto", "logistic", "hgb", "poisson", "anchored", "tokens", "la"] = "auto"
     """Model to train; auto: the one that ranks best in the time-ordered evaluation."""
     bundled_candidate: bool = True
     """With ``model = "auto"``, the bundled cross-project model competes in the evaluation

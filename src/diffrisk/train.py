@@ -60,10 +60,10 @@ from sklearn.model_selection import TimeSeriesSplit
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer, Normalizer, StandardScaler
 
-from diffrisk.config import Config, LabelConfig
+from diffrisk.config import MODEL_KINDS, Config, LabelConfig
 from diffrisk.errors import DataError
 
-KINDS = ("logistic", "hgb", "poisson", "anchored", "tokens", "la")
+KINDS = MODEL_KINDS
 
 #: Kamei et al.'s change features minus ND and REXP (collinear with NS/NF and EXP); the
 #: learned models also get ``la_source`` and PFIX (prior fixes on the touched files).

@@ -20,12 +20,12 @@ from diffrisk.cli.output import (
     repo_option,
     stderr_console,
 )
-from diffrisk.config import load_config
+from diffrisk.config import MODEL_KINDS, load_config
 from diffrisk.paths import default_data_dir
 
 model_option = click.option(
     "--model",
-    type=click.Choice(["auto", "logistic", "hgb", "poisson", "anchored", "la"]),
+    type=click.Choice(["auto", *MODEL_KINDS]),
     default=None,
     help="Model kind; auto (default: train.model) picks the best in time-ordered evaluation.",
 )
