@@ -74,7 +74,7 @@ def test_classification_metrics_hand_computed():
     # AP: ranks .8 (tp) .4 (fp) .35 (tp): (1 + 2/3) / 2
     assert m["pr_auc"] == pytest.approx((1 + 2 / 3) / 2)
     one = classification_metrics([0, 0], [0.2, 0.3])
-    assert math.isnan(one["roc_auc"])
+    assert math.isnan(one["roc_auc"]) and math.isnan(one["mcc"])
 
 
 def _frame(n: int = 400, seed: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:

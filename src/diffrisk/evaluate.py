@@ -130,7 +130,7 @@ def classification_metrics(
         "roc_auc": float(roc_auc_score(y, p)) if both else math.nan,
         "pr_auc": float(average_precision_score(y, p)) if both else math.nan,
         "f1": float(f1_score(y, pred, zero_division=0.0)),
-        "mcc": float(matthews_corrcoef(y, pred)) if len(y) else math.nan,
+        "mcc": float(matthews_corrcoef(y, pred)) if both else math.nan,  # one class: undefined
         "brier": float(brier_score_loss(y, p, pos_label=1)) if len(y) else math.nan,
     }
 
