@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from diffrisk.cli import cli
 from diffrisk.config import Config, LabelConfig
+from diffrisk.errors import DataError
 from diffrisk.mine import mine
 from diffrisk.registry import ModelRegistry, load_bundled, load_model
 from diffrisk.store import atomic_write_table, read_meta
@@ -195,6 +196,39 @@ def test_models_saved_with_calibration_members_still_explain(tmp_path: Path) -> 
     reg = ModelRegistry(tmp_path / "models")
     v = reg.save(old, {"kind": "anchored", "features": raw_features("anchored")})
     np.testing.assert_allclose(reg.load(v).predict_proba(X), old.predict_proba(X)[:, 1])
+    # a file written by diffrisk before the change (same synthetic rows, seed 4)
+    import shutil
+
+    saved = Path(__file__).parent / "data" / "model-calibration-ensemble"
+    version = json.loads((saved / "metadata.json").read_text())["version"]
+    shutil.copytree(saved, reg.root / version)
+    loaded = reg.load(version)
+    assert len(calibrated_members(loaded.estimator)) == 3
+    assert anchor_scale(loaded.estimator) in (0.0, 0.1, 0.3, 1.0)
+    X4, _ = synthetic_changes(n=600, seed=4)
+    p = loaded.predict_proba(X4)
+    assert ((p > 0) & (p < 1)).all() and np.corrcoef(p, np.log1p(X4["la_source"]))[0, 1] > 0.5
+    contrib = loaded.contributions(X4)
+    assert np.isfinite(contrib.to_numpy()).all() and list(contrib.columns) == loaded.features
+    assert contrib["la_source"].corr(np.log1p(X4["la_source"])) > 0.99
+
+
+def test_calibration_stays_increasing_and_finite_on_degenerate_rows() -> None:
+    X, y = synthetic_changes(n=600, seed=2)
+    # lines added constant in the older blocks: the copies' scores are flat; the final
+    # model's probabilities must stay near the base rate, not jump to 0 and 1
+    X.loc[:449, "la_source"] = 5
+    est = build_estimator("la").fit(X, y)
+    p = est.predict_proba(X)[:, 1]
+    assert p.max() - p.min() < 0.01 and abs(p.mean() - y[150:].mean()) < 0.01
+    assert np.all(np.diff(p[np.argsort(est.decision_function(X))]) >= 0)
+    with pytest.raises(ValueError, match="labels 0 and 1"):
+        build_estimator("la").fit(X, y + 1)
+    # every defect in the oldest rows: nothing later to calibrate on, said plainly
+    y_old = np.zeros(len(X), dtype=int)
+    y_old[:40] = 1
+    with pytest.raises(DataError, match="not spread over time"):
+        fit_estimator("logistic", X, y_old)
 
 
 def test_shrink_extras_scales_every_column_but_the_anchor():

@@ -59,6 +59,7 @@ from sklearn.linear_model import LogisticRegression, PoissonRegressor
 from sklearn.model_selection import TimeSeriesSplit
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer, Normalizer, StandardScaler
+from sklearn.utils.validation import check_is_fitted
 
 from diffrisk.config import MODEL_KINDS, Config, LabelConfig
 from diffrisk.errors import DataError
@@ -563,41 +564,54 @@ class TimeCalibratedClassifier(ClassifierMixin, BaseEstimator):
         self.cv = cv
 
     def fit(self, X: Any, y: Any) -> TimeCalibratedClassifier:
-        y = np.asarray(y, dtype=int)
+        y = np.asarray(y)
+        if not np.isin(y, (0, 1)).all():
+            raise ValueError("TimeCalibratedClassifier takes labels 0 and 1")
+        y = y.astype(int)
         cv = self.cv if self.cv is not None else TimeSeriesSplit(n_splits=3)
         scores, targets = [], []
         for tr, te in cv.split(X):
-            part = clone(self.estimator).fit(_take(X, tr), y[tr])  # one class: ValueError
+            if len(np.unique(y[tr])) < 2:
+                continue  # nothing to learn from these older rows; the later splits may do
+            part = clone(self.estimator).fit(_take(X, tr), y[tr])
             scores.append(np.asarray(part.decision_function(_take(X, te)), dtype=float))
             targets.append(y[te])
-        pooled, truth = np.concatenate(scores), np.concatenate(targets)
-        self.calibrator_ = _SigmoidCalibration().fit(pooled, truth)
+        truth = np.concatenate(targets) if targets else np.zeros(0, dtype=int)
+        if len(np.unique(truth)) < 2:
+            raise ValueError(
+                "no time-ordered split has both classes before and after it to calibrate on"
+            )
+        self.estimator_ = clone(self.estimator).fit(X, y)
+        self.classes_ = np.array([0, 1])
+        self.calibrator_ = _SigmoidCalibration().fit(np.concatenate(scores), truth)
         if self.calibrator_.a_ >= 0:
             # out of time the scores ranked the other way round (or not at all): keep
             # the model's order, with probabilities within a hair of the base rate,
-            # rather than invert it
+            # rather than invert it (scaled by the final model's spread of scores)
+            own = self.decision_function(X)
             rate = float(np.clip(truth.mean(), 1e-3, 1 - 1e-3))
-            self.calibrator_.a_ = -1e-3 / max(float(np.std(pooled)), 1e-9)
+            spread = float(np.std(own))
+            self.calibrator_.a_ = -1e-3 / spread if spread > 1e-9 else 0.0
             self.calibrator_.b_ = -math.log(rate / (1 - rate)) - self.calibrator_.a_ * float(
-                np.mean(pooled)
+                np.mean(own)
             )
-        self.estimator_ = clone(self.estimator).fit(X, y)
-        self.classes_ = self.estimator_.classes_
         return self
 
     def decision_function(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "estimator_")
         return np.asarray(self.estimator_.decision_function(X), dtype=float)
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        p = self.calibrator_.predict(self.decision_function(X))
+        scores = self.decision_function(X)
+        p = self.calibrator_.predict(scores)
         return np.column_stack([1.0 - p, p])
 
     def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
 
 
 def _take(X: Any, idx: np.ndarray) -> Any:
-    return X.iloc[idx] if hasattr(X, "iloc") else X[idx]
+    return X.iloc[idx] if hasattr(X, "iloc") else np.asarray(X)[idx]
 
 
 def calibrated_members(estimator: Any) -> list[tuple[Any, float]]:
@@ -721,7 +735,8 @@ def fit_estimator(
         raise DataError(
             f"the tokens model needs at least {TOKEN_MIN_ROWS} labelled changes to train on "
             f"(here {len(y)})",
-            hint="the other candidates still compete",
+            hint="with model auto the other candidates still compete; else choose another "
+            "kind (train.model, --model)",
         )
     scale = 0.0
     if kind == "anchored":
