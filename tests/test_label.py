@@ -593,3 +593,49 @@ def test_typing_check_is_quiet_about_invalid_escapes() -> None:
         assert _same_without_annotations(
             b'p = "\\d"\ndef f(a):\n    return a\n', b'p = "\\d"\ndef f(a: int):\n    return a\n'
         )
+
+
+def test_differing_lines_leave_out_only_whole_shared_lines() -> None:
+    """The typing check counts tokens in the lines two versions do not share; the
+    answer must be the one the whole files give."""
+    import collections
+    import random
+
+    from diffrisk.szz import _NOT_ANNOTATION, _differing_lines
+
+    def count(text: bytes) -> collections.Counter[bytes]:
+        return collections.Counter(_NOT_ANNOTATION.findall(text))
+
+    words = [b"x = 1", b"return x", b"def f(a: int) -> int:", b"", b"    y = a + 1", b"# c"]
+    r = random.Random(7)
+    for _ in range(400):
+        lines = [r.choice(words) for _ in range(r.randint(0, 12))]
+        a = b"\n".join(lines) + (b"\n" if r.random() < 0.5 else b"")
+        edited = list(lines)
+        for _ in range(r.randint(0, 3)):
+            i = r.randint(0, len(edited))
+            op = r.random()
+            if op < 0.4:
+                edited.insert(i, r.choice(words))
+            elif edited and op < 0.7:
+                del edited[min(i, len(edited) - 1)]
+            elif edited:
+                j = min(i, len(edited) - 1)
+                edited[j] = edited[j].replace(b"1", b"2").replace(b"int", b"str")
+        b = b"\n".join(edited) + (b"\n" if r.random() < 0.5 else b"")
+        da, db = _differing_lines(a, b)
+        # a = shared lines + da + shared lines, and b the same with db
+        assert len(a) - len(da) == len(b) - len(db)
+        splits = [
+            k
+            for k in range(len(a) - len(da) + 1)
+            if a[:k] == b[:k]
+            and a[k : k + len(da)] == da
+            and b[k : k + len(db)] == db
+            and a[k + len(da) :] == b[k + len(db) :]
+            and (k == 0 or a[k - 1 : k] == b"\n")
+            and a[k + len(da) : k + len(da) + 1] in (b"", b"\n")
+        ]
+        assert splits, (a, b, da, db)
+        assert (count(a) == count(b)) == (count(da) == count(db)), (a, b, da, db)
+        assert (da or db) if a != b else True
