@@ -551,7 +551,9 @@ class TimeCalibratedClassifier(ClassifierMixin, BaseEstimator):
     """A classifier fitted on all its time-ordered rows, with a Platt sigmoid fitted on
     out-of-time scores: for each split of ``cv`` (default ``TimeSeriesSplit(3)``) a copy
     fitted on the older rows scores the next block, and one sigmoid is fitted on those
-    scores together.
+    scores together. A flat or decreasing sigmoid is replaced by a nearly flat
+    increasing one (calibration never inverts the order); splits whose older rows hold
+    one class are skipped, and ``ValueError`` says when no split is left to calibrate on.
 
     ``CalibratedClassifierCV(cv=TimeSeriesSplit(...))`` averages the copies instead, so
     the newest block of rows, the most like the changes being scored, never trains the
