@@ -802,19 +802,13 @@ def monitor(
         # a retrain learns only from labelled changes; when the model has seen all but a
         # few of them, retraining now would refit the same rows (the drifted recent
         # changes are still inside the verification latency)
-        newer = (
-            None
-            if tw_end is None or labels is None
-            else int(
-                (
-                    eligible(frame)
-                    & (frame["label_state"] != "unlabelled")
-                    & (frame["author_time"] > tw_end)
-                    # as for realized accuracy: younger changes cannot be told clean yet
-                    & (frame["author_time"] <= end - pd.Timedelta(days=cfg.label.verification_days))
-                ).sum()
-            )
-        )
+        newer = None
+        if tw_end is not None and labels is not None:
+            # as for realized accuracy: younger changes cannot be told clean yet
+            mature = end - pd.Timedelta(days=cfg.label.verification_days)
+            t = frame["author_time"]
+            labelled = eligible(frame) & (frame["label_state"] != "unlabelled")
+            newer = int((labelled & (t > tw_end) & (t <= mature)).sum())
         if newer is not None and newer < mcfg.min_changes:
             waiting = (
                 f"feature drift in alert ({', '.join(alerts)}), but the model was trained on "

@@ -478,28 +478,25 @@ def _parse(text: bytes) -> ast.Module:
         return ast.parse(text)
 
 
+def _shared(a: bytes, b: bytes, most: int, *, at_end: bool = False) -> int:
+    """How many bytes (at most ``most``) ``a`` and ``b`` share at the start (or the end):
+    a bisection of C-speed slice compares."""
+    lo, hi = 0, most
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        same = a[len(a) - mid :] == b[len(b) - mid :] if at_end else a[:mid] == b[:mid]
+        lo, hi = (mid, hi) if same else (lo, mid - 1)
+    return lo
+
+
 def _differing_lines(a: bytes, b: bytes) -> tuple[bytes, bytes]:
     """``a`` and ``b`` without the whole lines they share at the start and at the end."""
     n = min(len(a), len(b))
-    lo, hi = 0, n  # the common prefix: its length by bisection (C-speed slice compares)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if a[:mid] == b[:mid]:
-            lo = mid
-        else:
-            hi = mid - 1
-    start = a.rfind(b"\n", 0, lo) + 1  # same offset in b
-    lo, hi = 0, n - start  # the common suffix, not reaching into the prefix
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if a[len(a) - mid :] == b[len(b) - mid :]:
-            lo = mid
-        else:
-            hi = mid - 1
-    end_a = a.find(b"\n", len(a) - lo)  # the end of the line the common suffix starts in
+    start = a.rfind(b"\n", 0, _shared(a, b, n)) + 1  # same offset in b
+    tail = _shared(a, b, n - start, at_end=True)  # not reaching into the shared start
+    end_a = a.find(b"\n", len(a) - tail)  # the end of the line the shared end starts in
     end_a = len(a) if end_a < 0 else end_a
-    end_b = end_a + len(b) - len(a)
-    return a[start:end_a], b[start:end_b]
+    return a[start:end_a], b[start : end_a + len(b) - len(a)]
 
 
 def _same_without_annotations(a: bytes, b: bytes) -> bool:

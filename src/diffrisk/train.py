@@ -516,8 +516,8 @@ def token_scores(estimator: Any, X: pd.DataFrame) -> np.ndarray | None:
     if members is None:
         return None
     total = np.zeros(len(X))
-    for _lines, tokens, coef, a in members:
-        total += a * np.asarray(tokens.transform(X) @ coef[len(ANCHORS) :], dtype=float).ravel()
+    for _lines, tokens, coef, slope in members:
+        total += slope * np.asarray(tokens.transform(X) @ coef[len(ANCHORS) :], dtype=float).ravel()
     return total / len(members)
 
 
@@ -528,12 +528,14 @@ def top_tokens(estimator: Any, row: pd.DataFrame, n: int = 5) -> list[tuple[str,
     on, so they are not listed."""
     members = _token_members(estimator) or []
     weights: dict[str, float] = {}
-    for _lines, tokens, coef, a in members:
+    for _lines, tokens, coef, slope in members:
         vec = tokens.transform(row.iloc[:1]).tocsr()
         w = coef[len(ANCHORS) :]
         names = tokens.named_steps["bag"].get_feature_names_out()
         for j, v in zip(vec.indices, vec.data, strict=True):
-            weights[str(names[j])] = weights.get(str(names[j]), 0.0) + a * w[j] * v / len(members)
+            weights[str(names[j])] = weights.get(str(names[j]), 0.0) + slope * w[j] * v / len(
+                members
+            )
     named = [(t, c) for t, c in weights.items() if c != 0.0 and (t[:1].isalpha() or t[:1] == "_")]
     return sorted(named, key=lambda kv: -abs(kv[1]))[:n]
 
@@ -668,20 +670,17 @@ def build_estimator(
     ``pfix=False`` leaves PFIX out of its features."""
     if kind not in KINDS:
         raise DataError(f"unknown model kind {kind!r}", hint=f"use one of {', '.join(KINDS)}")
+    cv = TimeSeriesSplit(n_splits=calibration_splits)
     if kind == "anchored":
         return TimeCalibratedClassifier(
-            _anchored_pipeline(anchor_scale_value, code_metrics, pfix),
-            cv=TimeSeriesSplit(n_splits=calibration_splits),
+            _anchored_pipeline(anchor_scale_value, code_metrics, pfix), cv=cv
         )
     if kind == "tokens":
-        return TimeCalibratedClassifier(
-            _tokens_pipeline(), cv=TimeSeriesSplit(n_splits=calibration_splits)
-        )
+        return TimeCalibratedClassifier(_tokens_pipeline(), cv=cv)
     if kind == "la":
         features = FunctionTransformer(la_transform, validate=False)
     else:
         features = _kamei_features(code_metrics, pfix)
-    cv = TimeSeriesSplit(n_splits=calibration_splits)
     if kind == "hgb":
         trees = HistGradientBoostingClassifier(
             learning_rate=0.05,
@@ -814,13 +813,13 @@ def linear_contributions(est: Any, X: pd.DataFrame) -> pd.DataFrame | None:
     if isinstance(members[0][0].named_steps.get("features"), FeatureUnion):
         return _tokens_contributions(est, X)
     total = None
-    for pipe, a in members:
+    for pipe, slope in members:
         clf = pipe.named_steps.get("clf")
         if not isinstance(clf, LogisticRegression):
             return None
         z = pipe[:-1].transform(X)
         names = list(pipe.named_steps["features"].transform(X.iloc[:1]).columns)
-        contrib = a * np.asarray(z, dtype=float) * clf.coef_[0]
+        contrib = slope * np.asarray(z, dtype=float) * clf.coef_[0]
         frame = pd.DataFrame(contrib, columns=names, index=X.index)
         total = frame if total is None else total + frame
     return total / len(members)
@@ -831,9 +830,9 @@ def _tokens_contributions(est: Any, X: pd.DataFrame) -> pd.DataFrame:
     block as one column ``code_tokens`` (not centred; see :func:`token_scores`)."""
     members = _token_members(est) or []
     out = pd.DataFrame(0.0, columns=list(ANCHORS), index=X.index)
-    for lines, _tokens, coef, a in members:
+    for lines, _tokens, coef, slope in members:
         z = np.asarray(lines.transform(X), dtype=float)
-        out += a * z * coef[: z.shape[1]] / len(members)
+        out += slope * z * coef[: z.shape[1]] / len(members)
     scores = token_scores(est, X)
     out[CODE_TOKENS] = scores if scores is not None else 0.0
     return out
