@@ -326,3 +326,163 @@ def test_annotations_skip_re_indented_control_flow(builder: RepoBuilder) -> None
     # the new lines of g (12-15); counted with f's re-indented if/for/if/return, f's hunk
     # would hold seven
     assert ranges == {"m.py": (12, 15)}
+
+
+SERVICE = """import os
+
+
+class Service:
+    def fetch(self, key, default=None):
+        value = os.environ.get(key)
+        if value is None:
+            return default
+        return value
+
+
+def build(name):
+    return Service()
+"""
+# a formatter's change: line breaks and brackets move, the AST stays
+SERVICE_FORMATTED = SERVICE.replace(
+    "        value = os.environ.get(key)\n",
+    "        value = os.environ.get(\n            key\n        )\n",
+)
+# only what type checkers read: annotations and the typing import they need
+SERVICE_TYPED = (
+    SERVICE_FORMATTED.replace("import os\n", "import os\nfrom typing import Optional\n")
+    .replace(
+        "def fetch(self, key, default=None):",
+        "def fetch(self, key: str, default: Optional[str] = None) -> Optional[str]:",
+    )
+    .replace("        value = os.environ.get(", "        value: Optional[str] = os.environ.get(")
+    .replace("def build(name):", 'def build(name: str) -> "Service":')
+)
+# a change of behaviour
+SERVICE_CHANGED = SERVICE_TYPED.replace("if value is None:", "if not value:")
+
+
+def test_cosmetic_changes_are_recognised() -> None:
+    from diffrisk.szz import ANNOTATIONS, FORMAT, cosmetic_change
+
+    old, fmt, typed, changed = (
+        s.encode() for s in (SERVICE, SERVICE_FORMATTED, SERVICE_TYPED, SERVICE_CHANGED)
+    )
+    assert cosmetic_change(old, fmt) == FORMAT
+    assert cosmetic_change(fmt, typed) == ANNOTATIONS
+    assert cosmetic_change(typed, changed) is None
+    assert cosmetic_change(old, old) is None
+    # each check only when asked for (the label settings)
+    assert cosmetic_change(old, fmt, reformat=False) is None
+    assert cosmetic_change(fmt, typed, annotations=False) is None
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "expected"),
+    [
+        # an import inside "if TYPE_CHECKING:" serves type checkers alone
+        (
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from a import B\n"
+            "def f(x):\n    return x\n",
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from a import B, C\n"
+            "def f(x):\n    return x\n",
+            "annotations",
+        ),
+        # a class field's annotation is read at run time (dataclasses, pydantic)
+        (
+            "class A:\n    x: int = 1\n\n    def f(self):\n        return self.x\n",
+            "class A:\n    x: str = 1\n\n    def f(self):\n        return self.x\n",
+            None,
+        ),
+        # an @overload stub goes entirely, body and all
+        (
+            "from typing import overload\nclass A:\n    @overload\n    def f(self, x: int) -> int:\n"
+            "        return x\n    def f(self, x):\n        return x\n",
+            "from typing import overload\nclass A:\n    @overload\n    def f(self, x: int) -> int:\n"
+            "        return None\n    def f(self, x):\n        return x\n",
+            "annotations",
+        ),
+        # a local variable's annotation inside a method
+        (
+            "class A:\n    def f(self):\n        y = 2\n        return y\n",
+            "class A:\n    def f(self):\n        y: int = 2\n        return y\n",
+            "annotations",
+        ),
+        # a parameter of a signature black split over lines
+        (
+            "class A:\n    def f(\n        self,\n        x,\n    ):\n        return x\n",
+            "class A:\n    def f(\n        self,\n        x: int,\n    ) -> int:\n        return x\n",
+            "annotations",
+        ),
+        # a docstring line that reads like a declaration is text
+        (
+            'def f(x):\n    """Sum.\n\n    Note: slow\n    """\n    return x\n',
+            'def f(x):\n    """Sum.\n\n    Note: fast\n    """\n    return x\n',
+            None,
+        ),
+        # a changed name in a method is a change
+        (
+            "class A:\n    def f(self):\n        y = 2\n        return y\n",
+            "class A:\n    def f(self):\n        z = 2\n        return z\n",
+            None,
+        ),
+    ],
+)
+@pytest.mark.parametrize("exact", [True, False])
+def test_annotation_checks_see_the_enclosing_blocks(
+    before: str, after: str, expected: str | None, exact: bool
+) -> None:
+    # exact: both files parsed (the label stage); else the statements around the change
+    from diffrisk.szz import _same_ast, cosmetic_change
+
+    got = cosmetic_change(before.encode(), after.encode(), reformat=False, exact=exact)
+    assert got == expected
+    assert not _same_ast(before.encode(), after.encode())
+
+
+def test_cosmetic_file_changes_add_no_lines_of_code(builder: RepoBuilder, tmp_path: Path) -> None:
+    from diffrisk.score import analyze
+    from diffrisk.store import load_dataset
+
+    b = builder
+    c = {
+        "add": b.commit({"pkg/service.py": SERVICE, "pkg/other.py": "X = 1\n"}, day=0),
+        "format": b.commit({"pkg/service.py": SERVICE_FORMATTED}, day=1, message="black"),
+        "typed": b.commit({"pkg/service.py": SERVICE_TYPED}, day=2, message="add types"),
+        # the same commit also changes another file for real
+        "mixed": b.commit(
+            {"pkg/service.py": SERVICE_CHANGED, "pkg/other.py": "X = 1\nY = X + 1\n"},
+            day=3,
+            message="empty values",
+        ),
+    }
+    data = tmp_path / "d"
+    mine(b.path, data, config=MineConfig(code_metrics=False))
+    files = pd.read_parquet(data / "files.parquet")
+    cos = {(r.sha, r.path): r.cosmetic for r in files.itertuples()}
+    assert cos[(c["format"], "pkg/service.py")] == "format"
+    assert cos[(c["typed"], "pkg/service.py")] == "annotations"
+    assert pd.isna(cos[(c["mixed"], "pkg/service.py")])
+    assert pd.isna(cos[(c["add"], "pkg/service.py")])
+    # the file rows keep what the diff added; the change's counts leave them out
+    f = files.set_index(["sha", "path"])
+    assert f.loc[(c["format"], "pkg/service.py"), "la_code"] == 3
+    changes = pd.read_parquet(data / "changes.parquet")
+    rows = with_code_lines(changes, files, LabelConfig()).set_index("sha")
+    assert rows.loc[c["format"], ["la_code", "la_control"]].tolist() == [0, 0]
+    assert rows.loc[c["typed"], "la_code"] == 0 and rows.loc[c["typed"], "code_tokens"] == ""
+    # "if not value:" in service.py and "Y = X + 1" in other.py
+    assert rows.loc[c["mixed"], ["la_code", "la_control"]].tolist() == [2, 1]
+    assert "not" in rows.loc[c["mixed"], "code_tokens"].split()
+    # with the label stage blaming such commits, their lines count again
+    blamed = with_code_lines(
+        changes,
+        files,
+        LabelConfig(skip_cosmetic_commits=False, skip_annotation_commits=False),
+    ).set_index("sha")
+    assert blamed.loc[c["format"], "la_code"] == 3
+    assert blamed.loc[c["typed"], "la_code"] == f.loc[(c["typed"], "pkg/service.py"), "la_code"]
+    # scoring a reformat the same way: its lines are added, none of them code
+    a = analyze(open_repo(b.path), c["add"], c["format"], load_dataset(data))
+    assert a.pr_row["la_source"].iloc[0] == 3 and a.pr_row["la_code"].iloc[0] == 0
+    a = analyze(open_repo(b.path), c["typed"], c["mixed"], load_dataset(data))
+    assert a.pr_row["la_code"].iloc[0] == 2

@@ -25,7 +25,7 @@ from pathlib import PurePosixPath
 
 from diffrisk.errors import GitCommandError
 from diffrisk.gitio import GitRepo
-from diffrisk.szz import _HASH_COMMENT, _PY, _SLASH_COMMENT, _unquote
+from diffrisk.szz import _HASH_COMMENT, _NOT_ANNOTATION, _PY, _SLASH_COMMENT, _unquote
 
 #: Tokens of a line of code: names and keywords, and multi-character or single operators.
 _TOKEN = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*|==|!=|<=|>=|\*\*|//|->|[-+*/%<>=!&|^~@:.,()\[\]{}]")
@@ -36,19 +36,48 @@ MAX_TOKENS = 1000
 
 class FileCode(tuple):
     """(added lines of code, added control-flow lines) of one file change, with
-    ``tokens``: the distinct tokens of those lines, space-separated and sorted."""
+    ``tokens``: the distinct tokens of those lines, space-separated and sorted; and for a
+    Python file, two cheap necessary conditions for SZZ to look through the change
+    (:func:`diffrisk.szz.cosmetic_change`): ``same_words``, its deleted and added lines
+    hold the same operators and keywords (a reformat keeps them, and so does a change of
+    annotations); ``typing_syntax``, one of those lines has what an annotation change
+    touches (``->``, ``def``, ``name: ...``, ``import``, ``cast``, ...). None for other
+    files."""
 
     tokens: str
+    same_words: bool | None
+    typing_syntax: bool | None
+    hunks: tuple[tuple[int, int, int, int], ...]  # Python: the diff's hunk headers
 
-    def __new__(cls, code: int, control: int, tokens: str = "") -> FileCode:
+    def __new__(
+        cls,
+        code: int,
+        control: int,
+        tokens: str = "",
+        same_words: bool | None = None,
+        typing_syntax: bool | None = None,
+        hunks: tuple[tuple[int, int, int, int], ...] = (),
+    ) -> FileCode:
         obj = super().__new__(cls, (code, control))
         obj.tokens = tokens
+        obj.same_words = same_words
+        obj.typing_syntax = typing_syntax
+        obj.hunks = hunks
         return obj
 
     def merged(self, other: FileCode) -> FileCode:
         """Both counts summed, the tokens joined (one path shown twice in a diff)."""
+        same = typing = None
+        if self.same_words is not None:
+            same = bool(self.same_words and other.same_words)
+            typing = bool(self.typing_syntax or other.typing_syntax)
         return FileCode(
-            self[0] + other[0], self[1] + other[1], join_tokens([self.tokens, other.tokens])
+            self[0] + other[0],
+            self[1] + other[1],
+            join_tokens([self.tokens, other.tokens]),
+            same,
+            typing,
+            self.hunks + other.hunks,
         )
 
 
@@ -79,6 +108,20 @@ _CONTROL = re.compile(
     rb"|(?:match|case|select)[\s(].*[:{]\s*$)"
 )
 _PREFIX = b"rRuUbBfF"
+_HUNK = re.compile(rb"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+#: A line with what a change of type annotations alone touches: a return annotation, an
+#: annotated parameter or declaration (``name: T``), type parameters, a typing name
+#: (``TYPE_CHECKING``, ``cast``, ``overload``, ...), a type alias, or an import of a
+#: typing module or inside a block (``if TYPE_CHECKING:``). A line inside a multi-line
+#: annotation is missed: such a change counts as code, as any change did before.
+_TYPING_SYNTAX = re.compile(
+    rb"->|^\s*(?:async\s+)?def\s.*[\w\]]\s*:\s*[A-Za-z_\"'\[]"
+    rb"|^\s*\**[A-Za-z_][\w.]*\s*:\s*[A-Za-z_\"'\[]"
+    rb"|^\s*(?:def|class)\s+\w+\["
+    rb"|\b(?:TYPE_CHECKING|cast|overload|TypeAlias|TypeVar|ParamSpec|Generic|Protocol)\b"
+    rb"|^\s*type\s+\w|^\s+(?:from|import)\s"
+    rb"|\b(?:typing|typing_extensions|collections\.abc|__future__)\b"
+)
 
 
 def _path(raw: bytes) -> str:
@@ -101,10 +144,17 @@ class _Counter:
         self.python = ext in _PY
         self.code: list[tuple[bytes, bool, bytes]] = []  # (no whitespace, control, line)
         self.deleted: collections.Counter[bytes] = collections.Counter()
+        # Python: operators and keywords of the added lines minus those of the deleted
+        self.words: collections.Counter[bytes] = collections.Counter()
+        self.typing = False
+        self.hunks: list[tuple[int, int, int, int]] = []
         self.hunk()
 
     def delete(self, line: bytes) -> None:
         self.deleted[b"".join(line.split())] += 1
+        if self.python:
+            self.words.subtract(_NOT_ANNOTATION.findall(line))
+            self.typing = self.typing or bool(_TYPING_SYNTAX.search(line))
 
     def totals(self) -> FileCode:
         """(code lines, control-flow lines) added, re-indented and moved lines left out;
@@ -121,14 +171,27 @@ class _Counter:
                 if len(tokens) < MAX_TOKENS:
                     tokens.update(dict.fromkeys(_TOKEN.findall(line)))
         kept = sorted(list(tokens)[:MAX_TOKENS])  # the first ones in the diff
-        return FileCode(code, control, b" ".join(kept).decode("ascii"))
+        if not self.python:
+            return FileCode(code, control, b" ".join(kept).decode("ascii"))
+        same = not any(self.words.values())
+        return FileCode(
+            code, control, b" ".join(kept).decode("ascii"), same, self.typing, tuple(self.hunks)
+        )
 
-    def hunk(self) -> None:
+    def hunk(self, header: bytes = b"") -> None:
+        if self.python and header:
+            m = _HUNK.match(header)
+            if m:
+                o, oc, n, nc = m.groups()
+                self.hunks.append((int(o), int(oc or 1), int(n), int(nc or 1)))
         self.in_doc: bytes | None = None  # the open docstring's quote
         self.in_str: bytes | None = None  # the open quote of another triple-quoted string
         self.in_block = False  # inside /* ... */
 
     def add(self, line: bytes) -> None:
+        if self.python:
+            self.words.update(_NOT_ANNOTATION.findall(line))
+            self.typing = self.typing or bool(_TYPING_SYNTAX.search(line))
         s = line.strip()
         if self.in_doc is not None:
             if s.count(self.in_doc) % 2 == 1:
@@ -242,7 +305,7 @@ def parse_added_code(lines: bytes | Iterable[bytes], marker: bytes = b"\x01") ->
         elif line.startswith(b"-"):
             cur.delete(line[1:])
         elif line.startswith(b"@@"):
-            cur.hunk()
+            cur.hunk(line)
     close()
     return out
 

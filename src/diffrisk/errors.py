@@ -33,6 +33,11 @@ class NotAGitRepositoryError(RepositoryError):
     pass
 
 
+class NothingToScoreError(RepositoryError):
+    """The range holds nothing to score: no commit that is not in the base, or no file
+    changed (an empty commit). The gates pass such a range."""
+
+
 class EmptyRepositoryError(RepositoryError):
     pass
 

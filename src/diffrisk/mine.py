@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import multiprocessing
+import os
 import queue
 import subprocess
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -49,6 +52,7 @@ from diffrisk.history import (
     subsystem,
 )
 from diffrisk.schema import column_names
+from diffrisk.szz import cosmetic_change, is_python_path
 
 Progress = Callable[[str, int, int | None], None]
 """progress(stage, advance, total): ``total`` given once per stage, then advances."""
@@ -699,6 +703,11 @@ def mine(
     cols = code_line_columns(files_df, counts, exts)
     files_df["la_code"], files_df["la_control"] = cols["la_code"], cols["la_control"]
     files_df["code_tokens"] = cols["code_tokens"]
+    with CatFile(repo) as cat:
+        keys = ["sha", "path", "status", "blob_before", "blob_after"]
+        files_df["cosmetic"] = cosmetic_values(
+            files_df[keys].to_dict("records"), counts, cat.read, cfg.workers
+        )
 
     blob_cache = old.blob_metrics if old is not None else {}
     if cfg.code_metrics:
@@ -816,6 +825,71 @@ def code_line_columns(
     )
     out["code_tokens"] = pd.Series([v[2] for v in values], index=files.index, dtype=object)
     return cap_code_lines(out, files["la"])
+
+
+def cosmetic_values(
+    rows: Sequence[dict[str, Any]],
+    counts: CodeCounts,
+    read: Callable[[str], bytes | None],
+    workers: int | None = 1,
+) -> list[str | None]:
+    """Per file row (``sha``, ``path``, ``status``, ``blob_before``, ``blob_after``): what
+    :func:`diffrisk.szz.cosmetic_change` says of a modified Python file (a reformat, or
+    a change of type annotations only, which SZZ looks through), else None. Only files
+    that add lines of code and whose diff holds the same operators and keywords on both
+    sides (``same_words``, seen in ``counts``) are read and parsed; None for the others
+    (a file that adds no line of code has nothing to leave out). Many files are judged
+    in ``workers`` processes (None: all cores)."""
+    out: list[str | None] = [None] * len(rows)
+    todo: list[tuple[int, FileCode]] = []
+    for i, r in enumerate(rows):
+        got = counts.get(r["sha"], {}).get(r["path"])
+        before, after = r.get("blob_before"), r.get("blob_after")
+        if not (
+            got is None
+            or got[0] == 0  # no line of code added: nothing to leave out
+            or not got.same_words
+            or r.get("status") != "M"
+            or not is_python_path(r["path"])
+            or not isinstance(before, str)
+            or not isinstance(after, str)
+            or before == after
+        ):
+            todo.append((i, got))
+    n = workers or os.cpu_count() or 1
+    pool = None
+    if n > 1 and len(todo) >= COSMETIC_POOL_MIN:
+        ctx = multiprocessing.get_context("fork") if hasattr(os, "fork") else None
+        pool = ProcessPoolExecutor(max_workers=n, mp_context=ctx)
+    try:
+        for k in range(0, len(todo), COSMETIC_BATCH):  # a batch of versions in memory at once
+            jobs, where = [], []
+            for i, got in todo[k : k + COSMETIC_BATCH]:
+                old, new = read(rows[i]["blob_before"]), read(rows[i]["blob_after"])
+                if old is not None and new is not None:
+                    jobs.append((old, new, bool(got.typing_syntax), got.hunks))
+                    where.append(i)
+            done = pool.map(_cosmetic_job, jobs, chunksize=8) if pool else map(_cosmetic_job, jobs)
+            for i, kind in zip(where, done, strict=True):
+                out[i] = kind
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    return out
+
+
+#: Judging cosmetic changes in processes pays once there are this many files.
+COSMETIC_POOL_MIN = 200
+#: Files whose two versions are held in memory at once.
+COSMETIC_BATCH = 512
+
+
+def _cosmetic_job(
+    job: tuple[bytes, bytes, bool, tuple[tuple[int, int, int, int], ...]],
+) -> str | None:
+    old, new, typing, hunks = job
+    # annotations are judged where they can differ, on the statements around the hunks
+    return cosmetic_change(old, new, annotations=typing, exact=False, hunks=hunks)
 
 
 def cap_code_lines(counts: pd.DataFrame, la: Any) -> pd.DataFrame:

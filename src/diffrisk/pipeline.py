@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from diffrisk.config import Config
-from diffrisk.errors import ModelError
+from diffrisk.errors import ModelError, NothingToScoreError
 from diffrisk.paths import models_dir
 
 
@@ -50,7 +50,8 @@ class RunResult:
     label: Any
     train: Any  # None when the model was fresh
     train_reason: str | None
-    score: Any
+    score: Any  # None when the change holds nothing to score (``nothing`` says why)
+    nothing: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,7 +59,8 @@ class RunResult:
             "label": self.label.to_dict() if hasattr(self.label, "to_dict") else vars(self.label),
             "train": None if self.train is None else self.train.to_dict(),
             "train_reason": self.train_reason,
-            "score": self.score.to_dict(),
+            "score": None if self.score is None else self.score.to_dict(),
+            "nothing_to_score": self.nothing,
         }
 
 
@@ -90,5 +92,8 @@ def run(
     labelled = label(repo, data_dir, cfg.label, progress=progress)
     reason = model_stale_reason(data_dir, cfg)
     trained = train(repo, data_dir, cfg) if reason else None
-    result = score(repo, base, head, data_dir, cfg, pull_request=pull_request)
+    try:
+        result = score(repo, base, head, data_dir, cfg, pull_request=pull_request)
+    except NothingToScoreError as err:  # an empty commit: the rest of the job still ran
+        return RunResult(mined, labelled, trained, reason, None, err.message)
     return RunResult(mined, labelled, trained, reason, result)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 TS = pa.timestamp("s", tz="UTC")
 
@@ -175,6 +175,13 @@ FILES: tuple[Column, ...] = (
         pa.string(),
         "distinct tokens (names, keywords, operators) of the lines la_code counts, "
         "space-separated and sorted, at most 1,000 per file (null where la_code is)",
+    ),
+    Column(
+        "cosmetic",
+        pa.string(),
+        "a modified Python file whose change SZZ looks through: 'format' (same AST, a "
+        "reformat) or 'annotations' (only type annotations changed); null otherwise. "
+        "The commit's la_code, la_control and code_tokens leave such a file out",
     ),
     Column(
         "cc_before",

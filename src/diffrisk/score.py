@@ -34,7 +34,13 @@ from diffrisk import store
 from diffrisk.codelines import CodeCounts, added_code_lines, diff_code_lines, endings_of
 from diffrisk.codemetrics import BlobMetrics, compute_blob_metrics
 from diffrisk.config import Config, LabelConfig
-from diffrisk.errors import DataError, GitHubError, ModelError, RepositoryError
+from diffrisk.errors import (
+    DataError,
+    GitHubError,
+    ModelError,
+    NothingToScoreError,
+    RepositoryError,
+)
 from diffrisk.fixes import FixRule
 from diffrisk.gitio import CatFile, GitRepo, open_repo
 from diffrisk.history import CommitRecord, FileChange, HistoryState, subsystem
@@ -44,6 +50,7 @@ from diffrisk.mine import (
     change_row,
     code_line_columns,
     code_metric_columns,
+    cosmetic_values,
     diff_record,
     file_rows,
     known_commits,
@@ -368,12 +375,19 @@ def _source_rule(
     return resolve_vendored(cfg.label, changes, all_files)
 
 
-def _add_code_lines(rows: list[dict[str, Any]], counts: CodeCounts, exts: list[str]) -> None:
+def _add_code_lines(
+    rows: list[dict[str, Any]], counts: CodeCounts, exts: list[str], repo: GitRepo
+) -> None:
+    """``la_code``, ``la_control``, ``code_tokens`` and ``cosmetic`` of file rows, as
+    mining computes them."""
     cols = code_line_columns(pd.DataFrame(rows, columns=["sha", "path", "la"]), counts, exts)
-    for r, code, control, tokens in zip(
-        rows, cols["la_code"], cols["la_control"], cols["code_tokens"], strict=True
+    with CatFile(repo) as cat:  # starts git only when a file needs its versions read
+        cosmetic = cosmetic_values(rows, counts, cat.read)
+    for r, code, control, tokens, cos in zip(
+        rows, cols["la_code"], cols["la_control"], cols["code_tokens"], cosmetic, strict=True
     ):
         r["la_code"], r["la_control"], r["code_tokens"] = float(code), float(control), tokens
+        r["cosmetic"] = cos
 
 
 def _rows_frame(
@@ -397,6 +411,7 @@ def _rows_frame(
             "la_code",
             "la_control",
             "code_tokens",
+            "cosmetic",
         ],
     )
     if metrics is not None and len(df):
@@ -433,7 +448,7 @@ def analyze(
         )
     pr_graph = rev_list(repo, [head_sha], exclude=[base_sha])
     if not pr_graph:
-        raise RepositoryError(
+        raise NothingToScoreError(
             f"{head} has no commits that are not in {base}: nothing to score",
             hint="check --base and --head (the PR's target branch and its head)",
         )
@@ -456,7 +471,10 @@ def analyze(
     rec = diff_record(repo, merge_base, head_sha, email=email, time=t, subject=title)
     rec.body = body
     if not rec.files:
-        raise RepositoryError(f"{base}...{head} changes no files: nothing to score")
+        raise NothingToScoreError(
+            f"{base}...{head} changes no files: nothing to score",
+            hint="an empty commit has no risk; score a range that changes files",
+        )
 
     code_metrics = bool(dataset.meta.get("settings", {}).get("code_metrics", True))
     with CatFile(repo) as cat:
@@ -468,7 +486,7 @@ def analyze(
     # the spellings the change's files use (".C" as well as ".c"): git matches exactly
     pr_endings = endings_of([f.path for f in rec.files], exts)
     pr_code, added_ranges = diff_code_lines(repo, merge_base, head_sha, pr_endings)
-    _add_code_lines(pr_files, {} if pr_code is None else {head_sha: pr_code}, exts)
+    _add_code_lines(pr_files, {} if pr_code is None else {head_sha: pr_code}, exts, repo)
     py_blobs = {b for f in rec.files if f.is_python for b in (f.old_blob, f.new_blob) if b}
     metrics = _blob_metrics(repo, py_blobs, dataset.blob_metrics, cfg.mine.workers)
 
@@ -479,7 +497,7 @@ def analyze(
         one_rows.append(change_row(one, state, prior, rule, cfg.mine, prior_count=n_prior))
         one_files.extend(file_rows(one))
     _add_code_lines(
-        one_files, {} if pr_code is None else {r["sha"]: pr_code for r in one_files}, exts
+        one_files, {} if pr_code is None else {r["sha"]: pr_code for r in one_files}, exts, repo
     )
 
     # what the history says about each file
@@ -525,7 +543,7 @@ def analyze(
     c_code = added_code_lines(
         repo, [r["sha"] for r in c_rows], endings_of([r["path"] for r in c_files], exts)
     )
-    _add_code_lines(c_files, c_code, exts)
+    _add_code_lines(c_files, c_code, exts, repo)
     lcfg = _source_rule(cfg, dataset, c_rows, c_files)
     c_blobs = {
         r[k] for r in c_files if r["is_python"] for k in ("blob_before", "blob_after") if r[k]

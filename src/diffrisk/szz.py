@@ -19,7 +19,7 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -489,24 +489,291 @@ def _shared(a: bytes, b: bytes, most: int, *, at_end: bool = False) -> int:
     return lo
 
 
-def _differing_lines(a: bytes, b: bytes) -> tuple[bytes, bytes]:
-    """``a`` and ``b`` without the whole lines they share at the start and at the end."""
+def _differing_span(a: bytes, b: bytes) -> tuple[int, int, int]:
+    """(start, end in ``a``, end in ``b``): the byte range of the whole lines ``a`` and
+    ``b`` do not share at the start and at the end (the start is the same in both)."""
     n = min(len(a), len(b))
     start = a.rfind(b"\n", 0, _shared(a, b, n)) + 1  # same offset in b
     tail = _shared(a, b, n - start, at_end=True)  # not reaching into the shared start
     end_a = a.find(b"\n", len(a) - tail)  # the end of the line the shared end starts in
     end_a = len(a) if end_a < 0 else end_a
-    return a[start:end_a], b[start : end_a + len(b) - len(a)]
+    return start, end_a, end_a + len(b) - len(a)
+
+
+def _differing_lines(a: bytes, b: bytes) -> tuple[bytes, bytes]:
+    """``a`` and ``b`` without the whole lines they share at the start and at the end."""
+    start, end_a, end_b = _differing_span(a, b)
+    return a[start:end_a], b[start:end_b]
+
+
+#: :func:`cosmetic_change`'s answers: the change left the file's AST as it was (a
+#: reformat), or changed only what type checkers read.
+FORMAT = "format"
+ANNOTATIONS = "annotations"
+#: What formatters change: whitespace, quotes, brackets, commas, line continuations.
+_FORMATTING = b" \t\r\n'\"(),\\"
+
+
+def is_python_path(path: str) -> bool:
+    """A path whose changes :func:`cosmetic_change` can judge (``.py``, ``.pyi``)."""
+    return PurePosixPath(path).suffix.lower() in (".py", ".pyi")
+
+
+def cosmetic_change(
+    before: bytes,
+    after: bytes,
+    *,
+    reformat: bool = True,
+    annotations: bool = True,
+    exact: bool = True,
+    hunks: Sequence[Hunk] | None = None,
+) -> str | None:
+    """:data:`FORMAT` when two versions of a Python file have the same AST (checked when
+    ``reformat``), :data:`ANNOTATIONS` when they differ only in type annotations (checked
+    when ``annotations``), else None. SZZ looks through such a change of a file
+    (``label.skip_cosmetic_commits``, ``label.skip_annotation_commits``): it can never
+    be blamed for the file's lines. ``exact=False`` judges annotations on the statements
+    around the change (its ``hunks``, when known) where it can
+    (:func:`_looks_annotation_only`): what mining uses for every commit of a history,
+    while the label stage checks the few it blames exactly."""
+    if before == after:
+        return None
+    # cheap necessary condition first: equal once what formatters change is removed
+    if reformat and after.translate(None, _FORMATTING) == before.translate(None, _FORMATTING):
+        same = None if exact else _looks_same_ast(before, after, hunks)
+        if same is None:
+            same = _same_ast(before, after)
+        if same:
+            return FORMAT
+    if not annotations:
+        return None
+    quick = None if exact else _looks_annotation_only(before, after, hunks)
+    if quick is None:
+        quick = _same_without_annotations(before, after)
+    return ANNOTATIONS if quick else None
+
+
+#: Clauses that continue a compound statement (they belong to the statement above).
+_CONTINUES = (b"else", b"elif", b"except", b"finally", b"case")
+#: An enclosing line that makes type checkers the only readers of a block.
+_ENCLOSING_TYPING = re.compile(
+    rb"^\s*(?:if\s+(?:\w+\.)?TYPE_CHECKING\s*:|@\s*(?:\w+\.)*overload\s*$)"
+)
+
+
+def _indent(line: bytes) -> int | None:
+    """Leading spaces and tabs of a line that holds a statement; None for a blank or
+    comment line, or one that closes a bracket (it belongs to the line above)."""
+    body = line.lstrip(b" \t")
+    if body[:1] in (b"", b"\r", b"\n", b"#", b")", b"]", b"}"):
+        return None
+    return len(line) - len(body)
+
+
+def _level(lines: list[bytes]) -> int:
+    return min((i for i in map(_indent, lines) if i is not None), default=0)
+
+
+def _statement_bounds(lines: list[bytes], first: int, last: int, widen: int = 0) -> tuple[int, int]:
+    """[s, e): the whole statements holding ``lines[first : last + 1]``, found by
+    indentation: up to a line as little indented as any of them that begins a statement
+    (decorators included; a line after one ending in an open bracket, a comma or a
+    backslash continues it), down to the next such line; ``widen`` blocks further out."""
+    if not lines:
+        return 0, 0
+    first = min(first, len(lines) - 1)  # an insertion at the end: the last statement
+    last = min(max(last, first), len(lines) - 1)
+    level = _level(lines[first : last + 1])
+
+    def opens(k: int) -> bool:
+        i = _indent(lines[k])
+        if i is None or i > level or lines[k][i:].startswith(_CONTINUES):
+            return False
+        j = k - 1
+        while j >= 0 and _indent(lines[j]) is None:
+            j -= 1
+        return j < 0 or not lines[j].rstrip().endswith((b"(", b"[", b"{", b",", b"\\"))
+
+    s, e = first, last + 1
+    while True:
+        while s > 0 and not opens(s):
+            s -= 1
+        while s > 0 and lines[s - 1].lstrip(b" \t").startswith(b"@"):
+            s -= 1
+        inner = _level(lines[s:e])
+        if inner < level:
+            level = inner  # the statement began further out: widen to it
+        elif widen > 0 and level > 0:
+            widen -= 1
+            level -= 1  # the block around: the next line out that begins a statement
+        else:
+            break
+    while e < len(lines) and not opens(e):
+        e += 1
+    return s, e
+
+
+def _context(lines: list[bytes], s: int) -> bytes | None:
+    """The header of the block line ``s`` is in (b"" at the top level), or None inside
+    ``if TYPE_CHECKING:`` or an ``@overload`` stub, which type checkers alone read."""
+    level = (_indent(lines[s]) or 0) if s < len(lines) else 0
+    outer, header = level, None
+    for k in range(s - 1, -1, -1):
+        i = _indent(lines[k])
+        if i is None or i > outer:
+            continue
+        decorator = lines[k][i:].startswith(b"@")
+        if i == outer and not decorator:
+            if outer == 0:
+                break  # a statement before the enclosing one at the top
+            continue
+        if _ENCLOSING_TYPING.search(lines[k]):
+            return None
+        if not decorator:
+            outer = i  # the enclosing header; its decorators are the lines just above
+            header = lines[k][i:] if header is None else header
+    return header or b""
+
+
+def _dedented(lines: list[bytes], class_body: bool) -> bytes:
+    cut = next((i for i in map(_indent, lines) if i is not None), 0)  # the first statement's
+    body = [x[cut:] if x[:cut].strip() == b"" else x for x in lines]
+    if class_body:  # annotated names of a class body are fields: keep that reading
+        return b"class _:\n" + b"".join(b"    " + x if x.strip() else x for x in body)
+    return b"".join(body)
+
+
+#: A diff hunk as ``git diff -U0`` heads it: (old start, old count, new start, new count).
+Hunk = tuple[int, int, int, int]
+
+
+def _hunk_lines(h: Hunk) -> tuple[int, int, int, int]:
+    """0-based (first, last) line indexes of a hunk in the old and the new version
+    (last = first - 1 for none: an insertion or deletion before line ``first``)."""
+    os_, oc, ns, nc = h
+    fa = os_ - 1 if oc else os_
+    fb = ns - 1 if nc else ns
+    return fa, fa + oc - 1, fb, fb + nc - 1
+
+
+def _regions(
+    la: list[bytes], lb: list[bytes], hunks: Sequence[Hunk], widen: int
+) -> list[tuple[int, int, int, int]]:
+    """Per group of nearby hunks, [sa, ea) of ``la`` and [sb, eb) of ``lb``: the whole
+    statements around them (:func:`_statement_bounds`), with the same shared lines on
+    both sides; groups whose statements overlap are merged."""
+    spans = [_hunk_lines(h) for h in hunks]
+    while True:
+        out = []
+        for fa, ta, fb, tb in spans:
+            sa, ea = _statement_bounds(la, fa, max(ta, fa), widen)
+            sb, eb = _statement_bounds(lb, fb, max(tb, fb), widen)
+            before = max(fa - sa, fb - sb, 0)  # the lines before a hunk are shared
+            after = max(ea - (ta + 1), eb - (tb + 1), 0)  # and so are those after it
+            out.append((fa - before, ta + 1 + after, fb - before, tb + 1 + after))
+        merged: list[list[int]] = []
+        for r in sorted(out):
+            if merged and r[0] < merged[-1][1]:
+                m = merged[-1]
+                m[1], m[3] = max(m[1], r[1]), max(m[3], r[3])
+            else:
+                merged.append(list(r))
+        if len(merged) == len(spans):
+            return [
+                (max(r[0], 0), min(r[1], len(la)), max(r[2], 0), min(r[3], len(lb))) for r in merged
+            ]
+        # merged groups: their statements again, as one span each
+        spans = [(m[0], m[1] - 1, m[2], m[3] - 1) for m in merged]
+
+
+def _statements_around(
+    a: bytes, b: bytes, hunks: Sequence[Hunk], widen: int = 0
+) -> tuple[list[tuple[bytes, bytes]], bool] | None:
+    """The whole statements of ``a`` and of ``b`` around each group of hunks (``widen``
+    blocks further out), but those inside ``if TYPE_CHECKING:`` or an ``@overload`` stub
+    (the stripping removes them whole: the flag says some were left out); None where
+    that guess cannot be trusted (see :func:`_looks_annotation_only`)."""
+    la, lb = a.splitlines(keepends=True), b.splitlines(keepends=True)
+    out, skipped = [], False
+    for sa, ea, sb, eb in _regions(la, lb, hunks, widen):
+        head = b"".join(la[:sa])
+        if head.count(b'"""') % 2 or head.count(b"'''") % 2:
+            return None  # inside a triple-quoted string
+        ctx = _context(la, sa)
+        if ctx is None:
+            skipped = True  # in a block the stripping removes whole: it changes nothing
+            continue
+        in_class = ctx.startswith(b"class")
+        out.append((_dedented(la[sa:ea], in_class), _dedented(lb[sb:eb], in_class)))
+    return out, skipped
+
+
+def _hunks_of(a: bytes, b: bytes) -> list[Hunk]:
+    """One hunk: the lines two versions do not share at the start and at the end."""
+    start, end_a, end_b = _differing_span(a, b)
+    first = a.count(b"\n", 0, start)
+    oc = a.count(b"\n", start, end_a) + 1 if end_a > start else 0
+    nc = b.count(b"\n", start, end_b) + 1 if end_b > start else 0
+    return [(first + 1 if oc else first, oc, first + 1 if nc else first, nc)]
+
+
+#: How a file can name ``typing.cast``: ``from typing import cast [as c]``, ``import
+#: typing [as t]`` (then ``t.cast``).
+_CAST_IMPORT = re.compile(
+    rb"^\s*from\s+(?:typing|typing_extensions)\s+import\b[^\n]*?\bcast(?:\s+as\s+(\w+))?",
+    re.M,
+)
+_TYPING_IMPORT = re.compile(rb"^\s*import\s+(?:typing|typing_extensions)(?:\s+as\s+(\w+))?", re.M)
+
+
+def _stripper(whole: bytes) -> _StripAnnotations:
+    """A :class:`_StripAnnotations` that knows the file's names of ``typing.cast`` (read
+    from its import lines; a parenthesised import over several lines is missed)."""
+    st = _StripAnnotations()
+    for m in _CAST_IMPORT.finditer(whole):
+        st.casts.add((m.group(1) or b"cast").decode())
+    for m in _TYPING_IMPORT.finditer(whole):
+        st.typing_modules.add((m.group(1) or b"typing").decode())
+    st.typing_modules.update(("typing", "typing_extensions"))
+    return st
+
+
+def _stripped_statements(text: bytes, whole: bytes) -> tuple[list[str], list[str]]:
+    """The statements of ``text`` (a part of ``whole``) as :class:`_StripAnnotations`
+    leaves them: (imports, the others). Which typing imports stay depends on the whole
+    file."""
+    imports, others = [], []
+    stripper = _stripper(whole) if b"cast" in text else _StripAnnotations()
+    for node in stripper.visit(_parse(text)).body:
+        (imports if isinstance(node, ast.Import | ast.ImportFrom) else others).append(
+            ast.dump(node)
+        )
+    return imports, others
+
+
+def _typing_import(dumped: str) -> bool:
+    """Is this (dumped) import statement one from a typing module or ``__future__``?"""
+    if dumped.startswith("ImportFrom("):
+        return any(f"module='{m}'" in dumped for m in (*_TYPING_MODULES, "__future__"))
+    return all(name in _TYPING_MODULES for name in re.findall(r"alias\(name='([^']*)'", dumped))
+
+
+def _raw_statements(text: bytes) -> list[str]:
+    return [ast.dump(node) for node in _parse(text).body]
+
+
+def _same_words(da: bytes, db: bytes) -> bool:
+    """The lines two versions do not share hold the same operators and keywords."""
+    return collections.Counter(_NOT_ANNOTATION.findall(da)) == collections.Counter(
+        _NOT_ANNOTATION.findall(db)
+    )
 
 
 def _same_without_annotations(a: bytes, b: bytes) -> bool:
     """Do two versions of a Python file differ, but only in what type checkers read?
     (Equal ASTs are a reformat, not an annotation change.)"""
     # the shared lines hold the same tokens: count them in the lines that differ
-    da, db = _differing_lines(a, b)
-    if collections.Counter(_NOT_ANNOTATION.findall(da)) != collections.Counter(
-        _NOT_ANNOTATION.findall(db)
-    ):
+    if not _same_words(*_differing_lines(a, b)):
         return False
     try:
         sa = _StripAnnotations().strip(_parse(a))
@@ -518,6 +785,70 @@ def _same_without_annotations(a: bytes, b: bytes) -> bool:
         return ast.dump(_parse(a)) != ast.dump(_parse(b))
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return False
+
+
+def _looks_same_ast(a: bytes, b: bytes, hunks: Sequence[Hunk] | None = None) -> bool | None:
+    """:func:`_same_ast` judged on the statements around the lines that changed (as
+    :func:`_looks_annotation_only`); None when they cannot be told apart."""
+    hunks = list(hunks) if hunks else _hunks_of(a, b)
+    for widen in range(4):
+        got = _statements_around(a, b, hunks, widen)
+        if got is None or got[1]:
+            return None
+        try:
+            return all(_raw_statements(pa) == _raw_statements(pb) for pa, pb in got[0])
+        except SyntaxError:
+            continue
+        except (ValueError, RecursionError, MemoryError):
+            return None
+    return None
+
+
+def _looks_annotation_only(a: bytes, b: bytes, hunks: Sequence[Hunk] | None = None) -> bool | None:
+    """:func:`_same_without_annotations` judged on the statements around the lines that
+    changed (``hunks`` of ``git diff -U0``; else the one span the versions do not share)
+    instead of both whole files: a mined history has thousands of candidates, and
+    parsing mypy's files whole took minutes. None when those statements cannot be told
+    apart from their context (inside a string, a ``TYPE_CHECKING`` block or an
+    ``@overload`` stub, or they do not parse). A changed typing import is taken to serve
+    annotations (the exact check asks the whole file whether its names are still used).
+    """
+    if not _same_words(*_differing_lines(a, b)):
+        return False
+    hunks = list(hunks) if hunks else _hunks_of(a, b)
+    for widen in range(4):  # the innermost statements, else the blocks around them
+        got = _statements_around(a, b, hunks, widen)
+        if got is None:
+            return None
+        around, changed = got
+        try:
+            parts = [
+                (_stripped_statements(pa, a), _stripped_statements(pb, b)) for pa, pb in around
+            ]
+            break
+        except SyntaxError:  # a guessed boundary cut a statement
+            continue
+        except (ValueError, RecursionError, MemoryError):
+            return None
+    else:
+        return None
+    for ((imports_a, rest_a), (imports_b, rest_b)), (pa, pb) in zip(parts, around, strict=True):
+        if rest_a != rest_b:
+            return False
+        # other imports stay whatever the annotations: a change of them is a change;
+        # whether a changed typing import stays depends on the whole file: taken as
+        # one that serves annotations (measured against the exact check: docs/mining.md)
+        if [d for d in imports_a if not _typing_import(d)] != [
+            d for d in imports_b if not _typing_import(d)
+        ]:
+            return False
+        try:
+            changed = (
+                changed or imports_a != imports_b or _raw_statements(pa) != _raw_statements(pb)
+            )
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return None
+    return changed
 
 
 # -- blame ------------------------------------------------------------------------------
@@ -712,19 +1043,19 @@ class Blamer:
         if hit is not None:
             return hit
         same = False
-        if PurePosixPath(path).suffix.lower() in (".py", ".pyi"):
+        if is_python_path(path):
             after = self.cat.read(f"{sha}:{path}")
             before = self.cat.read(f"{sha}^:{path}")
-            if after is not None and before is not None and after != before:
-                # cheap necessary condition first: equal once whitespace, quotes, brackets
-                # and commas (what formatters change) are removed
-                strip = b" \t\r\n'\"(),\\"
-                if self.settings.skip_cosmetic_commits and after.translate(
-                    None, strip
-                ) == before.translate(None, strip):
-                    same = _same_ast(before, after)
-                if not same and self.settings.skip_annotation_commits:
-                    same = _same_without_annotations(before, after)
+            if after is not None and before is not None:
+                same = (
+                    cosmetic_change(
+                        before,
+                        after,
+                        reformat=self.settings.skip_cosmetic_commits,
+                        annotations=self.settings.skip_annotation_commits,
+                    )
+                    is not None
+                )
         self._ast_cache[key] = same
         return same
 

@@ -63,6 +63,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from diffrisk.config import MODEL_KINDS, Config, LabelConfig
 from diffrisk.errors import DataError
+from diffrisk.szz import ANNOTATIONS, FORMAT
 
 KINDS = MODEL_KINDS
 
@@ -248,6 +249,18 @@ def source_file_mask(files: pd.DataFrame, cfg: LabelConfig) -> pd.Series:
     return mask
 
 
+def looked_through(files: pd.DataFrame, cfg: LabelConfig) -> pd.Series:
+    """File rows whose change the label stage looks through (``cosmetic``: a reformat with
+    ``skip_cosmetic_commits``, an annotation-only change with ``skip_annotation_commits``):
+    their added lines can never be blamed, so they count as no lines of code."""
+    if "cosmetic" not in files.columns:
+        return pd.Series(False, index=files.index)
+    kinds = {FORMAT} if cfg.skip_cosmetic_commits else set()
+    if cfg.skip_annotation_commits:
+        kinds.add(ANNOTATIONS)
+    return files["cosmetic"].isin(kinds)
+
+
 def source_lines_added(files: pd.DataFrame, cfg: LabelConfig) -> pd.Series:
     """Lines added to source files per commit (index: sha), the LApredict baseline's input."""
     if files.empty:
@@ -265,7 +278,10 @@ def source_code_lines_added(
     if files.empty or column not in files.columns:
         return pd.Series(dtype="float64", name=column)
     mask = source_file_mask(files, cfg)
-    code = pd.to_numeric(files.loc[mask, column], errors="coerce")
+    # a file change SZZ looks through adds no line it could blame
+    code = pd.to_numeric(files.loc[mask, column], errors="coerce").where(
+        ~looked_through(files, cfg)[mask], 0.0
+    )
     # commits without source files are absent; NaN when none of its source files has a count
     return code.groupby(files.loc[mask, "sha"]).sum(min_count=1).astype("float64").rename(column)
 
@@ -277,7 +293,7 @@ def source_code_tokens(files: pd.DataFrame, cfg: LabelConfig) -> pd.Series:
 
     if files.empty or CODE_TOKENS not in files.columns:
         return pd.Series(dtype=object, name=CODE_TOKENS)
-    mask = source_file_mask(files, cfg) & files[CODE_TOKENS].notna()
+    mask = source_file_mask(files, cfg) & files[CODE_TOKENS].notna() & ~looked_through(files, cfg)
     sub = files.loc[mask, ["sha", CODE_TOKENS]]
     return sub.groupby("sha")[CODE_TOKENS].agg(join_tokens).rename(CODE_TOKENS)
 

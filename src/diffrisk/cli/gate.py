@@ -24,7 +24,14 @@ from diffrisk.cli.output import (
     repo_option,
 )
 from diffrisk.config import load_config
-from diffrisk.errors import ConfigError, DataError, GateFailure, GitHubError, RepositoryError
+from diffrisk.errors import (
+    ConfigError,
+    DataError,
+    GateFailure,
+    GitHubError,
+    NothingToScoreError,
+    RepositoryError,
+)
 from diffrisk.gate import (
     DeployDecision,
     GateDecision,
@@ -445,9 +452,14 @@ def gate_cmd(
                     "--deploy needs --base, --tag-pattern or --environment",
                     hint="pass the last deployed ref with --base",
                 )
-        res = (
-            _load_score_file(score_file) if score_file else _score_now(repo, ddir, base, head, cfg)
-        )
+        try:
+            res = (
+                _load_score_file(score_file)
+                if score_file
+                else _score_now(repo, ddir, base, head, cfg)
+            )
+        except NothingToScoreError:  # nothing new since the last deployment: it passes
+            res = {"commits": [], "base": base, "head": head}
         commits = res.get("commits") or []
         changes = [
             ShippedChange(
@@ -479,25 +491,43 @@ def gate_cmd(
 
     base = base or ev_base
     head = head or ev_head or "HEAD"
-    res = _load_score_file(score_file) if score_file else _score_now(repo, ddir, base, head, cfg)
+    warnings: list[str] = []
+    try:
+        res: dict[str, Any] | None = (
+            _load_score_file(score_file) if score_file else _score_now(repo, ddir, base, head, cfg)
+        )
+    except NothingToScoreError as err:  # e.g. only empty commits: no risk to gate on
+        res = None
+        warnings.append(err.message)
     label = override_label if override_label is not None else gcfg.override_label
     number = pr_number or ev_number
     override = None
-    if number is not None and gh is not None:
+    if res is not None and number is not None and gh is not None:
         override = read_acceptance(gh, int(number), label, list(gcfg.approvers))
     decision = decide(
-        res["level"],
+        res["level"] if res is not None else "low",
         fail_on=fail_on or gcfg.fail_on,
         warn_on=warn_on or gcfg.warn_on,
         override=override,
-        probability=res.get("probability"),
+        probability=res.get("probability") if res is not None else None,
     )
-    head_sha = str(res.get("head") or ev_head or head)
-    warnings: list[str] = []
-    if number is not None and gh is not None and (comment_mode or cfg.report.comment_mode) != "off":
+    head_sha = str((res or {}).get("head") or ev_head or head)
+    if res is not None:
+        _log_decision(ddir, res, decision.outcome, warnings)
+    if (
+        res is not None
+        and number is not None
+        and gh is not None
+        and (comment_mode or cfg.report.comment_mode) != "off"
+    ):
         w = comment_decision(gh, int(number), res, decision, cfg)
         if w:
             warnings.append(w)
+    if gh is None and number is not None:
+        warnings.append(
+            "no GitHub token (or repository): the pull request's labels and reviews were not "
+            "read and nothing was posted; set GITHUB_TOKEN and GITHUB_REPOSITORY"
+        )
     _finish(
         decision,
         merge_summary(decision, head_sha),
@@ -511,6 +541,20 @@ def gate_cmd(
         cfg,
         warnings,
     )
+
+
+def _log_decision(
+    data_dir: Path, result: dict[str, Any], outcome: str, warnings: list[str]
+) -> None:
+    """The merge gate's prediction and decision, in the prediction log (``diffrisk
+    monitor`` counts what was flagged and blocked); a failure to log is a warning."""
+    from diffrisk import predlog
+    from diffrisk.errors import DiffriskError
+
+    try:
+        predlog.append_from_score(data_dir, result, decision=outcome)
+    except DiffriskError as err:
+        warnings.append(f"prediction not logged: {err.message}")
 
 
 def _finish(

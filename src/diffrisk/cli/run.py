@@ -65,7 +65,8 @@ def run_cmd(
         res = run(repo, out_dir, base, head, cfg, pull_request=pr, progress=prog)
     from diffrisk.cli.score import _log_prediction
 
-    _log_prediction(out_dir, res.score)
+    if res.score is not None:
+        _log_prediction(out_dir, res.score)
     if as_json:
         click.echo(json.dumps(res.to_dict(), indent=2, default=str))
         return
@@ -79,6 +80,9 @@ def run_cmd(
             con.print(f"train: {res.train_reason} -> {res.train.message}")
     for w in [*m.warnings, *lab.warnings]:
         con.print(f"[yellow]warning:[/] {w}")
+    if res.score is None:
+        con.print(f"{res.nothing}: no risk to report")
+        return
     from diffrisk.report import render_terminal
 
     render_terminal(res.score)
