@@ -251,8 +251,9 @@ def card(md: dict[str, Any], results: dict[str, Any]) -> str:
         "",
         "`la` is the lines-added baseline (logistic regression on log1p of lines added to source files).",
         f"Labels come from SZZ with the default settings and fix rule version {md.get('fix_rule_version')}",
-        "(`diffrisk.fixes.RULE_VERSION`); they are noisy. A repository's own model",
-        "(`diffrisk train`) replaces this one as soon as it has enough labelled history.",
+        "(`diffrisk.fixes.RULE_VERSION`); they are noisy. Once a repository has enough",
+        "labelled history `diffrisk train` fits its own models, and this one stays a candidate",
+        "(`train.bundled_candidate`), kept only where it ranks best on that history.",
         "",
     ]
     return "\n".join(lines)

@@ -748,3 +748,65 @@ def test_deploy_one_very_risky_change_blocks_only_when_deploy_max_risk_is_set():
     from diffrisk.config import Config
 
     assert Config().gate.deploy_max_risk is None
+
+
+def test_deploy_gate_passes_an_empty_range(deploy_repo, tmp_path):
+    head = deploy_repo["head"]
+    res = _deploy(deploy_repo, tmp_path, "--base", head, "--head", head)
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    assert d["outcome"] == "pass" and d["changes"] == [] and "nothing to deploy" in d["message"]
+
+
+def _merge_gate(world, data, *args, env=None):
+    return CliRunner().invoke(
+        cli,
+        ["gate", "--repo", str(world["repo"]), "--data-dir", str(data), "--json", *args],
+        env={
+            "GITHUB_ACTIONS": "",
+            "GITHUB_REPOSITORY": "",
+            "GITHUB_TOKEN": "",
+            "GITHUB_EVENT_PATH": "",
+            "GITHUB_OUTPUT": "",
+            "GITHUB_STEP_SUMMARY": "",
+            **(env or {}),
+        },
+        catch_exceptions=False,
+    )
+
+
+def test_merge_gate_logs_its_decision_and_passes_nothing_to_score(deploy_repo, tmp_path):
+    import shutil
+
+    from diffrisk.predlog import load_predictions
+
+    data = tmp_path / "data"
+    shutil.copytree(deploy_repo["data"], data)
+    head = deploy_repo["head"]
+    res = _merge_gate(
+        deploy_repo, data, "--base", deploy_repo["deployed"], "--head", head, "--fail-on", "never"
+    )
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    log = load_predictions(data)
+    assert log["head_sha"].tolist() == [head]
+    assert log["decision"].tolist() == [d["outcome"]] and log["source"].tolist() == ["gate"]
+    # the same head again, nothing new to score: it passes and says why, logging nothing
+    res = _merge_gate(deploy_repo, data, "--base", head, "--head", head)
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    assert d["outcome"] == "pass" and any("nothing to score" in w for w in d["warnings"])
+    assert len(load_predictions(data)) == 1
+
+
+def test_merge_gate_says_when_it_cannot_read_the_pull_request(tmp_path):
+    res, out, _ = _run(
+        ["--score-file", _score_file(tmp_path, "high", 0.9), "--no-check", "--pr", "3", "--json"],
+        "http://127.0.0.1:9",
+        tmp_path,
+        extra_env={"GITHUB_TOKEN": "", "GITHUB_ACTIONS": ""},
+    )
+    assert res.exit_code == 1
+    d = json.loads(res.output[: res.output.rindex("}") + 1])
+    assert d["outcome"] == "fail"
+    assert any("no GitHub token" in w for w in d["warnings"])

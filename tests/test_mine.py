@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 
+from diffrisk.cli import cli
 from diffrisk.config import MineConfig
 from diffrisk.mine import mine
 from repobuilder import RepoBuilder
@@ -296,3 +298,12 @@ def test_interrupted_write_keeps_previous_dataset(history, tmp_path: Path, monke
     pd.testing.assert_frame_equal(pd.read_parquet(data / "changes.parquet"), before)
     res = mine(b.path, data, config=MineConfig(code_metrics=False))
     assert res.new_commits == 1 and res.commits == 8
+
+
+def test_the_data_directory_inside_a_work_tree_stays_out_of_git(builder: RepoBuilder) -> None:
+    builder.commit({"a.py": "a = 1\n"}, day=0)
+    builder.commit({"a.py": "a = 2\n"}, day=1)
+    res = CliRunner().invoke(cli, ["mine", "--repo", str(builder.path), "-q"])
+    assert res.exit_code == 0, res.output
+    assert (builder.path / ".diffrisk" / "changes.parquet").exists()
+    assert builder.run("status", "--porcelain", "--untracked-files=all") == ""

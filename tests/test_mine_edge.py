@@ -143,6 +143,11 @@ def test_clear_errors(tmp_path: Path, builder: RepoBuilder) -> None:
     code, out = _cli("mine", "--repo", str(empty), "--quiet")
     assert code == 2 and "no commits yet" in out
     builder.commit({"a": "1\n"}, day=0)
+    (builder.path / "sub").mkdir()
+    code, out = _cli("mine", "--repo", str(builder.path / "sub"), "--quiet")
+    flat = " ".join(out.split())
+    assert code == 2 and "inside the repository" in flat and "not its top level" in flat
+    assert f"--repo {builder.path.resolve()}" in flat
     builder.commit({"a": "2\n"}, day=1)
     shallow = tmp_path / "shallow"
     subprocess.run(

@@ -115,3 +115,25 @@ def test_train_refuses_another_repositorys_data(builder: RepoBuilder, tmp_path: 
     for cmd in ("train", "evaluate"):
         res = CliRunner().invoke(cli, [cmd, "--repo", str(other.path), "--data-dir", str(data)])
         assert res.exit_code == 2 and "another repository" in res.output, (cmd, res.output)
+
+
+def test_run_on_an_empty_commit_has_nothing_to_score(builder: RepoBuilder, tmp_path: Path) -> None:
+    _history(builder)
+    builder.run(
+        "-c", "user.name=ann", "-c", "user.email=ann@example.com",
+        "commit", "--allow-empty", "-q", "-m", "trigger CI",
+    )  # fmt: skip
+    data = tmp_path / "d"
+    res = CliRunner().invoke(cli, ["run", "--repo", str(builder.path), "--data-dir", str(data)])
+    assert res.exit_code == 0, res.output
+    assert "changes no files: nothing to score" in " ".join(res.output.split())
+    out = json.loads(
+        CliRunner()
+        .invoke(cli, ["run", "--repo", str(builder.path), "--data-dir", str(data), "--json"])
+        .output
+    )
+    assert out["score"] is None and "nothing to score" in out["nothing_to_score"]
+    assert out["mine"]["commits"] == 4  # the rest of the job ran
+    from diffrisk.predlog import load_predictions
+
+    assert load_predictions(data).empty  # nothing was predicted

@@ -125,6 +125,17 @@ def open_repo(path: str | os.PathLike[str], *, allow_shallow: bool = False) -> G
     try:
         repo = git.Repo(p, search_parent_directories=False)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        top = subprocess.run(
+            ["git", "-C", str(p), "rev-parse", "--show-toplevel"],
+            capture_output=True,
+            check=False,
+        ).stdout.strip()
+        if top:
+            root = top.decode("utf-8", "replace")
+            raise NotAGitRepositoryError(
+                f"{p} is a directory inside the repository {root}, not its top level",
+                hint=f"run from {root} or pass --repo {root}",
+            ) from None
         raise NotAGitRepositoryError(
             f"{p} is not a git repository",
             hint="run inside a git checkout or pass its path with --repo",

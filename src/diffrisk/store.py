@@ -275,6 +275,10 @@ def save_dataset(
         "blob_metrics.parquet": _blob_table(blob_metrics),
     }
     data_dir.mkdir(parents=True, exist_ok=True)
+    ignore = data_dir / ".gitignore"
+    if not ignore.exists():  # inside a work tree, `git add -A` must not pick the data up
+        with contextlib.suppress(OSError):
+            ignore.write_text("# diffrisk's data: not part of the repository\n*\n")
     tmps: dict[str, str] = {}
     try:
         for name, table in tables.items():

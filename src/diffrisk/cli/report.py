@@ -119,7 +119,7 @@ def report(
     PR comment / job summary, or JSON). Inside Actions (or with --publish) it writes the job
     summary, the step outputs (risk-score, risk-level, model-version, report-path) and the
     JSON report, then updates the one sticky PR comment and creates a check run. The token
-    comes from $GITHUB_TOKEN (or $INPUT_TOKEN); it needs pull-requests: write and
+    comes from $INPUT_TOKEN (the action's input) or $GITHUB_TOKEN; it needs pull-requests: write and
     checks: write. A read-only token (pull requests from forks) is not an error: the
     report stays in the job summary and one warning explains the workflow_run pattern.
     """
