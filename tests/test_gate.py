@@ -800,7 +800,7 @@ def test_merge_gate_logs_its_decision_and_passes_nothing_to_score(deploy_repo, t
 
 
 def test_merge_gate_says_when_it_cannot_read_the_pull_request(tmp_path):
-    res, out, _ = _run(
+    res, _out, _ = _run(
         ["--score-file", _score_file(tmp_path, "high", 0.9), "--no-check", "--pr", "3", "--json"],
         "http://127.0.0.1:9",
         tmp_path,
