@@ -656,34 +656,56 @@ def _hunk_lines(h: Hunk) -> tuple[int, int, int, int]:
     return fa, fa + oc - 1, fb, fb + nc - 1
 
 
+def _mapped(k: int, spans: list[tuple[int, int, int, int]], end: bool = False) -> int:
+    """Line index ``k`` of the old version in the new one (through ``spans``, the hunks as
+    :func:`_hunk_lines` gives them, in order): a shared line moves by the lines the
+    hunks before it added or removed; a line inside a hunk goes to the hunk's start (its
+    end, for the ``end`` of a range)."""
+    shift = 0
+    for fa, ta, fb, tb in spans:
+        if k < fa:
+            break
+        if k <= ta:
+            return tb + 1 if end else fb
+        shift = tb - ta
+    return k + shift
+
+
 def _regions(
     la: list[bytes], lb: list[bytes], hunks: Sequence[Hunk], widen: int
 ) -> list[tuple[int, int, int, int]]:
-    """Per group of nearby hunks, [sa, ea) of ``la`` and [sb, eb) of ``lb``: the whole
-    statements around them (:func:`_statement_bounds`), with the same shared lines on
-    both sides; groups whose statements overlap are merged."""
-    spans = [_hunk_lines(h) for h in hunks]
+    """Per group of nearby hunks, [sa, ea) of ``la`` and the matching [sb, eb) of ``lb``:
+    the whole statements around them on either side (:func:`_statement_bounds`); groups
+    whose statements overlap are merged."""
+    spans = sorted(_hunk_lines(h) for h in hunks)
+    back = [(fb, tb, fa, ta) for fa, ta, fb, tb in spans]  # new -> old
+    groups = [(fa, max(ta, fa), fb, max(tb, fb)) for fa, ta, fb, tb in spans]
     while True:
         out = []
-        for fa, ta, fb, tb in spans:
-            sa, ea = _statement_bounds(la, fa, max(ta, fa), widen)
-            sb, eb = _statement_bounds(lb, fb, max(tb, fb), widen)
-            before = max(fa - sa, fb - sb, 0)  # the lines before a hunk are shared
-            after = max(ea - (ta + 1), eb - (tb + 1), 0)  # and so are those after it
-            out.append((fa - before, ta + 1 + after, fb - before, tb + 1 + after))
+        for fa, ta, fb, tb in groups:
+            sa, ea = _statement_bounds(la, fa, ta, widen)
+            sb, eb = _statement_bounds(lb, fb, tb, widen)
+            # the statements either version needs, in the old version's lines
+            out.append((min(sa, _mapped(sb, back)), max(ea, _mapped(eb, back, end=True))))
         merged: list[list[int]] = []
-        for r in sorted(out):
-            if merged and r[0] < merged[-1][1]:
-                m = merged[-1]
-                m[1], m[3] = max(m[1], r[1]), max(m[3], r[3])
+        for s_, e_ in sorted(out):
+            if merged and s_ < merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], e_)
             else:
-                merged.append(list(r))
-        if len(merged) == len(spans):
-            return [
-                (max(r[0], 0), min(r[1], len(la)), max(r[2], 0), min(r[3], len(lb))) for r in merged
-            ]
-        # merged groups: their statements again, as one span each
-        spans = [(m[0], m[1] - 1, m[2], m[3] - 1) for m in merged]
+                merged.append([s_, e_])
+        regions = [
+            (
+                max(s_, 0),
+                min(e_, len(la)),
+                max(_mapped(s_, spans), 0),
+                min(_mapped(e_, spans, end=True), len(lb)),
+            )
+            for s_, e_ in merged
+        ]
+        if len(regions) == len(groups):
+            return regions
+        # merged groups: the statements around each again
+        groups = [(sa, max(ea - 1, sa), sb, max(eb - 1, sb)) for sa, ea, sb, eb in regions]
 
 
 def _statements_around(
