@@ -290,6 +290,7 @@ def test_interrupted_write_keeps_previous_dataset(history, tmp_path: Path, monke
         mine(b.path, data, config=MineConfig(code_metrics=False))
     monkeypatch.setattr(pq, "write_table", real)
     assert sorted(p.name for p in data.iterdir()) == [
+        ".gitignore",  # the data stays out of git
         "blob_metrics.parquet",
         "changes.parquet",
         "files.parquet",
