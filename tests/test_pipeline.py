@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from diffrisk.cli import cli
 from diffrisk.config import parse_config
 from diffrisk.pipeline import model_stale_reason
+from modelbuilder import install_model
 from repobuilder import RepoBuilder
 
 
@@ -82,9 +83,16 @@ def test_model_stale_reason(tmp_path: Path) -> None:
     (tmp_path / "models" / "v1" / "metadata.json").write_text(
         json.dumps({"created": created.isoformat()})
     )
-    assert model_stale_reason(tmp_path, cfg) is None
+    # metadata without its model file cannot score either
+    assert "cannot be read" in (model_stale_reason(tmp_path, cfg) or "")
+    version = install_model(tmp_path, seed=1, n=300, max_ns=5, intercept=-1.0)
+    assert reg.current() == version and model_stale_reason(tmp_path, cfg) is None
     later = datetime.now(timezone.utc) + timedelta(days=20)
     assert "days old" in (model_stale_reason(tmp_path, cfg, now=later) or "")
+    # a damaged model file: retrained, as a damaged metadata.json is
+    model_file = tmp_path / "models" / version / "model.skops"
+    model_file.write_bytes(model_file.read_bytes()[:500])
+    assert "cannot be read" in (model_stale_reason(tmp_path, cfg) or "")
 
 
 def test_train_if_stale_skips_a_fresh_model(builder: RepoBuilder, tmp_path: Path) -> None:
@@ -98,10 +106,8 @@ def test_train_if_stale_skips_a_fresh_model(builder: RepoBuilder, tmp_path: Path
     assert (
         stale.exit_code == 0 and json.loads(stale.output)["status"] == "fallback"
     )  # no model: it tried
-    ModelRegistry(data / "models")._write_state({"current": "v1", "history": ["v1"]})
-    (data / "models" / "v1").mkdir()
-    created = datetime.now(timezone.utc).isoformat()
-    (data / "models" / "v1" / "metadata.json").write_text(json.dumps({"created": created}))
+    install_model(data, seed=2, n=300, max_ns=5, intercept=-1.0)
+    assert ModelRegistry(data / "models").current() is not None
     fresh = CliRunner().invoke(cli, args)
     assert fresh.exit_code == 0 and json.loads(fresh.output)["status"] == "fresh"
 

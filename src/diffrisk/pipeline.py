@@ -22,8 +22,8 @@ def model_stale_reason(
 ) -> str | None:
     """Why the repository's model should be (re)trained, or None when it is fresh.
 
-    Stale: there is no current model, its metadata cannot be read, or it is older than
-    ``train.max_age_days``.
+    Stale: there is no current model, it cannot be read (metadata or model file missing,
+    damaged or tampered with), or it is older than ``train.max_age_days``.
     """
     from diffrisk.registry import ModelRegistry
 
@@ -34,6 +34,7 @@ def model_stale_reason(
         if cur is None:
             return "no model trained on this repository yet"
         created = datetime.fromisoformat(reg.metadata(cur)["created"])
+        reg.load(cur)  # checks the model file (sha256, trusted types) as scoring will
     except (ModelError, KeyError, ValueError) as err:
         return f"the current model cannot be read ({err})"
     if created.tzinfo is None:
