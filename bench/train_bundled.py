@@ -95,6 +95,7 @@ def prepare(
             fixes=cfg.fixes,
             progress=None,
             source_extensions=cfg.label.source_extensions,
+            exclude_paths=cfg.label.exclude_paths,
         )
     t1 = time.perf_counter()
     res = label(path, data, cfg.label)  # incremental: only new fixes are blamed

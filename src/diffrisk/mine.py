@@ -52,7 +52,7 @@ from diffrisk.history import (
     subsystem,
 )
 from diffrisk.schema import column_names
-from diffrisk.szz import cosmetic_change, is_python_path
+from diffrisk.szz import SourceFilter, cosmetic_change, is_python_path
 
 Progress = Callable[[str, int, int | None], None]
 """progress(stage, advance, total): ``total`` given once per stage, then advances."""
@@ -597,11 +597,14 @@ def mine(
     fixes: FixesConfig | None = None,
     progress: Progress | None = None,
     source_extensions: Sequence[str] | None = None,
+    exclude_paths: Sequence[str] | None = None,
 ) -> MineResult:
     """Mine every non-merge commit reachable from ``rev`` into ``data_dir``.
 
     ``source_extensions`` (default ``label.source_extensions``) selects the files whose
-    added lines of code (``la_code``, :mod:`diffrisk.codelines`) are counted.
+    added lines of code (``la_code``, :mod:`diffrisk.codelines`) are counted; files
+    matching ``exclude_paths`` (default ``label.exclude_paths``: tests, docs, ...), which
+    the models never count, are not judged for cosmetic changes (``cosmetic`` is null).
     """
     cfg = config or MineConfig()
     exts = (
@@ -705,8 +708,13 @@ def mine(
     files_df["code_tokens"] = cols["code_tokens"]
     with CatFile(repo) as cat:
         keys = ["sha", "path", "status", "blob_before", "blob_after"]
+        excluded = exclude_paths if exclude_paths is not None else LabelConfig().exclude_paths
         files_df["cosmetic"] = cosmetic_values(
-            files_df[keys].to_dict("records"), counts, cat.read, cfg.workers
+            files_df[keys].to_dict("records"),
+            counts,
+            cat.read,
+            cfg.workers,
+            source=SourceFilter.of(exts, excluded),
         )
 
     blob_cache = old.blob_metrics if old is not None else {}
@@ -832,14 +840,16 @@ def cosmetic_values(
     counts: CodeCounts,
     read: Callable[[str], bytes | None],
     workers: int | None = 1,
+    source: Callable[[str], bool] | None = None,
 ) -> list[str | None]:
     """Per file row (``sha``, ``path``, ``status``, ``blob_before``, ``blob_after``): what
     :func:`diffrisk.szz.cosmetic_change` says of a modified Python file (a reformat, or
     a change of type annotations only, which SZZ looks through), else None. Only files
     that add lines of code and whose diff holds the same operators and keywords on both
     sides (``same_words``, seen in ``counts``) are read and parsed; None for the others
-    (a file that adds no line of code has nothing to leave out). Many files are judged
-    in ``workers`` processes (None: all cores)."""
+    (a file that adds no line of code has nothing to leave out), and for the paths
+    ``source`` rejects. Many files are judged in ``workers`` processes (None: all
+    cores)."""
     out: list[str | None] = [None] * len(rows)
     todo: list[tuple[int, FileCode]] = []
     for i, r in enumerate(rows):
@@ -854,6 +864,7 @@ def cosmetic_values(
             or not isinstance(before, str)
             or not isinstance(after, str)
             or before == after
+            or (source is not None and not source(r["path"]))
         ):
             todo.append((i, got))
     n = workers or os.cpu_count() or 1

@@ -89,6 +89,7 @@ def run(
         fixes=cfg.fixes,
         progress=progress,
         source_extensions=cfg.label.source_extensions,
+        exclude_paths=cfg.label.exclude_paths,
     )
     labelled = label(repo, data_dir, cfg.label, progress=progress)
     reason = model_stale_reason(data_dir, cfg)

@@ -545,6 +545,8 @@ def cosmetic_change(
             same = _same_ast(before, after)
         if same:
             return FORMAT
+        if not exact:
+            return None  # no letter changed: rarely a change of annotations ('"T"' -> 'T')
     if not annotations:
         return None
     quick = None if exact else _looks_annotation_only(before, after, hunks)

@@ -94,7 +94,16 @@ def mine_cmd(
     t0 = time.perf_counter()
     with progress_bar(quiet or as_json) as prog:
         if rebuild:
-            res = _rebuild(repo, out_dir, rev, mcfg, cfg.fixes, prog, cfg.label.source_extensions)
+            res = _rebuild(
+                repo,
+                out_dir,
+                rev,
+                mcfg,
+                cfg.fixes,
+                prog,
+                cfg.label.source_extensions,
+                cfg.label.exclude_paths,
+            )
         else:
             res = mine(
                 repo,
@@ -104,6 +113,7 @@ def mine_cmd(
                 fixes=cfg.fixes,
                 progress=prog,
                 source_extensions=cfg.label.source_extensions,
+                exclude_paths=cfg.label.exclude_paths,
             )
     elapsed = time.perf_counter() - t0
     if as_json:
@@ -158,7 +168,14 @@ def _print_summary(out_dir: Path) -> None:
 
 
 def _rebuild(
-    repo: str, out_dir: Path, rev: str, mcfg: Any, fixes: Any, prog: Any, exts: list[str]
+    repo: str,
+    out_dir: Path,
+    rev: str,
+    mcfg: Any,
+    fixes: Any,
+    prog: Any,
+    exts: list[str],
+    exclude: list[str] | None = None,
 ) -> Any:
     """Mine from scratch into a fresh directory beside the data, then swap the tables in
     (meta.json last, so the generation check sees a whole dataset); until then the stored
@@ -167,7 +184,14 @@ def _rebuild(
     tmp = Path(tempfile.mkdtemp(prefix=".rebuild-", dir=out_dir))
     try:
         res = mine(
-            repo, tmp, rev=rev, config=mcfg, fixes=fixes, progress=prog, source_extensions=exts
+            repo,
+            tmp,
+            rev=rev,
+            config=mcfg,
+            fixes=fixes,
+            progress=prog,
+            source_extensions=exts,
+            exclude_paths=exclude,
         )
         names = sorted(p.name for p in tmp.iterdir() if p.is_file() and p.name != META)
         for name in [*names, META]:
