@@ -444,6 +444,7 @@ def test_bundled_model_is_chosen_when_the_history_misleads(builder, tmp_path):
     assert md["metrics"]["overall"]["roc_auc"] == pytest.approx(auc["bundled"])
     card = (data / "models" / res.version / "MODEL_CARD.md").read_text()
     assert "not trained on this repository" in card and md["origin"]["bundled"] in card
+    assert "? ()" not in card  # the bundled model's own training window
     # the copy predicts exactly as the bundled model does
     frame, _ = load_training_frame(data, CFG)
     np.testing.assert_allclose(model.predict_proba(frame), load_bundled().predict_proba(frame))

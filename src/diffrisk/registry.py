@@ -415,14 +415,20 @@ def _fmt(v: Any) -> str:
 
 def model_card(md: dict[str, Any]) -> str:
     """A short Markdown model card from the metadata."""
-    w = md.get("training_window") or {}
+    # a bundled model registered for a repository keeps its own window under another key
+    w = md.get("training_window") or md.get("bundled_training_window") or {}
     m = md.get("metrics") or {}
     lines = [
         f"# diffrisk model {md.get('version', '')}",
         "",
         f"- kind: `{md.get('kind')}`; features: {', '.join(f'`{f}`' for f in md.get('features', []))}",
-        f"- trained on {md.get('n_train', '?')} labelled changes ({md.get('n_buggy', '?')} defect-inducing), "
-        f"{w.get('first_date', '?')} ({str(w.get('first_sha', ''))[:12]}) to {w.get('last_date', '?')} ({str(w.get('last_sha', ''))[:12]})",
+        f"- trained on {md.get('n_train', '?')} labelled changes ({md.get('n_buggy', '?')} defect-inducing)"
+        + (
+            f", {w.get('first_date', '?')} ({str(w.get('first_sha', ''))[:12]}) to "
+            f"{w.get('last_date', '?')} ({str(w.get('last_sha', ''))[:12]})"
+            if w
+            else ""
+        ),
         f"- repository HEAD: {md.get('repository_head', '?')}",
         f"- libraries: {', '.join(f'{k} {v}' for k, v in (md.get('libraries') or {}).items())}",
     ]
