@@ -545,8 +545,6 @@ def cosmetic_change(
             same = _same_ast(before, after)
         if same:
             return FORMAT
-        if not exact:
-            return None  # no letter changed: rarely a change of annotations ('"T"' -> 'T')
     if not annotations:
         return None
     quick = None if exact else _looks_annotation_only(before, after, hunks)
@@ -741,10 +739,11 @@ def _hunks_of(a: bytes, b: bytes) -> list[Hunk]:
     return [(first + 1 if oc else first, oc, first + 1 if nc else first, nc)]
 
 
-#: How a file can name ``typing.cast``: ``from typing import cast [as c]``, ``import
-#: typing [as t]`` (then ``t.cast``).
+#: How a file can name ``typing.cast``: ``from typing import cast [as c]`` (on one line
+#: or in brackets over several), ``import typing [as t]`` (then ``t.cast``).
 _CAST_IMPORT = re.compile(
-    rb"^\s*from\s+(?:typing|typing_extensions)\s+import\b[^\n]*?\bcast(?:\s+as\s+(\w+))?",
+    rb"^[ \t]*from[ \t]+(?:typing|typing_extensions)[ \t]+import[ \t]*"
+    rb"(?:\([^)]*?|[^\n(]*?)\bcast\b(?:[ \t]+as[ \t]+(\w+))?",
     re.M,
 )
 _TYPING_IMPORT = re.compile(rb"^\s*import\s+(?:typing|typing_extensions)(?:\s+as\s+(\w+))?", re.M)
@@ -752,7 +751,7 @@ _TYPING_IMPORT = re.compile(rb"^\s*import\s+(?:typing|typing_extensions)(?:\s+as
 
 def _stripper(whole: bytes) -> _StripAnnotations:
     """A :class:`_StripAnnotations` that knows the file's names of ``typing.cast`` (read
-    from its import lines; a parenthesised import over several lines is missed)."""
+    from its import lines)."""
     st = _StripAnnotations()
     for m in _CAST_IMPORT.finditer(whole):
         st.casts.add((m.group(1) or b"cast").decode())
