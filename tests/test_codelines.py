@@ -419,6 +419,20 @@ def test_cosmetic_changes_are_recognised() -> None:
             'def f(x):\n    """Sum.\n\n    Note: fast\n    """\n    return x\n',
             None,
         ),
+        # typing.cast added, imported in brackets over several lines
+        (
+            "from typing import (\n    Any,\n    cast,\n)\nclass A:\n    def f(self, d):\n"
+            "        x = d.get(1)\n        return x\n",
+            "from typing import (\n    Any,\n    cast,\n)\nclass A:\n    def f(self, d):\n"
+            "        x = cast(int, d.get(1))\n        return x\n",
+            "annotations",
+        ),
+        # a string annotation unquoted: no letter changes, yet not a reformat
+        (
+            'class B:\n    pass\ndef f(x: "B") -> "B":\n    return x\n',
+            "class B:\n    pass\ndef f(x: B) -> B:\n    return x\n",
+            "annotations",
+        ),
         # a changed name in a method is a change
         (
             "class A:\n    def f(self):\n        y = 2\n        return y\n",
