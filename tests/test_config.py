@@ -27,6 +27,10 @@ def test_defaults_and_dash_keys() -> None:
         ),
         ({"score": {"medium": 0.9, "high": 0.5}}, ["medium (0.9) must not exceed high (0.5)"]),
         ({"nope": {}}, ["nope", "unknown key"]),
+        (
+            {"label": {"source_extensions": ["py", ".rs"]}},
+            ["label.source_extensions", "start with a dot", "'py'"],
+        ),
     ],
 )
 def test_errors_name_the_key_and_allowed_values(data: dict, expected: list[str]) -> None:

@@ -11,7 +11,14 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from diffrisk.errors import ConfigError
 
@@ -256,6 +263,15 @@ class LabelConfig(_Section):
         default_factory=lambda: ["bug", "type: bug", "kind/bug", "defect", "regression"]
     )
     """GitHub labels that mark an issue or pull request as a bug (with a token)."""
+
+    @field_validator("source_extensions")
+    @classmethod
+    def _dotted(cls, v: list[str]) -> list[str]:
+        bad = [e for e in v if not e.startswith(".") or "/" in e or len(e) < 2]
+        if bad:
+            # "py" would match no file at all, and every change would look like no code
+            raise ValueError(f"extensions start with a dot, e.g. '.py' (got {bad})")
+        return v
 
 
 MODEL_KINDS = ("logistic", "hgb", "poisson", "anchored", "tokens", "la")
