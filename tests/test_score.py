@@ -582,8 +582,28 @@ def test_added_lines_and_lines_of_code_are_one_factor() -> None:
     )
     assert len(with_control) == 1 and with_control[0].contribution == pytest.approx(0.95)
     assert with_control[0].text == (
-        "adds 40 lines to source files, 25 of them code (6 control flow: if, for, return, raise, ...)"
+        "adds 40 lines to source files, 25 of them code (6 control flow: branches, loops, "
+        "returns, raises)"
     )
+    # with the change's tokens, the keywords it uses
+    named = factors(
+        pd.Series({"la_source": 0.5, "la_code": 0.25, "la_control": 0.2}),
+        pd.Series(
+            {"la_source": 40, "la_code": 25, "la_control": 6, "code_tokens": "( ) : if raise x"}
+        ),
+        ctx,
+        top=3,
+    )
+    assert named[0].text.endswith("(6 control flow: if, raise)")
+    # a reformat or a change of annotations adds lines, none of them new code
+    cosmetic = factors(
+        pd.Series({"la_source": 0.3, "la_code": -0.6, "la_control": -0.1}),
+        pd.Series({"la_source": 12, "la_code": 0, "la_control": 0}),
+        ctx,
+        top=3,
+    )
+    assert cosmetic[0].text.startswith("adds 12 lines to source files, none of them new code")
+    assert "reformatting, type annotations" in cosmetic[0].text
     empty = pd.Series({"la_source": 0, "la_code": 0, "la_control": 0})
     contrib = pd.Series({"la_source": -0.4, "la_code": -0.6, "la_control": -0.1})
     none = factors(contrib, empty, ctx, top=3)

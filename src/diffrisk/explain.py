@@ -342,16 +342,36 @@ def _added_lines_factor(contrib: pd.Series, row: pd.Series) -> Factor | None:
     elif m is None:  # unknown (the diff could not be read): say only what is known
         text = f"adds {_n(n, 'line')} to source files"
     elif (m := min(m, n)) == 0:
-        text = f"adds {_n(n, 'line')} to source files, none of them code (comments, docstrings, blank lines)"
+        text = (
+            f"adds {_n(n, 'line')} to source files, none of them new code (comments, docstrings, "
+            "blank or moved lines, reformatting, type annotations)"
+        )
     else:
         text = (
             f"adds {_n(n, 'line')} of code to source files"
             if m == n
             else (f"adds {_n(n, 'line')} to source files, {_num(m)} of them code")
         )
-        if k is not None:
-            text += f" ({_num(min(k, m))} control flow: if, for, return, raise, ...)"
+        if k is not None and min(k, m) > 0:
+            words = _control_words(row.get("code_tokens"))
+            text += f" ({_num(min(k, m))} control flow: {', '.join(words) if words else 'branches, loops, returns, raises'})"
+        elif k is not None:
+            text += " (no control flow)"
     return Factor("la_source", n, sum(cs), text)
+
+
+#: Keywords that begin a control-flow line (``diffrisk.codelines``), in the order named.
+_CONTROL_WORDS = (
+    "if", "elif", "else", "for", "foreach", "while", "do", "switch", "match", "case",
+    "try", "except", "catch", "finally", "with", "return", "raise", "throw", "yield",
+    "break", "continue", "assert", "goto", "defer",
+)  # fmt: skip
+
+
+def _control_words(tokens: Any) -> list[str]:
+    """The control-flow keywords among a change's code tokens (what its lines use)."""
+    have = set(tokens.split()) if isinstance(tokens, str) else set()
+    return [w for w in _CONTROL_WORDS if w in have]
 
 
 # -- hotspots --------------------------------------------------------------------------
