@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from diffrisk.codelines import (
+    FileCode,
     classify_added,
     count_added_code,
     diff_code_lines,
@@ -500,3 +502,40 @@ def test_cosmetic_file_changes_add_no_lines_of_code(builder: RepoBuilder, tmp_pa
     assert a.pr_row["la_source"].iloc[0] == 3 and a.pr_row["la_code"].iloc[0] == 0
     a = analyze(open_repo(b.path), c["typed"], c["mixed"], load_dataset(data))
     assert a.pr_row["la_code"].iloc[0] == 2
+
+
+def test_cosmetic_values_in_processes_agree_with_one(tmp_path: Path) -> None:
+    # real `git diff -U0` output of a reformat and of an annotation-only change, parsed
+    # as mining parses it, alternating over enough file changes that the work goes to a
+    # pool of processes: each answer must land on its own row
+    from diffrisk.mine import COSMETIC_POOL_MIN, cosmetic_values
+
+    versions = {"v0": SERVICE, "v1": SERVICE_FORMATTED, "v2": SERVICE_TYPED}
+    for name, text in versions.items():
+        (tmp_path / f"{name}.py").write_text(text)
+
+    def counted(old: str, new: str) -> FileCode:
+        diff = subprocess.run(
+            ["git", "diff", "--no-index", "-U0", f"{old}.py", f"{new}.py"],
+            cwd=tmp_path,
+            capture_output=True,
+            check=False,
+        ).stdout
+        return next(iter(parse_added_code(b"\x01-\n" + diff)["-"].values()))
+
+    steps = [("v0", "v1", "format"), ("v1", "v2", "annotations")]
+    n = COSMETIC_POOL_MIN + 5
+    counts, rows, expected = {}, [], []
+    for i in range(n):
+        old, new, kind = steps[i % 2]
+        sha, path = f"{i:040x}", ("tests/test_s.py" if i == 0 else "pkg/s.py")
+        counts[sha] = {path: counted(old, new)}
+        rows.append(
+            {"sha": sha, "path": path, "status": "M", "blob_before": old, "blob_after": new}
+        )
+        expected.append(kind)
+    blobs = {k: v.encode() for k, v in versions.items()}
+    alone = cosmetic_values(rows, counts, blobs.get, workers=1)
+    pooled = cosmetic_values(rows, counts, blobs.get, workers=2, source=lambda p: "tests" not in p)
+    assert alone == expected
+    assert pooled == [None, *expected[1:]]  # the test file is not source: not judged

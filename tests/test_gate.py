@@ -597,17 +597,21 @@ def deploy_repo(tmp_path_factory):
     return {"repo": b.path, "data": data, "deployed": deployed, "head": head}
 
 
+#: Outside GitHub Actions, with no repository and no token.
+NO_GITHUB = {
+    "GITHUB_ACTIONS": "",
+    "GITHUB_REPOSITORY": "",
+    "GITHUB_TOKEN": "",
+    "GITHUB_EVENT_PATH": "",
+    "GITHUB_OUTPUT": "",
+    "GITHUB_STEP_SUMMARY": "",
+}
+
+
 def _deploy(world, tmp_path, *args, config=""):
     cfgdir = tmp_path / "cfg.toml"
     cfgdir.write_text(config)
-    env = {
-        "GITHUB_ACTIONS": "",
-        "GITHUB_REPOSITORY": "",
-        "GITHUB_TOKEN": "",
-        "GITHUB_EVENT_PATH": "",
-        "GITHUB_OUTPUT": "",
-        "GITHUB_STEP_SUMMARY": "",
-    }
+    env = NO_GITHUB
     return CliRunner().invoke(
         cli,
         [
@@ -758,19 +762,11 @@ def test_deploy_gate_passes_an_empty_range(deploy_repo, tmp_path):
     assert d["outcome"] == "pass" and d["changes"] == [] and "nothing to deploy" in d["message"]
 
 
-def _merge_gate(world, data, *args, env=None):
+def _merge_gate(world, data, *args):
     return CliRunner().invoke(
         cli,
         ["gate", "--repo", str(world["repo"]), "--data-dir", str(data), "--json", *args],
-        env={
-            "GITHUB_ACTIONS": "",
-            "GITHUB_REPOSITORY": "",
-            "GITHUB_TOKEN": "",
-            "GITHUB_EVENT_PATH": "",
-            "GITHUB_OUTPUT": "",
-            "GITHUB_STEP_SUMMARY": "",
-            **(env or {}),
-        },
+        env=NO_GITHUB,
         catch_exceptions=False,
     )
 

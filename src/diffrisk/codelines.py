@@ -97,15 +97,19 @@ CodeCounts = dict[str, dict[str, FileCode]]
 BATCH = 2000
 
 _TRIPLE = (b'"""', b"'''")
-#: A control-flow line: one that starts (after closing braces) with a branch, loop,
-#: exception or exit keyword of Python or the C, Java, JavaScript, Go, Ruby, Perl family.
-#: The soft keywords (``match``, ``case``, ``select``) count only as a statement header
-#: (followed by a space or "(" and ending in ":" or "{"), not as a name (``match = ...``).
+#: The branch, loop, exception and exit keywords of Python and the C, Java, JavaScript,
+#: Go, Ruby and Perl family that begin a control-flow line (after closing braces).
+CONTROL_KEYWORDS = (
+    "if", "elif", "else", "elsif", "unless", "for", "foreach", "while", "until", "do",
+    "switch", "try", "except", "catch", "rescue", "finally", "ensure", "with", "return",
+    "raise", "throw", "yield", "assert", "break", "continue", "goto", "defer",
+)  # fmt: skip
+#: Soft keywords: they begin a control-flow line only as a statement header (followed by
+#: a space or "(" and ending in ":" or "{"), not as a name (``match = ...``).
+SOFT_CONTROL_KEYWORDS = ("match", "case", "select")
 _CONTROL = re.compile(
-    rb"^[}\s]*(?:"
-    rb"(?:if|elif|else|elsif|unless|for|foreach|while|until|do|switch|try|except|catch|rescue"
-    rb"|finally|ensure|with|return|raise|throw|yield|assert|break|continue|goto|defer)\b"
-    rb"|(?:match|case|select)[\s(].*[:{]\s*$)"
+    rb"^[}\s]*(?:(?:" + "|".join(CONTROL_KEYWORDS).encode() + rb")\b"
+    rb"|(?:" + "|".join(SOFT_CONTROL_KEYWORDS).encode() + rb")[\s(].*[:{]\s*$)"
 )
 _PREFIX = b"rRuUbBfF"
 _HUNK = re.compile(rb"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")

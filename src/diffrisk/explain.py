@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from diffrisk.codelines import CONTROL_KEYWORDS, SOFT_CONTROL_KEYWORDS
 from diffrisk.config import LabelConfig
 from diffrisk.history import subsystem
 
@@ -360,18 +361,10 @@ def _added_lines_factor(contrib: pd.Series, row: pd.Series) -> Factor | None:
     return Factor("la_source", n, sum(cs), text)
 
 
-#: Keywords that begin a control-flow line (``diffrisk.codelines``), in the order named.
-_CONTROL_WORDS = (
-    "if", "elif", "else", "for", "foreach", "while", "do", "switch", "match", "case",
-    "try", "except", "catch", "finally", "with", "return", "raise", "throw", "yield",
-    "break", "continue", "assert", "goto", "defer",
-)  # fmt: skip
-
-
 def _control_words(tokens: Any) -> list[str]:
     """The control-flow keywords among a change's code tokens (what its lines use)."""
     have = set(tokens.split()) if isinstance(tokens, str) else set()
-    return [w for w in _CONTROL_WORDS if w in have]
+    return [w for w in (*CONTROL_KEYWORDS, *SOFT_CONTROL_KEYWORDS) if w in have]
 
 
 # -- hotspots --------------------------------------------------------------------------
