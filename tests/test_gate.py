@@ -5,6 +5,9 @@ Expected values were worked out by hand from the rules in ``diffrisk.gate``'s do
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import datetime, timezone
 
 import pytest
@@ -806,3 +809,37 @@ def test_merge_gate_says_when_it_cannot_read_the_pull_request(tmp_path):
     d = json.loads(res.output[: res.output.rindex("}") + 1])
     assert d["outcome"] == "fail"
     assert any("no GitHub token" in w for w in d["warnings"])
+
+
+@pytest.mark.parametrize("fmt", ["terminal", "json"])
+def test_a_reader_that_goes_away_ends_the_command_like_a_unix_tool(tmp_path, fmt):
+    # `diffrisk report | head`: the pipe's reader is gone before anything is written.
+    # Exit status 141 (SIGPIPE's), never 1 (gate's "blocked") and never a traceback.
+    score = _score_file(tmp_path, "high", 0.9)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "diffrisk",
+                "report",
+                "--input",
+                score,
+                "--no-publish",
+                "--repo",
+                str(tmp_path),
+                "--format",
+                fmt,
+            ],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "GITHUB_ACTIONS": ""},
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141, proc.stderr
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from diffrisk.cli.output import (
+    Console,
     config_option,
     data_dir_option,
     json_option,
@@ -607,7 +608,6 @@ def _finish(
             click.echo(f"warning: {w}", err=True)
         # rendered for people and logs alike (plain text without a terminal); the zero-width
         # spaces that keep GitHub from linking "#123" would break a copied issue number
-        from rich.console import Console
         from rich.markdown import Markdown
 
         from diffrisk.report import ZWSP

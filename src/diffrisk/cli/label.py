@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from diffrisk.cli.output import (
+    Console,
     config_option,
     data_dir_option,
     github_token_option,

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from diffrisk.cli.output import (
+    Console,
     config_option,
     data_dir_option,
     json_option,

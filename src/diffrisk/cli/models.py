@@ -6,10 +6,9 @@ import json
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from diffrisk.cli.output import data_dir_option, json_option, print_json, repo_option
+from diffrisk.cli.output import Console, data_dir_option, json_option, print_json, repo_option
 from diffrisk.paths import default_data_dir, models_dir
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from diffrisk.cli.output import (
+    Console,
     config_option,
     data_dir_option,
     github_token_option,
@@ -161,7 +162,6 @@ def monitor_cmd(
         return
     if quiet:
         return
-    from rich.console import Console
 
     mon.render_terminal(report, Console())
     if issue_info:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import click
-from rich.console import Console
+import rich.console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 json_option = click.option(
@@ -50,6 +51,17 @@ config_option = click.option(
     type=click.Path(dir_okay=False),
     help="Configuration file (.diffrisk.toml or a pyproject.toml). Default: found in REPO.",
 )
+
+
+class Console(rich.console.Console):
+    """rich's Console, but a reader that goes away (``diffrisk score | head``) ends the
+    command with exit status 141 like other Unix tools, not rich's 1 (which ``gate``
+    uses for "blocked")."""
+
+    def on_broken_pipe(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
+        raise BrokenPipeError
 
 
 def stderr_console() -> Console:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from diffrisk.cli.output import config_option, json_option, print_json, repo_option
+from diffrisk.cli.output import Console, config_option, json_option, print_json, repo_option
 
 
 @click.command("report")
@@ -137,7 +137,7 @@ def report(
         publish = ghactions.in_actions()
     if not publish:
         if fmt == "terminal" and output is None:
-            rpt.render_terminal(result)
+            rpt.render_terminal(result, Console())
             return
         text = {
             "terminal": lambda: _terminal_text(result),
@@ -186,8 +186,6 @@ def report(
 
 def _terminal_text(result: object) -> str:
     import io
-
-    from rich.console import Console
 
     from diffrisk.report import render_terminal
 

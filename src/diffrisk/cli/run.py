@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from diffrisk.cli.output import (
+    Console,
     config_option,
     data_dir_option,
     json_option,
@@ -85,7 +86,7 @@ def run_cmd(
         return
     from diffrisk.report import render_terminal
 
-    render_terminal(res.score)
+    render_terminal(res.score, Console())
 
 
 def _first_parent(repo: str, head: str) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from diffrisk.cli.output import (
+    Console,
     config_option,
     data_dir_option,
     json_option,
@@ -119,12 +120,10 @@ def score_cmd(
         if not text.endswith("\n"):
             text += "\n"
     else:
-        from rich.console import Console
-
         from diffrisk.report import render_terminal
 
         if output is None:
-            render_terminal(result)
+            render_terminal(result, Console())
             _footer(result, quiet)
             return
         buf = io.StringIO()
@@ -155,7 +154,6 @@ def _footer(result: object, quiet: bool) -> None:
     """What the shared terminal report leaves out: commits and reviewers."""
     if quiet:
         return
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
