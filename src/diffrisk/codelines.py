@@ -398,6 +398,7 @@ def _stream(repo: GitRepo, argv: list[str], shas: Sequence[str]) -> tuple[CodeCo
         proc.stdout.close()
         code = proc.wait()
         drain.join()
+        proc.stderr.close()
     return got, code == 0
 
 

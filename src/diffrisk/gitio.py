@@ -202,6 +202,9 @@ class CatFile:
                 self._proc.wait(timeout=5)
             except (OSError, subprocess.TimeoutExpired):
                 self._proc.kill()
+            for stream in (self._proc.stdout, self._proc.stderr):
+                if stream is not None:
+                    stream.close()
             self._proc = None
 
     def __enter__(self) -> CatFile:

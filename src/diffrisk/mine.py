@@ -169,6 +169,9 @@ class _LogRun:
         for t in self.readers:
             t.join()
         self.proc.wait()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
 
 
 def stream_records(
