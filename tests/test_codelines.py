@@ -403,6 +403,14 @@ def test_cosmetic_changes_are_recognised() -> None:
             "        return None\n    def f(self, x):\n        return x\n",
             "annotations",
         ),
+        # a method after an overloaded sibling is not a stub: renaming it is a change
+        (
+            "from typing import overload\nclass A:\n    @overload\n    def f(self, x: int) -> int: ...\n"
+            "    def f(self, x):\n        return x\n\n    def g(self, y: int) -> int:\n        return y\n",
+            "from typing import overload\nclass A:\n    @overload\n    def f(self, x: int) -> int: ...\n"
+            "    def f(self, x):\n        return x\n\n    def h(self, y: int) -> int:\n        return y\n",
+            None,
+        ),
         # a local variable's annotation inside a method
         (
             "class A:\n    def f(self):\n        y = 2\n        return y\n",
@@ -453,6 +461,60 @@ def test_annotation_checks_see_the_enclosing_blocks(
     got = cosmetic_change(before.encode(), after.encode(), reformat=False, exact=exact)
     assert got == expected
     assert not _same_ast(before.encode(), after.encode())
+
+
+IMPORTS = "import os\nimport re\nimport sys\nimport json\n\n"
+IMPORTS_BEFORE = IMPORTS + "from a import B\n\nX = 1\n\n\ndef f(x: B):\n    return x\n"
+
+
+@pytest.mark.parametrize(
+    ("after", "hunks", "expected"),
+    [
+        # lines inserted just before a statement belong to the region starting there:
+        # the non-typing import inserted before "from a import B" is a change
+        (
+            IMPORTS.replace("os\n", "os\nfrom typing import Any\n")
+            + "from c import D\nfrom a import B\n\nX = 1\n\n\ndef f(x: Any):\n    return x\n",
+            [(1, 0, 2, 1), (5, 0, 7, 1), (11, 1, 13, 1)],
+            None,
+        ),
+        # the same without the new import: typing alone
+        (
+            IMPORTS.replace("os\n", "os\nfrom typing import Any\n")
+            + "from a import B\n\nX = 1\n\n\ndef f(x: Any):\n    return x\n",
+            [(1, 0, 2, 1), (11, 1, 12, 1)],
+            "annotations",
+        ),
+        # a __future__ import other than annotations changes how the file runs
+        (
+            "from __future__ import division\n" + IMPORTS_BEFORE.replace("x: B", "x: int"),
+            [(0, 0, 1, 1), (11, 1, 12, 1)],
+            None,
+        ),
+        (
+            "from __future__ import annotations\n" + IMPORTS_BEFORE.replace("x: B", "x: int"),
+            [(0, 0, 1, 1), (11, 1, 12, 1)],
+            "annotations",
+        ),
+        # lines added at the end of the file belong to the last region
+        (
+            IMPORTS_BEFORE.replace("x: B", "x: int") + "\n\nimport gc\n",
+            [(11, 1, 11, 1), (12, 0, 13, 3)],
+            None,
+        ),
+    ],
+)
+@pytest.mark.parametrize("exact", [True, False])
+def test_annotation_checks_follow_the_hunks(
+    after: str, hunks: list[tuple[int, int, int, int]], expected: str | None, exact: bool
+) -> None:
+    # hunks as ``git diff -U0`` heads them (mining passes them); worked out by hand
+    from diffrisk.szz import cosmetic_change
+
+    got = cosmetic_change(
+        IMPORTS_BEFORE.encode(), after.encode(), reformat=False, exact=exact, hunks=hunks
+    )
+    assert got == expected
 
 
 def test_cosmetic_file_changes_add_no_lines_of_code(builder: RepoBuilder, tmp_path: Path) -> None:

@@ -335,6 +335,18 @@ def test_cosmetic_lines_by_language() -> None:
     assert cosmetic_lines("a.c", b"#include <x>\n", [1], [b"#include <x>"]) == set()
 
 
+def test_analysed_source_raises_no_warnings_of_its_own() -> None:
+    # an invalid escape in the analysed code is its business: Python 3.12 prints a
+    # SyntaxWarning for it on every parse, which would flood the user's terminal
+    import warnings
+
+    py = b'def f():\n    """Doc \\d."""\n    return "\\ "\n'
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert cosmetic_lines("a.py", py, [2], [py.splitlines()[1]]) == {2}
+    assert not seen
+
+
 def test_parse_patches_renames_and_quoting() -> None:
     data = (
         b"\x01" + b"a" * 40 + b"\n\n"

@@ -215,7 +215,7 @@ def _python_docstring_lines(text: str) -> set[int]:
     """Lines of docstrings; for code that does not parse (Python 2, a syntax error the fix
     repairs), lines of triple-quoted strings that start a statement."""
     try:
-        tree = ast.parse(text)
+        tree = _parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         lines = text.splitlines()
         out: set[int] = set()
@@ -361,6 +361,11 @@ class _StripAnnotations(ast.NodeTransformer):
         self.typing_modules: set[str] = set()  # local names of the typing modules
 
     def strip(self, tree: ast.Module) -> ast.Module:
+        used = self.used_names(tree)  # (strips the tree in place)
+        return _UnusedTypingImports(used).visit(tree)
+
+    def used_names(self, tree: ast.Module) -> set[str]:
+        """The names ``tree`` uses once stripped (it is stripped in place)."""
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module in _TYPING_MODULES:
                 self.casts.update(a.asname or a.name for a in node.names if a.name == "cast")
@@ -369,8 +374,7 @@ class _StripAnnotations(ast.NodeTransformer):
                     a.asname or a.name for a in node.names if a.name in _TYPING_MODULES
                 )
         tree = self.visit(tree)
-        used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-        return _UnusedTypingImports(used).visit(tree)
+        return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
 
     def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.AST | None:
         names = {_decorator_name(d) for d in node.decorator_list}
@@ -472,7 +476,7 @@ _NOT_ANNOTATION = re.compile(
 )
 
 
-def _parse(text: bytes) -> ast.Module:
+def _parse(text: str | bytes) -> ast.Module:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # SyntaxWarning: invalid escape sequence, ...
         return ast.parse(text)
@@ -618,20 +622,27 @@ def _context(lines: list[bytes], s: int) -> bytes | None:
     ``if TYPE_CHECKING:`` or an ``@overload`` stub, which type checkers alone read."""
     level = (_indent(lines[s]) or 0) if s < len(lines) else 0
     outer, header = level, None
+    attached = False  # the lines just above the last header found: its decorators
     for k in range(s - 1, -1, -1):
         i = _indent(lines[k])
         if i is None or i > outer:
             continue
         decorator = lines[k][i:].startswith(b"@")
-        if i == outer and not decorator:
+        if i == outer:
+            if decorator and attached:
+                if _ENCLOSING_TYPING.search(lines[k]):
+                    return None
+                continue
+            attached = False  # a statement before: earlier decorators are a sibling's
             if outer == 0:
                 break  # a statement before the enclosing one at the top
             continue
+        if decorator:
+            continue
         if _ENCLOSING_TYPING.search(lines[k]):
             return None
-        if not decorator:
-            outer = i  # the enclosing header; its decorators are the lines just above
-            header = lines[k][i:] if header is None else header
+        outer, attached = i, True  # the enclosing header
+        header = lines[k][i:] if header is None else header
     return header or b""
 
 
@@ -659,12 +670,16 @@ def _hunk_lines(h: Hunk) -> tuple[int, int, int, int]:
 def _mapped(k: int, spans: list[tuple[int, int, int, int]], end: bool = False) -> int:
     """Line index ``k`` of the old version in the new one (through ``spans``, the hunks as
     :func:`_hunk_lines` gives them, in order): a shared line moves by the lines the
-    hunks before it added or removed; a line inside a hunk goes to the hunk's start (its
-    end, for the ``end`` of a range)."""
+    hunks before it added or removed; the first line of a hunk (or the line lines were
+    inserted before) goes to the hunk's start, so a range from it holds the hunk and a
+    range ending before it does not; a line further inside a hunk goes to the hunk's
+    start (its end, for the exclusive ``end`` of a range)."""
     shift = 0
     for fa, ta, fb, tb in spans:
         if k < fa:
             break
+        if k == fa:
+            return fb
         if k <= ta:
             return tb + 1 if end else fb
         shift = tb - ta
@@ -676,7 +691,7 @@ def _regions(
 ) -> list[tuple[int, int, int, int]]:
     """Per group of nearby hunks, [sa, ea) of ``la`` and the matching [sb, eb) of ``lb``:
     the whole statements around them on either side (:func:`_statement_bounds`); groups
-    whose statements overlap are merged."""
+    whose statements overlap or meet are merged."""
     spans = sorted(_hunk_lines(h) for h in hunks)
     back = [(fb, tb, fa, ta) for fa, ta, fb, tb in spans]  # new -> old
     groups = [(fa, max(ta, fa), fb, max(tb, fb)) for fa, ta, fb, tb in spans]
@@ -689,7 +704,7 @@ def _regions(
             out.append((min(sa, _mapped(sb, back)), max(ea, _mapped(eb, back, end=True))))
         merged: list[list[int]] = []
         for s_, e_ in sorted(out):
-            if merged and s_ < merged[-1][1]:
+            if merged and s_ <= merged[-1][1]:  # adjacent too: a hunk at the seam
                 merged[-1][1] = max(merged[-1][1], e_)
             else:
                 merged.append([s_, e_])
@@ -698,7 +713,7 @@ def _regions(
                 max(s_, 0),
                 min(e_, len(la)),
                 max(_mapped(s_, spans), 0),
-                min(_mapped(e_, spans, end=True), len(lb)),
+                len(lb) if e_ >= len(la) else min(_mapped(e_, spans, end=True), len(lb)),
             )
             for s_, e_ in merged
         ]
@@ -761,13 +776,18 @@ def _stripper(whole: bytes) -> _StripAnnotations:
     return st
 
 
-def _stripped_statements(text: bytes, whole: bytes) -> tuple[list[str], list[str]]:
+def _stripped_statements(
+    text: bytes, whole: bytes, used: set[str] | None = None
+) -> tuple[list[str], list[str]]:
     """The statements of ``text`` (a part of ``whole``) as :class:`_StripAnnotations`
     leaves them: (imports, the others). Which typing imports stay depends on the whole
-    file."""
+    file: with the names it ``used`` once stripped, the others go."""
     imports, others = [], []
     stripper = _stripper(whole) if b"cast" in text else _StripAnnotations()
-    for node in stripper.visit(_parse(text)).body:
+    tree = stripper.visit(_parse(text))
+    if used is not None:
+        tree = _UnusedTypingImports(used).visit(tree)
+    for node in tree.body:
         (imports if isinstance(node, ast.Import | ast.ImportFrom) else others).append(
             ast.dump(node)
         )
@@ -775,9 +795,12 @@ def _stripped_statements(text: bytes, whole: bytes) -> tuple[list[str], list[str
 
 
 def _typing_import(dumped: str) -> bool:
-    """Is this (dumped) import statement one from a typing module or ``__future__``?"""
+    """Is this (dumped) import statement one from a typing module, or ``from __future__
+    import annotations``?"""
     if dumped.startswith("ImportFrom("):
-        return any(f"module='{m}'" in dumped for m in (*_TYPING_MODULES, "__future__"))
+        if "module='__future__'" in dumped:  # only "annotations" is for type checkers
+            return set(re.findall(r"alias\(name='([^']*)'", dumped)) == {"annotations"}
+        return any(f"module='{m}'" in dumped for m in _TYPING_MODULES)
     return all(name in _TYPING_MODULES for name in re.findall(r"alias\(name='([^']*)'", dumped))
 
 
@@ -855,20 +878,33 @@ def _looks_annotation_only(a: bytes, b: bytes, hunks: Sequence[Hunk] | None = No
             return None
     else:
         return None
-    for ((imports_a, rest_a), (imports_b, rest_b)), (pa, pb) in zip(parts, around, strict=True):
+    typing_changed = []
+    for k, (((imports_a, rest_a), (imports_b, rest_b)), (pa, pb)) in enumerate(
+        zip(parts, around, strict=True)
+    ):
         if rest_a != rest_b:
             return False
-        # other imports stay whatever the annotations: a change of them is a change;
-        # whether a changed typing import stays depends on the whole file: taken as
-        # one that serves annotations (measured against the exact check: docs/mining.md)
+        # other imports stay whatever the annotations: a change of them is a change
         if [d for d in imports_a if not _typing_import(d)] != [
             d for d in imports_b if not _typing_import(d)
         ]:
             return False
+        if imports_a != imports_b:
+            typing_changed.append(k)
         try:
-            changed = (
-                changed or imports_a != imports_b or _raw_statements(pa) != _raw_statements(pb)
-            )
+            changed = changed or _raw_statements(pa) != _raw_statements(pb)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return None
+    if typing_changed:
+        # a changed typing import stays if the file uses its names at run time
+        # (``NamedTuple``, a base class, an alias): asked of each whole file once
+        try:
+            used_a = _stripper(a).used_names(_parse(a))
+            used_b = _stripper(b).used_names(_parse(b))
+            for k in typing_changed:
+                pa, pb = around[k]
+                if _stripped_statements(pa, a, used_a)[0] != _stripped_statements(pb, b, used_b)[0]:
+                    return False
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return None
     return changed
