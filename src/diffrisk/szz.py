@@ -897,13 +897,14 @@ def _looks_annotation_only(a: bytes, b: bytes, hunks: Sequence[Hunk] | None = No
             return None
     if typing_changed:
         # a changed typing import stays if the file uses its names at run time
-        # (``NamedTuple``, a base class, an alias): asked of each whole file once
+        # (``NamedTuple``, a base class, an alias): asked of the whole new version once
+        # (the old one uses the same names: the statements around the hunks are equal
+        # once stripped, and the rest of the file is the same text)
         try:
-            used_a = _stripper(a).used_names(_parse(a))
-            used_b = _stripper(b).used_names(_parse(b))
+            used = _stripper(b).used_names(_parse(b))
             for k in typing_changed:
                 pa, pb = around[k]
-                if _stripped_statements(pa, a, used_a)[0] != _stripped_statements(pb, b, used_b)[0]:
+                if _stripped_statements(pa, a, used)[0] != _stripped_statements(pb, b, used)[0]:
                     return False
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return None
