@@ -856,8 +856,8 @@ def _looks_annotation_only(a: bytes, b: bytes, hunks: Sequence[Hunk] | None = No
     instead of both whole files: a mined history has thousands of candidates, and
     parsing mypy's files whole took minutes. None when those statements cannot be told
     apart from their context (inside a string, a ``TYPE_CHECKING`` block or an
-    ``@overload`` stub, or they do not parse). A changed typing import is taken to serve
-    annotations (the exact check asks the whole file whether its names are still used).
+    ``@overload`` stub, or they do not parse). Only where a typing import changed is the
+    new version parsed whole, to ask whether the file still uses its names at run time.
     """
     if not _same_words(*_differing_lines(a, b)):
         return False
