@@ -25,7 +25,7 @@ from pathlib import PurePosixPath
 
 from diffrisk.errors import GitCommandError
 from diffrisk.gitio import GitRepo
-from diffrisk.szz import _HASH_COMMENT, _NOT_ANNOTATION, _PY, _SLASH_COMMENT, _unquote
+from diffrisk.szz import _HASH_COMMENT, _PY, _SLASH_COMMENT, _same_words, _unquote
 
 #: Tokens of a line of code: names and keywords, and multi-character or single operators.
 _TOKEN = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*|==|!=|<=|>=|\*\*|//|->|[-+*/%<>=!&|^~@:.,()\[\]{}]")
@@ -179,9 +179,7 @@ class _Counter:
             return FileCode(code, control, b" ".join(kept).decode("ascii"))
         added, deleted = b"\n".join(self.raw_added), b"\n".join(self.raw_deleted)
         # one regex pass over each side (per line it cost mining a quarter more)
-        same = collections.Counter(_NOT_ANNOTATION.findall(added)) == collections.Counter(
-            _NOT_ANNOTATION.findall(deleted)
-        )
+        same = _same_words(added, deleted)
         typing = same and bool(_TYPING_SYNTAX.search(added) or _TYPING_SYNTAX.search(deleted))
         return FileCode(
             code, control, b" ".join(kept).decode("ascii"), same, typing, tuple(self.hunks)

@@ -61,6 +61,7 @@ from diffrisk.mine import (
 from diffrisk.monitor import realized_footer
 from diffrisk.paths import default_data_dir
 from diffrisk.schema import column_names
+from diffrisk.szz import SourceFilter
 from diffrisk.train import with_source_lines
 from diffrisk.vendored import resolve as resolve_vendored
 
@@ -376,13 +377,19 @@ def _source_rule(
 
 
 def _add_code_lines(
-    rows: list[dict[str, Any]], counts: CodeCounts, exts: list[str], repo: GitRepo
+    rows: list[dict[str, Any]],
+    counts: CodeCounts,
+    exts: list[str],
+    exclude: list[str],
+    repo: GitRepo,
 ) -> None:
     """``la_code``, ``la_control``, ``code_tokens`` and ``cosmetic`` of file rows, as
-    mining computes them."""
+    mining computes them (files matching ``exclude``, which the models never count, are
+    not judged cosmetic)."""
     cols = code_line_columns(pd.DataFrame(rows, columns=["sha", "path", "la"]), counts, exts)
+    source = SourceFilter.of(exts, exclude)
     with CatFile(repo) as cat:  # starts git only when a file needs its versions read
-        cosmetic = cosmetic_values(rows, counts, cat.read)
+        cosmetic = cosmetic_values(rows, counts, cat.read, source=source)
     for r, code, control, tokens, cos in zip(
         rows, cols["la_code"], cols["la_control"], cols["code_tokens"], cosmetic, strict=True
     ):
@@ -486,7 +493,13 @@ def analyze(
     # the spellings the change's files use (".C" as well as ".c"): git matches exactly
     pr_endings = endings_of([f.path for f in rec.files], exts)
     pr_code, added_ranges = diff_code_lines(repo, merge_base, head_sha, pr_endings)
-    _add_code_lines(pr_files, {} if pr_code is None else {head_sha: pr_code}, exts, repo)
+    _add_code_lines(
+        pr_files,
+        {} if pr_code is None else {head_sha: pr_code},
+        exts,
+        cfg.label.exclude_paths,
+        repo,
+    )
     py_blobs = {b for f in rec.files if f.is_python for b in (f.old_blob, f.new_blob) if b}
     metrics = _blob_metrics(repo, py_blobs, dataset.blob_metrics, cfg.mine.workers)
 
@@ -497,7 +510,11 @@ def analyze(
         one_rows.append(change_row(one, state, prior, rule, cfg.mine, prior_count=n_prior))
         one_files.extend(file_rows(one))
     _add_code_lines(
-        one_files, {} if pr_code is None else {r["sha"]: pr_code for r in one_files}, exts, repo
+        one_files,
+        {} if pr_code is None else {r["sha"]: pr_code for r in one_files},
+        exts,
+        cfg.label.exclude_paths,
+        repo,
     )
 
     # what the history says about each file
@@ -543,7 +560,7 @@ def analyze(
     c_code = added_code_lines(
         repo, [r["sha"] for r in c_rows], endings_of([r["path"] for r in c_files], exts)
     )
-    _add_code_lines(c_files, c_code, exts, repo)
+    _add_code_lines(c_files, c_code, exts, cfg.label.exclude_paths, repo)
     lcfg = _source_rule(cfg, dataset, c_rows, c_files)
     c_blobs = {
         r[k] for r in c_files if r["is_python"] for k in ("blob_before", "blob_after") if r[k]
