@@ -378,6 +378,39 @@ def test_cosmetic_changes_are_recognised() -> None:
     assert cosmetic_change(fmt, typed, annotations=False) is None
 
 
+DOCUMENTED = (
+    "def fetch(key, default=None):\n"
+    '    """Read ``key`` from the environment.   \n'
+    "\n"
+    "       Falls back to ``default``.\n"
+    '        """\n'
+    "    return default if key is None else key\n"
+    "\n"
+    "\n"
+    "PLAIN = 'text  '\n"
+)
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_black_docstring_normalisation_is_a_reformat(exact: bool) -> None:
+    """black strips a docstring's trailing spaces and re-indents it (its own AST check
+    calls that equivalent); the exact and the cheap check both see a reformat."""
+    from diffrisk.szz import FORMAT, cosmetic_change
+
+    black = (
+        DOCUMENTED.replace("environment.   \n", "environment.\n")
+        .replace("       Falls back", "    Falls back")
+        .replace('        """\n', '    """\n')
+        .replace("'text  '", '"text  "')
+    )
+    assert cosmetic_change(DOCUMENTED.encode(), black.encode(), exact=exact) == FORMAT
+    # the words of a docstring, or the spaces inside any other string, are a change
+    reworded = black.replace("Falls back", "Defaults")
+    assert cosmetic_change(DOCUMENTED.encode(), reworded.encode(), exact=exact) is None
+    stripped = black.replace('"text  "', '"text"')
+    assert cosmetic_change(DOCUMENTED.encode(), stripped.encode(), exact=exact) is None
+
+
 @pytest.mark.parametrize(
     ("before", "after", "expected"),
     [
@@ -564,6 +597,41 @@ def test_cosmetic_file_changes_add_no_lines_of_code(builder: RepoBuilder, tmp_pa
     assert a.pr_row["la_source"].iloc[0] == 3 and a.pr_row["la_code"].iloc[0] == 0
     a = analyze(open_repo(b.path), c["typed"], c["mixed"], load_dataset(data))
     assert a.pr_row["la_code"].iloc[0] == 2
+
+
+NOQA = (
+    "import os\n\n\n"
+    "def read(key):\n"
+    "    # for a key in the environment, or else the default\n"
+    "    value = os.environ.get(\n"
+    "        key, 'https://example.org/#default'\n"
+    "    )  # noqa: E501\n"
+    "    return value\n"
+)
+# a longer line limit: the call joins one line, its "# noqa" and a comment go
+NOQA_FORMATTED = (
+    "import os\n\n\n"
+    "def read(key):\n"
+    "    value = os.environ.get(key, 'https://example.org/#default')\n"
+    "    return value\n"
+)
+
+
+def test_a_reformat_that_drops_comments_is_a_reformat(builder: RepoBuilder, tmp_path: Path) -> None:
+    from diffrisk.szz import FORMAT, cosmetic_change
+
+    for exact in (True, False):
+        assert cosmetic_change(NOQA.encode(), NOQA_FORMATTED.encode(), exact=exact) == FORMAT
+        changed = NOQA_FORMATTED.replace("#default", "#other")
+        assert cosmetic_change(NOQA.encode(), changed.encode(), exact=exact) is None
+    # mining marks it too (its diff loses the words "for", "in", "or" and "else")
+    b = builder
+    b.commit({"pkg/read.py": NOQA}, day=0)
+    fmt = b.commit({"pkg/read.py": NOQA_FORMATTED}, day=1, message="line length 120")
+    data = tmp_path / "d"
+    mine(b.path, data, config=MineConfig(code_metrics=False))
+    files = pd.read_parquet(data / "files.parquet").set_index(["sha", "path"])
+    assert files.loc[(fmt, "pkg/read.py"), "cosmetic"] == "format"
 
 
 def test_cosmetic_values_in_processes_agree_with_one(tmp_path: Path) -> None:

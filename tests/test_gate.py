@@ -242,6 +242,18 @@ def test_deploy_factor_sets_how_much_riskier_a_release_may_be():
     assert "1.5x the 12.00" in strict.reasons[0]
 
 
+def test_deploy_summary_says_how_many_changes_it_leaves_out():
+    from diffrisk.cli.gate import DEPLOY_ROWS, deploy_summary
+
+    changes = [ShippedChange(f"{i:040x}", f"change {i}", i / 100) for i in range(DEPLOY_ROWS + 5)]
+    text = deploy_summary(decide_deploy(changes, max_expected=100.0), "a" * 40, "b" * 40)
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert len(rows) == DEPLOY_ROWS and "| 24% | change 24 |" in rows[0]
+    assert "... and 5 less risky change(s) (all in `--json`)" in text
+    few = deploy_summary(decide_deploy(changes[:3], max_expected=100.0), "a" * 40, "b" * 40)
+    assert "less risky" not in few
+
+
 def test_deploy_rejects_probability_out_of_range():
     with pytest.raises(ValueError):
         decide_deploy(_changes(1.2))
@@ -652,6 +664,32 @@ def test_deploy_gate_scores_every_shipped_change(deploy_repo, tmp_path):
     assert d["expected_defects"] == pytest.approx(sum(probs))
     assert d["riskiest"]["probability"] == max(probs)
     assert d["outcome"] == "pass"
+
+
+def test_deploy_gate_says_what_a_rollback_or_a_diverged_base_drops(deploy_repo, tmp_path):
+    cfg = "[gate]\ndeploy-max-risk = 1.0\ndeploy-max-expected = 100\n"
+    head, deployed = deploy_repo["head"], deploy_repo["deployed"]
+    # shipping the old release over the new one: nothing is scored, three commits go
+    res = _deploy(deploy_repo, tmp_path, "--base", head, "--head", deployed, config=cfg)
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    assert d["changes"] == [] and d["outcome"] == "pass"
+    assert d["warnings"] == [
+        f"{deployed} is older than {head}: this deployment rolls back 3 commit(s) and ships "
+        "nothing new (a rollback is not scored)"
+    ]
+    # main (with the hotfix) over the feature branch: the hotfix is scored, the two
+    # feature commits that main lacks are dropped
+    res = _deploy(deploy_repo, tmp_path, "--base", f"{head}^2", "--head", f"{head}^1", config=cfg)
+    d = json.loads(res.output)
+    assert [c["subject"] for c in d["changes"]] == ["hotfix"]
+    assert d["warnings"] == [
+        f"{head}^2 is not an ancestor of {head}^1: besides the changes scored here, this "
+        f"deployment drops 2 commit(s) of {head}^2 that {head}^1 lacks (not scored)"
+    ]
+    # an ordinary release: no warning
+    res = _deploy(deploy_repo, tmp_path, "--base", deployed, "--head", head, config=cfg)
+    assert json.loads(res.output)["warnings"] == []
 
 
 def test_deploy_gate_fails_when_the_batch_is_too_risky(deploy_repo, tmp_path):

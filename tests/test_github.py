@@ -538,6 +538,23 @@ def test_publish_posts_comment_check_outputs_and_summary(
     assert "::warning" not in capsys.readouterr().out
 
 
+def test_publish_without_token_says_nothing_was_posted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # outside Actions, asked to publish with no token: a warning, not a silent success
+    for var in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT", "GITHUB_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    context = GitHubContext.from_env({"GITHUB_REPOSITORY": REPO})
+    report_path = tmp_path / "r.json"
+    out = publish(result(), Config(), context=context, report_path=report_path)
+    assert out.comment is None and out.check is None
+    assert out.warnings == [
+        f"no GitHub token (GITHUB_TOKEN): nothing was posted to GitHub; the report is only in {report_path}"
+    ]
+    assert "warning: no GitHub token" in capsys.readouterr().err
+    assert json.loads(report_path.read_text())["probability"] == 0.82
+
+
 def test_publish_comment_mode_off_and_custom_check_name(
     fake: FakeGitHub, actions_env: dict[str, Path]
 ) -> None:

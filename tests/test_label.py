@@ -176,6 +176,19 @@ def test_reformatting_commits_are_looked_through(builder: RepoBuilder, tmp_path:
     assert state(lab, refactor) == "buggy" and state(lab, bug) == "clean"
 
 
+
+def test_black_docstring_changes_are_looked_through(builder: RepoBuilder, tmp_path: Path) -> None:
+    """black re-indents docstrings and strips their trailing spaces: still a reformat."""
+    doc = 'def f():\n    """Value.   \n\n       Always the same.\n        """\n'
+    builder.commit({"d.py": doc + "    return 'x0'\n"}, day=0, message="add d")
+    bug = builder.commit({"d.py": doc + "    return 'x2'\n"}, day=5, message="set value")
+    black_doc = 'def f():\n    """Value.\n\n    Always the same.\n    """\n'
+    black = builder.commit({"d.py": black_doc + '    return "x2"\n'}, day=6, message="black")
+    fix = builder.commit({"d.py": black_doc + '    return "x1"\n'}, day=300, message="fix value")
+    _, lab = run(builder, tmp_path / "data")
+    assert state(lab, bug) == "buggy" and state(lab, black) == "clean"
+    assert list(lab.loc[bug, "fixed_by"]) == [fix]
+
 TYPED = """\
 from __future__ import annotations
 

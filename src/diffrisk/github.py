@@ -687,9 +687,12 @@ def publish(
                     posted_check = outcome.check.kind == "check_run"
                 except PermissionDenied:
                     outcome.denied.append("check run and commit status")
-    elif ghactions.in_actions() and not ctx.token:
+    else:
+        missing = "token (GITHUB_TOKEN)" if not ctx.token else "repository (GITHUB_REPOSITORY)"
+        where = "the job summary and " if outcome.summary_written else ""
         outcome.warnings.append(
-            "no GitHub token: the report is only in the job summary (set GITHUB_TOKEN)"
+            f"no GitHub {missing}: nothing was posted to GitHub; the report is only in "
+            f"{where}{path}"
         )
 
     if ghactions.in_actions() and not posted_check:

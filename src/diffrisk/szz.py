@@ -477,9 +477,46 @@ _NOT_ANNOTATION = re.compile(
 
 
 def _parse(text: str | bytes) -> ast.Module:
+    """``ast.parse``, quietly, with docstrings as black compares them (each line stripped,
+    then the whole): black re-indents docstrings and strips their trailing spaces, and
+    judges the result equivalent; docstring lines are never blamed either."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # SyntaxWarning: invalid escape sequence, ...
-        return ast.parse(text)
+        tree = ast.parse(text)
+    _normalize_docstrings(tree.body)
+    return tree
+
+
+#: Statement fields that hold statements (the bodies a docstring's owner can sit in).
+_BODIES = ("body", "orelse", "finalbody", "handlers", "cases")
+
+
+def _normalize_docstrings(body: list[ast.stmt], owner: bool = True) -> None:
+    """Normalise, in place, the docstrings of ``body`` (one of a module, class or function
+    when ``owner``) and of the classes and functions in it, walking statements only."""
+    if owner and body:
+        first = body[0]
+        if (
+            isinstance(first, ast.Expr)
+            and isinstance(first.value, ast.Constant)
+            and isinstance(first.value.value, str)
+        ):
+            v = first.value.value
+            first.value.value = "\n".join(line.strip() for line in v.splitlines()).strip()
+    for node in body:
+        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            _normalize_docstrings(node.body)
+        elif not isinstance(
+            node, ast.Expr | ast.Assign | ast.AnnAssign | ast.Return | ast.Import | ast.ImportFrom
+        ):
+            for name in _BODIES:
+                inner = getattr(node, name, None)
+                if inner:
+                    for item in inner:
+                        if isinstance(item, ast.stmt):
+                            _normalize_docstrings([item], owner=False)
+                        else:  # an except handler or a match case: its body
+                            _normalize_docstrings(item.body, owner=False)
 
 
 def _shared(a: bytes, b: bytes, most: int, *, at_end: bool = False) -> int:
@@ -516,6 +553,20 @@ FORMAT = "format"
 ANNOTATIONS = "annotations"
 #: What formatters change: whitespace, quotes, brackets, commas, line continuations.
 _FORMATTING = b" \t\r\n'\"(),\\"
+#: From ``#`` to the end of the line: a comment, or the rest of a string holding ``#``.
+_HASH_TO_EOL = re.compile(rb"#[^\n]*")
+
+
+def _may_be_reformat(a: bytes, b: bytes) -> bool:
+    """A necessary condition for equal ASTs: equal once what formatters change is removed,
+    or also comments (a formatter dropping ``# noqa`` that a longer line limit made
+    unneeded). Cut from ``#`` to the end of the line, a string holding ``#`` can make
+    two equal ASTs look different; the first test alone decides those."""
+    if a.translate(None, _FORMATTING) == b.translate(None, _FORMATTING):
+        return True
+    return _HASH_TO_EOL.sub(b"", a).translate(None, _FORMATTING) == _HASH_TO_EOL.sub(
+        b"", b
+    ).translate(None, _FORMATTING)
 
 
 def is_python_path(path: str) -> bool:
@@ -543,7 +594,7 @@ def cosmetic_change(
     if before == after:
         return None
     # cheap necessary condition first: equal once what formatters change is removed
-    if reformat and after.translate(None, _FORMATTING) == before.translate(None, _FORMATTING):
+    if reformat and _may_be_reformat(before, after):
         same = None if exact else _looks_same_ast(before, after, hunks)
         if same is None:
             same = _same_ast(before, after)
@@ -809,10 +860,17 @@ def _raw_statements(text: bytes) -> list[str]:
 
 
 def _same_words(da: bytes, db: bytes) -> bool:
-    """The lines two versions do not share hold the same operators and keywords."""
-    return collections.Counter(_NOT_ANNOTATION.findall(da)) == collections.Counter(
+    """The lines two versions do not share hold the same operators and keywords (also
+    when counted without comments, which neither a reformat nor annotations read)."""
+    if collections.Counter(_NOT_ANNOTATION.findall(da)) == collections.Counter(
         _NOT_ANNOTATION.findall(db)
-    )
+    ):
+        return True
+    if b"#" not in da and b"#" not in db:
+        return False
+    return collections.Counter(
+        _NOT_ANNOTATION.findall(_HASH_TO_EOL.sub(b"", da))
+    ) == collections.Counter(_NOT_ANNOTATION.findall(_HASH_TO_EOL.sub(b"", db)))
 
 
 def _same_without_annotations(a: bytes, b: bytes) -> bool:

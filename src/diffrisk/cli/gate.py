@@ -213,6 +213,38 @@ def _score_now(repo: str, data_dir: Path, base: str | None, head: str, cfg: Any)
     return score(repo, base, head, data_dir=data_dir, config=cfg).to_dict()
 
 
+def _ancestry_warnings(repo: str, base: str | None, head: str) -> list[str]:
+    """What a deployment of ``head`` over ``base`` does besides shipping base..head: a
+    rollback (head is older than base) or a diverged base (commits of base that head lacks)."""
+    from diffrisk.errors import DiffriskError
+    from diffrisk.gitio import open_repo
+
+    if not base:
+        return []
+    try:
+        gr = open_repo(repo)
+        b, h = gr.resolve(base), gr.resolve(head)
+
+        def count(*args: str) -> int:
+            out = gr.run("rev-list", "--count", *args).decode().strip()
+            return int(out) if out.isdigit() else 0
+
+        dropped, new = count("--no-merges", f"{h}..{b}"), count(f"{b}..{h}")
+    except DiffriskError:
+        return []  # scoring has said what is wrong with them
+    if not dropped:
+        return []
+    if not new:
+        return [
+            f"{head} is older than {base}: this deployment rolls back {dropped} commit(s) "
+            "and ships nothing new (a rollback is not scored)"
+        ]
+    return [
+        f"{base} is not an ancestor of {head}: besides the changes scored here, this "
+        f"deployment drops {dropped} commit(s) of {base} that {head} lacks (not scored)"
+    ]
+
+
 def _tag_base(repo: str, head: str, pattern: str) -> str | None:
     from diffrisk.gitio import open_repo
 
@@ -256,6 +288,10 @@ def merge_summary(d: GateDecision, head: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: The deployment summary lists this many of the riskiest changes.
+DEPLOY_ROWS = 20
+
+
 def deploy_summary(d: DeployDecision, base: str, head: str) -> str:
     icon = "✅" if d.outcome == "pass" else "❌"
     lines = [f"### {icon} diffrisk deployment gate: {d.outcome}", "", d.message, ""]
@@ -268,11 +304,16 @@ def deploy_summary(d: DeployDecision, base: str, head: str) -> str:
     )
     if d.changes:
         lines += ["", "| commit | risk | subject |", "| --- | ---: | --- |"]
-        for c in sorted(d.changes, key=lambda c: -c.probability)[:20]:
+        for c in sorted(d.changes, key=lambda c: -c.probability)[:DEPLOY_ROWS]:
             from diffrisk.report import md
 
             subject = c.subject if len(c.subject) <= 80 else c.subject[:79].rstrip() + "…"
             lines.append(f"| `{c.sha[:12]}` | {c.probability:.0%} | {md(subject)} |")
+        if len(d.changes) > DEPLOY_ROWS:
+            lines += [
+                "",
+                f"... and {len(d.changes) - DEPLOY_ROWS} less risky change(s) (all in `--json`)",
+            ]
     return "\n".join(lines) + "\n"
 
 
@@ -461,6 +502,7 @@ def gate_cmd(
             )
         except NothingToScoreError:  # nothing new since the last deployment: it passes
             res = {"commits": [], "base": base, "head": head}
+        deploy_warnings = [] if score_file else _ancestry_warnings(repo, base, head)
         commits = res.get("commits") or []
         changes = [
             ShippedChange(
@@ -487,6 +529,7 @@ def gate_cmd(
             None,
             as_json,
             quiet,
+            warnings=deploy_warnings,
         )
         return
 
