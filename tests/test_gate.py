@@ -881,3 +881,10 @@ def test_a_reader_that_goes_away_ends_the_command_like_a_unix_tool(tmp_path, fmt
         os.close(write_end)
     assert proc.returncode == 141, proc.stderr
     assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
+
+
+def test_gate_messages_print_probabilities_as_the_report_does():
+    # score's title says ">99%" for 0.997: the gate must not say "100%"
+    assert decide("high", probability=0.997).message.startswith("high risk (>99%) is at or above")
+    d = decide_deploy([ShippedChange("a" * 40, "s", 0.004)], max_expected=5.0)
+    assert "riskiest aaaaaaaaaaaa (<1%)" in d.message

@@ -176,7 +176,6 @@ def test_reformatting_commits_are_looked_through(builder: RepoBuilder, tmp_path:
     assert state(lab, refactor) == "buggy" and state(lab, bug) == "clean"
 
 
-
 def test_black_docstring_changes_are_looked_through(builder: RepoBuilder, tmp_path: Path) -> None:
     """black re-indents docstrings and strips their trailing spaces: still a reformat."""
     doc = 'def f():\n    """Value.   \n\n       Always the same.\n        """\n'
@@ -188,6 +187,7 @@ def test_black_docstring_changes_are_looked_through(builder: RepoBuilder, tmp_pa
     _, lab = run(builder, tmp_path / "data")
     assert state(lab, bug) == "buggy" and state(lab, black) == "clean"
     assert list(lab.loc[bug, "fixed_by"]) == [fix]
+
 
 TYPED = """\
 from __future__ import annotations

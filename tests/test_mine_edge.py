@@ -7,10 +7,13 @@ import subprocess
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 
 from diffrisk.cli import cli
 from diffrisk.config import MineConfig
+from diffrisk.errors import NotAGitRepositoryError
+from diffrisk.gitio import open_repo
 from diffrisk.mine import mine
 from repobuilder import RepoBuilder
 
@@ -144,10 +147,17 @@ def test_clear_errors(tmp_path: Path, builder: RepoBuilder) -> None:
     assert code == 2 and "no commits yet" in out
     builder.commit({"a": "1\n"}, day=0)
     (builder.path / "sub").mkdir()
-    code, out = _cli("mine", "--repo", str(builder.path / "sub"), "--quiet")
-    flat = " ".join(out.split())
-    assert code == 2 and "inside the repository" in flat and "not its top level" in flat
+    # the library is strict about a directory inside a work tree ...
+    with pytest.raises(NotAGitRepositoryError) as err:
+        open_repo(builder.path / "sub")
+    flat = " ".join(str(err.value).split()) + " " + str(err.value.hint)
+    assert "inside the repository" in flat and "not its top level" in flat
     assert f"--repo {builder.path.resolve()}" in flat
+    # ... the CLI, like git, takes it for the work tree: data and config at the top level
+    code, out = _cli("mine", "--repo", str(builder.path / "sub"), "--quiet")
+    assert code == 0, out
+    assert (builder.path / ".diffrisk" / "changes.parquet").exists()
+    assert not (builder.path / "sub" / ".diffrisk").exists()
     builder.commit({"a": "2\n"}, day=1)
     shallow = tmp_path / "shallow"
     subprocess.run(

@@ -137,6 +137,11 @@ def test_thresholds_come_from_config(histories: dict[str, Path]) -> None:
     lax = parse_config({"monitor": {"psi_alert": 100.0, "psi_warn": 50.0}})
     r = mon.monitor(histories["newteam"], lax)
     assert r.drift_status == "ok" and not r.decision.retrain
+    # the report says by which rule a feature is ok, warn or alert
+    assert (
+        "Status: alert when PSI >= 100 and the KS test rejects equal distributions (p < 0.01), "
+        "warn when PSI >= 50 and KS rejects" in mon.to_markdown(r)
+    )
     few = parse_config({"monitor": {"min_changes": 60}})  # recent window holds 45 changes
     r = mon.monitor(histories["newteam"], few)
     assert r.drift_status == "insufficient"

@@ -60,12 +60,22 @@ def test_run_scores_the_latest_commit_with_the_bundled_model(
     assert json.loads(again.output)["mine"]["new_commits"] == 0
 
 
-def test_run_on_a_root_commit_says_what_to_do(builder: RepoBuilder, tmp_path: Path) -> None:
+def test_run_on_a_root_commit_mines_and_says_there_is_nothing_to_score(
+    builder: RepoBuilder, tmp_path: Path
+) -> None:
     builder.commit({"a.py": "a = 1\n"}, day=0)
-    res = CliRunner().invoke(
-        cli, ["run", "--repo", str(builder.path), "--data-dir", str(tmp_path / "d")]
+    data = tmp_path / "d"
+    res = CliRunner().invoke(cli, ["run", "--repo", str(builder.path), "--data-dir", str(data)])
+    assert res.exit_code == 0, res.output
+    assert "HEAD is the root commit" in res.output and "no risk to report" in res.output
+    assert "mined 1 commit (1 new)" in res.output
+    assert (data / "changes.parquet").exists()
+    d = json.loads(
+        CliRunner()
+        .invoke(cli, ["run", "--repo", str(builder.path), "--data-dir", str(data), "--json"])
+        .output
     )
-    assert res.exit_code == 2 and "root commit" in res.output and "--base" in res.output
+    assert d["score"] is None and d["nothing_to_score"].startswith("HEAD is the root commit")
 
 
 def test_model_stale_reason(tmp_path: Path) -> None:

@@ -355,9 +355,11 @@ def test_advice_names_directories_tests_and_reviewers(risky, safe) -> None:
 def test_percentile(world: dict, risky, safe) -> None:
     assert risky.compared_changes == len(MAIN)  # ancestors of M within a year; not dave, erin
     assert 0 <= safe.percentile < risky.percentile <= 100
-    assert percentile_of(0.5, np.array([0.1, 0.5, 0.9])) == 50.0
-    assert percentile_of(0.95, np.array([0.1, 0.5, 0.9])) == 100.0
-    assert percentile_of(0.5, np.array([])) is None
+    ten = np.array([0.1, 0.5, 0.9, 0.2, 0.3, 0.6, 0.7, 0.8, 0.05, 0.95])
+    assert percentile_of(0.5, ten) == 45.0  # 4 below, 1 tie
+    assert percentile_of(0.99, ten) == 100.0
+    # fewer than MIN_COMPARED past changes: no comparison is made
+    assert percentile_of(0.5, ten[:9]) is None and percentile_of(0.5, np.array([])) is None
 
 
 def test_to_dict_is_json(risky) -> None:
@@ -650,7 +652,7 @@ def test_an_old_base_is_compared_with_the_year_before_it(builder, tmp_path: Path
     # a release diff whose base is years older than its head: the percentile and the
     # typical risk (the deploy gate's limit) come from the year up to the base
     b = builder
-    for day in range(5):
+    for day in range(12):
         b.commit({f"m{day}.py": f"x = {day}\n"}, day=day, message=f"main {day}")
     b.branch("release")
     b.checkout("release")
@@ -660,7 +662,7 @@ def test_an_old_base_is_compared_with_the_year_before_it(builder, tmp_path: Path
     mine(b.path, data, rev="release", config=MineConfig(code_metrics=False))
     install_model(data, seed=5, n=400, max_ns=4, intercept=-1.0)
     res = score(b.path, "main", "release", data)
-    assert res.compared_changes == 5
+    assert res.compared_changes == 12
     assert res.typical_probability is not None and 0 < res.typical_probability < 1
     assert res.percentile is not None
 

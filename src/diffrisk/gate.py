@@ -152,7 +152,7 @@ class GateDecision:
     @property
     def message(self) -> str:
         risk = f"{self.level} risk" + (
-            f" ({self.probability:.0%})" if self.probability is not None else ""
+            f" ({_prob(self.probability)})" if self.probability is not None else ""
         )
         if self.outcome == "fail":
             return f"{risk} is at or above fail-on={self.fail_on}: merge blocked"
@@ -176,6 +176,12 @@ class GateDecision:
             "accepted_by": asdict(self.accepted_by) if self.accepted_by else None,
             "message": self.message,
         }
+
+
+def _prob(p: float) -> str:
+    from diffrisk.report import prob  # one way to print a probability (">99%")
+
+    return prob(p)
 
 
 def decide(
@@ -228,7 +234,7 @@ class DeployDecision:
         head = (
             f"{len(self.changes)} change(s), expected defect-inducing changes "
             f"{self.expected_defects:.2f}, riskiest {self.riskiest.sha[:12]} "  # type: ignore[union-attr]
-            f"({self.riskiest.probability:.0%})"  # type: ignore[union-attr]
+            f"({_prob(self.riskiest.probability)})"  # type: ignore[union-attr]
         )
         if self.outcome == "fail":
             return f"deployment blocked: {head}; " + "; ".join(self.reasons)
@@ -269,7 +275,8 @@ def expected_limit(
         return FALLBACK_EXPECTED, "the default limit (the typical risk is unknown)"
     limit = max(MIN_EXPECTED, round(factor * n * typical, 12))
     return limit, (
-        f"{factor:g}x the {n * typical:.2f} that {n} typical commits of the past year carry"
+        f"{factor:g}x the {n * typical:.2f} that {n} typical commit{'' if n == 1 else 's'} "
+        f"of the past year {'carries' if n == 1 else 'carry'}"
         + (f" (at least {MIN_EXPECTED:g})" if limit == MIN_EXPECTED else "")
     )
 

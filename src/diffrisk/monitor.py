@@ -52,6 +52,7 @@ import pandas as pd
 from diffrisk import predlog
 from diffrisk.config import Config
 from diffrisk.errors import DataError, DiffriskError
+from diffrisk.explain import _n
 from diffrisk.jsonutil import jsonable
 from diffrisk.predlog import commit_key
 from diffrisk.schema import KAMEI
@@ -1031,6 +1032,7 @@ def to_markdown(report: MonitorReport | Mapping[str, Any], *, plots_url: str | N
             f"{_f(f['reference_median'], 2)} → {_f(f['recent_median'], 2)} | {_f(f.get('influence'), 2)} | "
             f"{_STATUS_MARK.get(f['status'], f['status'])}{_IGNORED if _ignored(f) else ''} |"
         )
+    out += ["", _status_rule(d.get("drift_thresholds"))]
     out += [
         "",
         "Model weight: the feature's mean absolute contribution to the log-odds of the recent "
@@ -1104,6 +1106,18 @@ def _p(v: float | None) -> str:
     return f"{v:.2g}" if v >= 1e-4 else "<1e-4"
 
 
+def _status_rule(th: Mapping[str, Any] | None) -> str:
+    """How a feature's drift status is decided (so a high PSI marked ok is not a puzzle)."""
+    if not th:
+        return "Status: alert or warn when the PSI is high and the KS test confirms it."
+    return (
+        f"Status: alert when PSI >= {th['psi_alert']:g} and the KS test rejects equal "
+        f"distributions (p < {th['ks_alpha']:g}), warn when PSI >= {th['psi_warn']:g} and KS "
+        "rejects; a high PSI that KS does not confirm (few or tied values, e.g. mostly zeros) "
+        "stays ok."
+    )
+
+
 def render_terminal(report: MonitorReport, console: Any = None) -> None:
     """The report as rich tables."""
     from rich.console import Console
@@ -1145,6 +1159,7 @@ def render_terminal(report: MonitorReport, console: Any = None) -> None:
             + (" (little weight)" if _ignored(f) else ""),
         )
     con.print(t)
+    con.print(_status_rule(d.get("drift_thresholds")), style="dim")
     r = d["realized"]
     if r.get("scope"):
         con.print(
@@ -1181,7 +1196,7 @@ def render_terminal(report: MonitorReport, console: Any = None) -> None:
     lg = d["log"]
     if lg["predictions"]:
         con.print(
-            f"prediction log: {lg['predictions']} predictions, {lg['buggy']} later buggy, "
+            f"prediction log: {_n(lg['predictions'], 'prediction')}, {lg['buggy']} later buggy, "
             f"{lg['buggy_flagged']} of them flagged in time, {lg['buggy_blocked']} blocked; "
             f"{lg['unlabelled']} still unlabelled, {lg['unmerged']} not merged"
         )

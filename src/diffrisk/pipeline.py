@@ -68,14 +68,15 @@ class RunResult:
 def run(
     repo: str | Path,
     data_dir: str | Path,
-    base: str,
+    base: str | None,
     head: str,
     config: Config | None = None,
     *,
     pull_request: Any = None,
     progress: Any = None,
 ) -> RunResult:
-    """Mine (incrementally), label, train if the model is stale, and score ``base...head``."""
+    """Mine (incrementally), label, train if the model is stale, and score ``base...head``
+    (``base`` None: ``head`` is a root commit, with nothing before it to compare it with)."""
     from diffrisk.label import label
     from diffrisk.mine import mine
     from diffrisk.score import score
@@ -94,6 +95,16 @@ def run(
     labelled = label(repo, data_dir, cfg.label, progress=progress)
     reason = model_stale_reason(data_dir, cfg)
     trained = train(repo, data_dir, cfg) if reason else None
+    if base is None:
+        return RunResult(
+            mined,
+            labelled,
+            trained,
+            reason,
+            None,
+            f"{head} is the root commit, with no earlier state to compare it with "
+            "(the next commits will be scored)",
+        )
     try:
         result = score(repo, base, head, data_dir, cfg, pull_request=pull_request)
     except NothingToScoreError as err:  # an empty commit: the rest of the job still ran

@@ -612,9 +612,15 @@ def past_year(
     return with_source_lines(rows, files, label_cfg)
 
 
+#: Fewer past-year changes than this give no percentile ("riskier than 100 % of the
+#: past year's commits" said of one commit is no comparison).
+MIN_COMPARED = 10
+
+
 def percentile_of(p: float, scores: np.ndarray) -> float | None:
-    """Share (0-100) of ``scores`` below ``p``, ties counted half."""
-    if not len(scores):
+    """Share (0-100) of ``scores`` below ``p``, ties counted half; None for fewer than
+    :data:`MIN_COMPARED` scores."""
+    if len(scores) < MIN_COMPARED:
         return None
     below = float(np.sum(scores < p))
     ties = float(np.sum(scores == p))

@@ -305,10 +305,10 @@ def deploy_summary(d: DeployDecision, base: str, head: str) -> str:
     if d.changes:
         lines += ["", "| commit | risk | subject |", "| --- | ---: | --- |"]
         for c in sorted(d.changes, key=lambda c: -c.probability)[:DEPLOY_ROWS]:
-            from diffrisk.report import md
+            from diffrisk.report import md, prob
 
             subject = c.subject if len(c.subject) <= 80 else c.subject[:79].rstrip() + "…"
-            lines.append(f"| `{c.sha[:12]}` | {c.probability:.0%} | {md(subject)} |")
+            lines.append(f"| `{c.sha[:12]}` | {prob(c.probability)} | {md(subject)} |")
         if len(d.changes) > DEPLOY_ROWS:
             lines += [
                 "",

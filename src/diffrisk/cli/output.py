@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -17,13 +18,39 @@ json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print the result as JSON on stdout."
 )
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
+
+
+def _top_level(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A directory inside a work tree stands for the work tree, as in git (its data,
+    configuration and history are the whole repository's)."""
+    import subprocess
+
+    p = Path(value).expanduser()
+    if not p.is_dir() or (p / ".git").exists():
+        return value
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(p), "rev-parse", "--show-toplevel"],
+            capture_output=True,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        return value  # no git: open_repo says so
+    if not out:
+        return value  # not a work tree (a bare repository, a git directory, no repository)
+    top = Path(os.fsdecode(out))
+    return value if top.resolve() == p.resolve() else str(top)
+
+
 repo_option = click.option(
     "--repo",
     "repo",
     default=".",
     show_default=True,
     type=click.Path(file_okay=False),
-    help="Path of the git repository (a work tree or a bare repository).",
+    callback=_top_level,
+    help="Path of the git repository (a work tree or a bare repository; a directory "
+    "inside a work tree stands for its top level).",
 )
 data_dir_option = click.option(
     "--data-dir",

@@ -49,6 +49,7 @@ def run_cmd(
     the latest commit. No token, no network.
     """
     from diffrisk.config import load_config
+    from diffrisk.explain import _n
     from diffrisk.paths import default_data_dir
     from diffrisk.pipeline import run
     from diffrisk.score import pull_request_from_event
@@ -74,7 +75,7 @@ def run_cmd(
     m, lab = res.mine, res.label
     if not quiet:
         con.print(
-            f"mined {m.commits} commits ({m.new_commits} new) into {out_dir}; "
+            f"mined {_n(m.commits, 'commit')} ({m.new_commits} new) into {out_dir}; "
             f"labelled {lab.buggy} bug-inducing, {lab.clean} clean, {lab.unlabelled} too recent to tell"
         )
         if res.train is not None:
@@ -89,19 +90,14 @@ def run_cmd(
     render_terminal(res.score, Console())
 
 
-def _first_parent(repo: str, head: str) -> str:
-    from diffrisk.errors import RepositoryError
+def _first_parent(repo: str, head: str) -> str | None:
+    """The first parent of ``head``; None for a root commit (nothing to compare it with)."""
     from diffrisk.gitio import open_repo
 
     r = open_repo(repo)
     sha = r.resolve(head)
     parents = r.run("rev-list", "--parents", "-n", "1", sha).decode().split()[1:]
-    if not parents:
-        raise RepositoryError(
-            f"{head} is the root commit: there is no earlier state to compare it with",
-            hint="pass --base (and --head) to score a range",
-        )
-    return parents[0]
+    return parents[0] if parents else None
 
 
 COMMANDS = [run_cmd]
