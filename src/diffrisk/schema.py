@@ -179,8 +179,8 @@ FILES: tuple[Column, ...] = (
     Column(
         "cosmetic",
         pa.string(),
-        "a modified Python file whose change SZZ looks through: 'format' (same AST, a "
-        "reformat) or 'annotations' (only type annotations changed); null otherwise. "
+        "a modified Python file whose change SZZ looks through: 'format' (same AST, "
+        "docstrings compared as black compares them: a reformat, or comments only) or 'annotations' (only type annotations changed); null otherwise. "
         "The commit's la_code, la_control and code_tokens leave such a file out",
     ),
     Column(
