@@ -410,6 +410,8 @@ def test_cli_train_and_evaluate_json(labelled_repo, tmp_path):
     ev = json.loads(r.output)
     # the learned kinds, and the bundled cross-project model as a candidate that is not refitted
     assert set(ev["models"]) == {*KINDS, "bundled"} and len(ev["folds"]) == 2
+    # fold bounds in whole seconds, as the author times are
+    assert all("." not in f["test_end"] and "." not in f["test_start"] for f in ev["folds"])
     assert not (data / "models").exists()  # evaluate saves nothing
     r = runner.invoke(
         cli,
@@ -580,3 +582,11 @@ def test_a_candidate_that_cannot_fit_every_fold_is_not_chosen() -> None:
     render_evaluation(ev.to_dict(), con)
     n, full = ev.models["tokens"]["overall"]["folds"], ev.models["la"]["overall"]["folds"]
     assert n < full and f"tokens ({n} of {full} folds: not compared)" in con.export_text()
+
+
+def test_evaluation_table_prints_ifa_one_way():
+    from diffrisk.cli.train import _f
+
+    # IFA is a count of changes: 1.5 and 12.0 alike, not "1.500" next to "12.0"
+    assert [_f(1.5, "ifa"), _f(12.0, "ifa"), _f(3, "ifa")] == ["1.5", "12.0", "3.0"]
+    assert [_f(0.7512, "roc_auc"), _f(None, "ifa")] == ["0.751", "-"]

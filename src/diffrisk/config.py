@@ -410,7 +410,7 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
     lines = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"]
+        msg = e["msg"].removeprefix("Value error, ")  # pydantic's prefix for our own checks
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
         got = e.get("input")

@@ -45,9 +45,11 @@ _COLS = (
 )
 
 
-def _f(v: Any) -> str:
+def _f(v: Any, key: str = "") -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
+    if key == "ifa" and isinstance(v, int | float):  # a count of changes: one format
+        return f"{v:.1f}"
     return (
         f"{v:.1f}"
         if isinstance(v, float) and abs(v) >= 10
@@ -87,12 +89,12 @@ def render_evaluation(ev: dict[str, Any], console: Console) -> None:
             + (f" {n}/{full}" if n < full else "")
             + (" *" if kind == ev["chosen"] else "")
         )
-        t.add_row(name, *[_f(o.get(k)) for k, _ in _COLS])
+        t.add_row(name, *[_f(o.get(k), k) for k, _ in _COLS])
     u = ev["unsupervised_effort"]["overall"]
     t.add_row(
         "1/(la+ld)",
         *["-"] * 5,
-        *[_f(u.get(k)) for k in ("recall_at_20_effort", "effort_at_20_recall", "popt", "ifa")],
+        *[_f(u.get(k), k) for k in ("recall_at_20_effort", "effort_at_20_recall", "popt", "ifa")],
         "-",
         "-",
     )
