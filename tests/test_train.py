@@ -380,10 +380,16 @@ def test_train_saves_promotes_and_the_model_scores_big_changes_higher(labelled_r
 def test_second_model_is_champion_challenger_unless_forced(labelled_repo):
     repo, data = labelled_repo
     first = train(repo, data, CFG, model="la")
-    second = train(repo, data, CFG, model="la")
+    # the same history, settings and kind again: nothing new to learn, no new version
+    again = train(repo, data, CFG, model="la")
     reg = ModelRegistry(data / "models")
-    # same kind, same data: equally good, so the challenger (>=) becomes current
-    assert second.promoted and reg.current() == second.version
+    assert again.status == "unchanged" and again.version == first.version
+    assert "no new version saved" in again.message and reg.versions() == [first.version]
+    # a setting that does not change the model still makes a new run: the same kind on
+    # the same data is equally good, so the challenger (>=) becomes current
+    other = CFG.model_copy(update={"train": CFG.train.model_copy(update={"max_age_days": 7})})
+    second = train(repo, data, other, model="la")
+    assert second.status == "trained" and second.promoted and reg.current() == second.version
     assert "challenger ROC-AUC" in second.promotion
     assert reg.rollback() == first.version and reg.current() == first.version
     forced = train(repo, data, CFG, model="poisson", force=True)

@@ -38,6 +38,8 @@ never scores a change with a model fitted on it or on later changes (see docs/mo
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import json
 import math
 import posixpath
 from collections.abc import Sequence
@@ -62,7 +64,7 @@ from sklearn.preprocessing import FunctionTransformer, Normalizer, StandardScale
 from sklearn.utils.validation import check_is_fitted
 
 from diffrisk.config import MODEL_KINDS, Config, LabelConfig
-from diffrisk.errors import DataError
+from diffrisk.errors import DataError, DiffriskError
 from diffrisk.szz import ANNOTATIONS, FORMAT
 
 KINDS = MODEL_KINDS
@@ -874,7 +876,7 @@ def replacement_contributions(
 
 @dataclass
 class TrainResult:
-    status: str  # 'trained' | 'fallback'
+    status: str  # 'trained' | 'fallback' | 'unchanged' (the current model saw this history)
     message: str
     kind: str | None = None
     version: str | None = None
@@ -1001,6 +1003,20 @@ def train(
             n_train=int(elig.sum()),
             n_buggy=n_buggy,
         )
+    fingerprint = training_fingerprint(meta, cfg, kind_opt, int(elig.sum()), n_buggy)
+    same = None if force else _trained_on(data_dir, fingerprint)
+    if same is not None:
+        return TrainResult(
+            status="unchanged",
+            message=(
+                f"model {same} was trained on this same history and settings "
+                f"({int(elig.sum())} labelled changes, {n_buggy} defect-inducing): nothing new "
+                "to learn, no new version saved (--force trains anyway)"
+            ),
+            version=same,
+            n_train=int(elig.sum()),
+            n_buggy=n_buggy,
+        )
     cm = _uses_code_metrics(cfg, frame)
     kinds = list(KINDS) if kind_opt == "auto" else [kind_opt]
     fixed = bundled_candidates(cfg, frame) if kind_opt == "auto" else {}
@@ -1010,6 +1026,7 @@ def train(
         est, metadata = _bundled_copy(
             fixed[BUNDLED_CANDIDATE], ev, meta, cfg, repo_path, frame.attrs.get("vendored", [])
         )
+        metadata["training_fingerprint"] = fingerprint
         return _register(data_dir, est, metadata, frame, ev, kind, force, len(frame[elig]), n_buggy)
     est, rows = fit_final(kind, frame, cm)
     first, last = rows.iloc[0], rows.iloc[-1]
@@ -1037,6 +1054,7 @@ def train(
         },
         "label_settings": cfg.label.model_dump(),
         "vendored": list(frame.attrs.get("vendored", [])),
+        "training_fingerprint": fingerprint,
     }
     if kind == "anchored":
         # Weight of the non-baseline features chosen by the nested selection (0 = baseline).
@@ -1044,6 +1062,52 @@ def train(
     return _register(
         data_dir, est, metadata, frame, ev, kind, force, len(rows), metadata["n_buggy"]
     )
+
+
+def training_fingerprint(
+    meta: dict[str, Any], cfg: Config, kind: str, n_labelled: int, n_buggy: int
+) -> str:
+    """What a training run depends on: the mined history (its HEAD and labelled counts),
+    the settings, the model kind asked for, the dataset schema, diffrisk's version and
+    the bundled model competing. Equal fingerprints train the same model."""
+    from diffrisk import __version__
+    from diffrisk.registry import _bundled_files
+    from diffrisk.schema import SCHEMA_VERSION
+
+    try:
+        bundled = _bundled_files()[1].get("version")
+    except DiffriskError:
+        bundled = None
+    d = {
+        "head": meta.get("head"),
+        "labelled": n_labelled,
+        "buggy": n_buggy,
+        "kind": kind,
+        "train": cfg.train.model_dump(),
+        "label": cfg.label.model_dump(),
+        "fixes": cfg.fixes.model_dump(),
+        "mine": cfg.mine.model_dump(),
+        "schema": SCHEMA_VERSION,
+        "diffrisk": __version__,
+        "bundled": bundled,
+    }
+    blob = json.dumps(d, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _trained_on(data_dir: str | Path, fingerprint: str) -> str | None:
+    """The current model's version when it was trained with this fingerprint, else None."""
+    from diffrisk.paths import models_dir
+    from diffrisk.registry import ModelRegistry
+
+    reg = ModelRegistry(models_dir(data_dir))
+    try:
+        cur = reg.current()
+        if cur is None:
+            return None
+        return cur if reg.metadata(cur).get("training_fingerprint") == fingerprint else None
+    except DiffriskError:
+        return None  # an unreadable registry: training says what is wrong with it
 
 
 #: The name under which the bundled cross-project model competes in ``train``'s evaluation.

@@ -193,6 +193,9 @@ def train_cmd(
     if res.status == "fallback":
         stderr_console().print(f"[yellow]{res.message}[/]")
         return
+    if res.status == "unchanged":
+        console.print(res.message)
+        return
     if not quiet and res.evaluation:
         render_evaluation(res.evaluation, console)
     from diffrisk.train import BUNDLED_CANDIDATE
