@@ -486,6 +486,23 @@ def test_cli_takes_base_and_head_from_the_event(
     assert err.exit_code == 2 and "error: no mined dataset" in err.output
 
 
+def test_a_corrupt_prediction_log_warns_with_the_fix(world: dict, tmp_path: Path) -> None:
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(world["data"], data)
+    (data / "predictions.parquet").write_bytes(b"not parquet")
+    res = CliRunner().invoke(
+        cli,
+        ["score", "--repo", str(world["repo"]), "--data-dir", str(data)]
+        + ["--base", "main", "--head", "safe", "--json"],
+    )
+    assert res.exit_code == 0  # scoring never fails for the log
+    flat = " ".join(res.stderr.split())
+    assert "prediction not logged" in flat and "hint: move" in flat
+    assert (data / "predictions.parquet").read_bytes() == b"not parquet"  # left as it was
+
+
 def test_labels_refine_past_fixes_and_bugs(world: dict, tmp_path: Path) -> None:
     import shutil
 

@@ -147,7 +147,12 @@ def _log_prediction(data_dir: Path, result: object) -> None:
     try:
         predlog.append_from_score(data_dir, result.to_dict())  # type: ignore[attr-defined]
     except DiffriskError as err:
-        stderr_console().print(f"[yellow]warning:[/] prediction not logged: {err.message}")
+        from rich.markup import escape
+
+        hint = f" (hint: {err.hint})" if err.hint else ""
+        stderr_console().print(
+            "[yellow]warning:[/] prediction not logged: " + escape(err.message + hint)
+        )
 
 
 def _footer(result: object, quiet: bool) -> None:
