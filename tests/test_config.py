@@ -39,6 +39,8 @@ def test_errors_name_the_key_and_allowed_values(data: dict, expected: list[str])
     for text in expected:
         assert text in err.value.message
     assert "Value error" not in err.value.message  # pydantic's prefix to our own checks
+    # the hint works without a source checkout (pip users have no docs/ folder)
+    assert err.value.hint and "diffrisk config --markdown" in err.value.hint
 
 
 def test_lookup_order(tmp_path: Path) -> None:

@@ -432,7 +432,7 @@ def parse_config(data: dict[str, Any], source: str = "configuration") -> Config:
     except ValidationError as err:
         raise ConfigError(
             _format_validation_error(err, source),
-            hint="see the configuration reference in docs/configuration.md",
+            hint="`diffrisk config --markdown` prints the configuration reference (every key, its default and allowed values)",
         ) from None
 
 
