@@ -1068,9 +1068,12 @@ def training_fingerprint(
     meta: dict[str, Any], cfg: Config, kind: str, n_labelled: int, n_buggy: int
 ) -> str:
     """What a training run depends on: the mined history (its HEAD and labelled counts),
-    the settings, the model kind asked for, the dataset schema, diffrisk's version and
-    the bundled model competing. Equal fingerprints train the same model."""
+    the settings, the model kind asked for, the dataset schema, the fix rule and blame
+    versions, diffrisk's version and the bundled model competing. Equal fingerprints
+    train the same model."""
     from diffrisk import __version__
+    from diffrisk.fixes import RULE_VERSION
+    from diffrisk.label import _BLAME_VERSION
     from diffrisk.registry import _bundled_files
     from diffrisk.schema import SCHEMA_VERSION
 
@@ -1088,6 +1091,8 @@ def training_fingerprint(
         "fixes": cfg.fixes.model_dump(),
         "mine": cfg.mine.model_dump(),
         "schema": SCHEMA_VERSION,
+        "fix_rule": RULE_VERSION,
+        "blame": _BLAME_VERSION,
         "diffrisk": __version__,
         "bundled": bundled,
     }
