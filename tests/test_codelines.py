@@ -409,6 +409,11 @@ def test_black_docstring_normalisation_is_a_reformat(exact: bool) -> None:
     assert cosmetic_change(DOCUMENTED.encode(), reworded.encode(), exact=exact) is None
     stripped = black.replace('"text  "', '"text"')
     assert cosmetic_change(DOCUMENTED.encode(), stripped.encode(), exact=exact) is None
+    # a bare string further down a body (no docstring, nothing at run time) is compared
+    # the same way, whether a piece of the file or the whole is parsed
+    inner = "def g():\n    x = 1\n    '''Note.   \n       More.'''\n    return x\n"
+    inner_black = 'def g():\n    x = 1\n    """Note.\n    More."""\n    return x\n'
+    assert cosmetic_change(inner.encode(), inner_black.encode(), exact=exact) == FORMAT
 
 
 @pytest.mark.parametrize(
@@ -624,6 +629,11 @@ def test_a_reformat_that_drops_comments_is_a_reformat(builder: RepoBuilder, tmp_
         assert cosmetic_change(NOQA.encode(), NOQA_FORMATTED.encode(), exact=exact) == FORMAT
         changed = NOQA_FORMATTED.replace("#default", "#other")
         assert cosmetic_change(NOQA.encode(), changed.encode(), exact=exact) is None
+        # with comment lines blamed (label.ignore_comments off) a comment edit is a change
+        assert (
+            cosmetic_change(NOQA.encode(), NOQA_FORMATTED.encode(), exact=exact, comments=False)
+            is None
+        )
     # mining marks it too (its diff loses the words "for", "in", "or" and "else")
     b = builder
     b.commit({"pkg/read.py": NOQA}, day=0)

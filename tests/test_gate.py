@@ -251,7 +251,10 @@ def test_deploy_summary_says_how_many_changes_it_leaves_out():
     assert len(rows) == DEPLOY_ROWS and "| 24% | change 24 |" in rows[0]
     assert "... and 5 less risky change(s) (all in `--json`)" in text
     few = deploy_summary(decide_deploy(changes[:3], max_expected=100.0), "a" * 40, "b" * 40)
-    assert "less risky" not in few
+    assert "less risky" not in few and "Warning" not in few
+    # warnings (a rollback, a diverged base) reach the job summary and the check too
+    warned = deploy_summary(decide_deploy([], max_expected=1.0), "v2", "v1", ["rolls back"])
+    assert "> **Warning:** rolls back" in warned
 
 
 def test_deploy_rejects_probability_out_of_range():

@@ -288,3 +288,18 @@ def test_code_metrics_are_opt_in(builder: RepoBuilder, tmp_path: Path) -> None:
     )
     assert code == 0, out
     assert changes(tmp_path / "b").loc[c, "cc_delta"] == 2  # one function, one branch
+
+
+def test_a_subdirectory_is_its_own_work_tree_even_inside_a_git_hook(
+    builder: RepoBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from diffrisk.cli.output import _top_level
+
+    builder.commit({"pkg/a.py": "a = 1\n"}, day=0)
+    other = tmp_path / "other"
+    subprocess.run(["git", "init", "-q", str(other)], check=True)
+    # a hook runs with GIT_DIR set to the repository it fires in
+    monkeypatch.setenv("GIT_DIR", str(other / ".git"))
+    monkeypatch.setenv("GIT_WORK_TREE", str(other))
+    top = _top_level(None, None, str(builder.path / "pkg"))  # type: ignore[arg-type]
+    assert Path(top).resolve() == builder.path.resolve()

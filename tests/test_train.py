@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
@@ -397,6 +398,34 @@ def test_second_model_is_champion_challenger_unless_forced(labelled_repo):
     anchored = train(repo, data, CFG, model="anchored", force=True)
     assert reg.metadata(anchored.version)["anchor_scale"] in (0.0, 0.1, 0.3, 1.0)
     assert load_model(data).kind == "anchored"
+
+
+def test_unchanged_history_is_not_retrained_unless_labels_or_the_model_file_changed(
+    labelled_repo,
+):
+    repo, data = labelled_repo
+    first = train(repo, data, CFG, model="la")
+    assert train(repo, data, CFG, model="la").status == "unchanged"
+    # one buggy and one clean label swapped: the same counts, another history
+    table = pq.read_table(data / "labels.parquet")  # its metadata names the dataset
+    lab = table.to_pandas()
+    buggy = lab.index[lab["label_state"] == "buggy"][0]
+    clean = lab.index[(lab["label_state"] == "clean") & (lab["source_files"] > 0)][0]
+    for col in ("label", "label_state", "fixed_by", "days_to_fix", "n_fixes"):
+        lab.loc[[buggy, clean], col] = lab.loc[[clean, buggy], col].to_numpy()
+    pq.write_table(
+        pa.Table.from_pandas(lab, schema=table.schema, preserve_index=False),
+        data / "labels.parquet",
+    )
+    swapped = train(repo, data, CFG, model="la")
+    assert swapped.status == "trained" and swapped.version != first.version
+    assert train(repo, data, CFG, model="la").status == "unchanged"
+    # a damaged current model file is replaced, not kept
+    reg = ModelRegistry(data / "models")
+    (data / "models" / reg.current() / "model.skops").write_bytes(b"garbage")
+    repaired = train(repo, data, CFG, model="la", force=False)
+    assert repaired.status == "trained"
+    assert repaired.promoted and load_model(data).version == repaired.version
 
 
 def test_too_few_buggy_changes_falls_back_to_the_bundled_model(labelled_repo):

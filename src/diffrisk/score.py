@@ -770,7 +770,9 @@ def score(
         merge_base=a.merge_base,
         author=a.author,
         compared_changes=len(past_scores),
-        typical_probability=float(np.mean(past_scores)) if len(past_scores) else None,
+        typical_probability=(
+            float(np.mean(past_scores)) if len(past_scores) >= MIN_COMPARED else None
+        ),
         pull_request=pull_request.number if pull_request else None,
         warnings=warnings,
         seconds=round(time.perf_counter() - t0, 3),

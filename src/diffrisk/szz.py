@@ -477,13 +477,14 @@ _NOT_ANNOTATION = re.compile(
 
 
 def _parse(text: str | bytes) -> ast.Module:
-    """``ast.parse``, quietly, with docstrings as black compares them (each line stripped,
-    then the whole): black re-indents docstrings and strips their trailing spaces, and
-    judges the result equivalent; docstring lines are never blamed either."""
+    """``ast.parse``, quietly, with docstrings (and other bare strings) as black compares
+    them, each line stripped, then the whole: black re-indents docstrings and strips their
+    trailing spaces, and judges the result equivalent; docstring lines are never blamed
+    either."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # SyntaxWarning: invalid escape sequence, ...
         tree = ast.parse(text)
-    _normalize_docstrings(tree.body)
+    _normalize_string_statements(tree.body)
     return tree
 
 
@@ -491,32 +492,25 @@ def _parse(text: str | bytes) -> ast.Module:
 _BODIES = ("body", "orelse", "finalbody", "handlers", "cases")
 
 
-def _normalize_docstrings(body: list[ast.stmt], owner: bool = True) -> None:
-    """Normalise, in place, the docstrings of ``body`` (one of a module, class or function
-    when ``owner``) and of the classes and functions in it, walking statements only."""
-    if owner and body:
-        first = body[0]
-        if (
-            isinstance(first, ast.Expr)
-            and isinstance(first.value, ast.Constant)
-            and isinstance(first.value.value, str)
-        ):
-            v = first.value.value
-            first.value.value = "\n".join(line.strip() for line in v.splitlines()).strip()
+def _normalize_string_statements(body: list[ast.stmt]) -> None:
+    """Normalise, in place, every statement of ``body`` (and of the bodies inside it) that
+    is a bare string, docstrings included: each line stripped, then the whole. Bare
+    strings do nothing at run time; all of them, not only the first of a body, so that a
+    piece of a file parses to what the whole file does (mining compares pieces)."""
     for node in body:
-        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-            _normalize_docstrings(node.body)
-        elif not isinstance(
-            node, ast.Expr | ast.Assign | ast.AnnAssign | ast.Return | ast.Import | ast.ImportFrom
-        ):
-            for name in _BODIES:
-                inner = getattr(node, name, None)
-                if inner:
-                    for item in inner:
-                        if isinstance(item, ast.stmt):
-                            _normalize_docstrings([item], owner=False)
-                        else:  # an except handler or a match case: its body
-                            _normalize_docstrings(item.body, owner=False)
+        if isinstance(node, ast.Expr):
+            if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                v = node.value.value
+                node.value.value = "\n".join(line.strip() for line in v.splitlines()).strip()
+            continue
+        if isinstance(node, ast.Assign | ast.AnnAssign | ast.Return | ast.Import | ast.ImportFrom):
+            continue
+        for name in _BODIES:
+            for item in getattr(node, name, None) or ():
+                if isinstance(item, ast.stmt):
+                    _normalize_string_statements([item])
+                else:  # an except handler or a match case: its body
+                    _normalize_string_statements(item.body)
 
 
 def _shared(a: bytes, b: bytes, most: int, *, at_end: bool = False) -> int:
@@ -557,13 +551,16 @@ _FORMATTING = b" \t\r\n'\"(),\\"
 _HASH_TO_EOL = re.compile(rb"#[^\n]*")
 
 
-def _may_be_reformat(a: bytes, b: bytes) -> bool:
+def _may_be_reformat(a: bytes, b: bytes, comments: bool = True) -> bool:
     """A necessary condition for equal ASTs: equal once what formatters change is removed,
     or also comments (a formatter dropping ``# noqa`` that a longer line limit made
     unneeded). Cut from ``#`` to the end of the line, a string holding ``#`` can make
-    two equal ASTs look different; the first test alone decides those."""
+    two equal ASTs look different; the first test alone decides those. ``comments=False``:
+    only the first test (comments count, as with ``label.ignore_comments`` off)."""
     if a.translate(None, _FORMATTING) == b.translate(None, _FORMATTING):
         return True
+    if not comments:
+        return False
     return _HASH_TO_EOL.sub(b"", a).translate(None, _FORMATTING) == _HASH_TO_EOL.sub(
         b"", b
     ).translate(None, _FORMATTING)
@@ -582,6 +579,7 @@ def cosmetic_change(
     annotations: bool = True,
     exact: bool = True,
     hunks: Sequence[Hunk] | None = None,
+    comments: bool = True,
 ) -> str | None:
     """:data:`FORMAT` when two versions of a Python file have the same AST (checked when
     ``reformat``), :data:`ANNOTATIONS` when they differ only in type annotations (checked
@@ -590,11 +588,12 @@ def cosmetic_change(
     be blamed for the file's lines. ``exact=False`` judges annotations on the statements
     around the change (its ``hunks``, when known) where it can
     (:func:`_looks_annotation_only`): what mining uses for every commit of a history,
-    while the label stage checks the few it blames exactly."""
+    while the label stage checks the few it blames exactly. ``comments=False``: a change of
+    comments is not a reformat (``label.ignore_comments`` off: comment lines are blamed)."""
     if before == after:
         return None
     # cheap necessary condition first: equal once what formatters change is removed
-    if reformat and _may_be_reformat(before, after):
+    if reformat and _may_be_reformat(before, after, comments):
         same = None if exact else _looks_same_ast(before, after, hunks)
         if same is None:
             same = _same_ast(before, after)
@@ -1171,6 +1170,7 @@ class Blamer:
                         after,
                         reformat=self.settings.skip_cosmetic_commits,
                         annotations=self.settings.skip_annotation_commits,
+                        comments=self.settings.ignore_comments,
                     )
                     is not None
                 )

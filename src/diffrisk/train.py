@@ -1003,7 +1003,7 @@ def train(
             n_train=int(elig.sum()),
             n_buggy=n_buggy,
         )
-    fingerprint = training_fingerprint(meta, cfg, kind_opt, int(elig.sum()), n_buggy)
+    fingerprint = training_fingerprint(meta, cfg, kind_opt, frame.loc[elig])
     same = None if force else _trained_on(data_dir, fingerprint)
     if same is not None:
         return TrainResult(
@@ -1064,10 +1064,9 @@ def train(
     )
 
 
-def training_fingerprint(
-    meta: dict[str, Any], cfg: Config, kind: str, n_labelled: int, n_buggy: int
-) -> str:
-    """What a training run depends on: the mined history (its HEAD and labelled counts),
+def training_fingerprint(meta: dict[str, Any], cfg: Config, kind: str, rows: pd.DataFrame) -> str:
+    """What a training run depends on: the mined history (its HEAD and the labelled
+    ``rows``: each change's sha, label and fix times),
     the settings, the model kind asked for, the dataset schema, the fix rule and blame
     versions, diffrisk's version and the bundled model competing. Equal fingerprints
     train the same model."""
@@ -1083,8 +1082,12 @@ def training_fingerprint(
         bundled = None
     d = {
         "head": meta.get("head"),
-        "labelled": n_labelled,
-        "buggy": n_buggy,
+        "rows": hashlib.sha256(
+            "\n".join(
+                f"{sha} {int(lab)} {len(ts)} {ts[0] if ts else ''}"
+                for sha, lab, ts in zip(rows["sha"], rows["label"], rows["_fix_times"], strict=True)
+            ).encode()
+        ).hexdigest(),
         "kind": kind,
         "train": cfg.train.model_dump(),
         "label": cfg.label.model_dump(),
@@ -1110,7 +1113,10 @@ def _trained_on(data_dir: str | Path, fingerprint: str) -> str | None:
         cur = reg.current()
         if cur is None:
             return None
-        return cur if reg.metadata(cur).get("training_fingerprint") == fingerprint else None
+        if reg.metadata(cur).get("training_fingerprint") != fingerprint:
+            return None
+        reg.load(cur)  # a damaged or tampered model file is replaced, not kept
+        return cur
     except DiffriskError:
         return None  # an unreadable registry: training says what is wrong with it
 

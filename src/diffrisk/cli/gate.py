@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -229,7 +230,7 @@ def _ancestry_warnings(repo: str, base: str | None, head: str) -> list[str]:
             out = gr.run("rev-list", "--count", *args).decode().strip()
             return int(out) if out.isdigit() else 0
 
-        dropped, new = count("--no-merges", f"{h}..{b}"), count(f"{b}..{h}")
+        dropped, new = count("--no-merges", f"{h}..{b}"), count("--no-merges", f"{b}..{h}")
     except DiffriskError:
         return []  # scoring has said what is wrong with them
     if not dropped:
@@ -292,9 +293,12 @@ def merge_summary(d: GateDecision, head: str | None) -> str:
 DEPLOY_ROWS = 20
 
 
-def deploy_summary(d: DeployDecision, base: str, head: str) -> str:
+def deploy_summary(d: DeployDecision, base: str, head: str, warnings: Sequence[str] = ()) -> str:
     icon = "✅" if d.outcome == "pass" else "❌"
     lines = [f"### {icon} diffrisk deployment gate: {d.outcome}", "", d.message, ""]
+    lines += [f"> **Warning:** {w}" for w in warnings]
+    if warnings:
+        lines.append("")
     lines.append(f"- shipping `{base[:12]}..{head[:12]}`: {len(d.changes)} change(s)")
     one = "" if d.max_risk is None else f"the riskiest change >= {d.max_risk:.2f} or "
     lines.append(
@@ -518,7 +522,9 @@ def gate_cmd(
             typical_probability=None if typical is None else float(typical),
             expected_factor=gcfg.deploy_expected_factor,
         )
-        summary = deploy_summary(dd, str(res.get("base") or base), str(res.get("head") or head))
+        summary = deploy_summary(
+            dd, str(res.get("base") or base), str(res.get("head") or head), deploy_warnings
+        )
         _finish(
             dd,
             summary,

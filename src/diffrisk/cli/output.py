@@ -28,11 +28,14 @@ def _top_level(ctx: click.Context, param: click.Parameter, value: str) -> str:
     p = Path(value).expanduser()
     if not p.is_dir() or (p / ".git").exists():
         return value
+    # git's own GIT_DIR / GIT_WORK_TREE (inside a hook) would name another repository
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     try:
         out = subprocess.run(
             ["git", "-C", str(p), "rev-parse", "--show-toplevel"],
             capture_output=True,
             check=False,
+            env=env,
         ).stdout.strip()
     except OSError:
         return value  # no git: open_repo says so

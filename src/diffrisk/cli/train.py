@@ -194,7 +194,8 @@ def train_cmd(
         stderr_console().print(f"[yellow]{res.message}[/]")
         return
     if res.status == "unchanged":
-        console.print(res.message)
+        if not quiet:
+            console.print(res.message)
         return
     if not quiet and res.evaluation:
         render_evaluation(res.evaluation, console)
