@@ -679,3 +679,17 @@ def test_cosmetic_values_in_processes_agree_with_one(tmp_path: Path) -> None:
     pooled = cosmetic_values(rows, counts, blobs.get, workers=2, source=lambda p: "tests" not in p)
     assert alone == expected
     assert pooled == [None, *expected[1:]]  # the test file is not source: not judged
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_reindenting_a_multi_line_string_is_a_change(exact: bool) -> None:
+    # 2 -> 4 spaces re-indents the string's second line too: its value changes
+    from diffrisk.szz import cosmetic_change
+
+    q = '"' * 3
+    two = f"def f():\n  x = 1\n  y = {q}a\n  b{q}\n  return x, y\n"
+    four = f"def f():\n    x = 1\n    y = {q}a\n    b{q}\n    return x, y\n"
+    assert cosmetic_change(two.encode(), four.encode(), exact=exact) is None
+    # without the string, the same re-indenting is a reformat
+    plain = two.replace(f"{q}a\n  b{q}", "'ab'"), four.replace(f"{q}a\n    b{q}", "'ab'")
+    assert cosmetic_change(plain[0].encode(), plain[1].encode(), exact=exact) == "format"

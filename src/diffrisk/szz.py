@@ -696,8 +696,13 @@ def _context(lines: list[bytes], s: int) -> bytes | None:
     return header or b""
 
 
+def _first_indent(lines: list[bytes]) -> int:
+    """The indentation of the first statement among ``lines``."""
+    return next((i for i in map(_indent, lines) if i is not None), 0)
+
+
 def _dedented(lines: list[bytes], class_body: bool) -> bytes:
-    cut = next((i for i in map(_indent, lines) if i is not None), 0)  # the first statement's
+    cut = _first_indent(lines)
     body = [x[cut:] if x[:cut].strip() == b"" else x for x in lines]
     if class_body:  # annotated names of a class body are fields: keep that reading
         return b"class _:\n" + b"".join(b"    " + x if x.strip() else x for x in body)
@@ -791,7 +796,12 @@ def _statements_around(
             skipped = True  # in a block the stripping removes whole: it changes nothing
             continue
         in_class = ctx.startswith(b"class")
-        out.append((_dedented(la[sa:ea], in_class), _dedented(lb[sb:eb], in_class)))
+        pa, pb = la[sa:ea], lb[sb:eb]
+        if _first_indent(pa) != _first_indent(pb) and any(
+            b'"""' in x or b"'''" in x for x in (*pa, *pb)
+        ):
+            return None  # dedenting by different amounts would change a multi-line string
+        out.append((_dedented(pa, in_class), _dedented(pb, in_class)))
     return out, skipped
 
 
