@@ -494,8 +494,10 @@ def test_a_corrupt_prediction_log_warns_with_the_fix(world: dict, tmp_path: Path
     (data / "predictions.parquet").write_bytes(b"not parquet")
     res = CliRunner().invoke(
         cli,
-        ["score", "--repo", str(world["repo"]), "--data-dir", str(data)]
-        + ["--base", "main", "--head", "safe", "--json"],
+        [
+            *("score", "--repo", str(world["repo"]), "--data-dir", str(data)),
+            *("--base", "main", "--head", "safe", "--json"),
+        ],
     )
     assert res.exit_code == 0  # scoring never fails for the log
     flat = " ".join(res.stderr.split())
