@@ -281,9 +281,8 @@ def time_folds(
         )
     ns = et.astype("int64").to_numpy()
     cuts = [int(np.quantile(ns, i / (n_folds + 1), method="lower")) for i in range(1, n_folds + 1)]
-    cuts.append(
-        int(ns.max()) + 1_000_000_000
-    )  # one second past the newest (times are whole seconds)
+    # one second past the newest (times are whole seconds)
+    cuts.append(int(ns.max()) + 1_000_000_000)
     gap = pd.Timedelta(days=gap_days)
     final_y = (frame["label"].fillna(0).astype(int)).to_numpy()
     tn = times.astype("int64").to_numpy()

@@ -115,6 +115,23 @@ class GitRepo:
         return b"true" in out.lower() or b"partialclone" in out.lower()
 
 
+def work_tree_top(path: str | os.PathLike[str]) -> Path | None:
+    """The top level of the work tree ``path`` is in (``path`` itself at the top), else
+    None (a bare repository, a git directory, no repository, no git). A hook's
+    ``GIT_DIR`` / ``GIT_WORK_TREE`` would name another repository: they are ignored."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "--show-toplevel"],
+            capture_output=True,
+            check=False,
+            env=env,
+        ).stdout.strip()
+    except OSError:
+        return None
+    return Path(os.fsdecode(out)) if out else None
+
+
 def open_repo(path: str | os.PathLike[str], *, allow_shallow: bool = False) -> GitRepo:
     """Open a repository (work tree or bare) and check it can be mined."""
     p = Path(path).expanduser()
@@ -125,13 +142,9 @@ def open_repo(path: str | os.PathLike[str], *, allow_shallow: bool = False) -> G
     try:
         repo = git.Repo(p, search_parent_directories=False)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        top = subprocess.run(
-            ["git", "-C", str(p), "rev-parse", "--show-toplevel"],
-            capture_output=True,
-            check=False,
-        ).stdout.strip()
-        if top:
-            root = top.decode("utf-8", "replace")
+        top = work_tree_top(p)
+        if top is not None:
+            root = str(top)
             raise NotAGitRepositoryError(
                 f"{p} is a directory inside the repository {root}, not its top level",
                 hint=f"run from {root} or pass --repo {root}",

@@ -503,14 +503,13 @@ def _normalize_string_statements(body: list[ast.stmt]) -> None:
                 v = node.value.value
                 node.value.value = "\n".join(line.strip() for line in v.splitlines()).strip()
             continue
-        if isinstance(node, ast.Assign | ast.AnnAssign | ast.Return | ast.Import | ast.ImportFrom):
-            continue
         for name in _BODIES:
-            for item in getattr(node, name, None) or ():
-                if isinstance(item, ast.stmt):
-                    _normalize_string_statements([item])
-                else:  # an except handler or a match case: its body
+            inner = getattr(node, name, None) or []
+            if name in ("handlers", "cases"):  # except handlers, match cases: their bodies
+                for item in inner:
                     _normalize_string_statements(item.body)
+            else:
+                _normalize_string_statements(inner)
 
 
 def _shared(a: bytes, b: bytes, most: int, *, at_end: bool = False) -> int:
@@ -551,19 +550,27 @@ _FORMATTING = b" \t\r\n'\"(),\\"
 _HASH_TO_EOL = re.compile(rb"#[^\n]*")
 
 
+def _alike(a: bytes, b: bytes, key: Callable[[bytes], object], comments: bool = True) -> bool:
+    """``key(a) == key(b)``, or (``comments``) the same once everything from ``#`` to the
+    end of a line is cut from both. That cut can also take the end of a string holding
+    ``#``, so it is only ever a second try: a test that must hold for equal ASTs stays
+    one."""
+    if key(a) == key(b):
+        return True
+    if not comments or (b"#" not in a and b"#" not in b):
+        return False
+    return key(_HASH_TO_EOL.sub(b"", a)) == key(_HASH_TO_EOL.sub(b"", b))
+
+
+def _without_formatting(text: bytes) -> bytes:
+    return text.translate(None, _FORMATTING)
+
+
 def _may_be_reformat(a: bytes, b: bytes, comments: bool = True) -> bool:
     """A necessary condition for equal ASTs: equal once what formatters change is removed,
     or also comments (a formatter dropping ``# noqa`` that a longer line limit made
-    unneeded). Cut from ``#`` to the end of the line, a string holding ``#`` can make
-    two equal ASTs look different; the first test alone decides those. ``comments=False``:
-    only the first test (comments count, as with ``label.ignore_comments`` off)."""
-    if a.translate(None, _FORMATTING) == b.translate(None, _FORMATTING):
-        return True
-    if not comments:
-        return False
-    return _HASH_TO_EOL.sub(b"", a).translate(None, _FORMATTING) == _HASH_TO_EOL.sub(
-        b"", b
-    ).translate(None, _FORMATTING)
+    unneeded); ``comments=False``: comments count (``label.ignore_comments`` off)."""
+    return _alike(a, b, _without_formatting, comments)
 
 
 def is_python_path(path: str) -> bool:
@@ -871,15 +878,7 @@ def _raw_statements(text: bytes) -> list[str]:
 def _same_words(da: bytes, db: bytes) -> bool:
     """The lines two versions do not share hold the same operators and keywords (also
     when counted without comments, which neither a reformat nor annotations read)."""
-    if collections.Counter(_NOT_ANNOTATION.findall(da)) == collections.Counter(
-        _NOT_ANNOTATION.findall(db)
-    ):
-        return True
-    if b"#" not in da and b"#" not in db:
-        return False
-    return collections.Counter(
-        _NOT_ANNOTATION.findall(_HASH_TO_EOL.sub(b"", da))
-    ) == collections.Counter(_NOT_ANNOTATION.findall(_HASH_TO_EOL.sub(b"", db)))
+    return _alike(da, db, lambda t: collections.Counter(_NOT_ANNOTATION.findall(t)))
 
 
 def _same_without_annotations(a: bytes, b: bytes) -> bool:

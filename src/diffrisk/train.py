@@ -1066,10 +1066,9 @@ def train(
 
 def training_fingerprint(meta: dict[str, Any], cfg: Config, kind: str, rows: pd.DataFrame) -> str:
     """What a training run depends on: the mined history (its HEAD and the labelled
-    ``rows``: each change's sha, label and fix times),
-    the settings, the model kind asked for, the dataset schema, the fix rule and blame
-    versions, diffrisk's version and the bundled model competing. Equal fingerprints
-    train the same model."""
+    ``rows``: each change's sha, label and fix times), the settings, the model kind asked
+    for, the dataset schema, the fix rule and blame versions, diffrisk's version and the
+    bundled model competing. Equal fingerprints train the same model."""
     from diffrisk import __version__
     from diffrisk.fixes import RULE_VERSION
     from diffrisk.label import _BLAME_VERSION
@@ -1084,7 +1083,7 @@ def training_fingerprint(meta: dict[str, Any], cfg: Config, kind: str, rows: pd.
         "head": meta.get("head"),
         "rows": hashlib.sha256(
             "\n".join(
-                f"{sha} {int(lab)} {len(ts)} {ts[0] if ts else ''}"
+                f"{sha} {int(lab)} {' '.join(map(str, ts))}"
                 for sha, lab, ts in zip(rows["sha"], rows["label"], rows["_fix_times"], strict=True)
             ).encode()
         ).hexdigest(),

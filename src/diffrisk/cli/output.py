@@ -23,26 +23,13 @@ quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar
 def _top_level(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """A directory inside a work tree stands for the work tree, as in git (its data,
     configuration and history are the whole repository's)."""
-    import subprocess
+    from diffrisk.gitio import work_tree_top
 
     p = Path(value).expanduser()
     if not p.is_dir() or (p / ".git").exists():
         return value
-    # git's own GIT_DIR / GIT_WORK_TREE (inside a hook) would name another repository
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(p), "rev-parse", "--show-toplevel"],
-            capture_output=True,
-            check=False,
-            env=env,
-        ).stdout.strip()
-    except OSError:
-        return value  # no git: open_repo says so
-    if not out:
-        return value  # not a work tree (a bare repository, a git directory, no repository)
-    top = Path(os.fsdecode(out))
-    return value if top.resolve() == p.resolve() else str(top)
+    top = work_tree_top(p)  # None: not a work tree; open_repo says what it is
+    return value if top is None or top.resolve() == p.resolve() else str(top)
 
 
 repo_option = click.option(
