@@ -15,6 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -396,6 +397,20 @@ class MonitorConfig(_Section):
 
 
 class Config(_Section):
+    _source: Any = PrivateAttr(default=None)  # diffrisk.trusted.SettingsSource, or None
+    _path: Any = PrivateAttr(default=None)  # the explicit --config path, if any
+
+    @property
+    def source(self) -> Any:
+        """Where the configuration (and the report templates) were read from: a
+        :class:`diffrisk.trusted.SettingsSource`, or None (defaults, no repository)."""
+        return self._source
+
+    @property
+    def config_path(self) -> str | Path | None:
+        """The explicit configuration file it was loaded from (``--config``), if any."""
+        return self._path
+
     mine: MineConfig = Field(default_factory=MineConfig)
     fixes: FixesConfig = Field(default_factory=FixesConfig)
     label: LabelConfig = Field(default_factory=LabelConfig)
@@ -436,38 +451,97 @@ def parse_config(data: dict[str, Any], source: str = "configuration") -> Config:
         ) from None
 
 
+def _decode_toml(data: bytes, where: str) -> dict[str, Any]:
+    """TOML from bytes: UTF-8 (a byte-order mark is allowed), else a clear error."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ConfigError(
+            f"{where} is UTF-16 text; TOML files must be UTF-8",
+            hint="save it as UTF-8 (e.g. `iconv -f UTF-16 -t UTF-8`)",
+        )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"{where} is not UTF-8 text (byte {err.start}: {data[err.start : err.start + 1]!r}); "
+            "TOML files must be UTF-8",
+            hint="save it as UTF-8 (e.g. `iconv -f LATIN1 -t UTF-8`)",
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(
+            f"{where} is not valid TOML: {err}", hint="fix the syntax error"
+        ) from None
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path} is not valid TOML: {err}", hint="fix the syntax error") from None
+        data = path.read_bytes()
     except OSError as err:
         raise ConfigError(f"cannot read {path}: {err.strerror}") from None
+    return _decode_toml(data, str(path))
 
 
-def load_config(repo: str | Path | None = None, path: str | Path | None = None) -> Config:
-    """Load configuration for ``repo``; an explicit ``path`` wins. Defaults when none exists."""
+def _from_table(data: dict[str, Any], name: str, where: str) -> Config | None:
+    """The configuration in a file's parsed TOML: a pyproject.toml's [tool.diffrisk]
+    table (None when it has none), or the whole of any other file."""
+    if name == "pyproject.toml":
+        table = data.get("tool", {}).get("diffrisk")
+        return None if table is None else parse_config(table, f"{where} [tool.diffrisk]")
+    return parse_config(data, where)
+
+
+def load_config(
+    repo: str | Path | None = None,
+    path: str | Path | None = None,
+    rev: str | None = None,
+) -> Config:
+    """Load configuration for ``repo``; an explicit ``path`` wins. Defaults when none exists.
+
+    With ``rev`` (a commit of ``repo``), the files are read as they are in that commit,
+    ``path`` too when it lies inside the repository: how a pull request is judged comes
+    from its trusted base, never from its own checkout. The returned config remembers
+    where it came from (:attr:`Config.source`), for the report templates.
+    """
+    from diffrisk.trusted import SettingsSource
+
+    source = SettingsSource.of(repo, rev) if repo is not None else None
+    cfg = _load(source, path)
+    cfg._source = source
+    cfg._path = path
+    return cfg
+
+
+def _load(source: Any, path: str | Path | None) -> Config:
     if path is not None:
         p = Path(path)
-        if not p.is_file():
+        rel = source.inside(p) if source is not None and source.rev else None
+        if rel is None:
+            if not p.is_file():
+                raise ConfigError(
+                    f"configuration file {p} does not exist", hint="check the --config path"
+                )
+            return _from_table(_read_toml(p), p.name, str(p)) or Config()
+        data = source.read(rel)
+        if data is None:
             raise ConfigError(
-                f"configuration file {p} does not exist", hint="check the --config path"
+                f"configuration file {source.describe(rel)} does not exist",
+                hint="the configuration is read from the base commit: commit it there first, "
+                "or check the --config path",
             )
-        data = _read_toml(p)
-        if p.name == "pyproject.toml":
-            data = data.get("tool", {}).get("diffrisk", {})
-        return parse_config(data, str(p))
-    if repo is not None:
-        root = Path(repo)
-        own = root / ".diffrisk.toml"
-        if own.is_file():
-            return parse_config(_read_toml(own), str(own))
-        pyproject = root / "pyproject.toml"
-        if pyproject.is_file():
-            table = _read_toml(pyproject).get("tool", {}).get("diffrisk")
-            if table is not None:
-                return parse_config(table, f"{pyproject} [tool.diffrisk]")
+        return (
+            _from_table(_decode_toml(data, source.describe(rel)), p.name, source.describe(rel))
+            or Config()
+        )
+    if source is not None:
+        for name in (".diffrisk.toml", "pyproject.toml"):
+            data = source.read(name)
+            if data is None:
+                continue
+            where = source.describe(name)
+            cfg = _from_table(_decode_toml(data, where), name, where)
+            if cfg is not None:
+                return cfg
     return Config()
 
 

@@ -593,7 +593,7 @@ def publish(
     result: ScoreResult | Mapping[str, Any],
     config: Config | None = None,
     *,
-    repo_root: str | Path | None = None,
+    repo_root: Any = None,  # diffrisk.trusted.SettingsSource, or a work tree's path
     context: GitHubContext | None = None,
     token: str | None = None,
     report_path: str | Path | None = None,

@@ -6,6 +6,7 @@ blobs are read through one long-lived ``git cat-file --batch`` per process.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 from collections.abc import Iterator, Sequence
@@ -30,8 +31,27 @@ GIT_ENV = {
     "GIT_OPTIONAL_LOCKS": "0",
     "LC_ALL": "C",
 }
-# -c options for every git process: no quoting of odd paths, no external diff drivers.
-GIT_CONFIG = ["-c", "core.quotepath=off", "-c", "diff.external=", "-c", "log.showSignature=false"]
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+# -c options for every git process: no quoting of odd paths, no external diff drivers, and
+# no work tree. git reads .gitattributes and .mailmap from the work tree, which in CI is the
+# pull request's checkout: a PR's `*.py -diff` would turn its own lines into a binary "-"
+# and its .mailmap would lend it a veteran's experience. As a bare repository git reads no
+# attributes from the tree (attr.tree: git 2.42 and newer read HEAD's otherwise) and the
+# mailmap from a blob we name (GitRepo.mailmap_rev; HEAD's by default).
+GIT_CONFIG = [
+    "-c",
+    "core.quotepath=off",
+    "-c",
+    "diff.external=",
+    "-c",
+    "log.showSignature=false",
+    "-c",
+    "core.bare=true",
+    "-c",
+    f"attr.tree={EMPTY_TREE}",
+]
+# Variables that would give git a work tree, an index or an attribute source of its own.
+_UNSET = ("GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_ATTR_SOURCE", "GIT_DIR")
 
 SHALLOW_HINT = (
     "fetch the full history: `git fetch --unshallow`, or in GitHub Actions set "
@@ -46,18 +66,23 @@ class GitRepo:
     path: Path
     git_dir: Path
     bare: bool
+    mailmap_rev: str | None = None
+    """The commit whose .mailmap maps authors (None: HEAD's). In CI, a trusted one."""
 
     def env(self) -> dict[str, str]:
-        env = dict(os.environ)
+        env = {k: v for k, v in os.environ.items() if k not in _UNSET}
         env.update(GIT_ENV)
         return env
 
     def argv(self, *args: str) -> list[str]:
-        # --bare: with --git-dir alone, git takes the current directory for a work tree
-        # when the repository's config does not say it is bare, and then ignores the
-        # HEAD:.mailmap a bare repository uses
-        bare = ["--bare"] if self.bare else []
-        return ["git", *bare, "--git-dir", str(self.git_dir), *GIT_CONFIG, *args]
+        # --bare (and core.bare above): with --git-dir alone, git takes the current
+        # directory for a work tree and reads its .gitattributes and .mailmap
+        mailmap = ["-c", f"mailmap.blob={self.mailmap_rev}:.mailmap"] if self.mailmap_rev else []
+        return ["git", "--bare", "--git-dir", str(self.git_dir), *GIT_CONFIG, *mailmap, *args]
+
+    def with_mailmap(self, rev: str) -> GitRepo:
+        """This repository with authors mapped by the .mailmap of ``rev`` (resolved here)."""
+        return dataclasses.replace(self, mailmap_rev=self.resolve(rev))
 
     def run(self, *args: str, input: bytes | None = None, check: bool = True) -> bytes:
         """Run git and return stdout; a failure raises :class:`GitCommandError`."""
@@ -198,6 +223,12 @@ class CatFile:
         proc.stdin.flush()
         header = proc.stdout.readline()
         if not header:
+            # a partial clone's promised object: git stops rather than say "missing" when
+            # it cannot fetch it (GIT_NO_LAZY_FETCH); the next read starts a new process
+            err = proc.stderr.read() if proc.stderr is not None else b""
+            self.close()
+            if b"promisor remote" in err:
+                return None
             raise GitCommandError(f"git cat-file stopped while reading {oid}")
         parts = header.split()
         if len(parts) < 3 or parts[1] == b"missing":

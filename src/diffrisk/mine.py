@@ -627,6 +627,7 @@ def mine(
     rule = FixRule.from_config(fixes)
     repo = open_repo(repo_path)
     head = repo.resolve(rev)
+    repo = repo.with_mailmap(head)  # authors as the mined commit's .mailmap maps them
     data = Path(data_dir)
     settings = {
         "code_metrics": cfg.code_metrics,

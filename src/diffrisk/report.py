@@ -33,7 +33,7 @@ import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import jinja2
@@ -44,6 +44,9 @@ from diffrisk.config import Config, ReportConfig
 from diffrisk.errors import ConfigError, DataError
 from diffrisk.ghactions import cut_markdown
 from diffrisk.score import CommitRisk, Factor, FileRisk, ScoreResult
+
+if TYPE_CHECKING:
+    from diffrisk.trusted import SettingsSource
 
 #: GitHub's limits: issue comment body, and check run output summary/text (characters).
 COMMENT_LIMIT = 65_536
@@ -284,10 +287,37 @@ def comment_marker(check_name: str = "diffrisk") -> str:
     return f'<!-- diffrisk:comment check="{name}" -->'
 
 
-def _environment(user_dir: Path | None = None) -> SandboxedEnvironment:
+class _SourceLoader(jinja2.BaseLoader):
+    """Templates from one directory of a :class:`~diffrisk.trusted.SettingsSource`: the
+    trusted commit's files (or the work tree's), regular files only, never a symbolic
+    link (which could name ``/proc/self/environ`` and print the token)."""
+
+    def __init__(self, source: SettingsSource, directory: str) -> None:
+        self.source = source
+        self.directory = directory
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str | None, Any]:
+        pieces = jinja2.loaders.split_template_path(template)  # refuses ".."
+        rel = "/".join([*([self.directory] if self.directory else []), *pieces])
+        data = self.source.read(rel)
+        if data is None:
+            raise jinja2.TemplateNotFound(template)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(
+                f"report template {self.source.describe(rel)} is not UTF-8 text",
+                hint="save it as UTF-8",
+            ) from None
+        return text, None, lambda: True
+
+
+def _environment(user: _SourceLoader | None = None) -> SandboxedEnvironment:
     loaders: list[jinja2.BaseLoader] = []
-    if user_dir is not None:
-        loaders.append(jinja2.FileSystemLoader(str(user_dir)))
+    if user is not None:
+        loaders.append(user)
     loaders.append(jinja2.FileSystemLoader(str(_TEMPLATES)))
     env = SandboxedEnvironment(
         loader=jinja2.ChoiceLoader(loaders),
@@ -301,23 +331,28 @@ def _environment(user_dir: Path | None = None) -> SandboxedEnvironment:
     return env
 
 
-def _template(name: str, custom: str | None, repo_root: str | Path | None) -> jinja2.Template:
+def _template(
+    name: str, custom: str | None, source: SettingsSource | str | Path | None
+) -> jinja2.Template:
     if not custom:
         return _environment().get_template(name)
-    root = Path(repo_root or ".").resolve()
-    path = (root / custom).resolve()
-    if not path.is_relative_to(root):
+    from diffrisk.trusted import SettingsSource
+
+    src = source if isinstance(source, SettingsSource) else SettingsSource(Path(source or "."))
+    parts = Path(custom).as_posix().split("/")
+    if Path(custom).is_absolute() or ".." in parts:
         raise ConfigError(
             f"report template {custom} is outside the repository",
             hint="give a path relative to the repository root",
         )
-    if not path.is_file():
+    directory, _, base = Path(custom).as_posix().rpartition("/")
+    if src.read(custom) is None:
         raise ConfigError(
-            f"report template {custom} does not exist in {root}",
+            f"report template {src.describe(custom)} does not exist",
             hint="fix report.template in the configuration, or remove it to use the built-in one",
         )
     try:
-        return _environment(path.parent).get_template(path.name)
+        return _environment(_SourceLoader(src, directory)).get_template(base)
     except jinja2.TemplateSyntaxError as err:
         raise ConfigError(
             f"report template {custom}, line {err.lineno}: {err.message}",
@@ -343,7 +378,7 @@ def render_comment(
     result: ScoreResult | Mapping[str, Any],
     config: ReportConfig | None = None,
     *,
-    repo_root: str | Path | None = None,
+    repo_root: SettingsSource | str | Path | None = None,
     summary_url: str | None = None,
     limit: int = COMMENT_LIMIT,
 ) -> str:
@@ -363,7 +398,7 @@ def render_summary(
     result: ScoreResult | Mapping[str, Any],
     config: ReportConfig | None = None,
     *,
-    repo_root: str | Path | None = None,
+    repo_root: SettingsSource | str | Path | None = None,
     report_path: str | None = None,
 ) -> str:
     """The job summary (everything expanded); the 1 MiB cut happens when it is written."""
@@ -380,7 +415,7 @@ def render_check_summary(
     result: ScoreResult | Mapping[str, Any],
     config: ReportConfig | None = None,
     *,
-    repo_root: str | Path | None = None,
+    repo_root: SettingsSource | str | Path | None = None,
     summary_url: str | None = None,
 ) -> str:
     """The check run's output summary: the comment without its marker, cut to 65,535."""

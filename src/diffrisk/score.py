@@ -675,7 +675,8 @@ def score(
     t0 = time.perf_counter()
     cfg = config or Config()
     scfg = cfg.score
-    repo = open_repo(repo_path)
+    # authors as the base's .mailmap maps them: a PR's own .mailmap does not count
+    repo = open_repo(repo_path).with_mailmap(base)
     data = Path(data_dir) if data_dir is not None else default_data_dir(repo_path)
     dataset = store.load_dataset(data)
     assert dataset is not None  # load_dataset raises when there is none
@@ -749,6 +750,9 @@ def score(
             "seen few changes like it, so treat the score as a rough guide; a change this size is "
             "safer reviewed in parts"
         )
+    from diffrisk.trusted import pull_request_notes
+
+    warnings.extend(pull_request_notes(cfg, a.head))
     meta = getattr(model, "metadata", {}) or {}
     return ScoreResult(
         repo=str(repo_path),

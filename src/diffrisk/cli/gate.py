@@ -21,11 +21,12 @@ from diffrisk.cli.output import (
     config_option,
     data_dir_option,
     json_option,
+    load_judging_config,
     print_json,
     quiet_option,
     repo_option,
+    worktree_config_option,
 )
-from diffrisk.config import load_config
 from diffrisk.errors import (
     ConfigError,
     DataError,
@@ -131,7 +132,9 @@ def comment_decision(
     context = GitHubContext.from_env()
     result = report.result_dict(result)
     add_reviewer_logins(result, client, context.server_url)
-    body = report.render_comment(result, cfg.report, summary_url=context.run_url)
+    body = report.render_comment(
+        result, cfg.report, repo_root=cfg.source, summary_url=context.run_url
+    )
     section = "\n\n---\n\n" + merge_summary(decision, None)
     body = cut_markdown(body, report.COMMENT_LIMIT - len(section), "_(cut)_") + section
     try:
@@ -328,6 +331,7 @@ def deploy_summary(d: DeployDecision, base: str, head: str, warnings: Sequence[s
 @repo_option
 @data_dir_option
 @config_option
+@worktree_config_option
 @click.option(
     "--score-file",
     type=click.Path(dir_okay=False),
@@ -422,6 +426,7 @@ def gate_cmd(
     repo: str,
     data_dir: str | None,
     config_path: str | None,
+    worktree_config: bool,
     score_file: str | None,
     base: str | None,
     head: str | None,
@@ -458,8 +463,6 @@ def gate_cmd(
     --base, BASE is the newest tag matching --tag-pattern or the last successful
     deployment to --environment.
     """
-    cfg = load_config(repo, config_path)
-    gcfg = cfg.gate
     ddir = Path(data_dir) if data_dir else default_data_dir(repo)
     token = os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN")
     if token:
@@ -498,6 +501,8 @@ def gate_cmd(
                     "--deploy needs --base, --tag-pattern or --environment",
                     hint="pass the last deployed ref with --base",
                 )
+        cfg = load_judging_config(repo, config_path, base, worktree_config)
+        gcfg = cfg.gate
         try:
             res = (
                 _load_score_file(score_file)
@@ -542,13 +547,16 @@ def gate_cmd(
     base = base or ev_base
     head = head or ev_head or "HEAD"
     warnings: list[str] = []
-    try:
-        res: dict[str, Any] | None = (
-            _load_score_file(score_file) if score_file else _score_now(repo, ddir, base, head, cfg)
-        )
-    except NothingToScoreError as err:  # e.g. only empty commits: no risk to gate on
-        res = None
-        warnings.append(err.message)
+    res: dict[str, Any] | None = _load_score_file(score_file) if score_file else None
+    # the settings that judge the PR are its base's, never its own checkout's
+    trusted = base or (res or {}).get("base") or None
+    cfg = load_judging_config(repo, config_path, trusted, worktree_config)
+    gcfg = cfg.gate
+    if res is None:
+        try:
+            res = _score_now(repo, ddir, base, head, cfg)
+        except NothingToScoreError as err:  # e.g. only empty commits: no risk to gate on
+            warnings.append(err.message)
     label = override_label if override_label is not None else gcfg.override_label
     number = pr_number or ev_number
     override = None
@@ -640,7 +648,11 @@ def _finish(
             body = (
                 summary
                 + "\n---\n\n"
-                + report.render_check_summary(result, cfg.report if cfg else None)
+                + report.render_check_summary(
+                    result,
+                    cfg.report if cfg else None,
+                    repo_root=cfg.source if cfg else None,
+                )
             )
             annotations = annotations_for(result)
         w = post_check(gh, head_sha, check_name, decision.conclusion, title, body, annotations)

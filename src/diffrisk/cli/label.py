@@ -11,6 +11,7 @@ from rich.table import Table
 from diffrisk.cli.output import (
     Console,
     config_option,
+    config_rev_option,
     data_dir_option,
     github_token_option,
     json_option,
@@ -43,6 +44,7 @@ from diffrisk.paths import default_data_dir
 )
 @github_token_option("for --github-repo; without one the GitHub source is skipped")
 @config_option
+@config_rev_option
 @json_option
 @quiet_option
 def label_cmd(
@@ -53,6 +55,7 @@ def label_cmd(
     github_repo: str | None,
     github_token: str | None,
     config_path: str | None,
+    config_rev: str | None,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -64,7 +67,7 @@ def label_cmd(
     Writes DATA_DIR/labels.parquet and DATA_DIR/szz_links.parquet; a second run blames
     only new fixes. See docs/labels.md.
     """
-    cfg = load_config(repo, config_path)
+    cfg = load_config(repo, config_path, rev=config_rev)
     out_dir = Path(data_dir) if data_dir else default_data_dir(repo)
     github_repo = github_repo or os.environ.get("GITHUB_REPOSITORY") or None
     console = stderr_console()

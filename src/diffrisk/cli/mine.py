@@ -15,6 +15,7 @@ from rich.table import Table
 from diffrisk.cli.output import (
     Console,
     config_option,
+    config_rev_option,
     data_dir_option,
     json_option,
     print_json,
@@ -59,6 +60,7 @@ from diffrisk.store import META
     help="Processes for code metrics (default: all cores).",
 )
 @config_option
+@config_rev_option
 @json_option
 @quiet_option
 def mine_cmd(
@@ -70,6 +72,7 @@ def mine_cmd(
     rebuild: bool,
     workers: int | None,
     config_path: str | None,
+    config_rev: str | None,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -80,7 +83,7 @@ def mine_cmd(
     DATA_DIR/files.parquet (one row per commit and file). A second run mines only the
     commits not mined yet.
     """
-    cfg = load_config(repo, config_path)
+    cfg = load_config(repo, config_path, rev=config_rev)
     mcfg = cfg.mine
     if code_metrics is not None or no_code_lines or workers:
         mcfg = mcfg.model_copy(

@@ -10,6 +10,7 @@ import click
 from diffrisk.cli.output import (
     Console,
     config_option,
+    config_rev_option,
     data_dir_option,
     github_token_option,
     json_option,
@@ -26,6 +27,7 @@ from diffrisk.paths import default_data_dir
 @repo_option
 @data_dir_option
 @config_option
+@config_rev_option
 @click.option(
     "--recent-days",
     type=click.IntRange(min=1),
@@ -81,6 +83,7 @@ def monitor_cmd(
     repo: str,
     data_dir: str | None,
     config_path: str | None,
+    config_rev: str | None,
     recent_days: int | None,
     markdown_path: str | None,
     summary: bool,
@@ -108,7 +111,7 @@ def monitor_cmd(
     from diffrisk.store import atomic_write_bytes
 
     open_repo(repo, allow_shallow=True)  # a wrong --repo is an error, as for every command
-    cfg = load_config(repo, config_path)
+    cfg = load_config(repo, config_path, rev=config_rev)
     out_dir = Path(data_dir) if data_dir else default_data_dir(repo)
     if issue:
         github_repo = github_repo or os.environ.get("GITHUB_REPOSITORY")

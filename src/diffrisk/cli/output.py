@@ -68,6 +68,41 @@ config_option = click.option(
     type=click.Path(dir_okay=False),
     help="Configuration file (.diffrisk.toml or a pyproject.toml). Default: found in REPO.",
 )
+config_rev_option = click.option(
+    "--config-rev",
+    default=None,
+    metavar="REV",
+    help="Read the configuration (and report templates) as they are in this commit, not in "
+    "the work tree. In CI for a pull request, pass its base: a PR must not choose its own "
+    "settings.",
+)
+worktree_config_option = click.option(
+    "--worktree-config",
+    is_flag=True,
+    help="Read the configuration from the work tree instead of the base commit (to try "
+    "settings locally; never for a pull request in CI, whose checkout is its author's).",
+)
+
+
+def load_judging_config(
+    repo: str, config_path: str | None, base: str | None, worktree_config: bool
+) -> Any:
+    """The configuration a change based on ``base`` is judged by: as it is in ``base``
+    (a pull request does not choose its own settings), unless ``--worktree-config``. A
+    ``--repo`` that is not a git repository (a saved result gated elsewhere) has no commits
+    to read from: its files are read as they are."""
+    from diffrisk.config import load_config
+    from diffrisk.errors import RepositoryError
+    from diffrisk.gitio import open_repo
+
+    rev = None
+    if base and not worktree_config:
+        try:
+            open_repo(repo, allow_shallow=True)
+            rev = base
+        except RepositoryError:
+            rev = None
+    return load_config(repo, config_path, rev=rev)
 
 
 class Console(rich.console.Console):

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from diffrisk.cli.output import Console, config_option, json_option, print_json, repo_option
+from diffrisk.cli.output import (
+    Console,
+    config_option,
+    json_option,
+    load_judging_config,
+    print_json,
+    repo_option,
+    worktree_config_option,
+)
 
 
 @click.command("report")
@@ -19,6 +27,7 @@ from diffrisk.cli.output import Console, config_option, json_option, print_json,
 )
 @repo_option
 @config_option
+@worktree_config_option
 @click.option(
     "--format",
     "fmt",
@@ -99,6 +108,7 @@ def report(
     input_path: str,
     repo: str,
     config_path: str | None,
+    worktree_config: bool,
     fmt: str,
     output: str | None,
     publish: bool | None,
@@ -127,12 +137,12 @@ def report(
 
     from diffrisk import ghactions
     from diffrisk import report as rpt
-    from diffrisk.config import load_config
     from diffrisk.github import GitHubContext
     from diffrisk.github import publish as do_publish
 
     result = rpt.load_result(input_path)
-    cfg = load_config(repo, config_path)
+    # settings and templates as they are in the scored change's base, not the PR's checkout
+    cfg = load_judging_config(repo, config_path, result.base, worktree_config)
     if publish is None:
         publish = ghactions.in_actions()
     if not publish:
@@ -141,8 +151,8 @@ def report(
             return
         text = {
             "terminal": lambda: _terminal_text(result),
-            "comment": lambda: rpt.render_comment(result, cfg.report, repo_root=repo),
-            "summary": lambda: rpt.render_summary(result, cfg.report, repo_root=repo),
+            "comment": lambda: rpt.render_comment(result, cfg.report, repo_root=cfg.source),
+            "summary": lambda: rpt.render_summary(result, cfg.report, repo_root=cfg.source),
             "json": lambda: _json_text(result),
         }[fmt]()
         if output:
@@ -160,7 +170,7 @@ def report(
     outcome = do_publish(
         result,
         cfg,
-        repo_root=repo,
+        repo_root=cfg.source,
         context=ctx,
         report_path=report_path,
         comment_mode=comment_mode,

@@ -10,6 +10,7 @@ import click
 from diffrisk.cli.output import (
     Console,
     config_option,
+    config_rev_option,
     data_dir_option,
     json_option,
     progress_bar,
@@ -30,6 +31,7 @@ from diffrisk.cli.output import (
 )
 @click.option("--head", default=None, help="The change's tip. Default: the PR's head, else HEAD.")
 @config_option
+@config_rev_option
 @json_option
 @quiet_option
 def run_cmd(
@@ -38,6 +40,7 @@ def run_cmd(
     base: str | None,
     head: str | None,
     config_path: str | None,
+    config_rev: str | None,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -54,7 +57,7 @@ def run_cmd(
     from diffrisk.pipeline import run
     from diffrisk.score import pull_request_from_event
 
-    cfg = load_config(repo, config_path)
+    cfg = load_config(repo, config_path, rev=config_rev)
     pr = pull_request_from_event()
     head = head or (pr.head if pr is not None else "HEAD")
     if base is None:

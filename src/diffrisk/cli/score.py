@@ -13,9 +13,11 @@ from diffrisk.cli.output import (
     config_option,
     data_dir_option,
     json_option,
+    load_judging_config,
     quiet_option,
     repo_option,
     stderr_console,
+    worktree_config_option,
 )
 from diffrisk.errors import RepositoryError
 
@@ -69,6 +71,7 @@ def _default_base(repo: str) -> str:
     "joins to later fixes).",
 )
 @config_option
+@worktree_config_option
 @json_option
 @quiet_option
 def score_cmd(
@@ -80,6 +83,7 @@ def score_cmd(
     output: str | None,
     no_log: bool,
     config_path: str | None,
+    worktree_config: bool,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -93,15 +97,17 @@ def score_cmd(
     factors that raised and lowered it, the riskiest files and commits, and, for high
     risk, advice. Needs a mined dataset (`diffrisk mine`) and a model (`diffrisk train`;
     the bundled model otherwise).
+
+    The configuration and report templates are read as they are in BASE (a pull request
+    does not choose the settings it is judged by); --worktree-config reads the work tree's.
     """
-    from diffrisk.config import load_config
     from diffrisk.paths import default_data_dir
     from diffrisk.score import pull_request_from_event, score
 
-    cfg = load_config(repo, config_path)
     pr = pull_request_from_event()
     if base is None:
         base = pr.base if pr is not None else _default_base(repo)
+    cfg = load_judging_config(repo, config_path, base, worktree_config)
     if head is None:
         head = pr.head if pr is not None else "HEAD"
     if pr is not None and head != pr.head:
@@ -116,7 +122,7 @@ def score_cmd(
     elif fmt == "markdown":
         from diffrisk.report import render_comment
 
-        text = render_comment(result, cfg.report, repo_root=repo)
+        text = render_comment(result, cfg.report, repo_root=cfg.source)
         if not text.endswith("\n"):
             text += "\n"
     else:

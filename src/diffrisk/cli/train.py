@@ -12,6 +12,7 @@ from rich.table import Table
 from diffrisk.cli.output import (
     Console,
     config_option,
+    config_rev_option,
     data_dir_option,
     json_option,
     print_json,
@@ -149,6 +150,7 @@ def render_evaluation(ev: dict[str, Any], console: Console) -> None:
     help="Only train when there is no current model or it is older than train.max_age_days.",
 )
 @config_option
+@config_rev_option
 @json_option
 @quiet_option
 def train_cmd(
@@ -158,6 +160,7 @@ def train_cmd(
     force: bool,
     if_stale: bool,
     config_path: str | None,
+    config_rev: str | None,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -171,7 +174,7 @@ def train_cmd(
     from diffrisk.pipeline import model_stale_reason
     from diffrisk.train import train
 
-    cfg = load_config(repo, config_path)
+    cfg = load_config(repo, config_path, rev=config_rev)
     out_dir = Path(data_dir) if data_dir else default_data_dir(repo)
     if if_stale:
         reason = model_stale_reason(out_dir, cfg)
@@ -219,6 +222,7 @@ def train_cmd(
 @data_dir_option
 @model_option
 @config_option
+@config_rev_option
 @json_option
 @quiet_option
 def evaluate_cmd(
@@ -226,6 +230,7 @@ def evaluate_cmd(
     data_dir: str | None,
     model: str | None,
     config_path: str | None,
+    config_rev: str | None,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -237,7 +242,7 @@ def evaluate_cmd(
     from diffrisk.evaluate import evaluate
     from diffrisk.train import KINDS, _uses_code_metrics, bundled_candidates, load_training_frame
 
-    cfg = load_config(repo, config_path)
+    cfg = load_config(repo, config_path, rev=config_rev)
     out_dir = Path(data_dir) if data_dir else default_data_dir(repo)
     frame, _ = load_training_frame(out_dir, cfg, repo)
     kind = model or cfg.train.model

@@ -1,0 +1,155 @@
+"""Where the files that decide how a change is judged are read from.
+
+A pull request's checkout is the PR author's: its ``.diffrisk.toml``, ``pyproject.toml``
+and report templates must not decide its own verdict. A :class:`SettingsSource` reads
+them from one commit (the PR's base, which is trusted) or, without one, from the work
+tree; either way only regular files inside the repository, never a symbolic link.
+:func:`pull_request_notes` says what a change would alter of those files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+from diffrisk.errors import ConfigError
+
+if TYPE_CHECKING:
+    from diffrisk.config import Config
+
+
+def _relative(rel: str | os.PathLike[str]) -> str:
+    parts = PurePosixPath(Path(rel).as_posix()).parts
+    if not parts or any(p in ("..", "") for p in parts) or PurePosixPath(*parts).is_absolute():
+        raise ConfigError(
+            f"{rel} is not a path inside the repository",
+            hint="give a path relative to the repository root, without '..'",
+        )
+    return "/".join(p for p in parts if p != ".")
+
+
+@dataclass(frozen=True)
+class SettingsSource:
+    """The repository at ``root`` as of commit ``rev`` (a full sha), or its work tree
+    when ``rev`` is None."""
+
+    root: Path
+    rev: str | None = None
+
+    @classmethod
+    def of(cls, repo: str | os.PathLike[str], rev: str | None = None) -> SettingsSource:
+        """``rev`` resolved to a sha (a clear error when it does not exist)."""
+        root = Path(repo)
+        if rev is None:
+            return cls(root, None)
+        from diffrisk.gitio import open_repo
+
+        return cls(root, open_repo(root, allow_shallow=True).resolve(rev))
+
+    def describe(self, rel: str) -> str:
+        return f"{rel} at {self.rev[:12]}" if self.rev else str(self.root / rel)
+
+    def inside(self, path: str | os.PathLike[str]) -> str | None:
+        """``path`` (absolute, or relative to the current directory) relative to the
+        repository root, or None when it lies outside."""
+        p = Path(path)
+        if not p.is_absolute():
+            p = Path.cwd() / p
+        try:
+            rel = Path(os.path.normpath(p)).relative_to(
+                Path(os.path.normpath(self.root.absolute()))
+            )
+        except ValueError:
+            return None
+        return rel.as_posix()
+
+    def read(self, rel: str | os.PathLike[str]) -> bytes | None:
+        """The file's bytes, or None when it does not exist. A symbolic link, a submodule
+        or a directory is an error: settings are regular files of the repository."""
+        name = _relative(rel)
+        return self._read_rev(name) if self.rev else self._read_work_tree(name)
+
+    def _read_work_tree(self, name: str) -> bytes | None:
+        root = self.root.resolve()
+        path = root / name
+        if not os.path.lexists(path):
+            return None
+        if path.resolve() != path or not path.is_file():
+            raise ConfigError(
+                f"{self.root / name} is a symbolic link or not a regular file",
+                hint="diffrisk reads its settings and templates only from regular files "
+                "inside the repository",
+            )
+        return path.read_bytes()
+
+    def _read_rev(self, name: str) -> bytes | None:
+        from diffrisk.gitio import open_repo
+
+        repo = open_repo(self.root, allow_shallow=True)
+        out = repo.run("ls-tree", "-z", "--full-tree", str(self.rev), "--", name)
+        entry = next((e for e in out.split(b"\0") if e), None)
+        if entry is None:
+            return None
+        meta, _tab, found = entry.partition(b"\t")
+        mode, kind, oid = meta.decode().split()
+        if found.decode("utf-8", "surrogateescape") != name:
+            return None
+        if kind != "blob" or mode not in ("100644", "100755"):
+            raise ConfigError(
+                f"{self.describe(name)} is a symbolic link or not a regular file",
+                hint="diffrisk reads its settings and templates only from regular files "
+                "inside the repository",
+            )
+        return repo.run("cat-file", "blob", oid)
+
+
+def changed_paths(repo: str | os.PathLike[str], base: str, head: str) -> set[str]:
+    """Paths the change ``base...head`` (since the merge base) adds, modifies or deletes."""
+    from diffrisk.gitio import open_repo
+
+    r = open_repo(repo, allow_shallow=True)
+    out = r.run("diff", "--name-only", "-z", "--no-renames", f"{base}...{head}", check=False)
+    return {p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p}
+
+
+def pull_request_notes(config: Config, head: str) -> list[str]:
+    """What the change from ``config``'s commit to ``head`` alters of the files that judge
+    it (settings, templates, .mailmap, .gitattributes), one sentence each: none of it was
+    applied to the change. Empty when ``config`` came from the work tree."""
+    from diffrisk.config import load_config
+
+    src = config.source
+    if src is None or src.rev is None:
+        return []
+    changed = changed_paths(src.root, src.rev, head)
+    notes = []
+    try:
+        new = load_config(src.root, config.config_path, rev=head)
+    except ConfigError as err:
+        notes.append(
+            f"this change makes diffrisk's settings invalid ({err.message}): it was judged by "
+            "the base's"
+        )
+    else:
+        if new.model_dump() != config.model_dump():
+            notes.append(
+                "this change edits diffrisk's settings: it was judged by the base's, and the "
+                "new ones apply once it is merged"
+            )
+    templates = sorted(
+        {t for t in (config.report.template, config.report.summary_template) if t} & changed
+    )
+    if templates:
+        notes.append(
+            f"this change edits the report template ({', '.join(templates)}): the base's was used"
+        )
+    if ".mailmap" in changed:
+        notes.append("this change edits .mailmap: its authors were mapped by the base's")
+    if any(p.rsplit("/", 1)[-1] == ".gitattributes" for p in changed):
+        notes.append(
+            "this change edits .gitattributes: diffrisk counts lines the same whatever the "
+            "attributes say, so it changes nothing here"
+        )
+    return notes
