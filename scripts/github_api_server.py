@@ -14,7 +14,17 @@ import re
 class GitHubApiRoutes:
     """Routes on a pytest-httpserver, answering like the GitHub REST API for one PR."""
 
-    def __init__(self, server, number: int, head: str, base: str, labels=(), label_events=()):
+    def __init__(
+        self,
+        server,
+        number: int,
+        head: str,
+        base: str,
+        labels=(),
+        label_events=(),
+        comments_status: int | None = None,
+    ):
+        """``comments_status``: answer every comment request with this status (e.g. 502)."""
         self.server = server
         api = server.url_for("").rstrip("/")
         self.api = api
@@ -47,6 +57,10 @@ class GitHubApiRoutes:
             ]
         )
         server.expect_request(f"/repos/o/r/pulls/{number}/reviews").respond_with_json([])
+        if comments_status is not None:
+            server.expect_request(
+                re.compile(rf"^/repos/o/r/issues/({number}/comments|comments/\d+)$")
+            ).respond_with_json({"message": "Server Error"}, status=comments_status)
         server.expect_request(
             f"/repos/o/r/issues/{number}/comments", method="GET"
         ).respond_with_handler(lambda request: self._json(self.comments, 200))

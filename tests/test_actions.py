@@ -384,7 +384,45 @@ def _history(builder) -> dict[str, str]:
     )
     risky = builder.commit(files, author="zed", day=20, message="rework everything")
     builder.checkout("main")
-    return {"base": base, "safe": safe, "risky": risky}
+    return {"base": base, "safe": safe, "risky": risky, "hostile": _hostile(builder, risky)}
+
+
+SECRET = "SECRET-FROM-THE-RUNNER-DISK"
+
+
+def _hostile(builder, risky: str) -> str:
+    """The risky change plus all that a hostile PR can add to judge itself: a `diffrisk`
+    package in the checkout, settings that never block, a template that includes a symlink
+    to a secret on the runner's disk, `*.py -diff` and a .mailmap that makes zed a veteran."""
+    builder.branch("hostile", risky)
+    builder.checkout("hostile")
+    outside = builder.path.parent / "runner-secret.txt"
+    outside.write_text(SECRET + "\n")
+    marker = builder.path.parent / "pwned"
+    code = (
+        "import os, pathlib\n"
+        f"pathlib.Path({str(marker)!r}).write_text(os.environ.get('GITHUB_TOKEN', 'none'))\n"
+        "print('PWNED')\n"
+    )
+    os.symlink(outside, builder.path / "secret.txt")
+    builder.repo.git.add("--", "secret.txt")
+    sha = builder.commit(
+        {
+            "diffrisk/__init__.py": code,
+            "diffrisk/__main__.py": code,
+            "pip/__main__.py": code,
+            ".diffrisk.toml": '[gate]\nfail_on = "never"\n\n[report]\ntemplate = "leak.md.j2"\n'
+            'summary_template = "leak.md.j2"\n',
+            "leak.md.j2": '{% include "secret.txt" %}\n',
+            ".gitattributes": "*.py -diff\n",
+            ".mailmap": "ann <ann@example.com> <zed@example.com>\n",
+        },
+        author="zed",
+        day=21,
+        message="tidy up",
+    )
+    builder.checkout("main")
+    return sha
 
 
 def _install_model(data: Path) -> str:
@@ -429,17 +467,32 @@ def pr_world(tmp_path_factory):
     return {"builder": b, "data": data, "version": version, **shas}
 
 
-def _run_pr(pr_world, tmp_path, httpserver, head_key: str, labels=(), label_events=()):
+def _run_pr(
+    pr_world,
+    tmp_path,
+    httpserver,
+    head_key: str,
+    labels=(),
+    label_events=(),
+    inputs=None,
+    comments_status=None,
+):
     b = pr_world["builder"]
     head, base = pr_world[head_key], pr_world["base"]
     b.checkout(head)
-    gh = GitHubApiRoutes(httpserver, 7, head, base, labels, label_events)
+    gh = GitHubApiRoutes(httpserver, 7, head, base, labels, label_events, comments_status)
     github, env = _job(tmp_path, b.path, _pr_event(7, base, head, labels), gh.api)
+    env.update({"DIFFRISK_GITHUB_RETRIES": "1", "DIFFRISK_GITHUB_RETRY_BACKOFF": "0"})
     data = tmp_path / "data"
     shutil.copytree(pr_world["data"], data)  # actions/cache/restore
     run = run_action(
         ROOT / "action.yml",
-        inputs={"data-dir": str(data), "retrain": "auto", "code-metrics": "false"},
+        inputs={
+            "data-dir": str(data),
+            "retrain": "auto",
+            "code-metrics": "false",
+            **(inputs or {}),
+        },
         github=github,
         workspace=b.path,
         env=env,
@@ -506,6 +559,71 @@ def test_high_risk_pr_with_override_label_passes_and_names_who(pr_world, tmp_pat
     assert "@lead-dev" in check["output"]["summary"]
     assert "risk accepted by **@lead-dev**" in run.summary
     assert len(gh.comments) == 1 and "risk accepted by **@lead-dev**" in gh.comments[0]["body"]
+
+
+def test_hostile_pr_runs_nothing_reads_nothing_and_is_still_blocked(
+    pr_world, tmp_path, httpserver
+):
+    run, gh = _run_pr(pr_world, tmp_path, httpserver, "hostile")
+    everything = run.log + run.summary + json.dumps(gh.comments) + json.dumps(gh.checks())
+    # 1. its diffrisk/ and pip/ packages were never imported
+    assert "PWNED" not in everything
+    assert not (pr_world["builder"].path.parent / "pwned").exists()
+    # 2. its template (a symlink to a file on the runner) was not read
+    assert SECRET not in everything
+    # 3. its settings, attributes and .mailmap did not decide the verdict
+    gate = run.step("gate")
+    assert gate.outcome == "failure" and gate.returncode == 1, run.log
+    assert run.outputs["risk-level"] == "high" and run.outputs["gate-outcome"] == "fail"
+    report = json.loads(Path(run.outputs["report-path"]).read_text())
+    assert report["features"]["la"] > 1500  # `*.py -diff` did not turn its lines into binary
+    assert report["author"] == "zed@example.com"
+    warnings = " ".join(report["warnings"])
+    assert "edits diffrisk's settings" in warnings
+    assert ".mailmap" in warnings and ".gitattributes" in warnings
+    assert "merge blocked" in gh.comments[0]["body"]
+    assert gh.checks()[0]["conclusion"] == "failure"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("pr-number", "7\nhead=0000000000000000000000000000000000000000"),
+        ("pr-number", "7; rm -rf /"),
+        ("fail-on", "never\nx=1"),
+        ("retrain", "sometimes"),
+        ("head", "--output=/tmp/x"),
+        ("data-dir", "/tmp/a\nhead=0000"),
+    ],
+)
+def test_invalid_inputs_stop_before_anything_is_written(builder, tmp_path, name, value):
+    builder.commit({"a.py": "x = 1\n"}, day=0)
+    builder.commit({"a.py": "x = 2\n"}, day=1)
+    github, env = _job(tmp_path, builder.path, {}, "http://127.0.0.1:9")
+    run = run_action(
+        ROOT / "action.yml",
+        inputs={name: value},
+        github=github,
+        workspace=builder.path,
+        env=env,
+        runner_temp=tmp_path / "t",
+        stop_after="prep",
+    )
+    prep = run.step("prep")
+    assert prep.outcome == "failure", run.log
+    assert prep.outputs == {}  # nothing reached $GITHUB_OUTPUT
+    assert prep.stdout.startswith("::error title=diffrisk::input")
+    assert "\n" not in prep.stdout.strip()  # the bad value cannot add a workflow command
+
+
+def test_comment_failure_does_not_stop_the_gate(pr_world, tmp_path, httpserver):
+    run, gh = _run_pr(pr_world, tmp_path, httpserver, "risky", comments_status=502)
+    assert run.step("report").outcome == "success", run.log
+    assert "the PR comment was not posted" in run.log
+    gate = run.step("gate")
+    assert gate.outcome == "failure" and gate.returncode == 1, run.log
+    assert run.outputs["gate-outcome"] == "fail"
+    assert gh.checks() and gh.checks()[0]["conclusion"] == "failure"
 
 
 def test_examples_only_pass_inputs_our_actions_define():

@@ -21,6 +21,7 @@ from diffrisk.gate import (
     decide,
     decide_deploy,
     find_override,
+    stale_approvals,
 )
 
 # level, fail_on, warn_on -> outcome with no override, with the label, with an approver
@@ -314,8 +315,14 @@ def _serve_pr(server: HTTPServer, labels=(), reviews=(), events=(), check_status
     )
     server.expect_request("/repos/o/r/pulls/7/reviews").respond_with_json(
         [
-            {"id": i, "user": {"login": u}, "state": s, "submitted_at": t, "commit_id": HEAD}
-            for i, (u, s, t) in enumerate(reviews, 1)
+            {
+                "id": i,
+                "user": {"login": rv[0]},
+                "state": rv[1],
+                "submitted_at": rv[2],
+                "commit_id": rv[3] if len(rv) > 3 else HEAD,
+            }
+            for i, rv in enumerate(reviews, 1)
         ]
     )
     server.expect_request("/repos/o/r/issues/7/events").respond_with_json(
@@ -447,6 +454,52 @@ def test_cli_approver_review_accepts(tmp_path, httpserver):
     data = json.loads(res.output[res.output.index("{") :])
     assert data["outcome"] == "accepted" and data["accepted_by"]["by"] == "dave"
     assert data["fail_on"] == "medium"
+
+
+def test_cli_approval_of_an_older_commit_does_not_accept_later_pushes(tmp_path, httpserver):
+    (tmp_path / "cfgrepo").mkdir()
+    (tmp_path / "cfgrepo" / ".diffrisk.toml").write_text(
+        '[gate]\napprovers = ["dave"]\nfail-on = "medium"\n'
+    )
+    older = "e" * 40
+    api = _serve_pr(httpserver, reviews=[("dave", "APPROVED", "2024-01-02T00:00:00Z", older)])
+    res, out, _ = _run(
+        ["--score-file", _score_file(tmp_path, "medium", 0.5)], api, tmp_path, PR_EVENT
+    )
+    assert res.exit_code == 1, res.output
+    assert "\nfail\n" in out
+    assert f"given on {older[:12]}, not on the head {HEAD[:12]}" in res.output
+
+
+def test_stale_approvals_are_the_latest_approvals_of_other_commits():
+    reviews = [
+        Review("dave", "APPROVED", _t(1), "old"),
+        Review("gina", "APPROVED", _t(1), "old"),
+        Review("gina", "APPROVED", _t(2), "head"),
+        Review("ed", "APPROVED", _t(1), "old"),
+        Review("ed", "CHANGES_REQUESTED", _t(2), "head"),
+    ]
+    assert [r.user for r in stale_approvals(reviews, ["dave", "gina", "ed"], "head")] == ["dave"]
+    found = find_override([], reviews, override_label="x", approvers=["dave"], head_sha="head")
+    assert found is None
+    found = find_override([], reviews, override_label="x", approvers=["gina"], head_sha="HEAD")
+    assert found == Override("approval", "gina", "head")
+
+
+def test_cli_github_failure_reading_the_pr_decides_without_override(tmp_path, httpserver):
+    api = httpserver.url_for("").rstrip("/")
+    httpserver.expect_request("/repos/o/r/pulls/7").respond_with_json(
+        {"message": "Server Error"}, status=502
+    )
+    res, out, _ = _run(
+        ["--score-file", _score_file(tmp_path, "high", 0.9), "--no-check"],
+        api,
+        tmp_path,
+        PR_EVENT,
+        extra_env={"DIFFRISK_GITHUB_RETRIES": "0"},
+    )
+    assert res.exit_code == 1, res.output
+    assert "no override was read, so none applies" in res.output and "\nfail\n" in out
 
 
 def test_cli_fork_token_cannot_write_check_still_decides(tmp_path, httpserver):

@@ -96,12 +96,15 @@ def find_override(
     override_label: str,
     approvers: Iterable[str],
     label_events: Sequence[LabelEvent] = (),
+    head_sha: str | None = None,
 ) -> Override | None:
     """Who accepted the risk, if anyone.
 
     The override label wins (credited to whoever added it last, from ``label_events``);
     otherwise an approver whose *latest* deciding review (APPROVED, CHANGES_REQUESTED or
-    DISMISSED; comments do not count) is an approval. Logins compare case-insensitively.
+    DISMISSED; comments do not count) is an approval of ``head_sha`` itself: an approval
+    of an older commit does not accept what was pushed after it (see
+    :func:`stale_approvals`). Logins compare case-insensitively.
     """
     names = {lb.lower() for lb in labels}
     if override_label and override_label.lower() in names:
@@ -122,9 +125,32 @@ def find_override(
         if rv.state.upper() in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
             latest[rv.user.lower()] = rv
     for login, rv in latest.items():
-        if login in allowed and rv.state.upper() == "APPROVED":
+        if login in allowed and rv.state.upper() == "APPROVED" and _of(rv, head_sha):
             return Override("approval", rv.user, rv.commit_id or "")
     return None
+
+
+def _of(review: Review, head_sha: str | None) -> bool:
+    return head_sha is None or (review.commit_id or "").lower() == head_sha.lower()
+
+
+def stale_approvals(
+    reviews: Sequence[Review], approvers: Iterable[str], head_sha: str
+) -> list[Review]:
+    """Approvals by ``approvers`` that are their latest deciding review but were given on
+    another commit than ``head_sha``: they do not accept the risk of the newer pushes."""
+    allowed = {a.lower().lstrip("@") for a in approvers}
+    latest: dict[str, Review] = {}
+    for rv in sorted(
+        reviews, key=lambda r: (r.submitted_at is None, r.submitted_at or datetime.min)
+    ):
+        if rv.state.upper() in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
+            latest[rv.user.lower()] = rv
+    return [
+        rv
+        for login, rv in latest.items()
+        if login in allowed and rv.state.upper() == "APPROVED" and not _of(rv, head_sha)
+    ]
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from typing import Any, TextIO, TypeVar
 
 from diffrisk import ghactions
 from diffrisk.config import Config
-from diffrisk.errors import GitHubError
+from diffrisk.errors import ConfigError, GitHubError
 from diffrisk.score import ScoreResult
 
 log = logging.getLogger(__name__)
@@ -244,8 +244,8 @@ class GitHubClient:
         token: str,
         *,
         api_url: str = DEFAULT_API_URL,
-        retries: int = 5,
-        backoff: float = 1.0,
+        retries: int | None = None,
+        backoff: float | None = None,
         secondary_rate_wait: float = 60.0,
         max_rate_limit_wait: float = 300.0,
         timeout: int = 30,
@@ -256,8 +256,13 @@ class GitHubClient:
         from github import Auth, Github, GithubRetry
 
         protect_secret(token)
+        if retries is None:
+            retries = int(_env_number("DIFFRISK_GITHUB_RETRIES", 5))
+        if backoff is None:
+            backoff = _env_number("DIFFRISK_GITHUB_RETRY_BACKOFF", 1.0)
         self.repository = repository
         self.api_url = api_url.rstrip("/")
+        self.timeout = timeout
         self._comment_author = comment_author
         self._identity: Identity | None = None
         retry = GithubRetry(
@@ -328,6 +333,12 @@ class GitHubClient:
                 ) from None
             raise GitHubError(f"{what}: GitHub answered {status}: {message}") from None
         except requests.RequestException as err:
+            if _timed_out(err):
+                raise GitHubError(
+                    f"{what}: {self.api_url} did not answer in time (read timeout "
+                    f"{self.timeout} s, after retries)",
+                    hint="GitHub may be slow or having an outage; rerun the job later",
+                ) from None
             raise GitHubError(
                 f"{what}: cannot reach {self.api_url} ({type(err).__name__})",
                 hint="check GITHUB_API_URL and the network",
@@ -508,6 +519,36 @@ def _add_reviewer_logins(
         return
 
 
+def _env_number(name: str, default: float) -> float:
+    """A non-negative number from the environment (``default`` when unset)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value < 0 or value != value:
+        raise ConfigError(f"{name} must be a non-negative number", hint=f"unset {name} or fix it")
+    return value
+
+
+def _timed_out(err: BaseException) -> bool:
+    """A read timeout, also when urllib3's retries wrapped it in a ConnectionError
+    (requests raises ReadTimeout only without retries)."""
+    import requests
+    from urllib3.exceptions import MaxRetryError, ReadTimeoutError
+
+    if isinstance(err, requests.ReadTimeout):
+        return True
+    for arg in err.args:
+        if isinstance(arg, ReadTimeoutError) or (
+            isinstance(arg, MaxRetryError) and isinstance(arg.reason, ReadTimeoutError)
+        ):
+            return True
+    return False
+
+
 def _message(err: Any) -> str:
     data = getattr(err, "data", None)
     if isinstance(data, Mapping):
@@ -671,6 +712,8 @@ def publish(
                     )
                 except PermissionDenied:
                     outcome.denied.append("comment")
+                except GitHubError as err:  # the gate must not depend on a comment
+                    outcome.warnings.append(f"the PR comment was not posted: {err.message}")
             if check and ctx.head_sha:
                 try:
                     outcome.check = gh.publish_check(
@@ -687,6 +730,8 @@ def publish(
                     posted_check = outcome.check.kind == "check_run"
                 except PermissionDenied:
                     outcome.denied.append("check run and commit status")
+                except GitHubError as err:
+                    outcome.warnings.append(f"the check run was not posted: {err.message}")
     else:
         missing = "token (GITHUB_TOKEN)" if not ctx.token else "repository (GITHUB_REPOSITORY)"
         where = "the job summary and " if outcome.summary_written else ""

@@ -45,6 +45,7 @@ from diffrisk.gate import (
     decide,
     decide_deploy,
     find_override,
+    stale_approvals,
 )
 from diffrisk.paths import default_data_dir
 
@@ -71,9 +72,19 @@ def _client(
 
 
 def read_acceptance(
-    client: Any, number: int, override_label: str, approvers: list[str]
+    client: Any,
+    number: int,
+    override_label: str,
+    approvers: list[str],
+    head_sha: str | None = None,
+    warnings: list[str] | None = None,
 ) -> Override | None:
-    """The PR's labels, label events and reviews, turned into an :class:`Override` (or None)."""
+    """The PR's labels, label events and reviews, turned into an :class:`Override` (or None).
+
+    Only an approval of ``head_sha`` counts; older ones, and a failure to read the PR
+    (then nothing is accepted: the gate decides on the risk alone), add to ``warnings``.
+    """
+    from diffrisk.errors import GitHubError
 
     def read() -> tuple[list[str], list[LabelEvent], list[Review]]:
         pull = client.repo.get_pull(number)
@@ -91,10 +102,28 @@ def read_acceptance(
                 reviews.append(Review(user, rv.state or "", rv.submitted_at, rv.commit_id))
         return labels, events, reviews
 
-    labels, events, reviews = client._call(f"read labels and reviews of #{number}", read)
-    return find_override(
-        labels, reviews, override_label=override_label, approvers=approvers, label_events=events
+    notes = warnings if warnings is not None else []
+    try:
+        labels, events, reviews = client._call(f"read labels and reviews of #{number}", read)
+    except GitHubError as err:
+        notes.append(f"no override was read, so none applies: {err.message}")
+        return None
+    found = find_override(
+        labels,
+        reviews,
+        override_label=override_label,
+        approvers=approvers,
+        label_events=events,
+        head_sha=head_sha,
     )
+    if found is None and head_sha:
+        for rv in stale_approvals(reviews, approvers, head_sha):
+            notes.append(
+                f"@{rv.user}'s approval was given on {(rv.commit_id or 'an older commit')[:12]}, "
+                f"not on the head {head_sha[:12]}: it does not accept the risk of later pushes; "
+                "an approval of the head commit does"
+            )
+    return found
 
 
 def post_check(
@@ -108,6 +137,7 @@ def post_check(
 ) -> str | None:
     """A completed check run (a commit status when check runs are refused); a warning
     instead of an error when the token may write neither (a fork's pull request)."""
+    from diffrisk.errors import GitHubError
     from diffrisk.github import PermissionDenied
 
     try:
@@ -117,6 +147,8 @@ def post_check(
             "could not create the check run or commit status: the token needs `checks: write` "
             "(fork pull requests get a read-only token: use the workflow_run pattern in docs/gating.md)"
         )
+    except GitHubError as err:  # the exit code still carries the decision
+        return f"the check run was not posted: {err.message}"
     return None
 
 
@@ -141,6 +173,8 @@ def comment_decision(
         client.upsert_comment(number, body, report.comment_marker(cfg.report.check_name), "update")
     except PermissionDenied:
         return "could not add the gate's decision to the PR comment: the token is read-only here"
+    except GitHubError as err:  # the decision must not depend on a comment
+        return f"the gate's decision was not added to the PR comment: {err.message}"
     return None
 
 
@@ -561,7 +595,14 @@ def gate_cmd(
     number = pr_number or ev_number
     override = None
     if res is not None and number is not None and gh is not None:
-        override = read_acceptance(gh, int(number), label, list(gcfg.approvers))
+        override = read_acceptance(
+            gh,
+            int(number),
+            label,
+            list(gcfg.approvers),
+            head_sha=str(res.get("head") or ev_head or "") or None,
+            warnings=warnings,
+        )
     decision = decide(
         res["level"] if res is not None else "low",
         fail_on=fail_on or gcfg.fail_on,

@@ -87,6 +87,8 @@ from diffrisk.cli.output import (
     type=click.IntRange(0, 20),
     default=5,
     show_default=True,
+    envvar="DIFFRISK_GITHUB_RETRIES",
+    show_envvar=True,
     help="Retries for 5xx and rate limits.",
 )
 @click.option(
@@ -94,6 +96,8 @@ from diffrisk.cli.output import (
     type=click.FloatRange(0),
     default=1.0,
     show_default=True,
+    envvar="DIFFRISK_GITHUB_RETRY_BACKOFF",
+    show_envvar=True,
     help="Backoff factor in seconds between retries (doubles each time).",
 )
 @click.option(
