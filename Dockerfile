@@ -7,7 +7,9 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends git=1:2.* \
     && rm -rf /var/lib/apt/lists/*
 
+# PYTHONSAFEPATH: never import from the working directory (a checkout's own modules).
 ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONSAFEPATH=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -23,8 +25,10 @@ RUN pip install --no-cache-dir . \
 USER 1001:1001
 # Actions sets HOME=/github/home in containers: point git at this user's config explicitly.
 ENV GIT_CONFIG_GLOBAL=/home/diffrisk/.gitconfig
-# A mounted workspace may belong to another uid: let git read it anyway.
-RUN git config --global --add safe.directory '*'
+# A mounted workspace may belong to another uid: let git read the two documented mount
+# points (never '*': any repository on the machine, a hostile one's hooks and config too).
+RUN git config --global --add safe.directory /github/workspace \
+    && git config --global --add safe.directory /repo
 
 WORKDIR /github/workspace
 ENTRYPOINT ["diffrisk"]

@@ -221,6 +221,9 @@ def test_workflow_rules(path: Path):
     for job in wf["jobs"].values():
         for perm, level in (job.get("permissions") or {}).items():
             assert level in ("read", "write"), perm
+        if any("diffrisk" in str(step.get("uses", "")) for step in job.get("steps", [])):
+            # a gate job needs no environment's secrets, and would be recorded as a deployment
+            assert "environment" not in job, f"{path.name}: a diffrisk job has an environment"
         for step in job.get("steps", []):
             if str(step.get("uses", "")).startswith("actions/checkout@"):
                 assert step.get("with", {}).get("persist-credentials") is False
@@ -238,9 +241,11 @@ def test_dockerfile_runs_as_non_root_with_safe_directory():
     assert re.search(r"^FROM python:3\.\d+-slim", text, re.M)
     assert re.search(r"^USER 1001", text, re.M)
     user_at = text.index("\nUSER ")
-    assert text.index("safe.directory '*'") > user_at, (
+    assert text.index("safe.directory /github/workspace") > user_at, (
         "safe.directory must be set for the runtime user"
     )
+    assert "safe.directory '*'" not in text and 'safe.directory "*"' not in text
+    assert "PYTHONSAFEPATH=1" in text
     assert 'ENTRYPOINT ["diffrisk"]' in text
 
 
