@@ -1,7 +1,8 @@
 """Configuration: one pydantic model, read from ``.diffrisk.toml`` or ``[tool.diffrisk]``.
 
 Lookup order for a repository at PATH: an explicit ``--config`` file, then
-``PATH/.diffrisk.toml``, then the ``[tool.diffrisk]`` table of ``PATH/pyproject.toml``.
+``PATH/.diffrisk.toml``, then the ``[tool.diffrisk]`` table of ``PATH/pyproject.toml``,
+each in the work tree or, with ``rev``, as it is in that commit (:mod:`diffrisk.trusted`).
 Unknown keys are errors, so a typo never silently falls back to a default.
 """
 
@@ -556,7 +557,11 @@ def to_markdown() -> str:
         "",
         "diffrisk reads `--config FILE`, else `.diffrisk.toml` in the repository, else the",
         "`[tool.diffrisk]` table of its `pyproject.toml`. Keys may use `-` or `_`. Unknown keys and",
-        "invalid values are errors that name the key and the allowed values. Example:",
+        "invalid values are errors that name the key and the allowed values. The file must be",
+        "UTF-8. `score`, `gate` and `report` read these files (and the report templates) as they",
+        "are in the base commit, so a pull request is judged by its target's settings, not its",
+        "own (`--worktree-config` to try settings locally; [security](security.md)); the other",
+        "commands read the work tree, or the commit named by `--config-rev`. Example:",
         "",
         "```toml",
         "[gate]",
