@@ -212,3 +212,18 @@ def test_gate_judges_a_pr_by_its_base_settings(builder, tmp_path):
     assert "merge blocked" in res.output
     res = CliRunner().invoke(cli, [*args, "--worktree-config"], env=env)
     assert res.exit_code == 0, res.output
+
+
+def test_labelling_with_every_file_marked_binary_in_the_work_tree(builder, tmp_path):
+    from diffrisk.label import label, load_labels
+    from diffrisk.mine import mine
+
+    intro = builder.commit({"a.py": "x = 1\ny = 2\n"}, day=0)
+    builder.commit({"a.py": "x = 1\ny = 3\n"}, day=60, message="fix bug in y")
+    builder.commit({"b.py": "z = 0\n"}, day=200)
+    (builder.path / ".gitattributes").write_text("* -diff\n")  # crashed labelling: KeyError
+    data = tmp_path / "d"
+    mine(builder.path, data, config=MineConfig(code_metrics=False, workers=1))
+    label(builder.path, data)
+    labels = load_labels(data).set_index("sha")["label_state"]
+    assert labels[intro] == "buggy"
