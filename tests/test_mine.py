@@ -308,3 +308,39 @@ def test_the_data_directory_inside_a_work_tree_stays_out_of_git(builder: RepoBui
     assert res.exit_code == 0, res.output
     assert (builder.path / ".diffrisk" / "changes.parquet").exists()
     assert builder.run("status", "--porcelain", "--untracked-files=all") == ""
+
+
+def test_the_ignore_file_only_goes_into_a_directory_of_diffrisks_own(
+    builder: RepoBuilder, tmp_path: Path
+) -> None:
+    builder.commit({"a.py": "a = 1\n"}, day=0)
+    repo = str(builder.path)
+    # the work tree's root as the data directory: no `*` that would hide the repository
+    res = CliRunner().invoke(cli, ["mine", "--repo", repo, "--data-dir", repo, "-q"])
+    assert res.exit_code == 0, res.output
+    assert (builder.path / "changes.parquet").exists()
+    assert not (builder.path / ".gitignore").exists()
+    # nor does a rebuild swap its own in over the repository's
+    builder.commit({".gitignore": "*.log\n"}, day=1)
+    res = CliRunner().invoke(cli, ["mine", "--repo", repo, "--data-dir", repo, "--rebuild", "-q"])
+    assert res.exit_code == 0, res.output
+    assert (builder.path / ".gitignore").read_text() == "*.log\n"
+    assert builder.run("status", "--porcelain", "--", ".gitignore", "a.py") == ""
+    # a folder that already holds other files: left as it is
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("x\n")
+    res = CliRunner().invoke(cli, ["mine", "--repo", repo, "--data-dir", str(notes), "-q"])
+    assert res.exit_code == 0, res.output
+    assert (notes / "meta.json").exists() and not (notes / ".gitignore").exists()
+    # a new directory, or an empty one: diffrisk's alone, so ignored (also when rebuilt)
+    for d in (tmp_path / "new" / "data", tmp_path / "empty"):
+        if d.name == "empty":
+            d.mkdir()
+        res = CliRunner().invoke(cli, ["mine", "--repo", repo, "--data-dir", str(d), "-q"])
+        assert res.exit_code == 0, res.output
+        assert (d / ".gitignore").read_text().splitlines()[-1] == "*"
+    rebuilt = tmp_path / "rebuilt"
+    res = CliRunner().invoke(cli, ["mine", "--repo", repo, "--data-dir", str(rebuilt), "--rebuild"])
+    assert res.exit_code == 0, res.output
+    assert (rebuilt / ".gitignore").read_text().splitlines()[-1] == "*"

@@ -68,6 +68,28 @@ def test_odd_files(builder: RepoBuilder, tmp_path: Path) -> None:
     assert bool(row.parse_error) and pd.isna(row.cc_after)
 
 
+def test_a_python_file_over_the_size_cap_is_reported_as_such(
+    builder: RepoBuilder, tmp_path: Path
+) -> None:
+    from diffrisk.codemetrics import MAX_BLOB_BYTES
+
+    b = builder
+    b.commit({"ok.py": "x = 1\n"}, day=0)
+    line = f"v = '{'a' * 1000}'\n"
+    big = line * (MAX_BLOB_BYTES // len(line) + 10)  # valid Python, just over the cap
+    c_big = b.commit({"gen/table.py": big}, day=1, message="generated table")
+    c_py2 = b.commit({"old.py": "print 'hello'\n"}, day=2, message="py2")
+    res = mine(b.path, tmp_path / "d", config=MineConfig(code_metrics=True, workers=1))
+    df = changes(tmp_path / "d")
+    assert df.loc[c_big, "unparsable_files"] == 1 and df.loc[c_py2, "unparsable_files"] == 1
+    said = " ".join(res.warnings)
+    assert "1 Python file changes could not be parsed (Python 2 or syntax errors)" in said
+    assert (
+        "1 Python file changes were not measured: a version is over the code metrics' size "
+        f"cap of {MAX_BLOB_BYTES:,} bytes"
+    ) in said
+
+
 def test_code_metrics_by_hand(builder: RepoBuilder, tmp_path: Path) -> None:
     b = builder
     v1 = "def f(x):\n    return x\n\n\ndef g(y):\n    if y:\n        return 1\n    return 2\n"
@@ -127,6 +149,46 @@ def test_missing_objects_are_marked_not_fatal(builder: RepoBuilder, tmp_path: Pa
     # mined again with nothing new: the counts stand, the warning is not repeated
     again = mine(b.path, tmp_path / "d", config=MineConfig(code_metrics=False))
     assert again.unknown_files == 2 and not any("missing" in w for w in again.warnings)
+
+
+def test_a_partial_clone_whose_remote_is_gone_is_mined_with_unknown_counts(
+    builder: RepoBuilder, tmp_path: Path
+) -> None:
+    b = builder
+    b.run("config", "uploadpack.allowFilter", "true")
+    lines = "".join(f"{i}\n" for i in range(40))
+    c1 = b.commit({"a.py": lines, "n.txt": "1\n"}, day=0)
+    # a rename with an edit: detecting it would read the two blobs the clone lacks
+    c2 = b.commit({"b.py": lines + "x\n", "n.txt": "1\n2\n"}, rename={"a.py": "b.py"}, day=1)
+    c3 = b.commit({"b.py": lines + "x\ny\n", "n.txt": "1\n2\n3\n", "c.py": "c = 1\n"}, day=2)
+    clone, bare = tmp_path / "clone", tmp_path / "bare"
+    for args in ([str(clone)], ["--no-checkout", str(bare)]):
+        url = f"file://{b.path}"
+        subprocess.run(["git", "clone", "-q", "--filter=blob:none", url, *args], check=True)
+    # clone's checkout fetched HEAD's blobs, and only those; bare has no blob at all
+    b.path.rename(tmp_path / "moved")  # the promisor remote is gone
+    code, out = _cli("mine", "--repo", str(clone), "--data-dir", str(tmp_path / "d"), "-q")
+    assert code == 0, out
+    assert "7 file changes have unknown line counts" in " ".join(out.split())
+    df = changes(tmp_path / "d")
+    assert df.index.tolist() == [c1, c2, c3]
+    # c2 without rename detection: a.py deleted and b.py added, both unknown
+    assert df["unknown_files"].tolist() == [2, 3, 2]
+    f = files(tmp_path / "d").set_index(["sha", "path"])
+    assert f.loc[(c2, "a.py"), "status"] == "D" and f.loc[(c2, "b.py"), "status"] == "A"
+    # c.py's blob came with the checkout: counted
+    assert not f.loc[(c3, "c.py"), "unknown"] and f.loc[(c3, "c.py"), "la"] == 1
+    assert f.loc[(c3, "b.py"), "unknown"] and f.loc[(c3, "n.txt"), "unknown"]
+    # scoring needs the diff itself: a clear error, not git's bare one
+    code, out = _cli(
+        "score", "--repo", str(clone), "--data-dir", str(tmp_path / "d"), "--base", c1, "--head", c3
+    )
+    assert code == 2 and "this partial clone lacks file contents" in out and "hint:" in out
+    # without any blob nothing adds a known line, and labelling still runs
+    for cmd in ("mine", "label"):
+        code, out = _cli(cmd, "--repo", str(bare), "--data-dir", str(tmp_path / "b"), "-q")
+        assert code == 0, out
+    assert changes(tmp_path / "b")["unknown_files"].tolist() == [2, 3, 3]
 
 
 def _cli(*args: str) -> tuple[int, str]:

@@ -153,3 +153,67 @@ def test_run_on_an_empty_commit_has_nothing_to_score(builder: RepoBuilder, tmp_p
     from diffrisk.predlog import load_predictions
 
     assert load_predictions(data).empty  # nothing was predicted
+
+
+def _young_history(b: RepoBuilder, start: float = 0) -> None:
+    """Six features, each fixed the next day, all within two weeks: the fixes label the
+    six defect-inducing, and every other change is too young to be called clean."""
+    for k in range(1, 7):
+        day = start + 2 * k
+        body = "".join(f"v{i} = {i}\n" for i in range(5))
+        b.commit({f"app/f{k}.py": body}, author="ann", day=day, message=f"add feature {k}")
+        fixed = body.replace("v2 = 2", "v2 = 3")
+        b.commit({f"app/f{k}.py": fixed}, author="bob", day=day + 1, message=f"fix crash in {k}")
+    b.commit({"app/g.py": "g = 1\n"}, author="ann", day=start + 15, message="add g")
+
+
+def test_a_young_history_falls_back_to_the_bundled_model(
+    builder: RepoBuilder, tmp_path: Path
+) -> None:
+    # every change younger than the verification latency: 6 buggy, 0 clean labelled
+    builder.commit({".diffrisk.toml": "[train]\nmin_buggy = 3\n"}, day=0, message="configure")
+    _young_history(builder)
+    repo, data = str(builder.path), str(tmp_path / "d")
+    res = CliRunner().invoke(cli, ["run", "--repo", repo, "--data-dir", data, "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert (out["label"]["buggy"], out["label"]["clean"]) == (6, 0)
+    assert out["train"]["status"] == "fallback"
+    why = "not training: the 6 labelled changes are all defect-inducing, none clean"
+    assert out["train"]["message"].startswith(why)
+    assert "younger than the verification latency" in out["train"]["message"]
+    assert out["score"]["model_source"] == "bundled"
+    text = CliRunner().invoke(cli, ["run", "--repo", repo, "--data-dir", data])
+    assert text.exit_code == 0, text.output
+    (line,) = [ln for ln in text.stderr.splitlines() if ln.startswith("train:")]  # one line
+    assert why in line and line.endswith("scoring uses the bundled cross-project model")
+    # the action's step, and an explicit train: the same reason, exit 0 (not "blocked")
+    for args in (["--if-stale"], []):
+        r = CliRunner().invoke(cli, ["train", "--repo", repo, "--data-dir", data, *args])
+        assert r.exit_code == 0 and why in r.stderr, r.output
+    assert not (tmp_path / "d" / "models").exists()
+    # and monitor does not ask for a retrain that would fall back again
+    m = CliRunner().invoke(cli, ["monitor", "--repo", repo, "--data-dir", data, "--json"])
+    assert m.exit_code == 0, m.output
+    assert json.loads(m.stdout)["decision"]["reasons"] == []
+
+
+def test_too_few_clean_changes_to_evaluate_fall_back_too(
+    builder: RepoBuilder, tmp_path: Path
+) -> None:
+    from diffrisk.config import Config
+    from diffrisk.label import label
+    from diffrisk.mine import mine
+    from diffrisk.train import train
+
+    # two changes old enough to be clean, then the young history: no fold can be tested
+    builder.commit({"app/a.py": "a = 1\n"}, day=0)
+    builder.commit({"app/b.py": "b = 1\n"}, day=1)
+    _young_history(builder, start=200)
+    cfg = Config.model_validate({"train": {"min_buggy": 3}})
+    mine(builder.path, tmp_path / "d")
+    assert label(builder.path, tmp_path / "d", cfg.label).clean == 2
+    for model in ("auto", "logistic"):
+        res = train(builder.path, tmp_path / "d", cfg, model=model)
+        assert res.status == "fallback" and res.version is None
+        assert res.message.startswith("not training: no time-ordered fold has enough")

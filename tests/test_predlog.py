@@ -118,14 +118,15 @@ def test_write_failing_midway_keeps_previous_file(tmp_path: Path) -> None:
         f"""
         import resource, signal, sys
         from diffrisk import predlog
+        from diffrisk.errors import DataError
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, ({len(before) + 64}, {len(before) + 64}))
         recs = [dict(head_sha=f"{{i:040x}}", probability=0.5, level="low",
                      features={{"blob": "x" * 5000 + str(i)}}) for i in range(100, 200)]
         try:
             predlog.append({str(tmp_path)!r}, recs)
-        except OSError as err:
-            print("failed:", err.errno)
+        except DataError as err:  # the OSError, with the way out
+            print("failed:", err.message)
             sys.exit(3)
         """
     )
@@ -179,14 +180,22 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     assert len(predlog.load_predictions(tmp_path)) == 24
 
 
-def test_corrupt_log_is_a_clear_error(tmp_path: Path) -> None:
-    predlog.path_of(tmp_path).write_bytes(b"not parquet at all")
-    with pytest.raises(DataError, match="corrupt") as ei:
-        predlog.load_predictions(tmp_path)
-    assert "move" in (ei.value.hint or "")
-    with pytest.raises(DataError):
-        predlog.append(tmp_path, [rec(1)])
-    assert predlog.path_of(tmp_path).read_bytes() == b"not parquet at all"
+def test_a_damaged_log_is_moved_aside_and_a_new_one_started(tmp_path: Path) -> None:
+    from diffrisk.notices import DiffriskWarning
+
+    p = predlog.path_of(tmp_path)
+    p.write_bytes(b"not parquet at all")
+    with pytest.warns(DiffriskWarning, match="could not be read .* moved it to") as said:
+        assert predlog.load_predictions(tmp_path).empty
+    (aside,) = [f for f in tmp_path.iterdir() if f.name.startswith(f"{p.name}.damaged-")]
+    assert aside.read_bytes() == b"not parquet at all" and aside.name in str(said[0].message)
+    assert not p.exists()
+    # a log of other column types (another diffrisk version): set aside by the writer
+    pd.DataFrame({c: ["x"] for c in column_names("predictions")}).to_parquet(p)
+    with pytest.warns(DiffriskWarning, match="other types"):
+        assert predlog.append(tmp_path, [rec(1)]) == 1
+    assert predlog.load_predictions(tmp_path)["head_sha"].tolist() == [sha(1)]
+    assert len([f for f in tmp_path.iterdir() if ".damaged-" in f.name]) == 2
 
 
 def test_append_from_score_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

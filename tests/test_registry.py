@@ -209,17 +209,89 @@ def test_models_cli_list_promote_rollback_and_tampered_error(tmp_path):
     assert "Traceback" not in r.output and reg.current() == a
 
 
-def test_corrupt_registry_state_names_the_way_out(tmp_path) -> None:
-    import pytest
+def test_a_damaged_registry_is_moved_aside_and_rebuilt_from_the_versions_that_load(
+    tmp_path,
+) -> None:
+    from diffrisk.registry import STATE_FILE
 
-    from diffrisk.errors import ModelError
-    from diffrisk.registry import STATE_FILE, ModelRegistry
+    data = tmp_path / "data"
+    reg = ModelRegistry(data / "models")
+    a, b, c = _save(reg), _save(reg), _save(reg)
+    reg.promote(a)
+    (reg.root / c / "model.skops").write_bytes(b"garbage")  # c does not verify
+    (reg.root / STATE_FILE).write_text("{oops")
+    r = CliRunner().invoke(cli, ["models", "list", "--data-dir", str(data), "--json"])
+    assert r.exit_code == 0, r.output
+    said = " ".join(r.stderr.split())
+    assert said.startswith("warning:") and f"{STATE_FILE} was damaged" in said
+    assert f"rebuilt it from the 2 model versions that load; current: {b}" in said
+    aside = [p for p in reg.root.iterdir() if p.name.startswith(f"{STATE_FILE}.damaged-")]
+    assert len(aside) == 1 and aside[0].read_text() == "{oops" and aside[0].name in said
+    assert json.loads((reg.root / STATE_FILE).read_text()) == {"current": b, "history": [a, b]}
+    assert load_model(data).version == b
+    # repaired once: the next run says nothing
+    r = CliRunner().invoke(cli, ["models", "list", "--data-dir", str(data), "--json"])
+    assert r.exit_code == 0 and r.stderr == ""
+    # valid JSON of the wrong shape is damage too
+    (reg.root / STATE_FILE).write_text('{"current": 5}')
+    with pytest.warns(UserWarning, match="was damaged"):
+        assert reg.current() == b
 
-    (tmp_path / STATE_FILE).write_text("{oops")
-    with pytest.raises(ModelError) as err:
-        ModelRegistry(tmp_path).current()
-    assert "is corrupt" in err.value.message and "models promote" in (err.value.hint or "")
-    assert "retrain" not in (err.value.hint or "")
+
+def test_a_deleted_registry_is_rebuilt_and_said_so(tmp_path) -> None:
+    from diffrisk.notices import DiffriskWarning
+    from diffrisk.registry import STATE_FILE
+
+    data = tmp_path / "data"
+    reg = ModelRegistry(data / "models")
+    a, b = _save(reg), _save(reg)
+    reg.promote(a)
+    (reg.root / STATE_FILE).unlink()
+    # before, the bundled model scored without a word
+    with pytest.warns(DiffriskWarning, match=f"{STATE_FILE} was missing: rebuilt it"):
+        model = load_model(data)
+    assert model.source == "repository" and model.version == b
+    assert json.loads((reg.root / STATE_FILE).read_text())["history"] == [a, b]
+    # a new registry is written before its first version: no false alarm while training
+    fresh = ModelRegistry(tmp_path / "fresh" / "models")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        v = _save(fresh)
+        assert fresh.current() is None and fresh.versions() == [v]
+
+
+def test_version_names_from_files_must_be_plain_names_inside_models(tmp_path) -> None:
+    from diffrisk.registry import STATE_FILE
+
+    data = tmp_path / "data"
+    reg = ModelRegistry(data / "models")
+    mine = _save(reg)
+    reg.promote(mine)
+    elsewhere = ModelRegistry(tmp_path / "elsewhere")
+    outside = _save(elsewhere)  # a model that loads, outside the data directory
+    for bad in (f"../../elsewhere/{outside}", str(elsewhere.root / outside)):
+        (reg.root / STATE_FILE).write_text(json.dumps({"current": bad, "history": [mine]}))
+        with pytest.raises(ModelError, match="not a plain version name") as err:
+            load_model(data)
+        assert "delete" in (err.value.hint or "")
+        r = CliRunner().invoke(cli, ["models", "show", "--data-dir", str(data)])
+        assert r.exit_code == 2 and "not a plain version name" in r.output
+    reg._write_state({"current": mine, "history": [mine]})
+    # a version directory that is a symbolic link out of models/: not a version
+    (reg.root / "linked").symlink_to(elsewhere.root / outside)
+    assert reg.versions() == [mine]
+    with pytest.raises(ModelError, match="not a model version name"):
+        reg.load("linked")
+    r = CliRunner().invoke(cli, ["models", "promote", "../x", "--data-dir", str(data)])
+    assert r.exit_code == 2 and "not a model version name" in r.output
+    # metadata.json names the model file: a plain name in the version's directory too
+    md_path = reg.root / mine / "metadata.json"
+    md = json.loads(md_path.read_text())
+    md_path.write_text(
+        json.dumps({**md, "model_file": f"../../../elsewhere/{outside}/model.skops"})
+    )
+    with pytest.raises(ModelError, match="not a plain file name"):
+        load_model(data)
 
 
 def test_a_damaged_current_model_hint_names_ways_out_that_work(tmp_path) -> None:

@@ -20,8 +20,11 @@ through the registry.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -486,23 +489,78 @@ def test_cli_takes_base_and_head_from_the_event(
     assert err.exit_code == 2 and "error: no mined dataset" in err.output
 
 
-def test_a_corrupt_prediction_log_warns_with_the_fix(world: dict, tmp_path: Path) -> None:
+def test_a_damaged_prediction_log_is_moved_aside_once(world: dict, tmp_path: Path) -> None:
     import shutil
+
+    from diffrisk.predlog import load_predictions
 
     data = tmp_path / "data"
     shutil.copytree(world["data"], data)
     (data / "predictions.parquet").write_bytes(b"not parquet")
-    res = CliRunner().invoke(
-        cli,
-        [
-            *("score", "--repo", str(world["repo"]), "--data-dir", str(data)),
-            *("--base", "main", "--head", "safe", "--json"),
-        ],
-    )
-    assert res.exit_code == 0  # scoring never fails for the log
+    args = ["score", "--repo", str(world["repo"]), "--data-dir", str(data), "--base", "main"]
+    res = CliRunner().invoke(cli, [*args, "--head", "safe", "--json"])
+    assert res.exit_code == 0, res.output
     flat = " ".join(res.stderr.split())
-    assert "prediction not logged" in flat and "hint: move" in flat
-    assert (data / "predictions.parquet").read_bytes() == b"not parquet"  # left as it was
+    assert flat.count("warning:") == 1 and "could not be read" in flat
+    aside = [p for p in data.iterdir() if p.name.startswith("predictions.parquet.damaged-")]
+    assert len(aside) == 1 and aside[0].read_bytes() == b"not parquet" and aside[0].name in flat
+    assert load_predictions(data)["head_sha"].tolist() == [world["safe"]]  # a new log
+    again = CliRunner().invoke(cli, [*args, "--head", "risky", "--json"])
+    assert again.exit_code == 0 and again.stderr == ""
+    assert len(load_predictions(data)) == 2
+
+
+@contextlib.contextmanager
+def _no_write_access(data: Path) -> Iterator[None]:
+    """``data`` and its directories read-only for the block; root writes anyway, so
+    root also takes the effective user and group nobody (65534) meanwhile."""
+    dirs = [data, *(p for p in data.rglob("*") if p.is_dir())]
+    for d in dirs:
+        d.chmod(0o555)
+    root = os.geteuid() == 0
+    try:
+        if root:
+            os.setegid(65534)
+            os.seteuid(65534)
+        yield
+    finally:
+        if root:
+            os.seteuid(0)
+            os.setegid(0)
+        for d in dirs:
+            d.chmod(0o755)
+
+
+def test_score_on_a_read_only_data_directory_warns_and_skips_the_log(
+    world: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="diffrisk-ro-"))
+    try:
+        base.chmod(0o755)  # for nobody too
+        repo, data = base / "repo", base / "data"
+        shutil.copytree(world["repo"], repo)
+        shutil.copytree(world["data"], data)
+        (data / "predictions.parquet").unlink(missing_ok=True)
+        if os.geteuid() == 0:
+            for p in [repo, *repo.rglob("*")]:  # git reads only a repository of its user
+                os.chown(p, 65534, 65534, follow_symlinks=False)
+        monkeypatch.setenv("HOME", str(base))
+        args = ["score", "--repo", str(repo), "--data-dir", str(data), "--base", "main"]
+        warm = CliRunner().invoke(cli, [*args, "--head", "risky", "--no-log", "--json"])
+        assert warm.exit_code == 0, warm.output  # every module is loaded before
+        with _no_write_access(data):
+            res = CliRunner().invoke(cli, [*args, "--head", "safe", "--json"])
+        assert res.exit_code == 0, res.output
+        assert json.loads(res.stdout)["head"] == world["safe"]
+        flat = " ".join(res.stderr.split())
+        assert "warning: prediction not logged: cannot update the prediction log" in flat
+        assert "--no-log" in flat
+        assert not (data / "predictions.parquet").exists()
+    finally:
+        shutil.rmtree(base)
 
 
 def test_labels_refine_past_fixes_and_bugs(world: dict, tmp_path: Path) -> None:

@@ -66,3 +66,8 @@ class GateFailure(DiffriskError):
     """Raised by gates when a change is blocked; exit code 1 (a decision, not a crash)."""
 
     exit_code = 1
+
+
+class TooLittleHistoryError(DataError):
+    """The labelled history cannot train a model yet (one class, too few changes);
+    ``diffrisk train`` then leaves scoring to the bundled model."""

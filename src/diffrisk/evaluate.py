@@ -32,7 +32,7 @@ from sklearn.metrics import (
 )
 
 from diffrisk.config import Config, LabelConfig
-from diffrisk.errors import DataError, DiffriskError
+from diffrisk.errors import DataError, DiffriskError, TooLittleHistoryError
 from diffrisk.train import (
     KINDS,
     LA_CODE,
@@ -275,7 +275,7 @@ def time_folds(
     times = pd.to_datetime(frame["author_time"], utc=True).astype("datetime64[ns, UTC]")
     et = times[elig]
     if len(et) < n_folds + 1:
-        raise DataError(
+        raise TooLittleHistoryError(
             f"only {len(et)} labelled changes with source files; need at least {n_folds + 1} for {n_folds} folds",
             hint="mine and label more history, or lower train.folds",
         )

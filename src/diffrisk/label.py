@@ -262,7 +262,7 @@ def source_file_counts(files: pd.DataFrame, changes: pd.DataFrame, cfg: LabelCon
     f = files[(files["la"] > 0) & ~files["binary"].astype(bool)]
     if cfg.source_only:
         is_src = SourceFilter.of(cfg.source_extensions, cfg.exclude_paths)
-        f = f[[is_src(p) for p in f["path"]]]
+        f = f[f["path"].map(is_src).astype(bool)]  # a list would select columns when empty
     counts = f.groupby("sha").size()
     return changes["sha"].map(counts).fillna(0).astype("int32")
 

@@ -36,9 +36,14 @@ from diffrisk.codelines import (
     endings_in_tree,
     endings_of,
 )
-from diffrisk.codemetrics import BlobMetrics, compute_blob_metrics, touched_max_cc
+from diffrisk.codemetrics import (
+    MAX_BLOB_BYTES,
+    BlobMetrics,
+    compute_blob_metrics,
+    touched_max_cc,
+)
 from diffrisk.config import FixesConfig, LabelConfig, MineConfig
-from diffrisk.errors import DataError, GitCommandError
+from diffrisk.errors import DataError, GitCommandError, RepositoryError
 from diffrisk.fixes import RULE_VERSION, FixRule, linked_issues
 from diffrisk.gitio import CatFile, GitRepo, count_lines, open_repo
 from diffrisk.history import (
@@ -112,6 +117,9 @@ _MISSING_MARKERS = (
     b"bad object",
     b"missing blob",
     b"did not receive expected object",
+    # a partial clone whose promisor remote cannot be reached (GIT_NO_LAZY_FETCH, or
+    # the remote is gone)
+    b"from promisor remote",
 )
 
 
@@ -247,7 +255,12 @@ def _drain(stream: Any, sink: list[bytes]) -> None:
 
 
 def _record_with_missing_objects(repo: GitRepo, sha: str) -> CommitRecord:
-    out = repo.run("log", "-1", "-z", "--raw", "-M", "--no-abbrev", "--no-mailmap", LOG_FORMAT, sha)
+    args = ("-z", "--raw", "--no-abbrev", "--no-mailmap", LOG_FORMAT, sha)
+    try:
+        out = repo.run("log", "-1", "-M", *args)
+    except GitCommandError:
+        # rename detection reads blobs; without them a rename is a deletion and an addition
+        out = repo.run("log", "-1", "--no-renames", *args)
     rec = next(iter_records([out]))
     with CatFile(repo) as cat:
         for f in rec.files:
@@ -273,18 +286,27 @@ def diff_record(
     repo: GitRepo, base: str, head: str, *, email: str, time: int, subject: str = ""
 ) -> CommitRecord:
     """The change base..head as one record (a pull request squashed into one change)."""
-    out = repo.run(
-        "diff",
-        "-z",
-        "--raw",
-        "--numstat",
-        "-M",
-        "--no-abbrev",
-        "--no-ext-diff",
-        "--no-textconv",
-        base,
-        head,
-    )
+    try:
+        out = repo.run(
+            "diff",
+            "-z",
+            "--raw",
+            "--numstat",
+            "-M",
+            "--no-abbrev",
+            "--no-ext-diff",
+            "--no-textconv",
+            base,
+            head,
+        )
+    except GitCommandError as err:
+        if "promisor remote" not in err.message:
+            raise
+        raise RepositoryError(
+            f"cannot diff {base[:12]}..{head[:12]}: this partial clone lacks file contents its "
+            f"promisor remote cannot supply ({err.message})",
+            hint="make the remote reachable and run `git fetch`, or clone without --filter",
+        ) from None
     tokens = out.split(b"\x00")
     if tokens and tokens[-1] == b"":
         tokens.pop()
@@ -722,6 +744,7 @@ def mine(
         )
 
     blob_cache = old.blob_metrics if old is not None else {}
+    oversized = 0
     if cfg.code_metrics:
         need = set(files_df.loc[files_df["is_python"], "blob_before"].dropna()) | set(
             files_df.loc[files_df["is_python"], "blob_after"].dropna()
@@ -741,6 +764,7 @@ def mine(
         per_file, agg = code_metric_columns(files_df, blob_cache)
         files_df = files_df.merge(per_file, on=["sha", "path"], how="left")
         changes = changes.merge(agg, on="sha", how="left")
+        oversized = oversized_file_changes(repo, files_df, blob_cache)
     else:
         for c in CODE_AGG:
             changes[c] = np.nan
@@ -756,8 +780,32 @@ def mine(
             ignore_index=True,
         )
     store.save_dataset(data, changes, files_df, blob_cache, head=head, settings=settings)
-    _fill_counts(result, changes, set(todo))
+    _fill_counts(result, changes, set(todo), oversized)
     return result
+
+
+def oversized_file_changes(
+    repo: GitRepo, files: pd.DataFrame, metrics: dict[str, BlobMetrics]
+) -> int:
+    """Python file rows whose metrics failed because a version is over
+    :data:`~diffrisk.codemetrics.MAX_BLOB_BYTES` (not parsed at all), not because it
+    does not parse; the sizes come from ``git cat-file --batch-check``."""
+    py = files[files["is_python"].astype(bool)]
+    failed = {
+        oid
+        for col in ("blob_before", "blob_after")
+        for oid in py[col].dropna()
+        if (m := metrics.get(oid)) is not None and not m.ok
+    }
+    if not failed:
+        return 0
+    out = repo.run("cat-file", "--batch-check", input="".join(f"{o}\n" for o in failed).encode())
+    big = set()
+    for line in out.decode().splitlines():
+        oid, _, size = [*line.split(), "", "", ""][:3]
+        if size.isdigit() and int(size) > MAX_BLOB_BYTES:
+            big.add(oid)
+    return sum(1 for b, a in zip(py["blob_before"], py["blob_after"], strict=True) if {b, a} & big)
 
 
 def _all_code_lines(
@@ -923,9 +971,12 @@ def cap_code_lines(counts: pd.DataFrame, la: Any) -> pd.DataFrame:
     return out
 
 
-def _fill_counts(result: MineResult, changes: pd.DataFrame, new: set[str] | None = None) -> None:
+def _fill_counts(
+    result: MineResult, changes: pd.DataFrame, new: set[str] | None = None, oversized: int = 0
+) -> None:
     """Counts over the whole dataset; warnings only for the commits mined in this run
-    (``new``; None: all of them), so a known gap is not reported again on every run."""
+    (``new``; None: all of them), so a known gap is not reported again on every run.
+    ``oversized``: of their unparsable Python file changes, those over the size cap."""
     result.unknown_files = int(changes["unknown_files"].sum())
     result.unparsable_files = int(changes["unparsable_files"].fillna(0).sum())
     result.huge_commits = int(changes["huge"].sum())
@@ -937,8 +988,14 @@ def _fill_counts(result: MineResult, changes: pd.DataFrame, new: set[str] | None
             f"{unknown} file changes have unknown line counts: their objects are missing "
             "from the repository (a partial clone or an incomplete mirror)"
         )
-    if unparsable:
+    if unparsable > oversized:
         result.warnings.append(
-            f"{unparsable} Python file changes could not be parsed (Python 2 or syntax "
-            "errors); their code metrics are left out"
+            f"{unparsable - oversized} Python file changes could not be parsed (Python 2 or "
+            "syntax errors); their code metrics are left out"
+        )
+    if oversized:
+        result.warnings.append(
+            f"{oversized} Python file changes were not measured: a version is over the code "
+            f"metrics' size cap of {MAX_BLOB_BYTES:,} bytes (generated or vendored code, not "
+            "parsed); their code metrics are left out"
         )

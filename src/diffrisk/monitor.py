@@ -828,7 +828,8 @@ def monitor(
         reasons.append(f"the model is {age:.0f} days old (limit {mcfg.max_model_age_days})")
     if model is not None and getattr(model, "source", None) == "bundled" and labels is not None:
         n_buggy = int((frame["label_state"] == "buggy").sum())
-        if n_buggy >= cfg.train.min_buggy:
+        # no clean label yet (a young history): training would fall back again
+        if n_buggy >= cfg.train.min_buggy and (frame["label_state"] == "clean").any():
             reasons.append(
                 f"the bundled model is in use but {n_buggy} buggy changes are labelled (train.min_buggy {cfg.train.min_buggy})"
             )

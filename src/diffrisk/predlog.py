@@ -11,6 +11,11 @@ rename (:func:`diffrisk.store.atomic_write_table`), under an exclusive lock on
 intact, and concurrent runs do not lose each other's rows. Rows are deduplicated by
 head sha, the last write winning, except that a run without a gate decision (``score``)
 keeps the decision an earlier ``gate`` run recorded for the same head.
+
+A log that cannot be read (damaged, or of another diffrisk version) is renamed to
+``predictions.parquet.damaged-<time>`` with a notice, and a new log starts: one warning,
+not one on every run. A data directory diffrisk may not write to leaves the prediction
+unlogged with a :class:`~diffrisk.errors.DataError` (``score`` warns and goes on).
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from diffrisk.errors import DataError
+from diffrisk.notices import notice
 from diffrisk.schema import arrow_schema, column_names
-from diffrisk.store import atomic_write_table
+from diffrisk.store import atomic_write_table, set_aside
 
 FILE = "predictions.parquet"
 #: Columns a log written by an earlier version may lack (read as nulls).
@@ -55,17 +61,44 @@ def empty() -> pd.DataFrame:
 
 
 def load_predictions(data_dir: str | Path) -> pd.DataFrame:
-    """The logged predictions (an empty frame when nothing was logged yet)."""
+    """The logged predictions (an empty frame when nothing was logged yet, or when the
+    log was damaged: then it is set aside, with a notice)."""
     p = path_of(data_dir)
     if not p.exists():
         return empty()
-    return _read(p).to_pandas()
+    try:
+        return _read(p).to_pandas()
+    except DataError as err:
+        damaged = err
+    try:
+        with _locked(p):
+            return _load_or_set_aside(p)
+    except OSError:  # cannot take the lock or rename here (read-only): say what is wrong
+        raise damaged from None
+
+
+def _load_or_set_aside(p: Path) -> pd.DataFrame:
+    """The log at ``p``; a damaged one is renamed aside (with a notice) and an empty log
+    returned. The caller holds the lock, so no other run replaces it meanwhile."""
+    if not p.exists():
+        return empty()
+    try:
+        return _read(p).to_pandas()
+    except DataError as err:
+        aside = set_aside(p)
+        notice(
+            f"the prediction log {p} could not be read ({err.message}): moved it to "
+            f"{aside.name} and started a new log"
+        )
+        return empty()
 
 
 def _read(p: Path) -> pa.Table:
     try:
         table = pq.read_table(p)
     except (OSError, pa.ArrowInvalid) as err:
+        if isinstance(err, PermissionError):
+            raise
         raise DataError(
             f"{p} is corrupt or unreadable ({err})",
             hint=f"move {p} away; the next score or gate run starts a new log",
@@ -81,7 +114,13 @@ def _read(p: Path) -> pa.Table:
             f"{p} lacks columns {sorted(missing)} (written by another diffrisk version?)",
             hint=f"move {p} away; the next score or gate run starts a new log",
         )
-    return table.select(column_names("predictions")).cast(arrow_schema("predictions"))
+    try:
+        return table.select(column_names("predictions")).cast(arrow_schema("predictions"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError, ValueError) as err:
+        raise DataError(
+            f"{p} has columns of other types (written by another diffrisk version?): {err}",
+            hint=f"move {p} away; the next score or gate run starts a new log",
+        ) from None
 
 
 @contextlib.contextmanager
@@ -169,18 +208,24 @@ def append(data_dir: str | Path, records: Iterable[Mapping[str, Any]] | pd.DataF
         records = records.to_dict("records")
     new = [_record(r) for r in records]
     p = path_of(data_dir)
-    with _locked(p):
-        old = load_predictions(data_dir)
-        if not new:
-            return len(old)
-        add = pd.DataFrame(new, columns=column_names("predictions"))
-        add["time"] = pd.to_datetime(add["time"], utc=True)
-        frame = add if old.empty else pd.concat([old, add], ignore_index=True)
-        frame = _dedupe(frame)
-        table = pa.Table.from_pandas(
-            frame, schema=arrow_schema("predictions"), preserve_index=False
-        )
-        atomic_write_table(p, table)
+    try:
+        with _locked(p):
+            old = _load_or_set_aside(p)
+            if not new:
+                return len(old)
+            add = pd.DataFrame(new, columns=column_names("predictions"))
+            add["time"] = pd.to_datetime(add["time"], utc=True)
+            frame = add if old.empty else pd.concat([old, add], ignore_index=True)
+            frame = _dedupe(frame)
+            table = pa.Table.from_pandas(
+                frame, schema=arrow_schema("predictions"), preserve_index=False
+            )
+            atomic_write_table(p, table)
+    except OSError as err:  # a read-only data directory, a full disk
+        raise DataError(
+            f"cannot update the prediction log {p}: {err.strerror or err}",
+            hint="make the data directory writable (or pass --no-log to `diffrisk score`)",
+        ) from None
     return len(frame)
 
 

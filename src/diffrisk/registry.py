@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import platform
+import re
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -33,8 +34,9 @@ import pandas as pd
 
 from diffrisk import __version__
 from diffrisk.errors import ModelError
+from diffrisk.notices import notice
 from diffrisk.paths import models_dir
-from diffrisk.store import atomic_write_bytes
+from diffrisk.store import atomic_write_bytes, set_aside
 
 MODEL_FILE = "model.skops"
 METADATA_FILE = "metadata.json"
@@ -62,6 +64,10 @@ TRUSTED_TYPES = frozenset(
         "sklearn._loss.link.Interval",
     }
 )
+
+#: A version's name, as :meth:`ModelRegistry.save` makes them (``20250101T120000Z-hgb``):
+#: a plain name of a directory right under ``models/``, never a path.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 _FIX = "retrain with `diffrisk train --force`"
 _BUNDLED_FIX = "reinstall diffrisk (pip install --force-reinstall diffrisk)"
@@ -266,21 +272,76 @@ class ModelRegistry:
 
     # -- state -------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
+        """registry.json; a damaged one is moved aside and rebuilt, a deleted one rebuilt
+        (:meth:`_rebuild`), each with a notice. Names that are not versions are refused."""
         p = self.root / STATE_FILE
-        if not p.exists():
-            return {"current": None, "history": []}
         try:
-            st = json.loads(p.read_text())
+            st = json.loads(p.read_bytes())
             if not isinstance(st, dict):
                 raise ValueError("not a JSON object")
-        except (OSError, ValueError) as err:
+            st.setdefault("current", None)
+            st.setdefault("history", [])
+            if not isinstance(st["current"], str | None) or not (
+                isinstance(st["history"], list) and all(isinstance(h, str) for h in st["history"])
+            ):
+                raise ValueError("current is not a name or history not a list of names")
+        except FileNotFoundError:
+            return self._rebuild(None) if self.versions() else {"current": None, "history": []}
+        except OSError as err:
             raise ModelError(
-                f"{p} (which model is current) is corrupt: {err}",
-                hint=f"delete {p}, then `diffrisk models list` and `diffrisk models promote VERSION`",
+                f"cannot read {p}: {err.strerror}", hint="check the file's permissions"
             ) from None
-        st.setdefault("current", None)
-        st.setdefault("history", [])
+        except ValueError as err:  # JSON, UTF-8 or shape
+            return self._rebuild(str(err))
+        for v in [st["current"], *st["history"]]:
+            if v is not None and not self._plain(v):
+                raise ModelError(
+                    f"{p} names {v!r} as a model version: not a plain version name in {self.root}",
+                    hint=f"delete {p}: diffrisk rebuilds it from the versions in {self.root}",
+                )
         return st
+
+    def _rebuild(self, damage: str | None) -> dict[str, Any]:
+        """registry.json from the versions that load and verify (the newest is current),
+        after moving a damaged one (``damage`` says how) aside; says what it did."""
+        p = self.root / STATE_FILE
+        ok = [v for v in self.versions() if self._verifies(v)]
+        st = {"current": ok[-1] if ok else None, "history": ok}
+        was = f"was damaged ({damage})" if damage else "was missing"
+        if ok:
+            what = (
+                f"rebuilt it from the {len(ok)} model versions that load; current: {ok[-1]} "
+                "(the newest; `diffrisk models promote VERSION` picks another)"
+            )
+        else:
+            what = (
+                f"rebuilt it empty, as no model version in {self.root} loads: scoring uses the "
+                "bundled model until `diffrisk train`"
+            )
+        try:
+            moved = f"moved it to {set_aside(p).name}; " if damage else ""
+            self._write_state(st)
+        except OSError as err:  # a read-only data directory: this run uses the rebuilt state
+            notice(f"{p} {was} and cannot be repaired here ({err.strerror}); for this run: {what}")
+            return st
+        notice(f"{p} {was}: {moved}{what}")
+        return st
+
+    def _verifies(self, version: str) -> bool:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._load(version, _FIX)
+        except ModelError:
+            return False
+        return True
+
+    def _plain(self, name: object) -> bool:
+        """``name`` is a plain version name that stays right under ``root`` (no path, no
+        symbolic link that leads elsewhere)."""
+        if not isinstance(name, str) or not _PLAIN_NAME.fullmatch(name):
+            return False
+        return (self.root / name).resolve().parent == self.root.resolve()
 
     def _write_state(self, st: dict[str, Any]) -> None:
         atomic_write_bytes(self.root / STATE_FILE, json.dumps(st, indent=2).encode())
@@ -292,10 +353,17 @@ class ModelRegistry:
         if not self.root.is_dir():
             return []
         return sorted(
-            p.name for p in self.root.iterdir() if p.is_dir() and (p / METADATA_FILE).exists()
+            p.name
+            for p in self.root.iterdir()
+            if p.is_dir() and (p / METADATA_FILE).exists() and self._plain(p.name)
         )
 
     def metadata(self, version: str) -> dict[str, Any]:
+        if not self._plain(version):
+            raise ModelError(
+                f"{version!r} is not a model version name (a plain name in {self.root})",
+                hint=f"known versions: {', '.join(self.versions()) or 'none'}",
+            )
         d = self.root / version
         if not d.is_dir():
             known = ", ".join(self.versions()) or "none"
@@ -331,6 +399,9 @@ class ModelRegistry:
         kind = str(metadata.get("kind", "model"))
         if (metadata.get("origin") or {}).get("bundled"):
             kind = "bundled"  # a copy of the bundled model: named for what it is
+        if not (self.root / STATE_FILE).exists():
+            # written before the first version: from then on a missing file was deleted
+            self._write_state(self._state())
         version = self._new_version(kind, created)
         data = dumps_model(estimator)
         md = {
@@ -355,12 +426,21 @@ class ModelRegistry:
             raise ModelError(f"no current model in {self.root}", hint="run `diffrisk train`")
         st = self._state()
         earlier = [h for h in st["history"] if h != v and (self.root / h / METADATA_FILE).exists()]
-        fix = repair_hint(self.root, can_roll_back=bool(earlier))
+        return self._load(v, repair_hint(self.root, can_roll_back=bool(earlier)))
+
+    def _load(self, v: str, fix: str) -> LoadedModel:
         try:
             md = self.metadata(v)
         except ModelError as err:
             raise ModelError(err.message, hint=fix) from None
-        path = self.root / v / md.get("model_file", MODEL_FILE)
+        name = md.get("model_file", MODEL_FILE)
+        if not isinstance(name, str) or not _PLAIN_NAME.fullmatch(name):
+            raise ModelError(
+                f"{self.root / v / METADATA_FILE} names {name!r} as its model file: not a "
+                "plain file name in the version's directory",
+                hint=fix,
+            )
+        path = self.root / v / name
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -499,8 +579,14 @@ def _bundled_files() -> tuple[bytes | None, dict[str, Any], str]:
         raise ModelError(
             f"the bundled model's metadata.json is corrupt ({err})", hint="reinstall diffrisk"
         ) from None
+    name = md.get("model_file", MODEL_FILE) if isinstance(md, dict) else None
+    if not isinstance(name, str) or not _PLAIN_NAME.fullmatch(name):
+        raise ModelError(
+            f"the bundled model's metadata.json names {name!r} as its model file",
+            hint=_BUNDLED_FIX,
+        )
     try:
-        data = (root / md.get("model_file", MODEL_FILE)).read_bytes()
+        data = (root / name).read_bytes()
     except FileNotFoundError:
         data = None
     return data, md, origin

@@ -139,7 +139,8 @@ CHANGES: tuple[Column, ...] = (
     Column(
         "unparsable_files",
         pa.int32(),
-        "modified Python files that do not parse as Python 3 (either side); their metrics are left out",
+        "modified Python files that do not parse as Python 3, or are over the 2 MB size cap "
+        "(either side); their metrics are left out",
     ),
 )
 
@@ -198,7 +199,9 @@ FILES: tuple[Column, ...] = (
     Column("mi_after", pa.float64(), "maintainability index after"),
     Column("hv_before", pa.float64(), "Halstead volume before"),
     Column("hv_after", pa.float64(), "Halstead volume after"),
-    Column("parse_error", pa.bool_(), "a side of this file did not parse"),
+    Column(
+        "parse_error", pa.bool_(), "a side of this file did not parse (or is over the 2 MB cap)"
+    ),
 )
 
 BLOB_METRICS: tuple[Column, ...] = (

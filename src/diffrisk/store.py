@@ -80,6 +80,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def set_aside(path: Path) -> Path:
+    """Rename a damaged ``path`` to ``NAME.damaged-<UTC time>`` beside it, where nothing
+    reads it again but a person can; returns the new path."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    aside, n = path.with_name(f"{path.name}.damaged-{stamp}"), 2
+    while aside.exists():
+        aside, n = path.with_name(f"{path.name}.damaged-{stamp}-{n}"), n + 1
+    os.rename(path, aside)
+    return aside
+
+
 def atomic_write_table(path: Path, table: pa.Table, generation: str | None = None) -> None:
     """Write a parquet file via a temporary file and a rename."""
     if generation is not None:
@@ -275,10 +286,6 @@ def save_dataset(
         "blob_metrics.parquet": _blob_table(blob_metrics),
     }
     data_dir.mkdir(parents=True, exist_ok=True)
-    ignore = data_dir / ".gitignore"
-    if not ignore.exists():  # inside a work tree, `git add -A` must not pick the data up
-        with contextlib.suppress(OSError):
-            ignore.write_text("# diffrisk's data: not part of the repository\n*\n")
     tmps: dict[str, str] = {}
     try:
         for name, table in tables.items():
@@ -298,6 +305,42 @@ def save_dataset(
         for tmp in tmps.values():
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+    ignore_in_git(data_dir)
+
+
+#: What diffrisk keeps in a data directory: a name that is one of these or starts with
+#: one (``predictions.parquet.lock``, ``registry.json.damaged-...``), its temporary files
+#: (``.NAME.*.tmp``) and ``mine --rebuild``'s ``.rebuild-*`` directory.
+OWN_NAMES = (
+    META,
+    "changes.parquet",
+    "files.parquet",
+    "blob_metrics.parquet",
+    "labels.parquet",
+    "szz_links.parquet",
+    "szz_cache.parquet",
+    "predictions.parquet",
+    "models",
+    ".diffrisk.lock",
+    ".rebuild-",
+    ".gitignore",
+)
+
+
+def ignore_in_git(data_dir: Path) -> None:
+    """Write ``DATA_DIR/.gitignore`` (``*``: inside a work tree, ``git add -A`` must not
+    pick the data up) when there is none and the directory holds diffrisk's files alone:
+    never into a work tree's root or a folder that holds anything else."""
+    ignore = data_dir / ".gitignore"
+    try:
+        if ignore.exists() or not all(
+            p.name.startswith(OWN_NAMES) or (p.name.startswith(".") and p.name.endswith(".tmp"))
+            for p in data_dir.iterdir()
+        ):
+            return
+        atomic_write_bytes(ignore, b"# diffrisk's data: not part of the repository\n*\n")
+    except OSError:
+        pass  # only a convenience
 
 
 @contextlib.contextmanager

@@ -64,7 +64,7 @@ from sklearn.preprocessing import FunctionTransformer, Normalizer, StandardScale
 from sklearn.utils.validation import check_is_fitted
 
 from diffrisk.config import MODEL_KINDS, Config, LabelConfig
-from diffrisk.errors import DataError, DiffriskError
+from diffrisk.errors import DataError, DiffriskError, TooLittleHistoryError
 from diffrisk.szz import ANNOTATIONS, FORMAT
 
 KINDS = MODEL_KINDS
@@ -742,7 +742,7 @@ def fit_estimator(
     """Fit a candidate on time-ordered rows ``X`` (binary ``y``; ``n_fixes`` for ``poisson``)."""
     y = np.asarray(y, dtype=int)
     if len(np.unique(y)) < 2:
-        raise DataError(
+        raise TooLittleHistoryError(
             "the training rows hold only one class", hint="label more history before training"
         )
     # Each calibration split needs both classes; fewer splits on small or skewed data.
@@ -780,7 +780,7 @@ def fit_estimator(
         try:
             return est.fit(X, y)
         except ValueError:
-            raise DataError(
+            raise TooLittleHistoryError(
                 f"too few labelled changes to fit and calibrate a {kind} model "
                 f"({n_pos} buggy, {len(y) - n_pos} clean, not spread over time)",
                 hint="label more history, or use the bundled model",
@@ -982,7 +982,7 @@ def train(
 ) -> TrainResult:
     """Evaluate candidates in time order, fit the chosen one, save it and promote it if it is
     at least as good as the current model on the latest fold (or ``force``)."""
-    from diffrisk.evaluate import eligible_mask, evaluate
+    from diffrisk.evaluate import eligible_mask
 
     cfg = config or Config()
     kind_opt = model or cfg.train.model
@@ -993,16 +993,79 @@ def train(
     frame, meta = load_training_frame(data_dir, cfg, repo_path)
     elig = eligible_mask(frame)
     n_buggy = int(frame.loc[elig, "label"].astype(int).sum())
+    why = too_little_history(frame, cfg)
+    if why is not None:
+        return _fallback(data_dir, why, int(elig.sum()), n_buggy)
+    try:
+        return _train(repo_path, data_dir, cfg, frame, meta, kind_opt, force, progress)
+    except TooLittleHistoryError as err:  # e.g. too few changes of one class to calibrate
+        return _fallback(data_dir, err.message, int(elig.sum()), n_buggy)
+
+
+def too_little_history(frame: pd.DataFrame, cfg: Config) -> str | None:
+    """Why the labelled changes of ``frame`` cannot train a model yet, else None: fewer
+    than ``train.min_buggy`` defect-inducing ones, or no clean one (in a young history
+    every change is younger than the verification latency, and only the defect-inducing
+    ones, blamed by fixes, have labels)."""
+    from diffrisk.evaluate import eligible_mask
+
+    elig = eligible_mask(frame)
+    y = frame.loc[elig, "label"].astype(int)
+    n_buggy, n_clean = int(y.sum()), int((y == 0).sum())
+    waiting = int(((frame["label_state"] == "unlabelled") & (frame["source_files"] > 0)).sum())
+    later = (
+        f"; {waiting} more are younger than the verification latency "
+        f"(label.verification_days = {cfg.label.verification_days}) and not labelled yet"
+        if waiting
+        else ""
+    )
     if n_buggy < cfg.train.min_buggy:
-        return TrainResult(
-            status="fallback",
-            message=(
-                f"only {n_buggy} defect-inducing labelled changes (train.min_buggy = {cfg.train.min_buggy}): "
-                "not training; scoring uses the bundled cross-project model"
-            ),
-            n_train=int(elig.sum()),
-            n_buggy=n_buggy,
+        return (
+            f"only {n_buggy} defect-inducing labelled changes "
+            f"(train.min_buggy = {cfg.train.min_buggy}){later}"
         )
+    if n_clean == 0:
+        return f"the {n_buggy} labelled changes are all defect-inducing, none clean{later}"
+    return None
+
+
+def _fallback(data_dir: str | Path, why: str, n_train: int, n_buggy: int) -> TrainResult:
+    """No new model: says why, and what scores meanwhile."""
+    from diffrisk.paths import models_dir
+    from diffrisk.registry import ModelRegistry
+
+    try:
+        current = ModelRegistry(models_dir(data_dir)).current()
+    except DiffriskError:
+        current = None
+    uses = (
+        f"scoring keeps model {current}"
+        if current
+        else "scoring uses the bundled cross-project model"
+    )
+    return TrainResult(
+        status="fallback",
+        message=f"not training: {why}; {uses}",
+        n_train=n_train,
+        n_buggy=n_buggy,
+    )
+
+
+def _train(
+    repo_path: str | Path,
+    data_dir: str | Path,
+    cfg: Config,
+    frame: pd.DataFrame,
+    meta: dict[str, Any],
+    kind_opt: str,
+    force: bool,
+    progress: Any,
+) -> TrainResult:
+    """:func:`train` once the history is known to be enough to try."""
+    from diffrisk.evaluate import eligible_mask, evaluate
+
+    elig = eligible_mask(frame)
+    n_buggy = int(frame.loc[elig, "label"].astype(int).sum())
     fingerprint = training_fingerprint(meta, cfg, kind_opt, frame.loc[elig])
     same = None if force else _trained_on(data_dir, fingerprint)
     if same is not None:
@@ -1021,7 +1084,13 @@ def train(
     kinds = list(KINDS) if kind_opt == "auto" else [kind_opt]
     fixed = bundled_candidates(cfg, frame) if kind_opt == "auto" else {}
     ev = evaluate(frame, cfg, kinds=kinds, code_metrics=cm, progress=progress, fixed=fixed)
-    kind = (ev.chosen or "la") if kind_opt == "auto" else kind_opt
+    if ev.chosen is None:
+        # a model no fold could test is no better known than the bundled one
+        raise TooLittleHistoryError(
+            "no time-ordered fold has enough labelled changes to evaluate a model (each needs "
+            "5 defect-inducing and 5 clean changes to train on and to test on)"
+        )
+    kind = ev.chosen if kind_opt == "auto" else kind_opt
     if kind == BUNDLED_CANDIDATE:
         est, metadata = _bundled_copy(
             fixed[BUNDLED_CANDIDATE], ev, meta, cfg, repo_path, frame.attrs.get("vendored", [])

@@ -118,6 +118,10 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    from diffrisk.notices import printing
+
+    # what the library repaired on its own: one warning line each, as it happens
+    ctx.with_resource(printing(lambda m: click.echo(f"warning: {_one_line(m)}", err=True)))
 
 
 #: Thread pools of the numeric libraries. diffrisk's models are small: one thread is as

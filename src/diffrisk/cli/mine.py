@@ -27,7 +27,7 @@ from diffrisk.cli.output import (
 from diffrisk.config import load_config
 from diffrisk.mine import mine
 from diffrisk.paths import default_data_dir
-from diffrisk.store import META
+from diffrisk.store import META, ignore_in_git
 
 
 @click.command("mine")
@@ -196,11 +196,14 @@ def _rebuild(
             source_extensions=exts,
             exclude_paths=exclude,
         )
-        names = sorted(p.name for p in tmp.iterdir() if p.is_file() and p.name != META)
+        names = sorted(
+            p.name for p in tmp.iterdir() if p.is_file() and p.name not in (META, ".gitignore")
+        )
         for name in [*names, META]:
             os.replace(tmp / name, out_dir / name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    ignore_in_git(out_dir)  # out_dir's own, never the one written into tmp
     res.data_dir = out_dir
     return res
 

@@ -81,8 +81,8 @@ def run_cmd(
             f"mined {_n(m.commits, 'commit')} ({m.new_commits} new) into {out_dir}; "
             f"labelled {lab.buggy} bug-inducing, {lab.clean} clean, {lab.unlabelled} too recent to tell"
         )
-        if res.train is not None:
-            con.print(f"train: {res.train_reason} -> {res.train.message}")
+        if res.train is not None:  # one line, never wrapped
+            click.echo(f"train: {res.train_reason} -> {res.train.message}", err=True)
     for w in [*m.warnings, *lab.warnings]:
         con.print(f"[yellow]warning:[/] {w}")
     if res.score is None:

@@ -19,7 +19,6 @@ from diffrisk.cli.output import (
     progress_bar,
     quiet_option,
     repo_option,
-    stderr_console,
 )
 from diffrisk.config import MODEL_KINDS, load_config
 from diffrisk.paths import default_data_dir
@@ -169,7 +168,8 @@ def train_cmd(
     Evaluates the candidates on time-ordered folds, fits the chosen one on all labelled
     history, saves it in DATA_DIR/models/ and makes it current when it is at least as good
     as the current model on the latest fold (champion/challenger) or with --force.
-    With too few defect-inducing changes it does not train: scoring uses the bundled model.
+    With too little labelled history (too few defect-inducing changes, no clean one, no
+    fold to evaluate on) it does not train, says why and exits 0: the bundled model scores.
     """
     from diffrisk.pipeline import model_stale_reason
     from diffrisk.train import train
@@ -193,8 +193,8 @@ def train_cmd(
         print_json(res.to_dict())
         return
     console = Console()
-    if res.status == "fallback":
-        stderr_console().print(f"[yellow]{res.message}[/]")
+    if res.status == "fallback":  # not an error: scoring goes on with another model
+        click.secho(res.message, fg="yellow", err=True)  # one line, never wrapped
         return
     if res.status == "unchanged":
         if not quiet:
