@@ -1014,7 +1014,7 @@ def too_little_history(frame: pd.DataFrame, cfg: Config) -> str | None:
     n_buggy, n_clean = int(y.sum()), int((y == 0).sum())
     waiting = int(((frame["label_state"] == "unlabelled") & (frame["source_files"] > 0)).sum())
     later = (
-        f"; {waiting} more are younger than the verification latency "
+        f"; {waiting} more changes to source files are younger than the verification latency "
         f"(label.verification_days = {cfg.label.verification_days}) and not labelled yet"
         if waiting
         else ""
