@@ -157,7 +157,8 @@ def test_a_partial_clone_whose_remote_is_gone_is_mined_with_unknown_counts(
     b = builder
     b.run("config", "uploadpack.allowFilter", "true")
     lines = "".join(f"{i}\n" for i in range(40))
-    c1 = b.commit({"a.py": lines, "n.txt": "1\n"}, day=0)
+    mailmap = "Ann <ann@example.com> <ann.old@example.com>\n"
+    c1 = b.commit({"a.py": lines, "n.txt": "1\n", ".mailmap": mailmap}, day=0)
     # a rename with an edit: detecting it would read the two blobs the clone lacks
     c2 = b.commit({"b.py": lines + "x\n", "n.txt": "1\n2\n"}, rename={"a.py": "b.py"}, day=1)
     c3 = b.commit({"b.py": lines + "x\ny\n", "n.txt": "1\n2\n3\n", "c.py": "c = 1\n"}, day=2)
@@ -184,11 +185,14 @@ def test_a_partial_clone_whose_remote_is_gone_is_mined_with_unknown_counts(
         "score", "--repo", str(clone), "--data-dir", str(tmp_path / "d"), "--base", c1, "--head", c3
     )
     assert code == 2 and "this partial clone lacks file contents" in out and "hint:" in out
-    # without any blob nothing adds a known line, and labelling still runs
+    # without any blob (not even the .mailmap's) nothing adds a known line, and
+    # labelling still runs
     for cmd in ("mine", "label"):
         code, out = _cli(cmd, "--repo", str(bare), "--data-dir", str(tmp_path / "b"), "-q")
         assert code == 0, out
-    assert changes(tmp_path / "b")["unknown_files"].tolist() == [2, 3, 3]
+        if cmd == "mine":
+            assert "the .mailmap of the mined commit is missing" in " ".join(out.split())
+    assert changes(tmp_path / "b")["unknown_files"].tolist() == [3, 3, 3]
 
 
 def _cli(*args: str) -> tuple[int, str]:

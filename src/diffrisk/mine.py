@@ -13,6 +13,7 @@ only on its ancestors, so the result equals mining from scratch.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import multiprocessing
 import os
@@ -45,7 +46,7 @@ from diffrisk.codemetrics import (
 from diffrisk.config import FixesConfig, LabelConfig, MineConfig
 from diffrisk.errors import DataError, GitCommandError, RepositoryError
 from diffrisk.fixes import RULE_VERSION, FixRule, linked_issues
-from diffrisk.gitio import CatFile, GitRepo, count_lines, open_repo
+from diffrisk.gitio import EMPTY_TREE, CatFile, GitRepo, count_lines, open_repo
 from diffrisk.history import (
     LOG_FORMAT,
     CommitRecord,
@@ -650,6 +651,7 @@ def mine(
     repo = open_repo(repo_path)
     head = repo.resolve(rev)
     repo = repo.with_mailmap(head)  # authors as the mined commit's .mailmap maps them
+    repo, no_mailmap = _unless_mailmap_missing(repo, head)
     data = Path(data_dir)
     settings = {
         "code_metrics": cfg.code_metrics,
@@ -689,6 +691,8 @@ def mine(
         _fill_counts(result, old.changes, set())
         return result
 
+    if no_mailmap:
+        result.warnings.append(no_mailmap)
     state = new_state(graph)
     known_rows = known_commits(old, wanted) if old is not None and known else {}
     if progress:
@@ -806,6 +810,24 @@ def oversized_file_changes(
         if size.isdigit() and int(size) > MAX_BLOB_BYTES:
             big.add(oid)
     return sum(1 for b, a in zip(py["blob_before"], py["blob_after"], strict=True) if {b, a} & big)
+
+
+def _unless_mailmap_missing(repo: GitRepo, head: str) -> tuple[GitRepo, str | None]:
+    """``repo``, unless it is a partial clone without ``head``'s .mailmap blob: git would
+    stop at every commit, unable to fetch it. Then no mailmap (the empty tree has none),
+    and a warning saying so."""
+    if not repo.is_partial_clone():
+        return repo, None
+    oid = repo.run("rev-parse", "--verify", "--quiet", f"{head}:.mailmap", check=False).strip()
+    if not oid:
+        return repo, None
+    with CatFile(repo) as cat:
+        if cat.read(oid.decode()) is not None:
+            return repo, None
+    return dataclasses.replace(repo, mailmap_rev=EMPTY_TREE), (
+        "the .mailmap of the mined commit is missing from this partial clone: authors are "
+        "not mapped (fetch it, or clone without --filter)"
+    )
 
 
 def _all_code_lines(
