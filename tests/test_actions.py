@@ -566,9 +566,7 @@ def test_high_risk_pr_with_override_label_passes_and_names_who(pr_world, tmp_pat
     assert len(gh.comments) == 1 and "risk accepted by **@lead-dev**" in gh.comments[0]["body"]
 
 
-def test_hostile_pr_runs_nothing_reads_nothing_and_is_still_blocked(
-    pr_world, tmp_path, httpserver
-):
+def test_hostile_pr_runs_nothing_reads_nothing_and_is_still_blocked(pr_world, tmp_path, httpserver):
     run, gh = _run_pr(pr_world, tmp_path, httpserver, "hostile")
     everything = run.log + run.summary + json.dumps(gh.comments) + json.dumps(gh.checks())
     # 1. its diffrisk/ and pip/ packages were never imported
