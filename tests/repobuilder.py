@@ -13,6 +13,8 @@ Dates are days after 2020-01-01T00:00:00Z (fractions allowed). Author e-mails ar
 from __future__ import annotations
 
 import os
+import random
+import subprocess
 from pathlib import Path
 
 import git
@@ -97,3 +99,32 @@ class RepoBuilder:
 
     def run(self, *args: str) -> str:
         return self.repo.git.execute(["git", *args], env={**os.environ})
+
+
+def fix_history(path: Path, commits: int, *, files: int = 2, lines: int = 300) -> None:
+    """A bare repository of ``commits`` commits, each after the first a fix that changes
+    two lines of one of ``files`` Python files: SZZ blames every one of them, each blame
+    walking a long history (for runs long enough to interrupt). One ``git fast-import``."""
+    rnd = random.Random(1)
+    texts = {f"pkg/m{i}.py": [f"v{j} = {j}\n" for j in range(lines)] for i in range(files)}
+    out: list[bytes] = []
+    for k in range(commits):
+        touched = list(texts)
+        if k:
+            touched = [f"pkg/m{k % files}.py"]
+            for j in rnd.sample(range(lines), 2):
+                texts[touched[0]][j] = f"v{j} = {k}\n"
+        msg = f"fix bug {k}" if k else "start"
+        who = f"ann <ann@example.com> {ts(k / 24)} +0000"
+        out.append(f"commit refs/heads/main\nauthor {who}\ncommitter {who}\n".encode())
+        out.append(f"data {len(msg)}\n{msg}\n".encode())
+        for p in touched:
+            data = "".join(texts[p]).encode()
+            out.append(f"M 100644 inline {p}\ndata {len(data)}\n".encode() + data + b"\n")
+    out.append(b"done\n")
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(path)], check=True)
+    subprocess.run(
+        ["git", "--git-dir", str(path), "fast-import", "--quiet", "--done"],
+        input=b"".join(out),
+        check=True,
+    )

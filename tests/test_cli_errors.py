@@ -73,6 +73,7 @@ def test_rebuild_replaces_the_dataset_and_leaves_no_scratch(
     ds = load_dataset(data)
     assert ds is not None and len(ds.changes) == 3 and ds.meta["generation"] != old_gen
     assert sorted(p.name for p in data.iterdir()) == [
+        ".diffrisk.lock",  # one writing run at a time (empty, not data)
         ".gitignore",  # the data stays out of git
         "blob_metrics.parquet",
         "changes.parquet",

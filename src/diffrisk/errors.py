@@ -54,6 +54,10 @@ class DataError(DiffriskError):
     """The data directory is missing, corrupt or from an incompatible version."""
 
 
+class DataDirLockedError(DataError):
+    """Another diffrisk run holds the data directory's lock (:mod:`diffrisk.lock`)."""
+
+
 class ModelError(DiffriskError):
     """A model file is missing, corrupt, tampered with or incompatible."""
 
@@ -66,6 +70,31 @@ class GateFailure(DiffriskError):
     """Raised by gates when a change is blocked; exit code 1 (a decision, not a crash)."""
 
     exit_code = 1
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by SIGINT (Ctrl-C) or SIGTERM (``kill``, a cancelled CI job).
+
+    A ``KeyboardInterrupt``, not a :class:`DiffriskError`, so that ``except Exception``
+    never swallows it. ``message`` (may be empty) says what the run kept; the CLI prints
+    it with ``hint`` and exits with 128 + the signal number (130, 143).
+    """
+
+    def __init__(self, message: str = "", hint: str | None = None, signum: int = 2) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+def signal_number(err: BaseException) -> int:
+    """The signal behind an interruption: SIGTERM for :class:`Interrupted` raised by the
+    CLI's SIGTERM handler, else SIGINT (2, a plain ``KeyboardInterrupt``)."""
+    return getattr(err, "signum", 2)
 
 
 class TooLittleHistoryError(DataError):

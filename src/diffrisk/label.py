@@ -14,18 +14,22 @@ too young to tell.
    ``label.verification_days`` older than the newest mined commit; else unlabelled.
 
 Blame results are cached per fix (``szz_cache.parquet``, keyed by the settings that
-change them), so relabelling after new commits blames only the new fixes.
+change them), so relabelling after new commits blames only the new fixes. The cache is
+also the checkpoint of a long run: written every :data:`CHECKPOINT_SECONDS` and when the
+run is stopped (SIGINT, SIGTERM), so the next run blames only the fixes left.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import json
 import os
+import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,7 +42,7 @@ import pyarrow.parquet as pq
 
 from diffrisk import store
 from diffrisk.config import LabelConfig
-from diffrisk.errors import DataError, GitHubError
+from diffrisk.errors import DataError, GitHubError, Interrupted, signal_number
 from diffrisk.gitio import open_repo
 from diffrisk.schema import arrow_schema
 from diffrisk.szz import BlameSettings, FixBlame, FixJob, IgnoreRevs, SourceFilter, blame_fixes
@@ -51,6 +55,8 @@ Progress = Callable[[str, int, int | None], None]
 LABELS_FILE = "labels.parquet"
 LINKS_FILE = "szz_links.parquet"
 CACHE_FILE = "szz_cache.parquet"
+#: How often a long blame writes what it found so far into the cache.
+CHECKPOINT_SECONDS = 60.0
 # Bump when the blame procedure changes in a way that changes its results (2: docstrings
 # compared as black compares them in the reformat look-through).
 _BLAME_VERSION = 2
@@ -257,6 +263,80 @@ def _cache_rows(key: str, results: list[FixBlame]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=_CACHE_SCHEMA.names)
 
 
+class _Checkpoint:
+    """Writes the blame results found so far into the cache: every
+    :data:`CHECKPOINT_SECONDS`, at the end, and when the run is interrupted (so that a
+    SIGKILL loses at most that much work, and the next run blames only the rest)."""
+
+    def __init__(
+        self,
+        path: Path,
+        stored: pd.DataFrame,
+        key: str,
+        mined: set[str],
+        results: list[FixBlame],
+    ) -> None:
+        self.path = path
+        # other settings' results stay too (switching a filter back costs nothing)
+        self.stored = stored[stored["fix_sha"].isin(mined)]
+        self.key = key
+        self.results = results
+        self.saved = 0
+        self.at = time.monotonic()
+
+    def maybe(self) -> None:
+        if time.monotonic() - self.at >= CHECKPOINT_SECONDS:
+            self.save()
+
+    def save(self) -> None:
+        self.at = time.monotonic()
+        if len(self.results) == self.saved:
+            return
+        new = _cache_rows(self.key, self.results[self.saved :])
+        stored = pd.concat([self.stored, new], ignore_index=True)
+        store.atomic_write_table(
+            self.path, pa.Table.from_pandas(stored, schema=_CACHE_SCHEMA, preserve_index=False)
+        )
+        self.stored, self.saved = stored, len(self.results)
+
+    def interrupted(self, err: KeyboardInterrupt, todo: int) -> Interrupted:
+        """Save with SIGINT and SIGTERM held back (GitHub Actions sends SIGTERM a few
+        seconds after SIGINT); the error says what was kept."""
+        signum = signal_number(err)
+        try:
+            with _signals_blocked():
+                self.save()
+        except KeyboardInterrupt as again:  # the held-back signal, raised after the save
+            signum = signal_number(again)
+        name = signal.Signals(signum).name
+        n = len(self.results)
+        if n == 0:
+            return Interrupted(
+                f"interrupted ({name}) before a fix was blamed; labels were not written",
+                hint="run `diffrisk label` again",
+                signum=signum,
+            )
+        return Interrupted(
+            f"interrupted ({name}): the blame of {n} of {todo} fixes was kept in "
+            f"{self.path}; labels were not written",
+            hint=f"run `diffrisk label` again: it blames only the {todo - n} fixes left",
+            signum=signum,
+        )
+
+
+@contextlib.contextmanager
+def _signals_blocked() -> Iterator[None]:
+    sigs = {signal.SIGINT, signal.SIGTERM}
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - Windows
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def source_file_counts(files: pd.DataFrame, changes: pd.DataFrame, cfg: LabelConfig) -> pd.Series:
     """Per commit: files it adds lines to that SZZ treats as source (blame can only land on those)."""
     f = files[(files["la"] > 0) & ~files["binary"].astype(bool)]
@@ -334,6 +414,7 @@ def label(
     todo = [s for s in blame_shas if s not in done]
     new_results: list[FixBlame] = []
     if todo:
+        checkpoint = _Checkpoint(cache_path, stored, key, set(changes["sha"]), new_results)
         if progress:
             progress("blame", 0, len(todo))
         ignore = IgnoreRevs(repo)
@@ -341,27 +422,25 @@ def label(
             revs = ignore.files_for(todo)
             jobs = [FixJob(s, revs.get(s)) for s in todo]
             workers = cfg.workers or os.cpu_count() or 1
-            for res in blame_fixes(
-                repo,
-                jobs,
-                _blame_settings(cfg),
-                workers=workers,
-                on_done=(lambda n: progress("blame", n, None)) if progress else None,
-            ):
-                new_results.append(res)
+            with contextlib.closing(
+                blame_fixes(
+                    repo,
+                    jobs,
+                    _blame_settings(cfg),
+                    workers=workers,
+                    on_done=(lambda n: progress("blame", n, None)) if progress else None,
+                )
+            ) as blamed:
+                for res in blamed:
+                    new_results.append(res)
+                    checkpoint.maybe()
+        except KeyboardInterrupt as err:
+            # the workers and their git processes are gone (closing() above)
+            raise checkpoint.interrupted(err, len(todo)) from None
         finally:
             ignore.close()
-            # also when interrupted: what was blamed is kept for the next run
-            if new_results:
-                new = _cache_rows(key, new_results)
-                cache = pd.concat([cache, new], ignore_index=True)
-                # other settings' results stay too (switching a filter back costs nothing)
-                stored = pd.concat([stored, new], ignore_index=True)
-                stored = stored[stored["fix_sha"].isin(set(changes["sha"]))]
-                store.atomic_write_table(
-                    cache_path,
-                    pa.Table.from_pandas(stored, schema=_CACHE_SCHEMA, preserve_index=False),
-                )
+        checkpoint.save()
+        cache = checkpoint.stored[checkpoint.stored["settings"] == key]
 
     # 3. candidates
     wanted = set(blame_shas)

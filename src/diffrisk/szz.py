@@ -14,18 +14,26 @@ from __future__ import annotations
 import ast
 import codecs
 import collections
+import contextlib
 import fnmatch
 import os
 import re
+import signal
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, NoReturn
 
 from diffrisk.codemetrics import docstring_of
 from diffrisk.errors import GitCommandError
 from diffrisk.gitio import CatFile, GitRepo
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from multiprocessing.process import BaseProcess
 
 # How many blamed line texts a link keeps for the quality report.
 SAMPLE_LINES = 8
@@ -1191,19 +1199,172 @@ class Blamer:
         return [self.blame_fix(j, patches.get(j.sha, [])) for j in jobs]
 
 
-# -- process pool plumbing ------------------------------------------------------------
+# -- worker processes --------------------------------------------------------------------
+#
+# Each worker leads its own process group, which its git children join: stopping a
+# worker kills the group (os.killpg), so no git blame or cat-file outlives it. A
+# terminal's Ctrl-C reaches the main process only; the main process decides when the
+# workers stop (at once on an interruption: their unfinished chunks are blamed again
+# by the next run). On Linux a worker also stops when the main process dies, even
+# by SIGKILL (PR_SET_PDEATHSIG).
 
-_worker: Blamer | None = None
+
+def _kill_own_group(signum: int, frame: object) -> None:
+    os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
-def _init_worker(path: str, git_dir: str, bare: bool, settings: BlameSettings) -> None:
-    global _worker
-    _worker = Blamer(GitRepo(Path(path), Path(git_dir), bare), settings)
+def _die_with_parent(parent: int) -> None:
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl
+        os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
-def _run_chunk(jobs: list[FixJob]) -> list[FixBlame]:
-    assert _worker is not None
-    return _worker.run(jobs)
+def _worker_main(
+    conn: Connection, parent: int, path: str, git_dir: str, bare: bool, settings: BlameSettings
+) -> None:
+    """Blame the chunks the main process sends until it sends None (or goes away)."""
+    if hasattr(os, "setpgid"):
+        os.setpgid(0, 0)
+        signal.signal(signal.SIGTERM, _kill_own_group)
+        _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    blamer = Blamer(GitRepo(Path(path), Path(git_dir), bare), settings)
+    try:
+        while True:
+            try:
+                jobs = conn.recv()
+            except EOFError:
+                return
+            if jobs is None:
+                return
+            try:
+                reply: tuple[str, object] = ("ok", blamer.run(jobs))
+            except Exception as err:
+                reply = ("error", err)
+            try:
+                conn.send(reply)
+            except Exception as err:  # an exception that does not pickle
+                conn.send(("error", GitCommandError(f"blame worker failed: {err!r}")))
+    finally:
+        blamer.close()
+
+
+class _Workers:
+    """``n`` blame worker processes fed one chunk at a time over a pipe each."""
+
+    def __init__(self, repo: GitRepo, settings: BlameSettings, n: int) -> None:
+        import multiprocessing
+
+        # fork: workers start at once, without importing diffrisk again
+        ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else None)
+        self.procs: list[BaseProcess] = []
+        self.conns: list[Connection] = []
+        try:
+            for _ in range(n):
+                here, there = ctx.Pipe()
+                proc = ctx.Process(
+                    target=_worker_main,
+                    args=(
+                        there,
+                        os.getpid(),
+                        str(repo.path),
+                        str(repo.git_dir),
+                        repo.bare,
+                        settings,
+                    ),
+                    daemon=True,
+                )
+                proc.start()
+                there.close()
+                if hasattr(os, "setpgid"):  # also here: killpg must find the group at once
+                    with contextlib.suppress(OSError):
+                        os.setpgid(proc.pid, proc.pid)
+                self.procs.append(proc)
+                self.conns.append(here)
+        except BaseException:
+            self.kill()
+            raise
+
+    def run(self, chunks: list[list[FixJob]]) -> Iterator[list[FixBlame]]:
+        """Results chunk by chunk, in the order they finish."""
+        from multiprocessing.connection import wait
+
+        todo = collections.deque(chunks)
+        busy: dict[Connection, int] = {}  # pipe -> worker, while it blames a chunk
+
+        def feed(i: int) -> None:
+            if todo:
+                try:
+                    self.conns[i].send(todo.popleft())
+                except OSError:
+                    self._died(i)
+                busy[self.conns[i]] = i
+
+        for i in range(len(self.conns)):
+            feed(i)
+        while busy:
+            sentinels = {self.procs[i].sentinel: i for i in busy.values()}
+            for ready in wait([*busy, *sentinels]):
+                if ready in sentinels:
+                    i = sentinels[ready]
+                    if self.conns[i] in busy and not self.conns[i].poll():
+                        self._died(i)
+                    continue  # its last reply is read first
+                if ready not in busy:
+                    continue
+                i = busy.pop(ready)  # type: ignore[call-overload]
+                try:
+                    status, value = ready.recv()  # type: ignore[union-attr]
+                except EOFError:
+                    self._died(i)
+                if status == "error":
+                    raise value
+                feed(i)
+                yield value
+
+    def _died(self, i: int) -> NoReturn:
+        proc = self.procs[i]
+        proc.join(1)
+        raise GitCommandError(
+            f"a blame worker process died (exit code {proc.exitcode})",
+            hint="run `diffrisk label` again: the fixes blamed so far are kept",
+        )
+
+    def stop(self) -> None:
+        """Let idle workers finish (close their cat-file) and exit."""
+        for conn in self.conns:
+            with contextlib.suppress(OSError):
+                conn.send(None)
+        for proc in self.procs:
+            proc.join(10)
+        self.kill()
+
+    def kill(self) -> None:
+        """Kill every worker with its git children (immediately; idempotent)."""
+        for proc in self.procs:
+            if proc.pid is None or proc.exitcode == 0:  # never started, or stopped cleanly
+                continue
+            try:  # also when it died: git children it left keep its group
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            except (OSError, AttributeError):  # not a group leader yet, or Windows
+                if proc.exitcode is None:
+                    proc.kill()
+        for proc in self.procs:
+            if proc.pid is not None:
+                proc.join()
+        for conn in self.conns:
+            conn.close()
+        self.conns = []
+        self.procs = []
 
 
 def blame_fixes(
@@ -1214,7 +1375,11 @@ def blame_fixes(
     chunk: int = 16,
     on_done: Callable[[int], None] | None = None,
 ) -> Iterator[FixBlame]:
-    """Blame every job, in ``workers`` processes; yields results as chunks finish."""
+    """Blame every job, in ``workers`` processes; yields results as chunks finish.
+
+    Closing the generator early (an interruption, an error) stops the workers and their
+    git processes at once; use it with ``contextlib.closing``.
+    """
     chunks = [jobs[i : i + chunk] for i in range(0, len(jobs), chunk)]
     if workers <= 1 or len(chunks) <= 1:
         b = Blamer(repo, settings)
@@ -1226,22 +1391,19 @@ def blame_fixes(
         finally:
             b.close()
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    # fork: workers start at once, without importing diffrisk again
-    ctx = multiprocessing.get_context("fork") if hasattr(os, "fork") else None
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=ctx,
-        initializer=_init_worker,
-        initargs=(str(repo.path), str(repo.git_dir), repo.bare, settings),
-    ) as pool:
-        futs = {pool.submit(_run_chunk, c): len(c) for c in chunks}
-        for fut in as_completed(futs):
-            yield from fut.result()
+    pool = _Workers(repo, settings, min(workers, len(chunks)))
+    finished = False
+    try:
+        for results in pool.run(chunks):
+            yield from results
             if on_done:
-                on_done(futs[fut])
+                on_done(len(results))
+        finished = True
+    finally:
+        if finished:
+            pool.stop()
+        else:
+            pool.kill()
 
 
 # -- .git-blame-ignore-revs ------------------------------------------------------------

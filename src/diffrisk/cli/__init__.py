@@ -9,13 +9,14 @@ with ``--debug``.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import Any
 
 import click
 
 from diffrisk import __version__
-from diffrisk.errors import DiffriskError
+from diffrisk.errors import DiffriskError, Interrupted, signal_number
 
 # command -> the module that defines it; a module is imported only when its command runs
 # (or when --help lists them all), so `diffrisk mine` never pays for scikit-learn.
@@ -65,11 +66,26 @@ class _Group(click.Group):
                 raise
             _report_error(_os_error(err))
             ctx.exit(2)
-        except KeyboardInterrupt:
-            click.echo(
-                "error: interrupted; the stored data was left as it was before this run", err=True
-            )
-            ctx.exit(130)
+        except KeyboardInterrupt as err:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            _report_interrupt(err)
+            ctx.exit(128 + signal_number(err))
+
+
+def _report_interrupt(err: KeyboardInterrupt) -> None:
+    """SIGINT exits 130, SIGTERM 143; a stage that kept work says what (``Interrupted``)."""
+    what = "terminated (SIGTERM)" if signal_number(err) == signal.SIGTERM else "interrupted"
+    message = getattr(err, "message", "")
+    if not message:
+        message = f"{what}; the stored data was left as it was before this run"
+    _report_error(DiffriskError(message, getattr(err, "hint", None)))
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM as an exception, as Ctrl-C is: temporary files are removed, worker and
+    git processes stopped, and a stage keeps the work it can (``diffrisk label``)."""
+    raise Interrupted(signum=signum)
 
 
 def _os_error(err: OSError) -> DiffriskError:
@@ -134,6 +150,8 @@ def main() -> None:
     """Console-script entry point."""
     for var in THREAD_VARS:  # before numpy and scikit-learn load (commands import lazily)
         os.environ.setdefault(var, "1")
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate)
     if not sys.stdout.isatty() and "COLUMNS" not in os.environ:
         os.environ["COLUMNS"] = "120"  # rich tables in CI logs and pipes: not cut at 80
     sys.exit(cli.main(standalone_mode=True))

@@ -22,6 +22,7 @@ from diffrisk.cli.output import (
     data_dir_option,
     json_option,
     load_judging_config,
+    lock_data_dir,
     print_json,
     quiet_option,
     repo_option,
@@ -498,6 +499,8 @@ def gate_cmd(
     deployment to --environment.
     """
     ddir = Path(data_dir) if data_dir else default_data_dir(repo)
+    if not deploy:  # the merge gate logs its decision
+        lock_data_dir(ddir)
     token = os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN")
     if token:
         from diffrisk.ghactions import add_mask, in_actions

@@ -15,6 +15,7 @@ from diffrisk.cli.output import (
     data_dir_option,
     github_token_option,
     json_option,
+    lock_data_dir,
     print_json,
     progress_bar,
     quiet_option,
@@ -69,6 +70,7 @@ def label_cmd(
     """
     cfg = load_config(repo, config_path, rev=config_rev)
     out_dir = Path(data_dir) if data_dir else default_data_dir(repo)
+    lock_data_dir(out_dir)
     github_repo = github_repo or os.environ.get("GITHUB_REPOSITORY") or None
     console = stderr_console()
     bugs: GitHubBugs | None = None

@@ -18,6 +18,7 @@ from diffrisk.cli.output import (
     config_rev_option,
     data_dir_option,
     json_option,
+    lock_data_dir,
     print_json,
     progress_bar,
     quiet_option,
@@ -94,6 +95,7 @@ def mine_cmd(
             }
         )
     out_dir = Path(data_dir) if data_dir else default_data_dir(repo)
+    lock_data_dir(out_dir, repo=repo)
     t0 = time.perf_counter()
     with progress_bar(quiet or as_json) as prog:
         if rebuild:

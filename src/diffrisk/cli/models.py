@@ -8,14 +8,24 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from diffrisk.cli.output import Console, data_dir_option, json_option, print_json, repo_option
+from diffrisk.cli.output import (
+    Console,
+    data_dir_option,
+    json_option,
+    lock_data_dir,
+    print_json,
+    repo_option,
+)
 from diffrisk.paths import default_data_dir, models_dir
 
 
-def _registry(repo: str, data_dir: str | None):
+def _registry(repo: str, data_dir: str | None, *, write: bool = False):
     from diffrisk.registry import ModelRegistry
 
-    return ModelRegistry(models_dir(Path(data_dir) if data_dir else default_data_dir(repo)))
+    ddir = Path(data_dir) if data_dir else default_data_dir(repo)
+    if write:
+        lock_data_dir(ddir)
+    return ModelRegistry(models_dir(ddir))
 
 
 @click.group("models")
@@ -108,7 +118,7 @@ def show_cmd(version: str | None, repo: str, data_dir: str | None, as_json: bool
 @json_option
 def promote_cmd(version: str, repo: str, data_dir: str | None, as_json: bool) -> None:
     """Make VERSION the current model (no comparison: you decide)."""
-    reg = _registry(repo, data_dir)
+    reg = _registry(repo, data_dir, write=True)
     reg.load(version)  # refuse to promote a model that does not load
     reg.promote(version)
     if as_json:
@@ -123,7 +133,7 @@ def promote_cmd(version: str, repo: str, data_dir: str | None, as_json: bool) ->
 @json_option
 def rollback_cmd(repo: str, data_dir: str | None, as_json: bool) -> None:
     """Make the previously promoted model current again."""
-    reg = _registry(repo, data_dir)
+    reg = _registry(repo, data_dir, write=True)
     old = reg.current()
     v = reg.rollback()
     if as_json:

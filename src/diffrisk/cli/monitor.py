@@ -14,6 +14,7 @@ from diffrisk.cli.output import (
     data_dir_option,
     github_token_option,
     json_option,
+    lock_data_dir,
     print_json,
     quiet_option,
     repo_option,
@@ -113,6 +114,8 @@ def monitor_cmd(
     open_repo(repo, allow_shallow=True)  # a wrong --repo is an error, as for every command
     cfg = load_config(repo, config_path, rev=config_rev)
     out_dir = Path(data_dir) if data_dir else default_data_dir(repo)
+    if retrain:
+        lock_data_dir(out_dir)
     if issue:
         github_repo = github_repo or os.environ.get("GITHUB_REPOSITORY")
         if not github_repo or not github_token:

@@ -153,3 +153,25 @@ def progress_bar(quiet: bool) -> Iterator[Any]:
                 prog.advance(tasks[stage], advance)
 
         yield cb
+
+
+def lock_data_dir(data_dir: Path, *, repo: str | None = None) -> None:
+    """Hold the data directory's lock until this command ends (:mod:`diffrisk.lock`):
+    for commands that write into it. With ``repo`` (``mine``, ``run``) a missing data
+    directory is made, once ``repo`` opens as a repository (else its error, and nothing
+    made)."""
+    from diffrisk.lock import data_dir_lock
+
+    if repo is not None and not data_dir.is_dir():
+        from diffrisk.gitio import open_repo
+
+        open_repo(repo)
+    ctx = click.get_current_context()
+    ctx.with_resource(
+        data_dir_lock(
+            data_dir,
+            command=ctx.command_path,
+            create=repo is not None,
+            on_wait=lambda msg: click.echo(msg, err=True),
+        )
+    )

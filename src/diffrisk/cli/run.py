@@ -13,6 +13,7 @@ from diffrisk.cli.output import (
     config_rev_option,
     data_dir_option,
     json_option,
+    lock_data_dir,
     progress_bar,
     quiet_option,
     repo_option,
@@ -65,6 +66,7 @@ def run_cmd(
     if pr is not None and head != pr.head:
         pr = None
     out_dir = Path(data_dir) if data_dir else default_data_dir(repo)
+    lock_data_dir(out_dir, repo=repo)
     con = stderr_console()
     with progress_bar(quiet or as_json) as prog:
         res = run(repo, out_dir, base, head, cfg, pull_request=pr, progress=prog)

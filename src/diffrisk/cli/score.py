@@ -14,6 +14,7 @@ from diffrisk.cli.output import (
     data_dir_option,
     json_option,
     load_judging_config,
+    lock_data_dir,
     quiet_option,
     repo_option,
     stderr_console,
@@ -113,6 +114,8 @@ def score_cmd(
     if pr is not None and head != pr.head:
         pr = None  # the event's title and body describe its own head only
     out_dir = Path(data_dir) if data_dir else default_data_dir(repo)
+    if not no_log:
+        lock_data_dir(out_dir)
     result = score(repo, base, head, out_dir, cfg, pull_request=pr)
     if not no_log:
         _log_prediction(out_dir, result)

@@ -15,6 +15,7 @@ from diffrisk.cli.output import (
     config_rev_option,
     data_dir_option,
     json_option,
+    lock_data_dir,
     print_json,
     progress_bar,
     quiet_option,
@@ -176,6 +177,7 @@ def train_cmd(
 
     cfg = load_config(repo, config_path, rev=config_rev)
     out_dir = Path(data_dir) if data_dir else default_data_dir(repo)
+    lock_data_dir(out_dir)
     if if_stale:
         reason = model_stale_reason(out_dir, cfg)
         if reason is None:
