@@ -83,13 +83,17 @@ def test_generated_histories(steps) -> None:
             assert (
                 0 <= row["nuc"] <= i and 0 <= row["ndev"] <= len(authors_before) and row["age"] >= 0
             )
-            # LT: line counts of the modified files in the parent, read from git itself
+            # LT: line counts of the modified files in the parent, read from git itself, with
+            # git's rename detection (a file renamed into a binary one counts 0, as any binary)
             if i > 0:
                 parent = shas[i - 1][0]
-                changed = b.run("diff", "--numstat", "--no-renames", parent, sha).splitlines()
+                fields = b.run("diff", "--numstat", "-M", "-z", parent, sha).split("\0")
                 lt = 0
-                for line in changed:
-                    a, _, path = line.split("\t", 2)
+                while len(fields) > 1:
+                    a, _, path = fields.pop(0).split("\t", 2)
+                    if not path:  # a rename: the old path, then the new one
+                        path = fields.pop(0)
+                        fields.pop(0)
                     if a == "-":
                         continue
                     exists = b.run("ls-tree", parent, "--", path).strip()
