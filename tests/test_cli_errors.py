@@ -149,3 +149,18 @@ def test_a_corrupt_dataset_is_rebuilt_and_says_so(builder: RepoBuilder, tmp_path
     assert code == 0, out
     assert "warning:" in out and "unreadable" in out and "rebuilt from git" in out
     assert len(load_dataset(data).changes) == 2
+
+
+def test_an_unexpected_error_exits_3_not_the_gates_1(tmp_path, monkeypatch):
+    """A bug (here: the TOML library failing) is one error line and exit 3; 1 is 'blocked'."""
+    import tomllib
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the parser broke")
+
+    (tmp_path / ".diffrisk.toml").write_text("[gate]\n")
+    monkeypatch.setattr(tomllib, "loads", broken)
+    res = CliRunner().invoke(cli, ["config", "--repo", str(tmp_path)])
+    assert res.exit_code == 3, res.output
+    assert "error: internal error: RuntimeError: the parser broke" in res.output
+    assert "--debug" in res.output and "Traceback" not in res.output

@@ -36,6 +36,10 @@ _COMMANDS = {
 }
 
 
+#: Exit status of an unexpected error (a bug). 1 is the gate's "blocked" and nothing else.
+INTERNAL_ERROR = 3
+
+
 class _Group(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(_COMMANDS)
@@ -71,6 +75,20 @@ class _Group(click.Group):
                 raise
             _report_interrupt(err)
             ctx.exit(128 + signal_number(err))
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as err:
+            # A bug: exit 3, never Python's 1, which means "blocked" (docs/security.md).
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            _report_error(
+                DiffriskError(
+                    f"internal error: {type(err).__name__}: {err}",
+                    hint="this is a bug in diffrisk: run again with --debug for the "
+                    "traceback, and report it",
+                )
+            )
+            ctx.exit(INTERNAL_ERROR)
 
 
 def _report_interrupt(err: KeyboardInterrupt) -> None:
