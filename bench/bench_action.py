@@ -9,7 +9,7 @@ install step at this interpreter, so "Python and the package are installed"):
 1. a work tree is cloned from PATH (``git clone --shared``: no copies of objects);
 2. warm-up (the nightly run that fills the cache): the action on base = ``HEAD~(behind +
    pr-commits)`` mines, labels and — when the repository has no model — a logistic
-   model is fitted on the labelled changes (diffrisk.train) and promoted;
+   model is fitted on the labelled changes (diffrisk.training.train) and promoted;
 3. timed (a pull request, cache restored): the data directory from 2 is copied (what
    ``actions/cache/restore`` does), and the action runs on base = ``HEAD~pr-commits``,
    head = ``HEAD``: it mines the ``behind`` new commits, relabels, finds the model fresh,
@@ -48,12 +48,12 @@ def _fit_model(data: Path) -> str:
     import pandas as pd
 
     from diffrisk.config import LabelConfig
-    from diffrisk.label import load_labels
-    from diffrisk.paths import models_dir
-    from diffrisk.registry import ModelRegistry
-    from diffrisk.score import with_source_lines
-    from diffrisk.train import fit_estimator, raw_features
-    from diffrisk.vendored import resolve as resolve_vendored
+    from diffrisk.data.paths import models_dir
+    from diffrisk.features.vendored import resolve as resolve_vendored
+    from diffrisk.labelling.label import load_labels
+    from diffrisk.model.registry import ModelRegistry
+    from diffrisk.scoring.score import with_source_lines
+    from diffrisk.training.train import fit_estimator, raw_features
 
     ch, fi = pd.read_parquet(data / "changes.parquet"), pd.read_parquet(data / "files.parquet")
     changes = with_source_lines(ch, fi, resolve_vendored(LabelConfig(), ch, fi))
@@ -158,8 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         warm = _run(work, cache, warm_base, pr_base, t / "warm", not args.no_code_metrics)
         warm_s = time.perf_counter() - t0
-        from diffrisk.paths import models_dir
-        from diffrisk.registry import ModelRegistry
+        from diffrisk.data.paths import models_dir
+        from diffrisk.model.registry import ModelRegistry
 
         if ModelRegistry(models_dir(cache)).current() is None:
             print(f"no model after the warm-up: fitted {_fit_model(cache)}", file=sys.stderr)

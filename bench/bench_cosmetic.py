@@ -5,8 +5,8 @@
 DATA_DIR holds a dataset mined from REPO_PATH (``diffrisk mine``). The candidates are the
 modified Python files (``.py``, ``.pyi``; test files included) that add lines of code
 and whose diff keeps its operators and keywords: the files mining judges. For each, the
-cheap check (``diffrisk.mine.cosmetic_values``: the statements around the hunks, in two
-processes) and the exact one (``diffrisk.szz.cosmetic_change``, both versions parsed
+cheap check (``diffrisk.mining.mine.cosmetic_values``: the statements around the hunks, in two
+processes) and the exact one (``diffrisk.labelling.szz.cosmetic_change``, both versions parsed
 whole, as SZZ looks through a change) are run, and the pairs of answers counted:
 ``(exact, cheap)``, where None is "not cosmetic". ``--sample`` draws that many
 candidates (0: all), ``--list`` prints the file changes where the two differ. Numbers
@@ -23,10 +23,10 @@ import time
 
 import pandas as pd
 
-from diffrisk.codelines import added_code_lines
-from diffrisk.gitio import CatFile, open_repo
-from diffrisk.mine import cosmetic_values
-from diffrisk.szz import cosmetic_change, is_python_path
+from diffrisk.features.codelines import added_code_lines
+from diffrisk.git.repo import CatFile, open_repo
+from diffrisk.labelling.szz import cosmetic_change, is_python_path
+from diffrisk.mining.mine import cosmetic_values
 
 
 def main() -> None:

@@ -26,9 +26,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from diffrisk.config import LabelConfig, MineConfig
-from diffrisk.gitio import open_repo
-from diffrisk.label import CACHE_FILE, label
-from diffrisk.mine import mine
+from diffrisk.git.repo import open_repo
+from diffrisk.labelling.label import CACHE_FILE, label
+from diffrisk.mining.mine import mine
 
 
 def cpu_seconds() -> float:

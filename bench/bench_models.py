@@ -4,7 +4,7 @@
     python bench/bench_models.py --from-results RESULTS.json   # tables from train_bundled.py
 
 Each DATA_DIR must be mined and labelled (``diffrisk mine`` + ``diffrisk label``). For each
-project it runs :func:`diffrisk.evaluate.evaluate` (rolling origin, realistic labels,
+project it runs :func:`diffrisk.training.evaluate.evaluate` (rolling origin, realistic labels,
 labelable changes) and prints ROC-AUC of every candidate next to the lines-added baseline,
 and Recall@20%Effort. ``--code-metrics`` evaluates with and without the radon columns.
 """
@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from diffrisk.config import Config
-from diffrisk.evaluate import evaluate
-from diffrisk.train import KINDS, load_training_frame
+from diffrisk.training.evaluate import evaluate
+from diffrisk.training.train import KINDS, load_training_frame
 
 
 def _f(v: Any) -> str:

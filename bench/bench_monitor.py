@@ -37,9 +37,9 @@ TARGET_SECONDS = 30.0
 
 def _ensure_model(data: Path) -> str:
     from diffrisk.config import Config
-    from diffrisk.paths import models_dir
-    from diffrisk.registry import ModelRegistry
-    from diffrisk.train import fit_estimator, raw_features, training_medians
+    from diffrisk.data.paths import models_dir
+    from diffrisk.model.registry import ModelRegistry
+    from diffrisk.training.train import fit_estimator, raw_features, training_medians
 
     reg = ModelRegistry(models_dir(data))
     if reg.current() is not None:
@@ -74,7 +74,7 @@ def _ensure_model(data: Path) -> str:
 
 
 def _make_log(data: Path, n: int, seed: int = 0) -> None:
-    from diffrisk import predlog
+    from diffrisk.data import predlog
 
     ch = pd.read_parquet(data / "changes.parquet", columns=["sha", "author_time"]).sort_values(
         "author_time"

@@ -7,7 +7,7 @@ Picks a pull request from the history whose diff touches about ``--files`` files
 most recent merge commit on the first-parent line whose second parent changed
 ``--files`` files (+-2) since the merge base (else the closest one). Then times:
 
-* in process: ``diffrisk.score.score`` (replaying the history, features, model, percentile,
+* in process: ``diffrisk.scoring.score.score`` (replaying the history, features, model, percentile,
   explanation) plus rendering the Markdown comment and the terminal report;
 * the CLI: ``diffrisk score --format markdown`` as a subprocess (adds interpreter start
   and imports).
@@ -68,10 +68,10 @@ def fit_model(data_dir: Path) -> str:
     """Fit a calibrated logistic model on the labelled dataset and promote it."""
     import pandas as pd
 
-    from diffrisk.paths import models_dir
-    from diffrisk.registry import ModelRegistry
-    from diffrisk.store import load_dataset
-    from diffrisk.train import fit_estimator, raw_features
+    from diffrisk.data.paths import models_dir
+    from diffrisk.data.store import load_dataset
+    from diffrisk.model.registry import ModelRegistry
+    from diffrisk.training.train import fit_estimator, raw_features
 
     ds = load_dataset(data_dir)
     labels = pd.read_parquet(data_dir / "labels.parquet", columns=["sha", "label"])
@@ -108,8 +108,8 @@ def main() -> None:
     from rich.console import Console
 
     from diffrisk.config import load_config
-    from diffrisk.report import render_comment, render_terminal
-    from diffrisk.score import score
+    from diffrisk.report.render import render_comment, render_terminal
+    from diffrisk.scoring.score import score
 
     cfg = load_config(args.repo)
     times, cpus = [], []

@@ -7,7 +7,7 @@ its public name (``pallets/flask=/path/to/repo``; otherwise the name is guessed 
 path, ``.../pallets+flask/repo`` -> ``pallets/flask``). For every repository: mine
 (``--no-code-metrics`` unless ``--code-metrics``), label (SZZ), then
 
-* the per-project time-ordered evaluation (:func:`diffrisk.evaluate.evaluate`);
+* the per-project time-ordered evaluation (:func:`diffrisk.training.evaluate.evaluate`);
 * leave-one-project-out: each candidate kind trained on the other projects, tested on
   this one (all its labelled, labelable changes), next to the lines-added baseline.
 
@@ -40,11 +40,12 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from diffrisk.config import Config
-from diffrisk.evaluate import all_metrics, effort_of, eligible_mask, evaluate, prepare_frame
-from diffrisk.fixes import RULE_VERSION
-from diffrisk.label import label, load_labels
-from diffrisk.mine import mine
-from diffrisk.registry import (
+from diffrisk.data.store import atomic_write_bytes, load_dataset
+from diffrisk.features.fixes import RULE_VERSION
+from diffrisk.features.vendored import exclude as exclude_vendored
+from diffrisk.labelling.label import label, load_labels
+from diffrisk.mining.mine import mine
+from diffrisk.model.registry import (
     CARD_FILE,
     METADATA_FILE,
     MODEL_FILE,
@@ -54,9 +55,14 @@ from diffrisk.registry import (
     model_card,
     sha256_bytes,
 )
-from diffrisk.store import atomic_write_bytes, load_dataset
-from diffrisk.train import KINDS, fit_estimator, raw_features, training_medians
-from diffrisk.vendored import exclude as exclude_vendored
+from diffrisk.training.evaluate import (
+    all_metrics,
+    effort_of,
+    eligible_mask,
+    evaluate,
+    prepare_frame,
+)
+from diffrisk.training.train import KINDS, fit_estimator, raw_features, training_medians
 
 KEYS = (
     "roc_auc",
@@ -252,7 +258,7 @@ def card(md: dict[str, Any], results: dict[str, Any]) -> str:
         "",
         "`la` is the lines-added baseline (logistic regression on log1p of lines added to source files).",
         f"Labels come from SZZ with the default settings and fix rule version {md.get('fix_rule_version')}",
-        "(`diffrisk.fixes.RULE_VERSION`); they are noisy. Once a repository has enough",
+        "(`diffrisk.features.fixes.RULE_VERSION`); they are noisy. Once a repository has enough",
         "labelled history `diffrisk train` fits its own models, and this one stays a candidate",
         "(`train.bundled_candidate`), kept only where it ranks best on that history.",
         "",

@@ -1,4 +1,4 @@
-"""A real model for tests: diffrisk.train's calibrated logistic regression, fitted on
+"""A real model for tests: diffrisk.training.train's calibrated logistic regression, fitted on
 synthetic rows where big, spread-out changes by newcomers are the risky ones, then saved
 and promoted through the registry (no fakes of our own code)."""
 
@@ -20,9 +20,9 @@ def install_model(
     with_la_source: bool = False,
     all_features: bool = False,
 ) -> str:
-    from diffrisk.paths import models_dir
-    from diffrisk.registry import ModelRegistry
-    from diffrisk.train import fit_estimator, raw_features
+    from diffrisk.data.paths import models_dir
+    from diffrisk.model.registry import ModelRegistry
+    from diffrisk.training.train import fit_estimator, raw_features
 
     rng = np.random.default_rng(seed)
     X = pd.DataFrame(

@@ -463,8 +463,8 @@ def pr_world(tmp_path_factory):
     data = root / "data"
     # The restored cache: main mined and labelled (as the nightly run leaves it) and a model.
     from diffrisk.config import MineConfig
-    from diffrisk.label import label
-    from diffrisk.mine import mine
+    from diffrisk.labelling.label import label
+    from diffrisk.mining.mine import mine
 
     mine(b.path, data, rev=shas["base"], config=MineConfig(code_metrics=False, workers=1))
     label(b.path, data)

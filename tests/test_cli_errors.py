@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from diffrisk.cli import _report_error, cli
+from diffrisk.data.store import load_dataset
 from diffrisk.errors import DataError
-from diffrisk.store import load_dataset
 from repobuilder import RepoBuilder
 
 
@@ -113,7 +113,7 @@ def test_a_bare_repository_without_a_config_file_is_bare(
 ) -> None:
     import subprocess
 
-    from diffrisk.gitio import open_repo
+    from diffrisk.git.repo import open_repo
 
     builder.commit({"a.py": "x = 1\n"}, day=0, email="alias@example.com")
     builder.commit({".mailmap": "Real <real@example.com> <alias@example.com>\n"}, day=1)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from diffrisk.codelines import (
+from diffrisk.config import LabelConfig, MineConfig
+from diffrisk.features.codelines import (
     FileCode,
     classify_added,
     count_added_code,
@@ -17,10 +18,9 @@ from diffrisk.codelines import (
     endings_in_tree,
     parse_added_code,
 )
-from diffrisk.config import LabelConfig, MineConfig
-from diffrisk.gitio import open_repo
-from diffrisk.mine import mine
-from diffrisk.train import with_code_lines
+from diffrisk.git.repo import open_repo
+from diffrisk.mining.mine import mine
+from diffrisk.training.train import with_code_lines
 from repobuilder import RepoBuilder
 
 MOD = '''"""Module docstring."""
@@ -259,7 +259,7 @@ def test_tokens_come_from_the_counted_lines_of_code() -> None:
 
 
 def test_mined_tokens_per_file_and_per_change(builder: RepoBuilder, tmp_path: Path) -> None:
-    from diffrisk.train import with_code_lines
+    from diffrisk.training.train import with_code_lines
 
     b = builder
     sha = b.commit(
@@ -284,7 +284,7 @@ def test_mined_tokens_per_file_and_per_change(builder: RepoBuilder, tmp_path: Pa
 
 
 def test_a_file_keeps_its_first_thousand_tokens() -> None:
-    from diffrisk.codelines import MAX_TOKENS
+    from diffrisk.features.codelines import MAX_TOKENS
 
     got = classify_added("a.py", [f"name_{i} = {i}".encode() for i in range(1500)])
     kept = got.tokens.split()
@@ -364,7 +364,7 @@ SERVICE_CHANGED = SERVICE_TYPED.replace("if value is None:", "if not value:")
 
 
 def test_cosmetic_changes_are_recognised() -> None:
-    from diffrisk.szz import ANNOTATIONS, FORMAT, cosmetic_change
+    from diffrisk.labelling.szz import ANNOTATIONS, FORMAT, cosmetic_change
 
     old, fmt, typed, changed = (
         s.encode() for s in (SERVICE, SERVICE_FORMATTED, SERVICE_TYPED, SERVICE_CHANGED)
@@ -395,7 +395,7 @@ DOCUMENTED = (
 def test_black_docstring_normalisation_is_a_reformat(exact: bool) -> None:
     """black strips a docstring's trailing spaces and re-indents it (its own AST check
     calls that equivalent); the exact and the cheap check both see a reformat."""
-    from diffrisk.szz import FORMAT, cosmetic_change
+    from diffrisk.labelling.szz import FORMAT, cosmetic_change
 
     black = (
         DOCUMENTED.replace("environment.   \n", "environment.\n")
@@ -494,7 +494,7 @@ def test_annotation_checks_see_the_enclosing_blocks(
     before: str, after: str, expected: str | None, exact: bool
 ) -> None:
     # exact: both files parsed (the label stage); else the statements around the change
-    from diffrisk.szz import _same_ast, cosmetic_change
+    from diffrisk.labelling.szz import _same_ast, cosmetic_change
 
     got = cosmetic_change(before.encode(), after.encode(), reformat=False, exact=exact)
     assert got == expected
@@ -547,7 +547,7 @@ def test_annotation_checks_follow_the_hunks(
     after: str, hunks: list[tuple[int, int, int, int]], expected: str | None, exact: bool
 ) -> None:
     # hunks as ``git diff -U0`` heads them (mining passes them); worked out by hand
-    from diffrisk.szz import cosmetic_change
+    from diffrisk.labelling.szz import cosmetic_change
 
     got = cosmetic_change(
         IMPORTS_BEFORE.encode(), after.encode(), reformat=False, exact=exact, hunks=hunks
@@ -556,8 +556,8 @@ def test_annotation_checks_follow_the_hunks(
 
 
 def test_cosmetic_file_changes_add_no_lines_of_code(builder: RepoBuilder, tmp_path: Path) -> None:
-    from diffrisk.score import analyze
-    from diffrisk.store import load_dataset
+    from diffrisk.data.store import load_dataset
+    from diffrisk.scoring.score import analyze
 
     b = builder
     c = {
@@ -623,7 +623,7 @@ NOQA_FORMATTED = (
 
 
 def test_a_reformat_that_drops_comments_is_a_reformat(builder: RepoBuilder, tmp_path: Path) -> None:
-    from diffrisk.szz import FORMAT, cosmetic_change
+    from diffrisk.labelling.szz import FORMAT, cosmetic_change
 
     for exact in (True, False):
         assert cosmetic_change(NOQA.encode(), NOQA_FORMATTED.encode(), exact=exact) == FORMAT
@@ -648,7 +648,7 @@ def test_cosmetic_values_in_processes_agree_with_one(tmp_path: Path) -> None:
     # real `git diff -U0` output of a reformat and of an annotation-only change, parsed
     # as mining parses it, alternating over enough file changes that the work goes to a
     # pool of processes: each answer must land on its own row
-    from diffrisk.mine import COSMETIC_POOL_MIN, cosmetic_values
+    from diffrisk.mining.mine import COSMETIC_POOL_MIN, cosmetic_values
 
     versions = {"v0": SERVICE, "v1": SERVICE_FORMATTED, "v2": SERVICE_TYPED}
     for name, text in versions.items():
@@ -684,7 +684,7 @@ def test_cosmetic_values_in_processes_agree_with_one(tmp_path: Path) -> None:
 @pytest.mark.parametrize("exact", [True, False])
 def test_reindenting_a_multi_line_string_is_a_change(exact: bool) -> None:
     # 2 -> 4 spaces re-indents the string's second line too: its value changes
-    from diffrisk.szz import cosmetic_change
+    from diffrisk.labelling.szz import cosmetic_change
 
     q = '"' * 3
     two = f"def f():\n  x = 1\n  y = {q}a\n  b{q}\n  return x, y\n"

@@ -13,7 +13,8 @@ from sklearn.metrics import roc_auc_score
 
 from diffrisk.config import Config
 from diffrisk.errors import DataError
-from diffrisk.evaluate import (
+from diffrisk.model.registry import LoadedModel, load_bundled
+from diffrisk.training.evaluate import (
     classification_metrics,
     effort_at_recall,
     eligible_mask,
@@ -25,8 +26,7 @@ from diffrisk.evaluate import (
     recall_at_effort,
     time_folds,
 )
-from diffrisk.registry import LoadedModel, load_bundled
-from diffrisk.train import fit_estimator
+from diffrisk.training.train import fit_estimator
 
 # y, score (no ties), effort: total effort 100; ranking order is 0, 1, 2, 3.
 Y = [1, 0, 1, 0]

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from diffrisk.config import FixesConfig
-from diffrisk.fixes import FixRule, linked_issues
+from diffrisk.features.fixes import FixRule, linked_issues
 
 RULE = FixRule.from_config()
 

@@ -1,6 +1,6 @@
 """Gate decisions: every level x fail_on x warn_on x override, and deployment aggregation.
 
-Expected values were worked out by hand from the rules in ``diffrisk.gate``'s docstring.
+Expected values were worked out by hand from the rules in ``diffrisk.gating.decide``'s docstring.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from diffrisk.gate import (
+from diffrisk.gating.decide import (
     LabelEvent,
     Override,
     Review,
@@ -279,7 +279,7 @@ BASE = "b" * 40
 
 def _score_file(tmp_path, level: str, probability: float, commits=()) -> str:
     """A real ScoreResult (the score stage's contract type), saved as `diffrisk score --json` does."""
-    from diffrisk.score import CommitRisk, ScoreResult
+    from diffrisk.scoring.score import CommitRisk, ScoreResult
 
     res = ScoreResult(
         repo="r",
@@ -636,7 +636,7 @@ def deploy_repo(tmp_path_factory):
 
     _sys.path.insert(0, str(_Path(__file__).resolve().parent.parent / "scripts"))
     from diffrisk.config import MineConfig
-    from diffrisk.mine import mine
+    from diffrisk.mining.mine import mine
     from repobuilder import RepoBuilder
     from test_actions import _install_model
 
@@ -871,7 +871,7 @@ def _merge_gate(world, data, *args):
 def test_merge_gate_logs_its_decision_and_passes_nothing_to_score(deploy_repo, tmp_path):
     import shutil
 
-    from diffrisk.predlog import load_predictions
+    from diffrisk.data.predlog import load_predictions
 
     data = tmp_path / "data"
     shutil.copytree(deploy_repo["data"], data)

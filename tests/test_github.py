@@ -23,7 +23,7 @@ from werkzeug import Request, Response
 from diffrisk.cli import cli
 from diffrisk.config import Config, parse_config
 from diffrisk.errors import GitHubError
-from diffrisk.ghactions import (
+from diffrisk.hosts.github.actions import (
     SUMMARY_LIMIT,
     add_mask,
     annotate,
@@ -33,9 +33,9 @@ from diffrisk.ghactions import (
     read_event,
     set_outputs,
 )
-from diffrisk.github import GitHubClient, GitHubContext, publish
-from diffrisk.report import comment_marker
-from diffrisk.score import Factor, FileRisk, ScoreResult
+from diffrisk.hosts.github.client import GitHubClient, GitHubContext, publish
+from diffrisk.report.render import comment_marker
+from diffrisk.scoring.score import Factor, FileRisk, ScoreResult
 
 REPO = "octo/widgets"
 PAT = "ghp_SECRETpat0123456789abcdefABCDEF0123"

@@ -14,9 +14,9 @@ from pytest_httpserver import HTTPServer
 from diffrisk.cli import cli
 from diffrisk.config import LabelConfig, MineConfig
 from diffrisk.errors import DataError, GitHubError
-from diffrisk.label import fetch_github_bugs, label, load_labels, load_links, sample_links
-from diffrisk.mine import mine
-from diffrisk.szz import cosmetic_lines, parse_patches, ranges
+from diffrisk.labelling.label import fetch_github_bugs, label, load_labels, load_links, sample_links
+from diffrisk.labelling.szz import cosmetic_lines, parse_patches, ranges
+from diffrisk.mining.mine import mine
 from repobuilder import RepoBuilder, ts
 
 MOD = """\
@@ -288,7 +288,7 @@ def test_incremental_relabel_equals_full_relabel(builder: RepoBuilder, tmp_path:
 
 
 def test_a_corrupt_blame_cache_is_rebuilt_and_said(builder: RepoBuilder, tmp_path: Path) -> None:
-    from diffrisk.label import CACHE_FILE
+    from diffrisk.labelling.label import CACHE_FILE
 
     _fix_chain(builder, 3, 0)
     data = tmp_path / "data"
@@ -519,7 +519,7 @@ def test_blame_cache_written_before_fix_path_is_kept(tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from diffrisk.label import _CACHE_SCHEMA, _read_cache
+    from diffrisk.labelling.label import _CACHE_SCHEMA, _read_cache
 
     old = pa.schema([f for f in _CACHE_SCHEMA if f.name != "fix_path"])
     rows = {
@@ -603,7 +603,7 @@ _BASE = "import os\n\n\ndef f(x=None):\n    value = 1\n    return x + value\n"
     ],
 )
 def test_typing_only_changes(before: str, after: str, typing_only: bool) -> None:
-    from diffrisk.szz import _same_without_annotations
+    from diffrisk.labelling.szz import _same_without_annotations
 
     assert _same_without_annotations(before.encode(), after.encode()) is typing_only
 
@@ -611,7 +611,7 @@ def test_typing_only_changes(before: str, after: str, typing_only: bool) -> None
 def test_typing_check_is_quiet_about_invalid_escapes() -> None:
     import warnings
 
-    from diffrisk.szz import _same_without_annotations
+    from diffrisk.labelling.szz import _same_without_annotations
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -626,7 +626,7 @@ def test_differing_lines_leave_out_only_whole_shared_lines() -> None:
     import collections
     import random
 
-    from diffrisk.szz import _NOT_ANNOTATION, _differing_lines
+    from diffrisk.labelling.szz import _NOT_ANNOTATION, _differing_lines
 
     def count(text: bytes) -> collections.Counter[bytes]:
         return collections.Counter(_NOT_ANNOTATION.findall(text))

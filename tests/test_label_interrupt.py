@@ -19,10 +19,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from diffrisk.config import LabelConfig, MineConfig
-from diffrisk.gitio import open_repo
-from diffrisk.label import CACHE_FILE, _blame_settings
-from diffrisk.mine import mine
-from diffrisk.szz import FixJob, blame_fixes
+from diffrisk.git.repo import open_repo
+from diffrisk.labelling.label import CACHE_FILE, _blame_settings
+from diffrisk.labelling.szz import FixJob, blame_fixes
+from diffrisk.mining.mine import mine
 from repobuilder import fix_history
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="re
 FIXES = 250
 # label with CHECKPOINT_SECONDS set (argv[1]) so the test knows when a fix is blamed
 LABEL = (
-    "import sys, diffrisk.label as m; m.CHECKPOINT_SECONDS = float(sys.argv.pop(1)); "
+    "import sys, diffrisk.labelling.label as m; m.CHECKPOINT_SECONDS = float(sys.argv.pop(1)); "
     "from diffrisk.cli import main; main()"
 )
 

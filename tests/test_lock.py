@@ -1,4 +1,4 @@
-"""One writing run at a time per data directory (``diffrisk.lock``): real processes."""
+"""One writing run at a time per data directory (``diffrisk.data.lock``): real processes."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from click.testing import CliRunner
 
 from diffrisk.cli import cli
 from diffrisk.config import Config, MineConfig
+from diffrisk.data.lock import LOCK_FILE, OWNER_FILE, data_dir_lock, owner, wait_seconds
 from diffrisk.errors import ConfigError
-from diffrisk.lock import LOCK_FILE, OWNER_FILE, data_dir_lock, owner, wait_seconds
-from diffrisk.mine import mine
+from diffrisk.mining.mine import mine
 from repobuilder import RepoBuilder, fix_history
 from test_train import build_history, write_labels
 
@@ -123,7 +123,7 @@ def test_nested_use_holds_one_lock_and_says_who_holds_it(tmp_path: Path) -> None
         assert (info["pid"], info["command"]) == (os.getpid(), "diffrisk test")
         # another process cannot take it
         code = (
-            "import sys; from diffrisk.lock import data_dir_lock\n"
+            "import sys; from diffrisk.data.lock import data_dir_lock\n"
             "with data_dir_lock(sys.argv[1], wait=0): pass"
         )
         r = subprocess.run(

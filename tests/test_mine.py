@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from diffrisk.cli import cli
 from diffrisk.config import MineConfig
-from diffrisk.mine import mine
+from diffrisk.mining.mine import mine
 from repobuilder import RepoBuilder
 
 YEAR_DAYS = 365.25

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from diffrisk.cli import cli
 from diffrisk.config import MineConfig
 from diffrisk.errors import NotAGitRepositoryError
-from diffrisk.gitio import open_repo
-from diffrisk.mine import mine
+from diffrisk.git.repo import open_repo
+from diffrisk.mining.mine import mine
 from repobuilder import RepoBuilder
 
 
@@ -71,7 +71,7 @@ def test_odd_files(builder: RepoBuilder, tmp_path: Path) -> None:
 def test_a_python_file_over_the_size_cap_is_reported_as_such(
     builder: RepoBuilder, tmp_path: Path
 ) -> None:
-    from diffrisk.codemetrics import MAX_BLOB_BYTES
+    from diffrisk.features.codemetrics import MAX_BLOB_BYTES
 
     b = builder
     b.commit({"ok.py": "x = 1\n"}, day=0)
@@ -258,8 +258,8 @@ def test_stream_stops_git_when_the_consumer_stops_early(builder: RepoBuilder) ->
     import gc
     import threading
 
-    from diffrisk.gitio import open_repo
-    from diffrisk.mine import rev_list, stream_records
+    from diffrisk.git.repo import open_repo
+    from diffrisk.mining.mine import rev_list, stream_records
 
     for day in range(30):
         builder.commit({f"f{day % 7}.txt": f"{day}\n" * (day + 1)}, day=day)
@@ -310,8 +310,8 @@ def test_corrupt_meta_is_rebuilt(builder: RepoBuilder, tmp_path: Path) -> None:
 
 
 def test_two_git_processes_give_the_same_stream(builder: RepoBuilder) -> None:
-    from diffrisk.gitio import open_repo
-    from diffrisk.mine import rev_list, stream_records
+    from diffrisk.git.repo import open_repo
+    from diffrisk.mining.mine import rev_list, stream_records
 
     for day in range(12):
         builder.commit({f"f{day % 4}.txt": f"{day}\n" * (day + 1), "keep.txt": f"{day}\n"}, day=day)

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from diffrisk.config import MineConfig
-from diffrisk.mine import mine
+from diffrisk.mining.mine import mine
 from repobuilder import RepoBuilder
 
 PATHS = ["a.py", "src/b.py", "src/c/d.txt", "docs/e.md", "bin.dat"]

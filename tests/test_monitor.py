@@ -16,11 +16,11 @@ import pytest
 from click.testing import CliRunner
 from werkzeug import Request, Response
 
-from diffrisk import monitor as mon
-from diffrisk import predlog
 from diffrisk.cli import cli
 from diffrisk.config import Config, MineConfig, parse_config
-from diffrisk.mine import mine
+from diffrisk.data import predlog
+from diffrisk.mining.mine import mine
+from diffrisk.monitoring import monitor as mon
 from repobuilder import RepoBuilder, ts
 
 # ---------------------------------------------------------------------------------------
@@ -95,7 +95,7 @@ def test_stable_history_does_not_alert(histories: dict[str, Path]) -> None:
     assert r.recent["changes"] == 45 and r.reference["changes"] == 90
     st = _status(r)
     # the features the model (here the bundled one) reads, and no others
-    from diffrisk.registry import load_bundled
+    from diffrisk.model.registry import load_bundled
 
     assert r.model_source == "bundled"
     assert set(st) == set(load_bundled().features)
@@ -395,9 +395,9 @@ def _save_model(
     data_dir: Path, *, train_end: str, recorded_auc: float, created: str | None = None
 ) -> str:
     """A real logistic model on one feature, stored and promoted through the registry."""
-    from diffrisk.paths import models_dir
-    from diffrisk.registry import ModelRegistry
-    from diffrisk.train import fit_estimator, raw_features
+    from diffrisk.data.paths import models_dir
+    from diffrisk.model.registry import ModelRegistry
+    from diffrisk.training.train import fit_estimator, raw_features
 
     ch = pd.read_parquet(data_dir / "changes.parquet")
     lab = pd.read_parquet(data_dir / "labels.parquet")
@@ -530,7 +530,7 @@ def test_a_retrain_that_kept_the_model_holds_back_the_recommendation(
 
 
 def test_promotes_a_better_challenger(histories: dict[str, Path], tmp_path: Path) -> None:
-    from diffrisk.registry import ModelRegistry, load_model
+    from diffrisk.model.registry import ModelRegistry, load_model
 
     data = _copy(histories["stable"], tmp_path)
     _labels_for(data, lambda day, la: la <= 3 if day < 120 else la >= 30)
@@ -550,7 +550,7 @@ def test_promotes_a_better_challenger(histories: dict[str, Path], tmp_path: Path
 
 
 def test_refuses_a_worse_challenger(histories: dict[str, Path], tmp_path: Path) -> None:
-    from diffrisk.registry import ModelRegistry
+    from diffrisk.model.registry import ModelRegistry
 
     data = _copy(histories["stable"], tmp_path)
     # the challenger's recent window (days 130-230) is labelled backwards; the test fold is not
@@ -683,7 +683,7 @@ def _json(obj: Any, status: int = 200) -> Response:
 
 
 def _client(base: str) -> Any:
-    from diffrisk.github import GitHubClient
+    from diffrisk.hosts.github.client import GitHubClient
 
     return GitHubClient(
         "octo/demo",
@@ -753,7 +753,7 @@ def test_issue_needs_token(histories: dict[str, Path], monkeypatch: pytest.Monke
 def test_a_rebase_merged_pull_request_is_found_by_author_and_time(
     builder: RepoBuilder, tmp_path: Path
 ) -> None:
-    from diffrisk.score import score
+    from diffrisk.scoring.score import score
     from modelbuilder import install_model
 
     b = builder

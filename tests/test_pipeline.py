@@ -50,7 +50,7 @@ def test_run_scores_the_latest_commit_with_the_bundled_model(
     s = out["score"]
     assert s["head"] == builder.head() and s["model_source"] == "bundled"
     assert 0.0 <= s["probability"] <= 1.0 and s["level"] in {"low", "medium", "high"}
-    from diffrisk.predlog import load_predictions
+    from diffrisk.data.predlog import load_predictions
 
     assert load_predictions(data)["head_sha"].tolist() == [builder.head()]
 
@@ -79,7 +79,7 @@ def test_run_on_a_root_commit_mines_and_says_there_is_nothing_to_score(
 
 
 def test_model_stale_reason(tmp_path: Path) -> None:
-    from diffrisk.registry import ModelRegistry
+    from diffrisk.model.registry import ModelRegistry
 
     cfg = parse_config({"train": {"max_age_days": 10}})
     assert "no model" in (model_stale_reason(tmp_path, cfg) or "")
@@ -106,7 +106,7 @@ def test_model_stale_reason(tmp_path: Path) -> None:
 
 
 def test_train_if_stale_skips_a_fresh_model(builder: RepoBuilder, tmp_path: Path) -> None:
-    from diffrisk.registry import ModelRegistry
+    from diffrisk.model.registry import ModelRegistry
 
     _history(builder)
     data = tmp_path / "d"
@@ -150,7 +150,7 @@ def test_run_on_an_empty_commit_has_nothing_to_score(builder: RepoBuilder, tmp_p
     )
     assert out["score"] is None and "nothing to score" in out["nothing_to_score"]
     assert out["mine"]["commits"] == 4  # the rest of the job ran
-    from diffrisk.predlog import load_predictions
+    from diffrisk.data.predlog import load_predictions
 
     assert load_predictions(data).empty  # nothing was predicted
 
@@ -202,9 +202,9 @@ def test_too_few_clean_changes_to_evaluate_fall_back_too(
     builder: RepoBuilder, tmp_path: Path
 ) -> None:
     from diffrisk.config import Config
-    from diffrisk.label import label
-    from diffrisk.mine import mine
-    from diffrisk.train import train
+    from diffrisk.labelling.label import label
+    from diffrisk.mining.mine import mine
+    from diffrisk.training.train import train
 
     # two changes old enough to be clean, then the young history: no fold can be tested
     builder.commit({"app/a.py": "a = 1\n"}, day=0)

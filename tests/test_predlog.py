@@ -14,10 +14,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from diffrisk import predlog
+from diffrisk.data import predlog
+from diffrisk.data.schema import column_names
 from diffrisk.errors import DataError
-from diffrisk.schema import column_names
-from diffrisk.score import CommitRisk, ScoreResult
+from diffrisk.scoring.score import CommitRisk, ScoreResult
 
 
 def sha(i: int) -> str:
@@ -117,7 +117,7 @@ def test_write_failing_midway_keeps_previous_file(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import resource, signal, sys
-        from diffrisk import predlog
+        from diffrisk.data import predlog
         from diffrisk.errors import DataError
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, ({len(before) + 64}, {len(before) + 64}))
@@ -142,7 +142,7 @@ def test_write_failing_midway_keeps_previous_file(tmp_path: Path) -> None:
 def test_killed_writers_never_leave_a_broken_log(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
-        from diffrisk import predlog
+        from diffrisk.data import predlog
         for i in range(10_000):
             predlog.append({str(tmp_path)!r}, [dict(head_sha=f"{{i:040x}}", probability=0.5, level="low",
                                                   features={{"pad": "y" * 20000}})])
@@ -167,7 +167,7 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """
         import sys
-        from diffrisk import predlog
+        from diffrisk.data import predlog
         k = int(sys.argv[1])
         for i in range(8):
             predlog.append(sys.argv[2], [dict(head_sha=f"{k * 1000 + i:040x}", probability=0.1, level="low")])

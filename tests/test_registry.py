@@ -13,8 +13,8 @@ from sklearn.preprocessing import FunctionTransformer
 
 from diffrisk.cli import cli
 from diffrisk.errors import ModelError
-from diffrisk.registry import ModelRegistry, load_bundled, load_model
-from diffrisk.train import fit_estimator, raw_features, training_medians
+from diffrisk.model.registry import ModelRegistry, load_bundled, load_model
+from diffrisk.training.train import fit_estimator, raw_features, training_medians
 from test_train import synthetic_changes
 
 
@@ -212,7 +212,7 @@ def test_models_cli_list_promote_rollback_and_tampered_error(tmp_path):
 def test_a_damaged_registry_is_moved_aside_and_rebuilt_from_the_versions_that_load(
     tmp_path,
 ) -> None:
-    from diffrisk.registry import STATE_FILE
+    from diffrisk.model.registry import STATE_FILE
 
     data = tmp_path / "data"
     reg = ModelRegistry(data / "models")
@@ -239,8 +239,8 @@ def test_a_damaged_registry_is_moved_aside_and_rebuilt_from_the_versions_that_lo
 
 
 def test_a_deleted_registry_is_rebuilt_and_said_so(tmp_path) -> None:
+    from diffrisk.model.registry import STATE_FILE
     from diffrisk.notices import DiffriskWarning
-    from diffrisk.registry import STATE_FILE
 
     data = tmp_path / "data"
     reg = ModelRegistry(data / "models")
@@ -261,7 +261,7 @@ def test_a_deleted_registry_is_rebuilt_and_said_so(tmp_path) -> None:
 
 
 def test_version_names_from_files_must_be_plain_names_inside_models(tmp_path) -> None:
-    from diffrisk.registry import STATE_FILE
+    from diffrisk.model.registry import STATE_FILE
 
     data = tmp_path / "data"
     reg = ModelRegistry(data / "models")
@@ -297,7 +297,7 @@ def test_version_names_from_files_must_be_plain_names_inside_models(tmp_path) ->
 def test_a_damaged_current_model_hint_names_ways_out_that_work(tmp_path) -> None:
     import shutil
 
-    from diffrisk.registry import load_model
+    from diffrisk.model.registry import load_model
 
     data = tmp_path / "data"
     reg = ModelRegistry(data / "models")

@@ -21,7 +21,7 @@ from rich.console import Console
 from diffrisk import __version__
 from diffrisk.config import ReportConfig
 from diffrisk.errors import ConfigError, DataError
-from diffrisk.report import (
+from diffrisk.report.render import (
     CHECK_SUMMARY_LIMIT,
     COMMENT_LIMIT,
     code,
@@ -37,7 +37,7 @@ from diffrisk.report import (
     result_dict,
     title,
 )
-from diffrisk.score import CommitRisk, Factor, FileRisk, ScoreResult
+from diffrisk.scoring.score import CommitRisk, Factor, FileRisk, ScoreResult
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("DIFFRISK_UPDATE_GOLDEN") == "1"

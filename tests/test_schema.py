@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from diffrisk.schema import KAMEI, TABLES, arrow_schema, to_markdown
+from diffrisk.data.schema import KAMEI, TABLES, arrow_schema, to_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,7 @@ History (days after 2020-01-01; every file is Python, lines are ``name_i = i``):
     all:   merges everything; the dataset is mined from it, so it holds the PR commits,
            dave's and erin's too, and scoring must leave them out of the PR's history.
 
-The model is a real calibrated logistic regression (diffrisk.train) fitted on synthetic
+The model is a real calibrated logistic regression (diffrisk.training.train) fitted on synthetic
 rows where risk grows with size and spread and falls with experience, saved and loaded
 through the registry.
 """
@@ -32,14 +32,14 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from diffrisk import explain
 from diffrisk.cli import cli
 from diffrisk.config import Config, MineConfig
+from diffrisk.data.schema import KAMEI
 from diffrisk.errors import DataError, GitHubError, RepositoryError
-from diffrisk.mine import mine
-from diffrisk.registry import load_model
-from diffrisk.schema import KAMEI
-from diffrisk.score import percentile_of, pull_request_from_event, score
+from diffrisk.mining.mine import mine
+from diffrisk.model.registry import load_model
+from diffrisk.scoring import explain
+from diffrisk.scoring.score import percentile_of, pull_request_from_event, score
 from modelbuilder import install_model
 from repobuilder import RepoBuilder, ts
 
@@ -229,21 +229,21 @@ def test_history_excludes_non_ancestors_of_the_merge_base(world: dict) -> None:
 
 
 def test_pr_commit_rows_equal_the_mined_rows(world: dict, risky) -> None:
-    from diffrisk.store import load_dataset
+    from diffrisk.data.store import load_dataset
 
     ds = load_dataset(world["data"])
     assert {c.sha for c in risky.commits} == set(world["zed"])
     cols = [*KAMEI, "pfix"]
     mined = ds.changes.set_index("sha").loc[world["zed"], cols]
     # score the commits through analyze() directly: the same rows the model saw
-    from diffrisk.gitio import open_repo
-    from diffrisk.score import analyze
+    from diffrisk.git.repo import open_repo
+    from diffrisk.scoring.score import analyze
 
     a = analyze(open_repo(world["repo"]), "main", "risky", ds, Config())
     ours = a.commit_rows.set_index("sha").loc[world["zed"], cols]
     pd.testing.assert_frame_equal(ours.astype(float), mined.astype(float))
     assert list(ours["exp"]) == [0, 1]  # zed's second commit sees his first
-    from diffrisk.train import with_code_lines
+    from diffrisk.training.train import with_code_lines
 
     code = with_code_lines(ds.changes, ds.files, Config().label).set_index("sha")["la_code"]
     by_commit = a.commit_rows.set_index("sha")["la_code"]
@@ -262,9 +262,9 @@ def test_riskier_pr_scores_higher(risky, safe) -> None:
 
 def test_factors_come_from_the_model(world: dict, risky) -> None:
     model = load_model(world["data"])
-    from diffrisk.gitio import open_repo
-    from diffrisk.score import analyze
-    from diffrisk.store import load_dataset
+    from diffrisk.data.store import load_dataset
+    from diffrisk.git.repo import open_repo
+    from diffrisk.scoring.score import analyze
 
     a = analyze(open_repo(world["repo"]), "main", "risky", load_dataset(world["data"]), Config())
     contrib = model.contributions(a.pr_row).iloc[0]
@@ -330,7 +330,7 @@ def test_hotspots(world: dict, risky, safe) -> None:
     assert (a.first_line, a.last_line) == (n_a + 1, n_a + 32)
     assert (by_path["f/new.py"].first_line, by_path["f/new.py"].last_line) == (1, 40)
     assert (safe.files[0].first_line, safe.files[0].last_line) == (4, 4)
-    from diffrisk.github import annotations_for
+    from diffrisk.hosts.github.client import annotations_for
 
     ann = {x["path"]: x for x in annotations_for(risky.to_dict())}
     assert (ann["a/x.py"]["start_line"], ann["a/x.py"]["end_line"]) == (n_a + 1, n_a + 32)
@@ -369,7 +369,7 @@ def test_to_dict_is_json(risky) -> None:
     d = json.loads(json.dumps(risky.to_dict()))
     assert d["reviewers"][0] == {"email": "ann@example.com", "changes": risky.reviewers[0][1]}
     assert d["level"] == "high" and d["files"][0]["path"] == risky.files[0].path
-    from diffrisk.report import result_from_dict
+    from diffrisk.report.render import result_from_dict
 
     assert result_from_dict(d).reviewers == risky.reviewers
 
@@ -439,7 +439,7 @@ def test_cli_takes_base_and_head_from_the_event(
     world: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = world["repo"]
-    from diffrisk.gitio import open_repo
+    from diffrisk.git.repo import open_repo
 
     r = open_repo(repo)
     base, head = r.resolve("main"), r.resolve("risky")
@@ -492,7 +492,7 @@ def test_cli_takes_base_and_head_from_the_event(
 def test_a_damaged_prediction_log_is_moved_aside_once(world: dict, tmp_path: Path) -> None:
     import shutil
 
-    from diffrisk.predlog import load_predictions
+    from diffrisk.data.predlog import load_predictions
 
     data = tmp_path / "data"
     shutil.copytree(world["data"], data)
@@ -566,7 +566,7 @@ def test_score_on_a_read_only_data_directory_warns_and_skips_the_log(
 def test_labels_refine_past_fixes_and_bugs(world: dict, tmp_path: Path) -> None:
     import shutil
 
-    from diffrisk.store import load_dataset
+    from diffrisk.data.store import load_dataset
 
     data = tmp_path / "data"
     shutil.copytree(world["data"], data)
@@ -605,7 +605,7 @@ def test_labels_refine_past_fixes_and_bugs(world: dict, tmp_path: Path) -> None:
 def test_cli_logs_each_prediction_once(world: dict, tmp_path: Path) -> None:
     import shutil
 
-    from diffrisk.predlog import load_predictions
+    from diffrisk.data.predlog import load_predictions
 
     data = tmp_path / "data"
     shutil.copytree(world["data"], data)
@@ -625,8 +625,8 @@ def test_cli_logs_each_prediction_once(world: dict, tmp_path: Path) -> None:
 
 
 def test_every_model_feature_has_words() -> None:
-    from diffrisk.explain import Context, factor_text
-    from diffrisk.train import KAMEI_FEATURES
+    from diffrisk.scoring.explain import Context, factor_text
+    from diffrisk.training.train import KAMEI_FEATURES
 
     ctx = Context(["a/x.py"], ["a"], ["a"], [], fix_files=[], la_in_fix_files=0, subject="s")
     for feature in (*KAMEI_FEATURES, "la_source", "la_code", "la_control", "pfix", "nd", "rexp"):
@@ -636,7 +636,7 @@ def test_every_model_feature_has_words() -> None:
 
 def test_huge_change_is_flagged(world: dict) -> None:
     from diffrisk.config import parse_config
-    from diffrisk.score import score
+    from diffrisk.scoring.score import score
 
     cfg = parse_config({"mine": {"huge_commit_files": 3}})
     risky = score(world["repo"], "main", "risky", world["data"], cfg)
@@ -646,7 +646,7 @@ def test_huge_change_is_flagged(world: dict) -> None:
 
 
 def test_added_lines_and_lines_of_code_are_one_factor() -> None:
-    from diffrisk.explain import Context, factors
+    from diffrisk.scoring.explain import Context, factors
 
     ctx = Context(["a/x.py"], ["a"], ["a"], [], fix_files=[], la_in_fix_files=0, subject="s")
     row = pd.Series({"la_source": 40, "la_code": 25, "nf": 1})
@@ -701,7 +701,7 @@ def test_added_lines_and_lines_of_code_are_one_factor() -> None:
 
 
 def test_earlier_commits_and_developers_of_the_files_are_one_factor() -> None:
-    from diffrisk.explain import Context, factors
+    from diffrisk.scoring.explain import Context, factors
 
     ctx = Context(["a/x.py"], ["a"], ["a"], [], fix_files=[], la_in_fix_files=0, subject="s")
     row = pd.Series({"nuc": 1, "ndev": 1, "nf": 1})
@@ -796,7 +796,7 @@ def test_reviewers_for_a_release_range_are_recent_and_human(tmp_path: Path) -> N
 
 
 def test_the_token_factor_names_what_weighs_in_its_direction() -> None:
-    from diffrisk.explain import Context, factors
+    from diffrisk.scoring.explain import Context, factors
 
     ctx = Context(["a/x.py"], ["a"], ["a"], [], fix_files=[], la_in_fix_files=0, subject="s")
     ctx.tokens = [("lock", 0.3), ("self", -0.1), ("retry", 0.2), ("await", 0.05), ("x", 0.01)]
@@ -834,7 +834,7 @@ def test_test_files_by_convention(path: str, is_test: bool) -> None:
 
 
 def test_factors_too_small_to_show_are_left_out() -> None:
-    from diffrisk.explain import MIN_EFFECT, Context, factors
+    from diffrisk.scoring.explain import MIN_EFFECT, Context, factors
 
     ctx = Context(["a/x.py"], ["a"], ["a"], [], fix_files=[], la_in_fix_files=0, subject="s")
     row = pd.Series({"nf": 1, "ld": 4, "entropy": 0.0})

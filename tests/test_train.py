@@ -14,11 +14,11 @@ from click.testing import CliRunner
 
 from diffrisk.cli import cli
 from diffrisk.config import Config, LabelConfig
+from diffrisk.data.store import atomic_write_table, read_meta
 from diffrisk.errors import DataError
-from diffrisk.mine import mine
-from diffrisk.registry import ModelRegistry, load_bundled, load_model
-from diffrisk.store import atomic_write_table, read_meta
-from diffrisk.train import (
+from diffrisk.mining.mine import mine
+from diffrisk.model.registry import ModelRegistry, load_bundled, load_model
+from diffrisk.training.train import (
     KINDS,
     PoissonRiskClassifier,
     TimeCalibratedClassifier,
@@ -182,7 +182,7 @@ def test_models_saved_with_calibration_members_still_explain(tmp_path: Path) -> 
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.model_selection import TimeSeriesSplit
 
-    from diffrisk.train import calibrated_members, linear_contributions
+    from diffrisk.training.train import calibrated_members, linear_contributions
 
     X, y = synthetic_changes(n=600, seed=12)
     pipe = build_estimator("anchored", anchor_scale_value=0.3).estimator
@@ -544,7 +544,12 @@ def _with_tokens(n: int = 800, seed: int = 5) -> tuple[pd.DataFrame, np.ndarray]
 
 
 def test_the_tokens_model_learns_what_the_added_code_names(tmp_path: Path) -> None:
-    from diffrisk.train import linear_contributions, model_reference, token_scores, top_tokens
+    from diffrisk.training.train import (
+        linear_contributions,
+        model_reference,
+        token_scores,
+        top_tokens,
+    )
 
     X, y = _with_tokens()
     est = fit_estimator("tokens", X, y)
@@ -586,8 +591,8 @@ def test_the_tokens_model_without_any_tokens_still_fits() -> None:
 
 def test_a_candidate_that_cannot_fit_every_fold_is_not_chosen() -> None:
     from diffrisk.errors import DataError
-    from diffrisk.evaluate import evaluate, prepare_frame
-    from diffrisk.train import TOKEN_MIN_ROWS
+    from diffrisk.training.evaluate import evaluate, prepare_frame
+    from diffrisk.training.train import TOKEN_MIN_ROWS
 
     X, y = _with_tokens(n=400)
     with pytest.raises(DataError, match="at least"):

@@ -13,9 +13,9 @@ from click.testing import CliRunner
 from diffrisk.cli import cli
 from diffrisk.config import MineConfig, load_config
 from diffrisk.errors import ConfigError
-from diffrisk.gitio import open_repo
-from diffrisk.report import render_comment
-from diffrisk.score import ScoreResult
+from diffrisk.git.repo import open_repo
+from diffrisk.report.render import render_comment
+from diffrisk.scoring.score import ScoreResult
 from diffrisk.trusted import SettingsSource, pull_request_notes
 
 RESULT = ScoreResult(
@@ -180,8 +180,8 @@ def test_line_counts_ignore_the_work_trees_and_commits_gitattributes(builder):
 
 
 def test_mining_maps_authors_by_the_mined_commits_mailmap_only(builder, tmp_path):
-    from diffrisk.mine import mine
-    from diffrisk.store import load_dataset
+    from diffrisk.data.store import load_dataset
+    from diffrisk.mining.mine import mine
 
     builder.commit({"a.py": "x = 1\n"}, author="ann", day=0)
     builder.commit({"a.py": "x = 2\n"}, author="zed", day=1)
@@ -215,8 +215,8 @@ def test_gate_judges_a_pr_by_its_base_settings(builder, tmp_path):
 
 
 def test_labelling_with_every_file_marked_binary_in_the_work_tree(builder, tmp_path):
-    from diffrisk.label import label, load_labels
-    from diffrisk.mine import mine
+    from diffrisk.labelling.label import label, load_labels
+    from diffrisk.mining.mine import mine
 
     intro = builder.commit({"a.py": "x = 1\ny = 2\n"}, day=0)
     builder.commit({"a.py": "x = 1\ny = 3\n"}, day=60, message="fix bug in y")

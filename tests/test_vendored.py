@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 
 from diffrisk.config import Config, LabelConfig, MineConfig
-from diffrisk.gitio import open_repo
-from diffrisk.label import label, load_labels, load_links
-from diffrisk.mine import mine
-from diffrisk.score import analyze
-from diffrisk.store import load_dataset
-from diffrisk.train import is_source_path, load_training_frame
-from diffrisk.vendored import detect_vendored, resolve, sync_names
+from diffrisk.data.store import load_dataset
+from diffrisk.features.vendored import detect_vendored, resolve, sync_names
+from diffrisk.git.repo import open_repo
+from diffrisk.labelling.label import label, load_labels, load_links
+from diffrisk.mining.mine import mine
+from diffrisk.scoring.score import analyze
+from diffrisk.training.train import is_source_path, load_training_frame
 from repobuilder import RepoBuilder
 
 

@@ -257,7 +257,7 @@ class LabelConfig(_Section):
     """Glob patterns of paths that are never blamed (docs, tests, vendored and generated code)."""
     detect_vendored: bool = True
     """Also treat directories the history shows to be vendored third-party code as excluded
-    paths (synced by commits like "Update urllib3 to 1.20"; see ``diffrisk.vendored``)."""
+    paths (synced by commits like "Update urllib3 to 1.20"; see ``diffrisk.features.vendored``)."""
     not_vendored: list[str] = Field(default_factory=list)
     """Directories (globs) never treated as vendored, e.g. ``["src/mypkg"]`` when detection
     mistakes one of the project's own packages for vendored code."""
@@ -277,7 +277,7 @@ class LabelConfig(_Section):
 
 
 MODEL_KINDS = ("logistic", "hgb", "poisson", "anchored", "tokens", "la")
-"""The model kinds ``diffrisk train`` knows (``diffrisk.train``); ``la`` is the baseline."""
+"""The model kinds ``diffrisk train`` knows (``diffrisk.training.train``); ``la`` is the baseline."""
 
 
 class TrainConfig(_Section):

@@ -55,7 +55,7 @@ class DataError(DiffriskError):
 
 
 class DataDirLockedError(DataError):
-    """Another diffrisk run holds the data directory's lock (:mod:`diffrisk.lock`)."""
+    """Another diffrisk run holds the data directory's lock (:mod:`diffrisk.data.lock`)."""
 
 
 class ModelError(DiffriskError):

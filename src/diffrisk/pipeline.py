@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from diffrisk.config import Config
+from diffrisk.data.paths import models_dir
 from diffrisk.errors import ModelError, NothingToScoreError
-from diffrisk.paths import models_dir
 
 
 def model_stale_reason(
@@ -25,7 +25,7 @@ def model_stale_reason(
     Stale: there is no current model, it cannot be read (metadata or model file missing,
     damaged or tampered with), or it is older than ``train.max_age_days``.
     """
-    from diffrisk.registry import ModelRegistry
+    from diffrisk.model.registry import ModelRegistry
 
     cfg = config or Config()
     reg = ModelRegistry(models_dir(data_dir))
@@ -77,10 +77,10 @@ def run(
 ) -> RunResult:
     """Mine (incrementally), label, train if the model is stale, and score ``base...head``
     (``base`` None: ``head`` is a root commit, with nothing before it to compare it with)."""
-    from diffrisk.label import label
-    from diffrisk.mine import mine
-    from diffrisk.score import score
-    from diffrisk.train import train
+    from diffrisk.labelling.label import label
+    from diffrisk.mining.mine import mine
+    from diffrisk.scoring.score import score
+    from diffrisk.training.train import train
 
     cfg = config or Config()
     mined = mine(

@@ -44,7 +44,7 @@ class SettingsSource:
         root = Path(repo)
         if rev is None:
             return cls(root, None)
-        from diffrisk.gitio import open_repo
+        from diffrisk.git.repo import open_repo
 
         return cls(root, open_repo(root, allow_shallow=True).resolve(rev))
 
@@ -85,7 +85,7 @@ class SettingsSource:
         return path.read_bytes()
 
     def _read_rev(self, name: str) -> bytes | None:
-        from diffrisk.gitio import open_repo
+        from diffrisk.git.repo import open_repo
 
         repo = open_repo(self.root, allow_shallow=True)
         out = repo.run("ls-tree", "-z", "--full-tree", str(self.rev), "--", name)
@@ -107,7 +107,7 @@ class SettingsSource:
 
 def changed_paths(repo: str | os.PathLike[str], base: str, head: str) -> set[str]:
     """Paths the change ``base...head`` (since the merge base) adds, modifies or deletes."""
-    from diffrisk.gitio import open_repo
+    from diffrisk.git.repo import open_repo
 
     r = open_repo(repo, allow_shallow=True)
     out = r.run("diff", "--name-only", "-z", "--no-renames", f"{base}...{head}", check=False)

@@ -1,6 +1,6 @@
 """``diffrisk gate``: the merge gate (one pull request) and the deployment gate (``--deploy``).
 
-The decisions are :mod:`diffrisk.gate`'s; this module gathers their inputs (the score, the
+The decisions are :mod:`diffrisk.gating.decide`'s; this module gathers their inputs (the score, the
 PR's labels and reviews, the last deployment) and publishes the result (exit code, check
 run, step outputs, job summary).
 """
@@ -28,6 +28,7 @@ from diffrisk.cli.output import (
     repo_option,
     worktree_config_option,
 )
+from diffrisk.data.paths import default_data_dir
 from diffrisk.errors import (
     ConfigError,
     DataError,
@@ -36,7 +37,7 @@ from diffrisk.errors import (
     NothingToScoreError,
     RepositoryError,
 )
-from diffrisk.gate import (
+from diffrisk.gating.decide import (
     DeployDecision,
     GateDecision,
     LabelEvent,
@@ -48,7 +49,6 @@ from diffrisk.gate import (
     find_override,
     stale_approvals,
 )
-from diffrisk.paths import default_data_dir
 
 THRESHOLDS = click.Choice(["high", "medium", "never"])
 DEFAULT_API = "https://api.github.com"
@@ -60,8 +60,8 @@ DEFAULT_API = "https://api.github.com"
 def _client(
     repository: str, token: str, api_url: str | None, write_interval: float = 1.0, **options: Any
 ) -> Any:
-    """diffrisk.github's client: retries, error translation, token redaction."""
-    from diffrisk.github import GitHubClient
+    """diffrisk.hosts.github.client's client: retries, error translation, token redaction."""
+    from diffrisk.hosts.github.client import GitHubClient
 
     return GitHubClient(
         repository,
@@ -139,7 +139,7 @@ def post_check(
     """A completed check run (a commit status when check runs are refused); a warning
     instead of an error when the token may write neither (a fork's pull request)."""
     from diffrisk.errors import GitHubError
-    from diffrisk.github import PermissionDenied
+    from diffrisk.hosts.github.client import PermissionDenied
 
     try:
         client.publish_check(head_sha, name, conclusion, title, summary, annotations)
@@ -158,9 +158,9 @@ def comment_decision(
 ) -> str | None:
     """Edit the report's sticky comment so it ends with the gate's decision (who accepted the
     risk, or why the merge is blocked); a warning instead of an error when not allowed."""
-    from diffrisk import report
-    from diffrisk.ghactions import cut_markdown
-    from diffrisk.github import GitHubContext, PermissionDenied, add_reviewer_logins
+    from diffrisk.hosts.github.actions import cut_markdown
+    from diffrisk.hosts.github.client import GitHubContext, PermissionDenied, add_reviewer_logins
+    from diffrisk.report import render as report
 
     context = GitHubContext.from_env()
     result = report.result_dict(result)
@@ -197,7 +197,7 @@ def last_successful_deployment(client: Any, environment: str) -> str | None:
 
 
 def _event() -> dict[str, Any]:
-    from diffrisk.ghactions import read_event
+    from diffrisk.hosts.github.actions import read_event
 
     return read_event()
 
@@ -226,8 +226,8 @@ def pr_from_event(event: dict[str, Any]) -> tuple[int | None, str | None, str | 
 
 
 def _load_score_file(path: str) -> dict[str, Any]:
-    """A result saved by ``diffrisk score --json --output`` (checked by diffrisk.report)."""
-    from diffrisk import report
+    """A result saved by ``diffrisk score --json --output`` (checked by diffrisk.report.render)."""
+    from diffrisk.report import render as report
 
     try:
         d = report.result_dict(report.load_result(path))
@@ -245,7 +245,7 @@ def _load_score_file(path: str) -> dict[str, Any]:
 
 def _score_now(repo: str, data_dir: Path, base: str | None, head: str, cfg: Any) -> dict[str, Any]:
     """Run the score stage for base...head and return its ``to_dict()``."""
-    from diffrisk.score import score
+    from diffrisk.scoring.score import score
 
     if not base:
         raise ConfigError("no base revision to score against", hint="pass --base (or --score-file)")
@@ -256,7 +256,7 @@ def _ancestry_warnings(repo: str, base: str | None, head: str) -> list[str]:
     """What a deployment of ``head`` over ``base`` does besides shipping base..head: a
     rollback (head is older than base) or a diverged base (commits of base that head lacks)."""
     from diffrisk.errors import DiffriskError
-    from diffrisk.gitio import open_repo
+    from diffrisk.git.repo import open_repo
 
     if not base:
         return []
@@ -285,7 +285,7 @@ def _ancestry_warnings(repo: str, base: str | None, head: str) -> list[str]:
 
 
 def _tag_base(repo: str, head: str, pattern: str) -> str | None:
-    from diffrisk.gitio import open_repo
+    from diffrisk.git.repo import open_repo
 
     gr = open_repo(repo)
     out = gr.run(
@@ -299,7 +299,7 @@ def _tag_base(repo: str, head: str, pattern: str) -> str | None:
 
 
 def _publish(decision: GateDecision | DeployDecision, summary_md: str) -> None:
-    from diffrisk.ghactions import annotate, append_summary, in_actions, set_outputs
+    from diffrisk.hosts.github.actions import annotate, append_summary, in_actions, set_outputs
 
     set_outputs({"gate-outcome": decision.outcome, "gate-conclusion": decision.conclusion})
     if in_actions():
@@ -347,7 +347,7 @@ def deploy_summary(d: DeployDecision, base: str, head: str, warnings: Sequence[s
     if d.changes:
         lines += ["", "| commit | risk | subject |", "| --- | ---: | --- |"]
         for c in sorted(d.changes, key=lambda c: -c.probability)[:DEPLOY_ROWS]:
-            from diffrisk.report import md, prob
+            from diffrisk.report.render import md, prob
 
             subject = c.subject if len(c.subject) <= 80 else c.subject[:79].rstrip() + "…"
             lines.append(f"| `{c.sha[:12]}` | {prob(c.probability)} | {md(subject)} |")
@@ -503,7 +503,7 @@ def gate_cmd(
         lock_data_dir(ddir)
     token = os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN")
     if token:
-        from diffrisk.ghactions import add_mask, in_actions
+        from diffrisk.hosts.github.actions import add_mask, in_actions
 
         if in_actions():
             add_mask(token)
@@ -650,7 +650,7 @@ def _log_decision(
 ) -> None:
     """The merge gate's prediction and decision, in the prediction log (``diffrisk
     monitor`` counts what was flagged and blocked); a failure to log is a warning."""
-    from diffrisk import predlog
+    from diffrisk.data import predlog
     from diffrisk.errors import DiffriskError
 
     try:
@@ -673,7 +673,7 @@ def _finish(
     warnings: list[str] | None = None,
 ) -> None:
     """Check run, annotations, outputs, summary, then the exit code."""
-    from diffrisk.ghactions import annotate, in_actions
+    from diffrisk.hosts.github.actions import annotate, in_actions
 
     warnings = list(warnings or [])
     want_check = check if check is not None else bool(gh is not None and head_sha)
@@ -686,8 +686,8 @@ def _finish(
         title = decision.message if len(decision.message) < 200 else decision.message[:197] + "..."
         body, annotations = summary, []
         if result is not None:  # the merge gate's check carries the full report under the decision
-            from diffrisk import report
-            from diffrisk.github import annotations_for
+            from diffrisk.hosts.github.client import annotations_for
+            from diffrisk.report import render as report
 
             body = (
                 summary
@@ -715,7 +715,7 @@ def _finish(
         # spaces that keep GitHub from linking "#123" would break a copied issue number
         from rich.markdown import Markdown
 
-        from diffrisk.report import ZWSP
+        from diffrisk.report.render import ZWSP
 
         tty = sys.stdout.isatty()
         Console(width=None if tty else 120).print(Markdown(summary.replace(ZWSP, "")))

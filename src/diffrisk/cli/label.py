@@ -23,8 +23,8 @@ from diffrisk.cli.output import (
     stderr_console,
 )
 from diffrisk.config import load_config
-from diffrisk.label import GitHubBugs, fetch_github_bugs, label, sample_links
-from diffrisk.paths import default_data_dir
+from diffrisk.data.paths import default_data_dir
+from diffrisk.labelling.label import GitHubBugs, fetch_github_bugs, label, sample_links
 
 
 @click.command("label")

@@ -26,9 +26,9 @@ from diffrisk.cli.output import (
     stderr_console,
 )
 from diffrisk.config import load_config
-from diffrisk.mine import mine
-from diffrisk.paths import default_data_dir
-from diffrisk.store import META, ignore_in_git
+from diffrisk.data.paths import default_data_dir
+from diffrisk.data.store import META, ignore_in_git
+from diffrisk.mining.mine import mine
 
 
 @click.command("mine")

@@ -16,11 +16,11 @@ from diffrisk.cli.output import (
     print_json,
     repo_option,
 )
-from diffrisk.paths import default_data_dir, models_dir
+from diffrisk.data.paths import default_data_dir, models_dir
 
 
 def _registry(repo: str, data_dir: str | None, *, write: bool = False):
-    from diffrisk.registry import ModelRegistry
+    from diffrisk.model.registry import ModelRegistry
 
     ddir = Path(data_dir) if data_dir else default_data_dir(repo)
     if write:
@@ -94,7 +94,7 @@ def list_cmd(repo: str, data_dir: str | None, as_json: bool) -> None:
 @json_option
 def show_cmd(version: str | None, repo: str, data_dir: str | None, as_json: bool) -> None:
     """Show a version's metadata and model card (default: the current model, else the bundled one)."""
-    from diffrisk.registry import CARD_FILE, load_bundled
+    from diffrisk.model.registry import CARD_FILE, load_bundled
 
     reg = _registry(repo, data_dir)
     v = version or reg.current()

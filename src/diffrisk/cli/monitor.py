@@ -21,7 +21,7 @@ from diffrisk.cli.output import (
     stderr_console,
 )
 from diffrisk.config import load_config
-from diffrisk.paths import default_data_dir
+from diffrisk.data.paths import default_data_dir
 
 
 @click.command("monitor")
@@ -105,11 +105,11 @@ def monitor_cmd(
     the gate, Recall@20%Effort per quarter), and recommends retraining on drift, a drop
     of the realized ROC-AUC or a stale model. See docs/monitoring.md.
     """
-    from diffrisk import ghactions
-    from diffrisk import monitor as mon
+    from diffrisk.data.store import atomic_write_bytes
     from diffrisk.errors import ConfigError
-    from diffrisk.gitio import open_repo
-    from diffrisk.store import atomic_write_bytes
+    from diffrisk.git.repo import open_repo
+    from diffrisk.hosts.github import actions as ghactions
+    from diffrisk.monitoring import monitor as mon
 
     open_repo(repo, allow_shallow=True)  # a wrong --repo is an error, as for every command
     cfg = load_config(repo, config_path, rev=config_rev)
@@ -136,7 +136,7 @@ def monitor_cmd(
     if summary:
         ghactions.append_summary(md)
     if issue:
-        from diffrisk.github import GitHubClient
+        from diffrisk.hosts.github.client import GitHubClient
 
         api_url = os.environ.get("GITHUB_API_URL") or "https://api.github.com"
         with GitHubClient(github_repo, github_token, api_url=api_url) as client:

@@ -23,7 +23,7 @@ quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar
 def _top_level(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """A directory inside a work tree stands for the work tree, as in git (its data,
     configuration and history are the whole repository's)."""
-    from diffrisk.gitio import work_tree_top
+    from diffrisk.git.repo import work_tree_top
 
     p = Path(value).expanduser()
     if not p.is_dir() or (p / ".git").exists():
@@ -93,7 +93,7 @@ def load_judging_config(
     to read from: its files are read as they are."""
     from diffrisk.config import load_config
     from diffrisk.errors import RepositoryError
-    from diffrisk.gitio import open_repo
+    from diffrisk.git.repo import open_repo
 
     rev = None
     if base and not worktree_config:
@@ -156,14 +156,14 @@ def progress_bar(quiet: bool) -> Iterator[Any]:
 
 
 def lock_data_dir(data_dir: Path, *, repo: str | None = None) -> None:
-    """Hold the data directory's lock until this command ends (:mod:`diffrisk.lock`):
+    """Hold the data directory's lock until this command ends (:mod:`diffrisk.data.lock`):
     for commands that write into it. With ``repo`` (``mine``, ``run``) a missing data
     directory is made, once ``repo`` opens as a repository (else its error, and nothing
     made)."""
-    from diffrisk.lock import data_dir_lock
+    from diffrisk.data.lock import data_dir_lock
 
     if repo is not None and not data_dir.is_dir():
-        from diffrisk.gitio import open_repo
+        from diffrisk.git.repo import open_repo
 
         open_repo(repo)
     ctx = click.get_current_context()

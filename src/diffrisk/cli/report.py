@@ -139,10 +139,10 @@ def report(
     """
     import dataclasses
 
-    from diffrisk import ghactions
-    from diffrisk import report as rpt
-    from diffrisk.github import GitHubContext
-    from diffrisk.github import publish as do_publish
+    from diffrisk.hosts.github import actions as ghactions
+    from diffrisk.hosts.github.client import GitHubContext
+    from diffrisk.hosts.github.client import publish as do_publish
+    from diffrisk.report import render as rpt
 
     result = rpt.load_result(input_path)
     # settings and templates as they are in the scored change's base, not the PR's checkout
@@ -160,7 +160,7 @@ def report(
             "json": lambda: _json_text(result),
         }[fmt]()
         if output:
-            from diffrisk.store import atomic_write_bytes
+            from diffrisk.data.store import atomic_write_bytes
 
             atomic_write_bytes(Path(output), text.encode("utf-8"))
         else:
@@ -201,7 +201,7 @@ def report(
 def _terminal_text(result: object) -> str:
     import io
 
-    from diffrisk.report import render_terminal
+    from diffrisk.report.render import render_terminal
 
     buf = io.StringIO()
     render_terminal(result, Console(file=buf, width=120, color_system=None))  # type: ignore[arg-type]
@@ -211,7 +211,7 @@ def _terminal_text(result: object) -> str:
 def _json_text(result: object) -> str:
     import json
 
-    from diffrisk.report import result_dict
+    from diffrisk.report.render import result_dict
 
     return json.dumps(result_dict(result), indent=2, default=str) + "\n"  # type: ignore[arg-type]
 

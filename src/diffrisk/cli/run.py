@@ -53,10 +53,10 @@ def run_cmd(
     the latest commit. No token, no network.
     """
     from diffrisk.config import load_config
-    from diffrisk.explain import _n
-    from diffrisk.paths import default_data_dir
+    from diffrisk.data.paths import default_data_dir
     from diffrisk.pipeline import run
-    from diffrisk.score import pull_request_from_event
+    from diffrisk.scoring.explain import _n
+    from diffrisk.scoring.score import pull_request_from_event
 
     cfg = load_config(repo, config_path, rev=config_rev)
     pr = pull_request_from_event()
@@ -90,14 +90,14 @@ def run_cmd(
     if res.score is None:
         con.print(f"{res.nothing}: no risk to report")
         return
-    from diffrisk.report import render_terminal
+    from diffrisk.report.render import render_terminal
 
     render_terminal(res.score, Console())
 
 
 def _first_parent(repo: str, head: str) -> str | None:
     """The first parent of ``head``; None for a root commit (nothing to compare it with)."""
-    from diffrisk.gitio import open_repo
+    from diffrisk.git.repo import open_repo
 
     r = open_repo(repo)
     sha = r.resolve(head)

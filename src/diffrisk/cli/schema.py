@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from diffrisk.schema import TABLES, to_markdown
+from diffrisk.data.schema import TABLES, to_markdown
 
 
 @click.command("schema")

@@ -26,7 +26,7 @@ DEFAULT_BASES = ("origin/HEAD", "origin/main", "origin/master", "main", "master"
 
 
 def _default_base(repo: str) -> str:
-    from diffrisk.gitio import open_repo
+    from diffrisk.git.repo import open_repo
 
     r = open_repo(repo)
     for rev in DEFAULT_BASES:
@@ -102,8 +102,8 @@ def score_cmd(
     The configuration and report templates are read as they are in BASE (a pull request
     does not choose the settings it is judged by); --worktree-config reads the work tree's.
     """
-    from diffrisk.paths import default_data_dir
-    from diffrisk.score import pull_request_from_event, score
+    from diffrisk.data.paths import default_data_dir
+    from diffrisk.scoring.score import pull_request_from_event, score
 
     pr = pull_request_from_event()
     if base is None:
@@ -123,13 +123,13 @@ def score_cmd(
     if fmt == "json":
         text = json.dumps(result.to_dict(), indent=2) + "\n"
     elif fmt == "markdown":
-        from diffrisk.report import render_comment
+        from diffrisk.report.render import render_comment
 
         text = render_comment(result, cfg.report, repo_root=cfg.source)
         if not text.endswith("\n"):
             text += "\n"
     else:
-        from diffrisk.report import render_terminal
+        from diffrisk.report.render import render_terminal
 
         if output is None:
             render_terminal(result, Console())
@@ -139,7 +139,7 @@ def score_cmd(
         render_terminal(result, Console(file=buf, width=120, color_system=None))
         text = buf.getvalue()
     if output:
-        from diffrisk.store import atomic_write_bytes
+        from diffrisk.data.store import atomic_write_bytes
 
         atomic_write_bytes(Path(output), text.encode("utf-8"))
         if not quiet and not as_json:
@@ -150,7 +150,7 @@ def score_cmd(
 
 def _log_prediction(data_dir: Path, result: object) -> None:
     """Append to the prediction log; a failure to log never fails the scoring."""
-    from diffrisk import predlog
+    from diffrisk.data import predlog
     from diffrisk.errors import DiffriskError
 
     try:

@@ -22,7 +22,7 @@ from diffrisk.cli.output import (
     repo_option,
 )
 from diffrisk.config import MODEL_KINDS, load_config
-from diffrisk.paths import default_data_dir
+from diffrisk.data.paths import default_data_dir
 
 model_option = click.option(
     "--model",
@@ -60,7 +60,7 @@ def _f(v: Any, key: str = "") -> str:
 
 def render_evaluation(ev: dict[str, Any], console: Console) -> None:
     """Rich tables: per model (mean over folds), then the folds of the chosen model."""
-    from diffrisk.train import BUNDLED_CANDIDATE
+    from diffrisk.training.train import BUNDLED_CANDIDATE
 
     full = ev["models"][ev["baseline"]]["overall"].get("folds", 0)
     notes = ["* chosen (best mean ROC-AUC)"]
@@ -173,7 +173,7 @@ def train_cmd(
     fold to evaluate on) it does not train, says why and exits 0: the bundled model scores.
     """
     from diffrisk.pipeline import model_stale_reason
-    from diffrisk.train import train
+    from diffrisk.training.train import train
 
     cfg = load_config(repo, config_path, rev=config_rev)
     out_dir = Path(data_dir) if data_dir else default_data_dir(repo)
@@ -204,7 +204,7 @@ def train_cmd(
         return
     if not quiet and res.evaluation:
         render_evaluation(res.evaluation, console)
-    from diffrisk.train import BUNDLED_CANDIDATE
+    from diffrisk.training.train import BUNDLED_CANDIDATE
 
     state = "current" if res.promoted else "saved, not current"
     if res.kind == BUNDLED_CANDIDATE:
@@ -241,8 +241,13 @@ def evaluate_cmd(
     Rolling origin: train on the past, skip a gap (the verification latency), test on the
     next period; training labels only use fixes committed before the test period.
     """
-    from diffrisk.evaluate import evaluate
-    from diffrisk.train import KINDS, _uses_code_metrics, bundled_candidates, load_training_frame
+    from diffrisk.training.evaluate import evaluate
+    from diffrisk.training.train import (
+        KINDS,
+        _uses_code_metrics,
+        bundled_candidates,
+        load_training_frame,
+    )
 
     cfg = load_config(repo, config_path, rev=config_rev)
     out_dir = Path(data_dir) if data_dir else default_data_dir(repo)

@@ -205,7 +205,7 @@ class GateDecision:
 
 
 def _prob(p: float) -> str:
-    from diffrisk.report import prob  # one way to print a probability (">99%")
+    from diffrisk.report.render import prob  # one way to print a probability (">99%")
 
     return prob(p)
 

@@ -1,12 +1,12 @@
 """The prediction log: every ``diffrisk score`` and ``gate`` run leaves one row.
 
-``DATA_DIR/predictions.parquet`` (columns in :data:`diffrisk.schema.PREDICTIONS`) holds,
+``DATA_DIR/predictions.parquet`` (columns in :data:`diffrisk.data.schema.PREDICTIONS`) holds,
 per pull-request head commit, what diffrisk predicted before the merge: probability,
 level, gate decision and the model that said so. ``diffrisk monitor`` later joins it to
 the SZZ labels to count how many of the changes found buggy were flagged in time.
 
 Appending reads the old file and writes old + new rows through a temporary file and a
-rename (:func:`diffrisk.store.atomic_write_table`), under an exclusive lock on
+rename (:func:`diffrisk.data.store.atomic_write_table`), under an exclusive lock on
 ``predictions.parquet.lock``: an interrupted or failing write leaves the previous log
 intact, and concurrent runs do not lose each other's rows. Rows are deduplicated by
 head sha, the last write winning, except that a run without a gate decision (``score``)
@@ -34,10 +34,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from diffrisk.data.schema import arrow_schema, column_names
+from diffrisk.data.store import atomic_write_table, set_aside
 from diffrisk.errors import DataError
 from diffrisk.notices import notice
-from diffrisk.schema import arrow_schema, column_names
-from diffrisk.store import atomic_write_table, set_aside
 
 FILE = "predictions.parquet"
 #: Columns a log written by an earlier version may lack (read as nulls).
@@ -200,7 +200,7 @@ def _json_default(v: Any) -> Any:
 def append(data_dir: str | Path, records: Iterable[Mapping[str, Any]] | pd.DataFrame) -> int:
     """Add prediction records to the log; returns the number of rows the log now holds.
 
-    Each record is a mapping with the :data:`~diffrisk.schema.PREDICTIONS` columns
+    Each record is a mapping with the :data:`~diffrisk.data.schema.PREDICTIONS` columns
     (``head_sha`` and ``probability`` required; ``features`` may be a dict, stored as
     JSON; ``time`` defaults to now).
     """

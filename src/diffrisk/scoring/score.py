@@ -1,7 +1,7 @@
 """Scoring a pull request (or any base..head range, e.g. a release diff): one :class:`ScoreResult`.
 
-The features come from exactly the code path of mining (:func:`diffrisk.mine.change_row`
-over a :class:`~diffrisk.history.HistoryState`), so a PR is scored on the same scale the
+The features come from exactly the code path of mining (:func:`diffrisk.mining.mine.change_row`
+over a :class:`~diffrisk.features.history.HistoryState`), so a PR is scored on the same scale the
 model was trained on:
 
 1. the history before the PR -- every commit reachable from the merge base of base and
@@ -13,7 +13,7 @@ model was trained on:
 3. each commit of the PR then gets its row, in topological order, against its own
    ancestors, as mining would compute it.
 
-The result is plain data; :mod:`diffrisk.report` renders it (Markdown, terminal) and
+The result is plain data; :mod:`diffrisk.report.render` renders it (Markdown, terminal) and
 ``to_dict()`` is its JSON form.
 """
 
@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from diffrisk import store
-from diffrisk.codelines import CodeCounts, added_code_lines, diff_code_lines, endings_of
-from diffrisk.codemetrics import BlobMetrics, compute_blob_metrics
 from diffrisk.config import Config, LabelConfig
+from diffrisk.data import store
+from diffrisk.data.paths import default_data_dir
+from diffrisk.data.schema import column_names
 from diffrisk.errors import (
     DataError,
     GitHubError,
@@ -41,11 +41,15 @@ from diffrisk.errors import (
     NothingToScoreError,
     RepositoryError,
 )
-from diffrisk.fixes import FixRule
-from diffrisk.gitio import CatFile, GitRepo, open_repo
-from diffrisk.history import CommitRecord, FileChange, HistoryState, subsystem
+from diffrisk.features.codelines import CodeCounts, added_code_lines, diff_code_lines, endings_of
+from diffrisk.features.codemetrics import BlobMetrics, compute_blob_metrics
+from diffrisk.features.fixes import FixRule
+from diffrisk.features.history import CommitRecord, FileChange, HistoryState, subsystem
+from diffrisk.features.vendored import resolve as resolve_vendored
+from diffrisk.git.repo import CatFile, GitRepo, open_repo
 from diffrisk.jsonutil import jsonable
-from diffrisk.mine import (
+from diffrisk.labelling.szz import SourceFilter
+from diffrisk.mining.mine import (
     CODE_AGG,
     change_row,
     code_line_columns,
@@ -58,12 +62,8 @@ from diffrisk.mine import (
     rev_list,
     walk_history,
 )
-from diffrisk.monitor import realized_footer
-from diffrisk.paths import default_data_dir
-from diffrisk.schema import column_names
-from diffrisk.szz import SourceFilter
-from diffrisk.train import with_source_lines
-from diffrisk.vendored import resolve as resolve_vendored
+from diffrisk.monitoring.monitor import realized_footer
+from diffrisk.training.train import with_source_lines
 
 SECONDS_PER_DAY = 86400
 PERCENTILE_DAYS = 365
@@ -257,7 +257,7 @@ def replay_history(
     """Replay the mined history of every commit reachable from ``tips`` (as mining does).
 
     Commits the dataset lacks (mined at an older head) are read from git and added the
-    way :func:`diffrisk.mine.mine` adds new commits. ``later`` are the commits the
+    way :func:`diffrisk.mining.mine.mine` adds new commits. ``later`` are the commits the
     caller will process afterwards (their parents' ancestry must be kept).
     """
     graph = rev_list(repo, tips)
@@ -666,11 +666,11 @@ def score(
 ) -> ScoreResult:
     """Score the change ``base...head`` of the repository at ``repo_path``.
 
-    ``model`` defaults to :func:`diffrisk.registry.load_model` (the repository's current
+    ``model`` defaults to :func:`diffrisk.model.registry.load_model` (the repository's current
     model, else the bundled one). ``pull_request`` (from :func:`pull_request_from_event`)
     supplies the PR's title and body for the fix and issue features.
     """
-    from diffrisk import explain
+    from diffrisk.scoring import explain
 
     t0 = time.perf_counter()
     cfg = config or Config()
@@ -682,7 +682,7 @@ def score(
     assert dataset is not None  # load_dataset raises when there is none
     labels = _labels(data)
     if model is None:
-        from diffrisk.registry import load_model
+        from diffrisk.model.registry import load_model
 
         model = load_model(data)
     if progress:
@@ -715,7 +715,7 @@ def score(
     pr = a.pr_row.iloc[0]
     ctx = explain.Context.of(a)
     if "code_tokens" in contrib.columns:
-        from diffrisk.train import top_tokens
+        from diffrisk.training.train import top_tokens
 
         ctx.tokens = top_tokens(getattr(model, "estimator", None), a.pr_row)
     factors = explain.factors(contrib.iloc[0], pr, ctx, scfg.top_factors)

@@ -6,7 +6,7 @@ the commits that last touched the changed lines in the fix's first parent. Blank
 comment-only lines (and Python docstrings) can be left out before blaming (AG-SZZ).
 
 This module only starts git processes and parses their output; the filters on the
-candidates (dataset membership, dates, merges) are in :mod:`diffrisk.label`.
+candidates (dataset membership, dates, merges) are in :mod:`diffrisk.labelling.label`.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, NoReturn
 
-from diffrisk.codemetrics import docstring_of
 from diffrisk.errors import GitCommandError
-from diffrisk.gitio import CatFile, GitRepo
+from diffrisk.features.codemetrics import docstring_of
+from diffrisk.git.repo import CatFile, GitRepo
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection

@@ -454,7 +454,7 @@ class HistoryState:
                     elif b"\0" in data[:8000]:
                         known = 0
                     else:
-                        from diffrisk.gitio import count_lines
+                        from diffrisk.git.repo import count_lines
 
                         known = count_lines(data)
                     if not f.unknown:

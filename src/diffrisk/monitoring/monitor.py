@@ -49,13 +49,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from diffrisk import predlog
 from diffrisk.config import Config
+from diffrisk.data import predlog
+from diffrisk.data.predlog import commit_key
+from diffrisk.data.schema import KAMEI
 from diffrisk.errors import DataError, DiffriskError
-from diffrisk.explain import _n
 from diffrisk.jsonutil import jsonable
-from diffrisk.predlog import commit_key
-from diffrisk.schema import KAMEI
+from diffrisk.scoring.explain import _n
 
 #: Drift features when no model says which it reads (the Kamei et al. change features).
 DEFAULT_FEATURES = (*KAMEI, "pfix")
@@ -248,7 +248,7 @@ def accuracy(
     """Realized metrics of scores ``p`` against labels ``y`` (only labelled rows!)."""
     from sklearn.metrics import roc_auc_score
 
-    from diffrisk.evaluate import recall_at_effort
+    from diffrisk.training.evaluate import recall_at_effort
 
     y = np.asarray(y, dtype=int)
     p = np.asarray(p, dtype=float)
@@ -353,7 +353,7 @@ def prediction_outcomes(
             m = _SQUASH_PR.search(subj or "")
             if m:
                 by_pr.setdefault(int(m.group(1)), []).append(s)
-    from diffrisk.mine import epoch_seconds
+    from diffrisk.mining.mine import epoch_seconds
 
     by_key: dict[str, list[str]] = {}
     if len(changes) and "author_email" in changes:
@@ -448,8 +448,8 @@ def _with_source_lines(
 ) -> pd.DataFrame:
     """``changes`` with the models' size inputs (``la_source``, ``la_code``, ``la_control``)
     computed as training computes them; without files.parquet the models fall back to ``la``."""
-    from diffrisk.train import with_source_lines
-    from diffrisk.vendored import resolve as resolve_vendored
+    from diffrisk.features.vendored import resolve as resolve_vendored
+    from diffrisk.training.train import with_source_lines
 
     p = Path(data_dir) / "files.parquet"
     try:
@@ -515,7 +515,7 @@ def _with_labels(changes: pd.DataFrame, labels: pd.DataFrame | None) -> pd.DataF
 def _load_model(data_dir: Path) -> tuple[Any | None, str | None]:
     """The current model (repository or bundled) or None with the reason."""
     try:
-        from diffrisk.registry import load_model
+        from diffrisk.model.registry import load_model
     except ImportError:
         return None, "no model registry in this diffrisk build"
     try:
@@ -624,7 +624,7 @@ RETRAIN_FILE = "retrain.json"
 
 def last_retrain(data_dir: str | Path) -> dict[str, Any] | None:
     """The last ``diffrisk monitor --retrain`` outcome (``models/retrain.json``), or None."""
-    from diffrisk.paths import models_dir
+    from diffrisk.data.paths import models_dir
 
     path = models_dir(Path(data_dir)) / RETRAIN_FILE
     try:
@@ -654,8 +654,8 @@ def reason_kind(reason: str) -> str:
 
 
 def _record_retrain(data_dir: Path, out: dict[str, Any], labelled: int) -> None:
-    from diffrisk.paths import models_dir
-    from diffrisk.store import atomic_write_bytes
+    from diffrisk.data.paths import models_dir
+    from diffrisk.data.store import atomic_write_bytes
 
     rec = {
         "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -680,7 +680,7 @@ def monitor(
 ) -> MonitorReport:
     """Compute the monitoring report for the dataset, labels, prediction log and model in ``data_dir``.
 
-    ``model`` defaults to :func:`diffrisk.registry.load_model`; without one, drift uses
+    ``model`` defaults to :func:`diffrisk.model.registry.load_model`; without one, drift uses
     the Kamei features against the older history and accuracy only the prediction log.
     """
     import time
@@ -1215,7 +1215,7 @@ def write_plots(report: MonitorReport, out_dir: str | Path, fmt: str = "png") ->
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    from diffrisk.store import atomic_write_bytes
+    from diffrisk.data.store import atomic_write_bytes
 
     if fmt not in ("png", "svg"):
         raise DataError(f"unknown plot format {fmt!r}", hint="use png or svg")
@@ -1309,7 +1309,7 @@ class IssueOutcome:
 def publish_issue(client: Any, markdown: str, title: str, *, pin: bool = True) -> IssueOutcome:
     """Create or update in place the one open monitor issue (body carries ``ISSUE_MARKER``).
 
-    ``client`` is a :class:`diffrisk.github.GitHubClient`. Only an open issue with the
+    ``client`` is a :class:`diffrisk.hosts.github.client.GitHubClient`. Only an open issue with the
     marker written by our identity is edited; a new one is pinned (GraphQL ``pinIssue``;
     refused pins are reported, not raised).
     """
@@ -1385,7 +1385,7 @@ def _retrain(
     """:func:`retrain` without the record.
 
     Champion/challenger rule: on the latest time-ordered evaluation fold
-    (:func:`diffrisk.evaluate.time_folds`), a challenger of the current model's kind is
+    (:func:`diffrisk.training.evaluate.time_folds`), a challenger of the current model's kind is
     fitted on the fold's training rows of the last ``monitor.retrain_days`` days and
     compared by ROC-AUC on the fold's test rows with the current model: the stored model
     itself when its training window ends before the test period (or it is the bundled
@@ -1396,12 +1396,12 @@ def _retrain(
     """
     from sklearn.metrics import roc_auc_score
 
-    from diffrisk import store
-    from diffrisk.evaluate import prepare_frame, time_folds
-    from diffrisk.paths import models_dir
-    from diffrisk.registry import ModelRegistry, load_model
-    from diffrisk.train import KINDS, fit_estimator, model_reference, raw_features
-    from diffrisk.vendored import resolve as resolve_vendored
+    from diffrisk.data import store
+    from diffrisk.data.paths import models_dir
+    from diffrisk.features.vendored import resolve as resolve_vendored
+    from diffrisk.model.registry import ModelRegistry, load_model
+    from diffrisk.training.evaluate import prepare_frame, time_folds
+    from diffrisk.training.train import KINDS, fit_estimator, model_reference, raw_features
 
     cfg = config or Config()
     data_dir = Path(data_dir)

@@ -3,7 +3,7 @@ too young to tell.
 
 1. Fixes: commits the keyword rule marks as fixes (``changes.fix``), plus, with a GitHub
    token, commits that reference an issue or pull request carrying a bug label.
-2. Blame (:mod:`diffrisk.szz`): for each fix touching at most ``label.max_fix_files``
+2. Blame (:mod:`diffrisk.labelling.szz`): for each fix touching at most ``label.max_fix_files``
    files, the source lines it deleted or changed are blamed in its first parent
    (``git blame -w -M``, honouring the parent's ``.git-blame-ignore-revs``); blank,
    comment and docstring lines are left out.
@@ -40,15 +40,22 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from diffrisk import store
 from diffrisk.config import LabelConfig
+from diffrisk.data import store
+from diffrisk.data.schema import arrow_schema
 from diffrisk.errors import DataError, GitHubError, Interrupted, signal_number
-from diffrisk.gitio import open_repo
-from diffrisk.schema import arrow_schema
-from diffrisk.szz import BlameSettings, FixBlame, FixJob, IgnoreRevs, SourceFilter, blame_fixes
-from diffrisk.vendored import detect as detect_vendored
-from diffrisk.vendored import exclude as exclude_vendored
-from diffrisk.vendored import patterns as patterns_of
+from diffrisk.features.vendored import detect as detect_vendored
+from diffrisk.features.vendored import exclude as exclude_vendored
+from diffrisk.features.vendored import patterns as patterns_of
+from diffrisk.git.repo import open_repo
+from diffrisk.labelling.szz import (
+    BlameSettings,
+    FixBlame,
+    FixJob,
+    IgnoreRevs,
+    SourceFilter,
+    blame_fixes,
+)
 
 Progress = Callable[[str, int, int | None], None]
 

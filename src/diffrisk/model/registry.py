@@ -33,26 +33,32 @@ import numpy as np
 import pandas as pd
 
 from diffrisk import __version__
+from diffrisk.data.paths import models_dir
+from diffrisk.data.store import atomic_write_bytes, set_aside
 from diffrisk.errors import ModelError
 from diffrisk.notices import notice
-from diffrisk.paths import models_dir
-from diffrisk.store import atomic_write_bytes, set_aside
 
 MODEL_FILE = "model.skops"
 METADATA_FILE = "metadata.json"
 CARD_FILE = "MODEL_CARD.md"
 STATE_FILE = "registry.json"
 
-#: Types (beyond skops's defaults) a diffrisk model may contain. Anything else is refused.
-TRUSTED_TYPES = frozenset(
+#: diffrisk's own functions and classes a model may contain, by name. Models saved before
+#: the stage packages (0.1.0) name them under ``diffrisk.train``: both paths are trusted.
+OWN_TYPES = (
+    "kamei_transform",
+    "la_transform",
+    "lines_transform",
+    "token_text",
+    "shrink_extras",
+    "PoissonRiskClassifier",
+    "TimeCalibratedClassifier",
+)
+LEGACY_MODULE = "diffrisk.train"
+
+#: Library types (beyond skops's defaults) a diffrisk model may contain.
+LIBRARY_TYPES = frozenset(
     {
-        "diffrisk.train.kamei_transform",
-        "diffrisk.train.la_transform",
-        "diffrisk.train.lines_transform",
-        "diffrisk.train.token_text",
-        "diffrisk.train.shrink_extras",
-        "diffrisk.train.PoissonRiskClassifier",
-        "diffrisk.train.TimeCalibratedClassifier",
         "numpy.dtype",
         "sklearn.calibration._CalibratedClassifier",
         "sklearn.calibration._SigmoidCalibration",
@@ -64,6 +70,19 @@ TRUSTED_TYPES = frozenset(
         "sklearn._loss.link.Interval",
     }
 )
+
+
+def trusted_types() -> frozenset[str]:
+    """Every type a diffrisk model may contain; anything else is refused. diffrisk's own
+    are named where they live now and where models saved by 0.1.0 name them."""
+    import diffrisk.train as legacy
+
+    own = {f"{LEGACY_MODULE}.{name}" for name in OWN_TYPES}
+    for name in OWN_TYPES:
+        obj = getattr(legacy, name)
+        own.add(f"{obj.__module__}.{obj.__qualname__}")
+    return LIBRARY_TYPES | own
+
 
 #: A version's name, as :meth:`ModelRegistry.save` makes them (``20250101T120000Z-hgb``):
 #: a plain name of a directory right under ``models/``, never a path.
@@ -107,7 +126,7 @@ def dumps_model(estimator: Any) -> bytes:
 
 
 def loads_model(data: bytes, origin: str, hint: str = _FIX) -> Any:
-    """skops-load ``data``; refuse types outside skops's defaults and :data:`TRUSTED_TYPES`."""
+    """skops-load ``data``; refuse types outside skops's defaults and :func:`trusted_types`."""
     import skops.io as sio
 
     try:
@@ -116,7 +135,7 @@ def loads_model(data: bytes, origin: str, hint: str = _FIX) -> Any:
         raise ModelError(
             f"{origin} is not a readable skops file ({type(err).__name__}: {err})", hint=hint
         ) from None
-    refused = sorted(set(untrusted) - TRUSTED_TYPES)
+    refused = sorted(set(untrusted) - trusted_types())
     if refused:
         raise ModelError(
             f"{origin} contains types diffrisk does not trust: {', '.join(refused)}",
@@ -178,7 +197,7 @@ class LoadedModel:
         to the training mean). Other models: the change in predicted log-odds when that one
         feature is replaced by its training median (one feature at a time).
         """
-        from diffrisk.train import linear_contributions, replacement_contributions
+        from diffrisk.training.train import linear_contributions, replacement_contributions
 
         df = self._frame(changes_df)
         if df.empty:

@@ -1,4 +1,4 @@
-"""Rendering a :class:`~diffrisk.score.ScoreResult`: PR comment, job summary, terminal.
+"""Rendering a :class:`~diffrisk.scoring.score.ScoreResult`: PR comment, job summary, terminal.
 
 Templates are Jinja2 files shipped in ``diffrisk/templates`` (``comment.md.j2``,
 ``summary.md.j2`` and the shared ``_macros.j2``); ``report.template`` and
@@ -42,8 +42,8 @@ from jinja2.sandbox import SandboxedEnvironment
 from diffrisk import __version__
 from diffrisk.config import Config, ReportConfig
 from diffrisk.errors import ConfigError, DataError
-from diffrisk.ghactions import cut_markdown
-from diffrisk.score import CommitRisk, Factor, FileRisk, ScoreResult
+from diffrisk.hosts.github.actions import cut_markdown
+from diffrisk.scoring.score import CommitRisk, Factor, FileRisk, ScoreResult
 
 if TYPE_CHECKING:
     from diffrisk.trusted import SettingsSource

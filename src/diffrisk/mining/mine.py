@@ -2,7 +2,7 @@
 ``files.parquet``), incrementally.
 
 One ``git log --raw --numstat`` process streams every commit still to mine; the
-history features come from :class:`~diffrisk.history.HistoryState` in the same pass;
+history features come from :class:`~diffrisk.features.history.HistoryState` in the same pass;
 radon metrics are computed once per distinct Python blob, in parallel, and cached.
 
 A second run on the same data directory replays the stored rows into the history
@@ -29,25 +29,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from diffrisk import store
-from diffrisk.codelines import (
+from diffrisk.config import FixesConfig, LabelConfig, MineConfig
+from diffrisk.data import store
+from diffrisk.data.schema import column_names
+from diffrisk.errors import DataError, GitCommandError, RepositoryError
+from diffrisk.features.codelines import (
     CodeCounts,
     FileCode,
     added_code_lines,
     endings_in_tree,
     endings_of,
 )
-from diffrisk.codemetrics import (
+from diffrisk.features.codemetrics import (
     MAX_BLOB_BYTES,
     BlobMetrics,
     compute_blob_metrics,
     touched_max_cc,
 )
-from diffrisk.config import FixesConfig, LabelConfig, MineConfig
-from diffrisk.errors import DataError, GitCommandError, RepositoryError
-from diffrisk.fixes import RULE_VERSION, FixRule, linked_issues
-from diffrisk.gitio import EMPTY_TREE, CatFile, GitRepo, count_lines, open_repo
-from diffrisk.history import (
+from diffrisk.features.fixes import RULE_VERSION, FixRule, linked_issues
+from diffrisk.features.history import (
     LOG_FORMAT,
     CommitRecord,
     FileChange,
@@ -57,8 +57,8 @@ from diffrisk.history import (
     parse_changes,
     subsystem,
 )
-from diffrisk.schema import column_names
-from diffrisk.szz import SourceFilter, cosmetic_change, is_python_path
+from diffrisk.git.repo import EMPTY_TREE, CatFile, GitRepo, count_lines, open_repo
+from diffrisk.labelling.szz import SourceFilter, cosmetic_change, is_python_path
 
 Progress = Callable[[str, int, int | None], None]
 """progress(stage, advance, total): ``total`` given once per stage, then advances."""
@@ -628,7 +628,7 @@ def mine(
     """Mine every non-merge commit reachable from ``rev`` into ``data_dir``.
 
     ``source_extensions`` (default ``label.source_extensions``) selects the files whose
-    added lines of code (``la_code``, :mod:`diffrisk.codelines`) are counted; files
+    added lines of code (``la_code``, :mod:`diffrisk.features.codelines`) are counted; files
     matching ``exclude_paths`` (default ``label.exclude_paths``: tests, docs, ...), which
     the models never count, are not judged for cosmetic changes (``cosmetic`` is null).
     """
@@ -792,7 +792,7 @@ def oversized_file_changes(
     repo: GitRepo, files: pd.DataFrame, metrics: dict[str, BlobMetrics]
 ) -> int:
     """Python file rows whose metrics failed because a version is over
-    :data:`~diffrisk.codemetrics.MAX_BLOB_BYTES` (not parsed at all), not because it
+    :data:`~diffrisk.features.codemetrics.MAX_BLOB_BYTES` (not parsed at all), not because it
     does not parse; the sizes come from ``git cat-file --batch-check``."""
     py = files[files["is_python"].astype(bool)]
     failed = {
@@ -917,7 +917,7 @@ def cosmetic_values(
     source: Callable[[str], bool] | None = None,
 ) -> list[str | None]:
     """Per file row (``sha``, ``path``, ``status``, ``blob_before``, ``blob_after``): what
-    :func:`diffrisk.szz.cosmetic_change` says of a modified Python file (a reformat, or
+    :func:`diffrisk.labelling.szz.cosmetic_change` says of a modified Python file (a reformat, or
     a change of type annotations only, which SZZ looks through), else None. Only files
     that add lines of code and whose diff holds the same operators and keywords on both
     sides (``same_words``, seen in ``counts``) are read and parsed; None for the others

@@ -138,7 +138,7 @@ _worker_cat = None
 def _init_worker(git_dir: str, root: str) -> None:
     from pathlib import Path
 
-    from diffrisk.gitio import CatFile, GitRepo
+    from diffrisk.git.repo import CatFile, GitRepo
 
     global _worker_cat
     _worker_cat = CatFile(GitRepo(Path(root), Path(git_dir), bare=False))

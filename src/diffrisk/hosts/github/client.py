@@ -38,10 +38,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
-from diffrisk import ghactions
 from diffrisk.config import Config
 from diffrisk.errors import ConfigError, GitHubError
-from diffrisk.score import ScoreResult
+from diffrisk.hosts.github import actions as ghactions
+from diffrisk.scoring.score import ScoreResult
 
 log = logging.getLogger(__name__)
 
@@ -653,8 +653,8 @@ def publish(
     repository: the sticky comment (on a PR) and the check run. A read-only token is not an
     error (see the module docs). ``conclusion`` defaults to :func:`conclusion_for`.
     """
-    from diffrisk import report
-    from diffrisk.store import atomic_write_bytes
+    from diffrisk.data.store import atomic_write_bytes
+    from diffrisk.report import render as report
 
     cfg = config or Config()
     out = stream if stream is not None else sys.stdout

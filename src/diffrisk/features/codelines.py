@@ -1,6 +1,6 @@
 """Added lines of code: the lines a change adds to source files that SZZ could ever blame.
 
-SZZ (``diffrisk.szz``) leaves blank lines, comment-only lines and Python docstrings out
+SZZ (``diffrisk.labelling.szz``) leaves blank lines, comment-only lines and Python docstrings out
 when it blames a fix's deleted lines, so such lines can never make a change
 defect-inducing. ``la_code`` counts the other added lines of each file: lines added minus
 blank, comment-only (``#`` or ``//``/``/* */`` by file type) and docstring lines, and
@@ -24,8 +24,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import PurePosixPath
 
 from diffrisk.errors import GitCommandError
-from diffrisk.gitio import GitRepo
-from diffrisk.szz import _HASH_COMMENT, _PY, _SLASH_COMMENT, _same_words, _unquote
+from diffrisk.git.repo import GitRepo
+from diffrisk.labelling.szz import _HASH_COMMENT, _PY, _SLASH_COMMENT, _same_words, _unquote
 
 #: Tokens of a line of code: names and keywords, and multi-character or single operators.
 _TOKEN = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*|==|!=|<=|>=|\*\*|//|->|[-+*/%<>=!&|^~@:.,()\[\]{}]")
@@ -38,7 +38,7 @@ class FileCode(tuple):
     """(added lines of code, added control-flow lines) of one file change, with
     ``tokens``: the distinct tokens of those lines, space-separated and sorted; and for a
     Python file, two cheap necessary conditions for SZZ to look through the change
-    (:func:`diffrisk.szz.cosmetic_change`): ``same_words``, its deleted and added lines
+    (:func:`diffrisk.labelling.szz.cosmetic_change`): ``same_words``, its deleted and added lines
     hold the same operators and keywords (a reformat keeps them, and so does a change of
     annotations); ``typing_syntax``, one of those lines has what an annotation change
     touches (``->``, ``def``, ``name: ...``, ``import``, ``cast``, ...). None for other

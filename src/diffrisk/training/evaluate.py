@@ -33,7 +33,7 @@ from sklearn.metrics import (
 
 from diffrisk.config import Config, LabelConfig
 from diffrisk.errors import DataError, DiffriskError, TooLittleHistoryError
-from diffrisk.train import (
+from diffrisk.training.train import (
     KINDS,
     LA_CODE,
     LA_SOURCE,

@@ -64,7 +64,7 @@ CHANGES: tuple[Column, ...] = (
     Column(
         "fix",
         pa.int8(),
-        "1 when the commit is classified as a bug fix (diffrisk.fixes), else 0",
+        "1 when the commit is classified as a bug fix (diffrisk.features.fixes), else 0",
         "FIX",
     ),
     Column(

@@ -1,0 +1,1 @@
+"""The data directory: its schema, its tables written atomically, the prediction log, the lock."""

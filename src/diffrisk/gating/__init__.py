@@ -1,0 +1,1 @@
+"""Stage 5, gate: merge and deployment decisions."""

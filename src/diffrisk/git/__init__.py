@@ -1,0 +1,1 @@
+"""git plumbing: processes, record parsing, revisions. Everything that starts git lives here."""

@@ -1,0 +1,1 @@
+"""Code hosts diffrisk publishes to."""

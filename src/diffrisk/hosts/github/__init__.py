@@ -1,0 +1,1 @@
+"""GitHub: the REST client, the Actions runner's files and workflow commands, publishing."""

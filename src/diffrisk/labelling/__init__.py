@@ -1,0 +1,1 @@
+"""Stage 2, label: bug-fixing commits and, by SZZ, the commits that induced the bugs."""

@@ -1,0 +1,1 @@
+"""Models: transforms, estimators, contributions, metadata and the versioned registry."""

@@ -1,0 +1,1 @@
+"""Stage 6, monitor: drift, realized accuracy, retraining."""

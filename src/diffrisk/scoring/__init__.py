@@ -1,0 +1,1 @@
+"""Stage 4, score: a pull request or a release diff, with its reasons."""
