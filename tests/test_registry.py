@@ -332,3 +332,21 @@ def test_a_damaged_current_model_hint_names_ways_out_that_work(tmp_path) -> None
     # way 3: delete the models directory, and the bundled model scores
     shutil.rmtree(reg.root)
     assert load_model(data).source == "bundled"
+
+
+def test_the_bundled_model_scores_as_it_did_before_the_stage_packages():
+    """40 fixed rows, scored by diffrisk 0.1.0 (every type under ``diffrisk.train``) and
+    saved in tests/golden: the model file and its loading path are unchanged."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from diffrisk.model.registry import load_bundled
+
+    golden = json.loads((Path(__file__).parent / "golden" / "bundled_scores.json").read_text())
+    model = load_bundled()
+    assert model.features == golden["features"]
+    rows = pd.DataFrame(golden["rows"], columns=golden["features"])
+    rows["fix"] = rows["fix"].astype(bool)
+    got = model.predict_proba(rows)
+    np.testing.assert_allclose(got, golden["probabilities"], rtol=1e-9, atol=1e-12)
