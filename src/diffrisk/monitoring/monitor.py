@@ -55,7 +55,7 @@ from diffrisk.data.predlog import commit_key
 from diffrisk.data.schema import KAMEI
 from diffrisk.errors import DataError, DiffriskError
 from diffrisk.jsonutil import jsonable
-from diffrisk.scoring.explain import _n
+from diffrisk.report.format import plural as _n
 
 #: Drift features when no model says which it reads (the Kamei et al. change features).
 DEFAULT_FEATURES = (*KAMEI, "pfix")

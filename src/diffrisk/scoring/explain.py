@@ -22,6 +22,7 @@ import pandas as pd
 from diffrisk.config import LabelConfig
 from diffrisk.features.codelines import CONTROL_KEYWORDS, SOFT_CONTROL_KEYWORDS
 from diffrisk.features.history import subsystem
+from diffrisk.report.format import number, plural
 
 if TYPE_CHECKING:
     from diffrisk.scoring.score import Analysis, Factor, FileRisk
@@ -38,13 +39,8 @@ changes of the less-changed one also changed the other."""
 # -- helpers ---------------------------------------------------------------------------
 
 
-def _n(count: float, word: str, plural: str | None = None) -> str:
-    c = int(count)
-    return f"{c} {word if c == 1 else (plural or word + 's')}"
-
-
-def _num(x: float) -> str:
-    return f"{int(x)}" if float(x).is_integer() else f"{x:.1f}"
+_n = plural
+_num = number
 
 
 def subsystem_name(s: str) -> str:
