@@ -6,7 +6,7 @@ DATA_DIR holds a dataset mined from REPO_PATH (``diffrisk mine``). The candidate
 modified Python files (``.py``, ``.pyi``; test files included) that add lines of code
 and whose diff keeps its operators and keywords: the files mining judges. For each, the
 cheap check (``diffrisk.mining.mine.cosmetic_values``: the statements around the hunks, in two
-processes) and the exact one (``diffrisk.labelling.szz.cosmetic_change``, both versions parsed
+processes) and the exact one (``diffrisk.features.cosmetic.cosmetic_change``, both versions parsed
 whole, as SZZ looks through a change) are run, and the pairs of answers counted:
 ``(exact, cheap)``, where None is "not cosmetic". ``--sample`` draws that many
 candidates (0: all), ``--list`` prints the file changes where the two differ. Numbers
@@ -24,8 +24,8 @@ import time
 import pandas as pd
 
 from diffrisk.features.codelines import added_code_lines
+from diffrisk.features.cosmetic import cosmetic_change, is_python_path
 from diffrisk.git.repo import CatFile, open_repo
-from diffrisk.labelling.szz import cosmetic_change, is_python_path
 from diffrisk.mining.mine import cosmetic_values
 
 

@@ -364,7 +364,7 @@ SERVICE_CHANGED = SERVICE_TYPED.replace("if value is None:", "if not value:")
 
 
 def test_cosmetic_changes_are_recognised() -> None:
-    from diffrisk.labelling.szz import ANNOTATIONS, FORMAT, cosmetic_change
+    from diffrisk.features.cosmetic import ANNOTATIONS, FORMAT, cosmetic_change
 
     old, fmt, typed, changed = (
         s.encode() for s in (SERVICE, SERVICE_FORMATTED, SERVICE_TYPED, SERVICE_CHANGED)
@@ -395,7 +395,7 @@ DOCUMENTED = (
 def test_black_docstring_normalisation_is_a_reformat(exact: bool) -> None:
     """black strips a docstring's trailing spaces and re-indents it (its own AST check
     calls that equivalent); the exact and the cheap check both see a reformat."""
-    from diffrisk.labelling.szz import FORMAT, cosmetic_change
+    from diffrisk.features.cosmetic import FORMAT, cosmetic_change
 
     black = (
         DOCUMENTED.replace("environment.   \n", "environment.\n")
@@ -494,11 +494,11 @@ def test_annotation_checks_see_the_enclosing_blocks(
     before: str, after: str, expected: str | None, exact: bool
 ) -> None:
     # exact: both files parsed (the label stage); else the statements around the change
-    from diffrisk.labelling.szz import _same_ast, cosmetic_change
+    from diffrisk.features.cosmetic import cosmetic_change, same_ast
 
     got = cosmetic_change(before.encode(), after.encode(), reformat=False, exact=exact)
     assert got == expected
-    assert not _same_ast(before.encode(), after.encode())
+    assert not same_ast(before.encode(), after.encode())
 
 
 IMPORTS = "import os\nimport re\nimport sys\nimport json\n\n"
@@ -547,7 +547,7 @@ def test_annotation_checks_follow_the_hunks(
     after: str, hunks: list[tuple[int, int, int, int]], expected: str | None, exact: bool
 ) -> None:
     # hunks as ``git diff -U0`` heads them (mining passes them); worked out by hand
-    from diffrisk.labelling.szz import cosmetic_change
+    from diffrisk.features.cosmetic import cosmetic_change
 
     got = cosmetic_change(
         IMPORTS_BEFORE.encode(), after.encode(), reformat=False, exact=exact, hunks=hunks
@@ -623,7 +623,7 @@ NOQA_FORMATTED = (
 
 
 def test_a_reformat_that_drops_comments_is_a_reformat(builder: RepoBuilder, tmp_path: Path) -> None:
-    from diffrisk.labelling.szz import FORMAT, cosmetic_change
+    from diffrisk.features.cosmetic import FORMAT, cosmetic_change
 
     for exact in (True, False):
         assert cosmetic_change(NOQA.encode(), NOQA_FORMATTED.encode(), exact=exact) == FORMAT
@@ -684,7 +684,7 @@ def test_cosmetic_values_in_processes_agree_with_one(tmp_path: Path) -> None:
 @pytest.mark.parametrize("exact", [True, False])
 def test_reindenting_a_multi_line_string_is_a_change(exact: bool) -> None:
     # 2 -> 4 spaces re-indents the string's second line too: its value changes
-    from diffrisk.labelling.szz import cosmetic_change
+    from diffrisk.features.cosmetic import cosmetic_change
 
     q = '"' * 3
     two = f"def f():\n  x = 1\n  y = {q}a\n  b{q}\n  return x, y\n"

@@ -14,8 +14,9 @@ from pytest_httpserver import HTTPServer
 from diffrisk.cli import cli
 from diffrisk.config import LabelConfig, MineConfig
 from diffrisk.errors import DataError, GitHubError
+from diffrisk.features.cosmetic import cosmetic_lines
 from diffrisk.labelling.label import fetch_github_bugs, label, load_labels, load_links, sample_links
-from diffrisk.labelling.szz import cosmetic_lines, parse_patches, ranges
+from diffrisk.labelling.szz import parse_patches, ranges
 from diffrisk.mining.mine import mine
 from repobuilder import RepoBuilder, ts
 
@@ -603,19 +604,19 @@ _BASE = "import os\n\n\ndef f(x=None):\n    value = 1\n    return x + value\n"
     ],
 )
 def test_typing_only_changes(before: str, after: str, typing_only: bool) -> None:
-    from diffrisk.labelling.szz import _same_without_annotations
+    from diffrisk.features.cosmetic import same_without_annotations
 
-    assert _same_without_annotations(before.encode(), after.encode()) is typing_only
+    assert same_without_annotations(before.encode(), after.encode()) is typing_only
 
 
 def test_typing_check_is_quiet_about_invalid_escapes() -> None:
     import warnings
 
-    from diffrisk.labelling.szz import _same_without_annotations
+    from diffrisk.features.cosmetic import same_without_annotations
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert _same_without_annotations(
+        assert same_without_annotations(
             b'p = "\\d"\ndef f(a):\n    return a\n', b'p = "\\d"\ndef f(a: int):\n    return a\n'
         )
 
@@ -626,10 +627,10 @@ def test_differing_lines_leave_out_only_whole_shared_lines() -> None:
     import collections
     import random
 
-    from diffrisk.labelling.szz import _NOT_ANNOTATION, _differing_lines
+    from diffrisk.features.cosmetic import NOT_ANNOTATION, differing_lines
 
     def count(text: bytes) -> collections.Counter[bytes]:
-        return collections.Counter(_NOT_ANNOTATION.findall(text))
+        return collections.Counter(NOT_ANNOTATION.findall(text))
 
     words = [b"x = 1", b"return x", b"def f(a: int) -> int:", b"", b"    y = a + 1", b"# c"]
     r = random.Random(7)
@@ -648,7 +649,7 @@ def test_differing_lines_leave_out_only_whole_shared_lines() -> None:
                 j = min(i, len(edited) - 1)
                 edited[j] = edited[j].replace(b"1", b"2").replace(b"int", b"str")
         b = b"\n".join(edited) + (b"\n" if r.random() < 0.5 else b"")
-        da, db = _differing_lines(a, b)
+        da, db = differing_lines(a, b)
         # a = shared lines + da + shared lines, and b the same with db
         assert len(a) - len(da) == len(b) - len(db)
         splits = [

@@ -1,8 +1,8 @@
 """Added lines of code: the lines a change adds to source files that SZZ could ever blame.
 
-SZZ (``diffrisk.labelling.szz``) leaves blank lines, comment-only lines and Python docstrings out
-when it blames a fix's deleted lines, so such lines can never make a change
-defect-inducing. ``la_code`` counts the other added lines of each file: lines added minus
+SZZ (``diffrisk.labelling.szz``) leaves blank lines, comment-only lines and Python
+docstrings (:func:`diffrisk.features.cosmetic.cosmetic_lines`) out when it blames a fix's
+deleted lines, so such lines can never make a change defect-inducing. ``la_code`` counts the other added lines of each file: lines added minus
 blank, comment-only (``#`` or ``//``/``/* */`` by file type) and docstring lines, and
 minus lines the same file diff also deletes (ignoring whitespace): re-indented or moved
 lines, which ``git blame -w -M`` leaves with the commit that wrote them. ``la_control``
@@ -12,10 +12,12 @@ a statement counts as a docstring until it closes within the added lines of that
 
 Only files with a source extension (``label.source_extensions``) are diffed; other files
 and files whose diff git cannot produce (missing objects) get no count (null).
+:func:`unquote_path` reads a path from a diff header (SZZ's diff parsing uses it too).
 """
 
 from __future__ import annotations
 
+import codecs
 import collections
 import re
 import subprocess
@@ -24,8 +26,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import PurePosixPath
 
 from diffrisk.errors import GitCommandError
+from diffrisk.features.cosmetic import (
+    HASH_COMMENT_EXTENSIONS,
+    PYTHON_EXTENSIONS,
+    SLASH_COMMENT_EXTENSIONS,
+    same_words,
+)
 from diffrisk.git.repo import GitRepo
-from diffrisk.labelling.szz import _HASH_COMMENT, _PY, _SLASH_COMMENT, _same_words, _unquote
 
 #: Tokens of a line of code: names and keywords, and multi-character or single operators.
 _TOKEN = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*|==|!=|<=|>=|\*\*|//|->|[-+*/%<>=!&|^~@:.,()\[\]{}]")
@@ -38,7 +45,7 @@ class FileCode(tuple):
     """(added lines of code, added control-flow lines) of one file change, with
     ``tokens``: the distinct tokens of those lines, space-separated and sorted; and for a
     Python file, two cheap necessary conditions for SZZ to look through the change
-    (:func:`diffrisk.labelling.szz.cosmetic_change`): ``same_words``, its deleted and added lines
+    (:func:`diffrisk.features.cosmetic.cosmetic_change`): ``same_words``, its deleted and added lines
     hold the same operators and keywords (a reformat keeps them, and so does a change of
     annotations); ``typing_syntax``, one of those lines has what an annotation change
     touches (``->``, ``def``, ``name: ...``, ``import``, ``cast``, ...). None for other
@@ -129,9 +136,17 @@ _TYPING_SYNTAX = re.compile(
 )
 
 
+def unquote_path(raw: bytes, errors: str = "surrogateescape") -> str:
+    """A path as git prints it in diff headers (C-quoted when it has odd characters)."""
+    raw = raw.rstrip(b"\t")  # git appends a tab to names containing spaces
+    if raw.startswith(b'"') and raw.endswith(b'"'):
+        raw = codecs.escape_decode(raw[1:-1])[0]
+    return raw.decode("utf-8", errors)
+
+
 def _path(raw: bytes) -> str:
     """A diff header path as the files table stores it (``\\xNN`` for non-UTF-8 bytes)."""
-    return _unquote(raw, "backslashreplace")
+    return unquote_path(raw, "backslashreplace")
 
 
 class _Counter:
@@ -144,9 +159,9 @@ class _Counter:
 
     def __init__(self, path: str) -> None:
         ext = PurePosixPath(path).suffix.lower()
-        self.hash = ext in _HASH_COMMENT
-        self.slash = ext in _SLASH_COMMENT
-        self.python = ext in _PY
+        self.hash = ext in HASH_COMMENT_EXTENSIONS
+        self.slash = ext in SLASH_COMMENT_EXTENSIONS
+        self.python = ext in PYTHON_EXTENSIONS
         self.code: list[tuple[bytes, bool, bytes]] = []  # (no whitespace, control, line)
         self.deleted: collections.Counter[bytes] = collections.Counter()
         # Python: the raw added and deleted lines, for the cosmetic-change tests
@@ -179,7 +194,7 @@ class _Counter:
             return FileCode(code, control, b" ".join(kept).decode("ascii"))
         added, deleted = b"\n".join(self.raw_added), b"\n".join(self.raw_deleted)
         # one regex pass over each side (per line it cost mining a quarter more)
-        same = _same_words(added, deleted)
+        same = same_words(added, deleted)
         typing = same and bool(_TYPING_SYNTAX.search(added) or _TYPING_SYNTAX.search(deleted))
         return FileCode(
             code, control, b" ".join(kept).decode("ascii"), same, typing, tuple(self.hunks)
