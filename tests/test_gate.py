@@ -279,7 +279,7 @@ BASE = "b" * 40
 
 def _score_file(tmp_path, level: str, probability: float, commits=()) -> str:
     """A real ScoreResult (the score stage's contract type), saved as `diffrisk score --json` does."""
-    from diffrisk.scoring.score import CommitRisk, ScoreResult
+    from diffrisk.scoring.result import CommitRisk, ScoreResult
 
     res = ScoreResult(
         repo="r",

@@ -35,7 +35,7 @@ from diffrisk.hosts.github.actions import (
 )
 from diffrisk.hosts.github.client import GitHubClient, GitHubContext, publish
 from diffrisk.report.render import comment_marker
-from diffrisk.scoring.score import Factor, FileRisk, ScoreResult
+from diffrisk.scoring.result import Factor, FileRisk, ScoreResult
 
 REPO = "octo/widgets"
 PAT = "ghp_SECRETpat0123456789abcdefABCDEF0123"

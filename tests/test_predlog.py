@@ -17,7 +17,7 @@ import pytest
 from diffrisk.data import predlog
 from diffrisk.data.schema import column_names
 from diffrisk.errors import DataError
-from diffrisk.scoring.score import CommitRisk, ScoreResult
+from diffrisk.scoring.result import CommitRisk, ScoreResult
 
 
 def sha(i: int) -> str:

@@ -37,7 +37,7 @@ from diffrisk.report.render import (
     result_dict,
     title,
 )
-from diffrisk.scoring.score import CommitRisk, Factor, FileRisk, ScoreResult
+from diffrisk.scoring.result import CommitRisk, Factor, FileRisk, ScoreResult
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("DIFFRISK_UPDATE_GOLDEN") == "1"

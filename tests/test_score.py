@@ -36,10 +36,11 @@ from diffrisk.cli import cli
 from diffrisk.config import Config, MineConfig
 from diffrisk.data.schema import KAMEI
 from diffrisk.errors import DataError, GitHubError, RepositoryError
+from diffrisk.hosts.github.events import pull_request_from_event
 from diffrisk.mining.mine import mine
 from diffrisk.model.registry import load_model
 from diffrisk.scoring import explain
-from diffrisk.scoring.score import percentile_of, pull_request_from_event, score
+from diffrisk.scoring.score import percentile_of, score
 from modelbuilder import install_model
 from repobuilder import RepoBuilder, ts
 
@@ -237,7 +238,7 @@ def test_pr_commit_rows_equal_the_mined_rows(world: dict, risky) -> None:
     mined = ds.changes.set_index("sha").loc[world["zed"], cols]
     # score the commits through analyze() directly: the same rows the model saw
     from diffrisk.git.repo import open_repo
-    from diffrisk.scoring.score import analyze
+    from diffrisk.scoring.analysis import analyze
 
     a = analyze(open_repo(world["repo"]), "main", "risky", ds, Config())
     ours = a.commit_rows.set_index("sha").loc[world["zed"], cols]
@@ -264,7 +265,7 @@ def test_factors_come_from_the_model(world: dict, risky) -> None:
     model = load_model(world["data"])
     from diffrisk.data.store import load_dataset
     from diffrisk.git.repo import open_repo
-    from diffrisk.scoring.score import analyze
+    from diffrisk.scoring.analysis import analyze
 
     a = analyze(open_repo(world["repo"]), "main", "risky", load_dataset(world["data"]), Config())
     contrib = model.contributions(a.pr_row).iloc[0]

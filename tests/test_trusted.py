@@ -15,7 +15,7 @@ from diffrisk.config import MineConfig, load_config
 from diffrisk.errors import ConfigError
 from diffrisk.git.repo import open_repo
 from diffrisk.report.render import render_comment
-from diffrisk.scoring.score import ScoreResult
+from diffrisk.scoring.result import ScoreResult
 from diffrisk.trusted import SettingsSource, pull_request_notes
 
 RESULT = ScoreResult(

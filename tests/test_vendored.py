@@ -13,7 +13,7 @@ from diffrisk.features.vendored import detect_vendored, resolve, sync_names
 from diffrisk.git.repo import open_repo
 from diffrisk.labelling.label import label, load_labels, load_links
 from diffrisk.mining.mine import mine
-from diffrisk.scoring.score import analyze
+from diffrisk.scoring.analysis import analyze
 from diffrisk.training.train import is_source_path, load_training_frame
 from repobuilder import RepoBuilder
 

@@ -205,24 +205,12 @@ def _event() -> dict[str, Any]:
 def pr_from_event(event: dict[str, Any]) -> tuple[int | None, str | None, str | None]:
     """(number, base sha, head sha) of the pull request in a pull_request(_target/_review) or
     workflow_run payload; Nones when there is none."""
-    pr = event.get("pull_request")
-    if isinstance(pr, dict):
-        return (
-            pr.get("number"),
-            (pr.get("base") or {}).get("sha"),
-            (pr.get("head") or {}).get("sha"),
-        )
-    run = event.get("workflow_run")
-    if isinstance(run, dict):
-        prs = run.get("pull_requests") or []
-        if prs:
-            p = prs[0]
-            return (
-                p.get("number"),
-                (p.get("base") or {}).get("sha"),
-                (p.get("head") or {}).get("sha") or run.get("head_sha"),
-            )
-    return None, None, None
+    from diffrisk.hosts.github.events import pull_request_of
+
+    pr = pull_request_of(event)
+    if pr is None or pr.kind == "issue" or (pr.kind == "workflow_run" and pr.number is None):
+        return None, None, None
+    return pr.number, pr.base, pr.head
 
 
 def _load_score_file(path: str) -> dict[str, Any]:

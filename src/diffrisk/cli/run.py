@@ -54,9 +54,9 @@ def run_cmd(
     """
     from diffrisk.config import load_config
     from diffrisk.data.paths import default_data_dir
+    from diffrisk.hosts.github.events import pull_request_from_event
     from diffrisk.pipeline import run
     from diffrisk.report.format import plural as _n
-    from diffrisk.scoring.score import pull_request_from_event
 
     cfg = load_config(repo, config_path, rev=config_rev)
     pr = pull_request_from_event()

@@ -103,7 +103,8 @@ def score_cmd(
     does not choose the settings it is judged by); --worktree-config reads the work tree's.
     """
     from diffrisk.data.paths import default_data_dir
-    from diffrisk.scoring.score import pull_request_from_event, score
+    from diffrisk.hosts.github.events import pull_request_from_event
+    from diffrisk.scoring.score import score
 
     pr = pull_request_from_event()
     if base is None:

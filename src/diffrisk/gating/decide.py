@@ -28,8 +28,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Literal
 
-LEVELS = ("low", "medium", "high")
-Threshold = Literal["high", "medium", "never"]
+from diffrisk.levels import at_least
+
 Outcome = Literal["pass", "warn", "accepted", "fail"]
 
 CONCLUSIONS: dict[str, str] = {
@@ -38,17 +38,6 @@ CONCLUSIONS: dict[str, str] = {
     "accepted": "neutral",
     "fail": "failure",
 }
-
-
-def at_least(level: str, threshold: str) -> bool:
-    """True when ``level`` (low|medium|high) reaches ``threshold`` (medium|high|never)."""
-    if level not in LEVELS:
-        raise ValueError(f"unknown risk level {level!r}")
-    if threshold == "never":
-        return False
-    if threshold not in LEVELS:
-        raise ValueError(f"unknown gate threshold {threshold!r}")
-    return LEVELS.index(level) >= LEVELS.index(threshold)
 
 
 @dataclass(frozen=True)

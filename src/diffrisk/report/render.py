@@ -26,7 +26,6 @@ template renders, so a custom template cannot break the one-comment-per-PR rule.
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import json
 import math
@@ -41,9 +40,16 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from diffrisk import __version__
 from diffrisk.config import Config, ReportConfig
-from diffrisk.errors import ConfigError, DataError
+from diffrisk.errors import ConfigError
 from diffrisk.hosts.github.actions import cut_markdown
-from diffrisk.scoring.score import CommitRisk, Factor, FileRisk, ScoreResult
+from diffrisk.scoring.result import (  # noqa: F401  (load_result: callers' import path)
+    CommitRisk,
+    Factor,
+    FileRisk,
+    ScoreResult,
+    load_result,
+    result_from_dict,
+)
 
 if TYPE_CHECKING:
     from diffrisk.trusted import SettingsSource
@@ -235,49 +241,6 @@ def result_dict(result: ScoreResult | Mapping[str, Any]) -> dict[str, Any]:
     d.setdefault("percentile", None)
     d.setdefault("model_metrics", {})
     return d
-
-
-def _build(cls: type, data: Mapping[str, Any]) -> Any:
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})
-
-
-def result_from_dict(data: Mapping[str, Any]) -> ScoreResult:
-    """Rebuild a :class:`ScoreResult` from its ``to_dict()`` form (unknown keys ignored)."""
-    try:
-        d = dict(data)
-        d["factors"] = [_build(Factor, f) for f in d.get("factors") or []]
-        d["files"] = [_build(FileRisk, f) for f in d.get("files") or []]
-        d["commits"] = [_build(CommitRisk, c) for c in d.get("commits") or []]
-        d["reviewers"] = [
-            (rv["email"], int(rv["changes"])) if isinstance(rv, Mapping) else (rv[0], int(rv[1]))
-            for rv in d.get("reviewers") or []
-        ]
-        return _build(ScoreResult, d)
-    except (TypeError, KeyError, ValueError, IndexError) as err:
-        raise DataError(
-            f"not a diffrisk score result: {err}",
-            hint="pass the file written by `diffrisk score --json --output FILE`",
-        ) from None
-
-
-def load_result(path: str | Path) -> ScoreResult:
-    """Read a result saved by ``diffrisk score --json --output``."""
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(
-            f"{p} does not exist", hint="run `diffrisk score --json --output FILE` first"
-        ) from None
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise DataError(f"cannot read the score result {p}: {err}") from None
-    if not isinstance(data, dict) or "probability" not in data or "level" not in data:
-        raise DataError(
-            f"{p} is not a diffrisk score result",
-            hint="pass the file written by `diffrisk score --json --output FILE`",
-        )
-    return result_from_dict(data)
 
 
 # ----------------------------------------------------------------------------- templates

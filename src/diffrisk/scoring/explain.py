@@ -23,9 +23,10 @@ from diffrisk.config import LabelConfig
 from diffrisk.features.codelines import CONTROL_KEYWORDS, SOFT_CONTROL_KEYWORDS
 from diffrisk.features.history import subsystem
 from diffrisk.report.format import number, plural
+from diffrisk.scoring.result import Factor, FileRisk
 
 if TYPE_CHECKING:
-    from diffrisk.scoring.score import Analysis, Factor, FileRisk
+    from diffrisk.scoring.analysis import Analysis
 
 SECONDS_PER_DAY = 86400
 REVIEWER_DAYS = 365
@@ -235,7 +236,6 @@ def _value(value: Any) -> float | None:
 
 def factors(contrib: pd.Series, row: pd.Series, ctx: Context, top: int) -> list[Factor]:
     """The ``top`` features that raised and the ``top`` that lowered the risk most."""
-    from diffrisk.scoring.score import Factor
 
     items = []
     contrib = contrib.copy()
@@ -280,7 +280,6 @@ def _history_factor(contrib: pd.Series, row: pd.Series) -> Factor | None:
     together, so a model may weigh one against the other; shown apart, "touches files
     that 1 developer changed before" raised the risk by as much as "touches files changed
     by 1 earlier commit" lowered it."""
-    from diffrisk.scoring.score import Factor
 
     if not all(k in contrib.index and k in row.index for k in FILE_HISTORY):
         return None
@@ -298,7 +297,6 @@ def _history_factor(contrib: pd.Series, row: pd.Series) -> Factor | None:
 def _tokens_factor(c: float, row: pd.Series, ctx: Context) -> Factor:
     """The token model's verdict on what the added code is made of, naming the names and
     keywords that weigh most in the direction of the verdict."""
-    from diffrisk.scoring.score import Factor
 
     text = row.get("code_tokens") if "code_tokens" in row.index else ""
     n = len(str(text).split()) if isinstance(text, str) else 0
@@ -321,7 +319,6 @@ def _added_lines_factor(contrib: pd.Series, row: pd.Series) -> Factor | None:
     kind). The three are collinear, so a model may weigh one against another; shown
     apart, "adds no lines to source files" raised the risk next to "adds no lines of
     code" lowering it."""
-    from diffrisk.scoring.score import Factor
 
     keys = [k for k in ADDED_LINES if k in contrib.index]
     if "la_source" not in keys or len(keys) < 2:
@@ -400,7 +397,6 @@ def file_reasons(f: Any, source: bool = True) -> list[str]:
 
 def hotspots(a: Analysis, scores: np.ndarray, top: int) -> list[FileRisk]:
     """The ``top`` touched files by the model's probability for each file's change alone."""
-    from diffrisk.scoring.score import FileRisk
     from diffrisk.training.train import is_source_path
 
     out = []

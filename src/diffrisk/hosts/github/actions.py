@@ -207,8 +207,10 @@ def read_event(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
             f"the event payload {target} does not exist",
             hint="GITHUB_EVENT_PATH is set by the runner; unset it when running outside Actions",
         ) from None
-    except (OSError, ValueError) as err:
-        raise GitHubError(f"cannot read the event payload {target}: {err}") from None
+    except ValueError as err:
+        raise GitHubError(f"the event payload {target} is not JSON ({err})") from None
+    except OSError as err:
+        raise GitHubError(f"cannot read the event payload {target}: {err.strerror}") from None
     if not isinstance(data, dict):
         raise GitHubError(f"the event payload {target} is not a JSON object")
     return data

@@ -41,7 +41,9 @@ from typing import Any, TextIO, TypeVar
 from diffrisk.config import Config
 from diffrisk.errors import ConfigError, GitHubError
 from diffrisk.hosts.github import actions as ghactions
-from diffrisk.scoring.score import ScoreResult
+from diffrisk.hosts.github.events import pull_request_of
+from diffrisk.levels import LEVELS, at_least
+from diffrisk.scoring.result import ScoreResult
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,6 @@ DEFAULT_SERVER_URL = "https://github.com"
 APP_IDENTITY = "github-actions[bot]"
 #: The check runs API takes at most this many annotations per request.
 ANNOTATION_BATCH = 50
-_LEVELS = ("low", "medium", "high")
 
 T = TypeVar("T")
 
@@ -145,27 +146,12 @@ class GitHubContext:
         head_sha = env.get("GITHUB_SHA") or None
         head_ref = head_owner = None
         is_fork = False
-        pr = event.get("pull_request")
-        if isinstance(pr, Mapping):
-            pr_number = _int(pr.get("number") or event.get("number"))
-            head = pr.get("head") or {}
-            base = pr.get("base") or {}
-            head_sha = head.get("sha") or head_sha
-            head_ref = head.get("ref")
-            head_repo = (head.get("repo") or {}).get("full_name")
-            base_repo = (base.get("repo") or {}).get("full_name")
-            # A deleted fork has head.repo null: it was a fork all the same.
-            is_fork = head_repo != base_repo
-        elif isinstance(event.get("issue"), Mapping) and event["issue"].get("pull_request"):
-            pr_number = _int(event["issue"].get("number"))
-        elif isinstance(event.get("workflow_run"), Mapping):
-            run = event["workflow_run"]
-            head_sha = run.get("head_sha") or head_sha
-            head_ref = run.get("head_branch")
-            head_owner = ((run.get("head_repository") or {}).get("owner") or {}).get("login")
-            prs = run.get("pull_requests") or []
-            if prs:
-                pr_number = _int(prs[0].get("number"))
+        found = pull_request_of(event)
+        if found is not None:
+            pr_number = found.number
+            head_ref, head_owner, is_fork = found.head_ref, found.head_owner, found.is_fork
+            if found.kind != "issue":
+                head_sha = found.head or head_sha
         return cls(
             repository=env.get("GITHUB_REPOSITORY") or None,
             api_url=(env.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/"),
@@ -472,6 +458,48 @@ class GitHubClient:
         )
         return pulls[0].number if pulls else None
 
+    def bug_reports(
+        self, bug_labels: Iterable[str]
+    ) -> tuple[list[str], dict[int, datetime], set[int]]:
+        """Issues and pull requests carrying one of ``bug_labels`` (any case), for
+        ``diffrisk label``: the repository's labels that matched, bug issue number -> when
+        it was opened, and the bug pull requests' numbers."""
+        from github import GithubException
+
+        wanted = {b.lower() for b in bug_labels}
+        issues: dict[int, datetime] = {}
+        pulls: set[int] = set()
+        try:
+            labels = sorted(lb.name for lb in self.repo.get_labels() if lb.name.lower() in wanted)
+            for name in labels:
+                for issue in self.repo.get_issues(state="all", labels=[name]):
+                    # read the listed data: touching an absent attribute (pull_request on a
+                    # plain issue) would make PyGithub fetch every issue once more
+                    if "pull_request" in (getattr(issue, "_rawData", None) or {}):
+                        pulls.add(issue.number)
+                    else:
+                        created = issue.created_at
+                        if created.tzinfo is None:
+                            created = created.replace(tzinfo=timezone.utc)
+                        issues[issue.number] = created
+        except GithubException as err:
+            status = getattr(err, "status", None)
+            hint = {
+                401: "the token is invalid or expired",
+                403: "the token lacks access, or the rate limit is exhausted",
+                404: "check --github-repo, and that the token can read it",
+            }.get(status, "check the token and the repository name")
+            raise GitHubError(
+                f"GitHub refused listing bug issues of {self.repository} (HTTP {status})",
+                hint=hint,
+            ) from None
+        except OSError as err:
+            raise GitHubError(
+                f"cannot reach the GitHub API at {self.api_url}: {err}",
+                hint="check the network or GITHUB_API_URL",
+            ) from None
+        return labels, issues, pulls
+
 
 def add_reviewer_logins(d: dict[str, Any], gh: GitHubClient, server_url: str) -> None:
     """Give each suggested reviewer in the result dict ``d`` the login GitHub shows for one
@@ -565,11 +593,7 @@ def conclusion_for(level: str, config: Config) -> str:
     """success / neutral / failure from the risk level and the gate thresholds."""
 
     def reaches(threshold: str) -> bool:
-        return (
-            threshold != "never"
-            and level in _LEVELS
-            and _LEVELS.index(level) >= _LEVELS.index(threshold)
-        )
+        return level in LEVELS and at_least(level, threshold)
 
     if reaches(config.gate.fail_on):
         return "failure"
