@@ -18,8 +18,9 @@ from werkzeug import Request, Response
 
 from diffrisk.cli import cli
 from diffrisk.config import Config, MineConfig, parse_config
-from diffrisk.data import predlog
+from diffrisk.data import outcomes, predlog
 from diffrisk.mining.mine import mine
+from diffrisk.monitoring import accuracy, drift, issue, modelinfo, render, retrain, retrain_record
 from diffrisk.monitoring import monitor as mon
 from repobuilder import RepoBuilder, ts
 
@@ -118,12 +119,12 @@ def test_new_team_drifts_in_experience_only(histories: dict[str, Path]) -> None:
     # only the drift of features the model gives weight calls for retraining: the bundled
     # model weighs NDEV clearly, EXP and SEXP little (how little depends on its version)
     weight = {d.feature: d.influence for d in r.drift}
-    assert weight["ndev"] > mon.MIN_INFLUENCE
-    assert max(weight["exp"], weight["sexp"]) < 2 * mon.MIN_INFLUENCE < weight["ndev"]
+    assert weight["ndev"] > drift.MIN_INFLUENCE
+    assert max(weight["exp"], weight["sexp"]) < 2 * drift.MIN_INFLUENCE < weight["ndev"]
     weighty = [  # in the order of the model's features
         d.feature
         for d in r.drift
-        if d.feature in ("exp", "ndev", "sexp") and weight[d.feature] >= mon.MIN_INFLUENCE
+        if d.feature in ("exp", "ndev", "sexp") and weight[d.feature] >= drift.MIN_INFLUENCE
     ]
     assert r.decision.retrain
     assert r.decision.reasons == [f"feature drift in alert: {', '.join(weighty)}"]
@@ -146,7 +147,7 @@ def test_thresholds_come_from_config(histories: dict[str, Path]) -> None:
     # the report says by which rule a feature is ok, warn or alert
     assert (
         "Status: alert when PSI >= 100 and the KS test rejects equal distributions (p < 0.01), "
-        "warn when PSI >= 50 and KS rejects" in mon.to_markdown(r)
+        "warn when PSI >= 50 and KS rejects" in render.to_markdown(r)
     )
     few = parse_config({"monitor": {"min_changes": 60}})  # recent window holds 45 changes
     r = mon.monitor(histories["newteam"], few)
@@ -159,12 +160,12 @@ def test_thresholds_come_from_config(histories: dict[str, Path]) -> None:
 
 
 def test_psi_by_hand() -> None:
-    assert mon.psi([1, 2, 3, 4] * 25, [1, 2, 3, 4] * 10) == pytest.approx(0.0)
+    assert drift.psi([1, 2, 3, 4] * 25, [1, 2, 3, 4] * 10) == pytest.approx(0.0)
     # reference: 0 and 1 half each (two bins on the log1p scale); current all 1s:
     # (1 - .5) ln(1/.5) + (1e-4 - .5) ln(1e-4/.5)
     want = 0.5 * math.log(2) + (1e-4 - 0.5) * math.log(1e-4 / 0.5)
-    assert mon.psi([0, 1] * 50, [1] * 40, bins=2) == pytest.approx(want)
-    assert math.isnan(mon.psi([], [1, 2]))
+    assert drift.psi([0, 1] * 50, [1] * 40, bins=2) == pytest.approx(want)
+    assert math.isnan(drift.psi([], [1, 2]))
 
 
 # ---------------------------------------------------------------------------------------
@@ -175,7 +176,7 @@ def test_accuracy_by_hand() -> None:
     y = np.array([1, 1, 1, 0, 0, 0, 0, 0])
     p = np.array([0.9, 0.8, 0.3, 0.75, 0.2, 0.1, 0.6, 0.05])
     effort = np.array([10, 10, 100, 10, 50, 50, 50, 20])
-    m = mon.accuracy(y, p, effort, threshold=0.7)
+    m = accuracy.accuracy(y, p, effort, threshold=0.7)
     # flagged at 0.7: 0.9 (buggy), 0.8 (buggy), 0.75 (clean)
     assert (m["flagged"], m["true_positives"]) == (3, 2)
     assert m["precision"] == pytest.approx(2 / 3) and m["recall"] == pytest.approx(2 / 3)
@@ -183,7 +184,7 @@ def test_accuracy_by_hand() -> None:
     assert m["roc_auc"] == pytest.approx(13 / 15)
     # effort 300, 20% = 60: 0.9 (10), 0.8 (20), 0.75 (30) fit, 0.6 (80) does not -> 2 of 3 buggy
     assert m["recall_at_20_effort"] == pytest.approx(2 / 3)
-    assert mon.accuracy(y, p, effort, threshold=0.7, min_class=4)["roc_auc"] is None
+    assert accuracy.accuracy(y, p, effort, threshold=0.7, min_class=4)["roc_auc"] is None
 
 
 def _scored(rows: list[tuple[str, float, str, int]]) -> pd.DataFrame:
@@ -216,7 +217,7 @@ def test_windows_never_count_unlabelled_as_clean() -> None:
     q2 += [("2021-06-03", 0.99, "clean", 5)]
     df = _scored(q1 + q2)
     df.loc[len(df) - 1, "source_files"] = 0
-    w = mon.windows(
+    w = accuracy.windows(
         df, 0.7, training_end=pd.Timestamp("2021-03-31T23:59:59.999999999Z"), min_class=1
     )
     assert [x["period"] for x in w] == ["2021Q1", "2021Q2"]
@@ -302,7 +303,7 @@ NOW = pd.Timestamp("2024-06-01T00:00:00Z")
 def test_prediction_outcomes_by_hand(tmp_path: Path) -> None:
     _log_fixture(tmp_path, NOW)
     preds = predlog.load_predictions(tmp_path)
-    out = mon.prediction_outcomes(
+    out = outcomes.prediction_outcomes(
         preds,
         pd.read_parquet(tmp_path / "changes.parquet"),
         pd.read_parquet(tmp_path / "labels.parquet"),
@@ -318,7 +319,7 @@ def test_prediction_outcomes_by_hand(tmp_path: Path) -> None:
         "0b": "unmerged",
         "06": "buggy",
     }
-    s = mon.log_summary(out, Config())
+    s = outcomes.log_summary(out, Config())
     assert (s["predictions"], s["buggy"], s["clean"], s["unlabelled"], s["unmerged"]) == (
         6,
         3,
@@ -331,24 +332,24 @@ def test_prediction_outcomes_by_hand(tmp_path: Path) -> None:
     assert s["flagged_share"] == pytest.approx(2 / 3)
     assert "precision" not in s  # young clean changes are unlabelled: it would be inflated
     # warn_on high: a4 (medium, no decision) is no longer flagged; a6 still is (gate said warn)
-    s = mon.log_summary(out, parse_config({"gate": {"warn_on": "high"}}))
+    s = outcomes.log_summary(out, parse_config({"gate": {"warn_on": "high"}}))
     assert (s["buggy_flagged"], s["clean_flagged"]) == (2, 0)
     # last 90 days: h4 (200 days old) drops out
-    s = mon.log_summary(out, Config(), days=90, now=NOW)
+    s = outcomes.log_summary(out, Config(), days=90, now=NOW)
     assert (s["predictions"], s["buggy"], s["buggy_flagged"]) == (5, 2, 2)
 
 
 def test_realized_footer(tmp_path: Path) -> None:
-    assert mon.realized_footer(tmp_path) is None  # nothing at all
+    assert outcomes.realized_footer(tmp_path) is None  # nothing at all
     _log_fixture(tmp_path, NOW)
     cfg = parse_config({"monitor": {"footer_min_buggy": 2, "footer_days": 365}})
-    assert mon.realized_footer(tmp_path, cfg, now=NOW) == (
+    assert outcomes.realized_footer(tmp_path, cfg, now=NOW) == (
         "diffrisk flagged 2 of the 3 changes later found buggy in the last 365 days"
     )
     cfg = parse_config({"monitor": {"footer_min_buggy": 3, "footer_days": 90}})
-    assert mon.realized_footer(tmp_path, cfg, now=NOW) is None  # only 2 buggy in 90 days
+    assert outcomes.realized_footer(tmp_path, cfg, now=NOW) is None  # only 2 buggy in 90 days
     (tmp_path / "labels.parquet").write_bytes(b"garbage")
-    assert mon.realized_footer(tmp_path, cfg, now=NOW) is None
+    assert outcomes.realized_footer(tmp_path, cfg, now=NOW) is None
 
 
 # ---------------------------------------------------------------------------------------
@@ -501,17 +502,17 @@ def test_a_retrain_that_kept_the_model_holds_back_the_recommendation(
     cfg = parse_config({"monitor": {"min_buggy": 5}, "label": {"verification_days": 20}})
     first = mon.monitor(data, cfg)
     assert first.decision.retrain and any("days old" in x for x in first.decision.reasons)
-    res = mon.retrain(None, data, cfg, first)
+    res = retrain.retrain(None, data, cfg, first)
     assert not res["promoted"], res
-    rec = json.loads((data / "models" / mon.RETRAIN_FILE).read_text())
+    rec = json.loads((data / "models" / retrain_record.RETRAIN_FILE).read_text())
     assert rec["promoted"] is False and rec["champion"] == first.model_version
     again = mon.monitor(data, cfg)
     assert not again.decision.retrain and again.decision.reasons == first.decision.reasons
     assert again.decision.held_back and "kept" in again.decision.held_back
-    assert "Not recommended now" in mon.to_markdown(again)
-    assert rec["reasons"] == sorted({mon.reason_kind(x) for x in first.decision.reasons})
+    assert "Not recommended now" in render.to_markdown(again)
+    assert rec["reasons"] == sorted({retrain_record.reason_kind(x) for x in first.decision.reasons})
     # a reason of another kind than the ones the retrain answered is not held back
-    path = data / "models" / mon.RETRAIN_FILE
+    path = data / "models" / retrain_record.RETRAIN_FILE
     path.write_text(json.dumps({**rec, "reasons": ["drift"]}))
     assert mon.monitor(data, cfg).decision.retrain
     # an unreadable record holds nothing back, and breaks nothing
@@ -537,7 +538,7 @@ def test_promotes_a_better_challenger(histories: dict[str, Path], tmp_path: Path
     old = _save_model(data, train_end="2020-04-20T00:00:00Z", recorded_auc=0.9)
     cfg = parse_config({"train": {"gap_days": 0}, "monitor": {"retrain_days": 100, "min_buggy": 5}})
     r = mon.monitor(data, cfg)
-    res = mon.retrain(histories["repo"], data, cfg, r)
+    res = retrain.retrain(histories["repo"], data, cfg, r)
     assert res["champion_compared_as"] == "the current model as stored"
     assert res["challenger_auc"] > res["champion_auc"]
     assert res["promoted"] and res["version"] != old
@@ -557,7 +558,7 @@ def test_refuses_a_worse_challenger(histories: dict[str, Path], tmp_path: Path) 
     _labels_for(data, lambda day, la: la <= 3 if 130 <= day < 225 else la >= 30)
     old = _save_model(data, train_end="2020-04-20T00:00:00Z", recorded_auc=0.9)
     cfg = parse_config({"train": {"gap_days": 0}, "monitor": {"retrain_days": 100, "min_buggy": 5}})
-    res = mon.retrain(None, data, cfg, mon.monitor(data, cfg))
+    res = retrain.retrain(None, data, cfg, mon.monitor(data, cfg))
     assert not res["promoted"]
     assert res["challenger_auc"] < res["champion_auc"]
     assert "NOT promoted" in res["summary"]
@@ -590,7 +591,7 @@ def test_cli_json_markdown_plots(histories: dict[str, Path], tmp_path: Path) -> 
     assert d["decision"]["retrain"] is True and d["drift_status"] == "alert"
     assert {f["feature"] for f in d["drift"] if f["status"] == "alert"} >= {"exp", "sexp"}
     md = md_path.read_text()
-    assert md.startswith(mon.ISSUE_MARKER) and "Retraining recommended" in md and "`exp`" in md
+    assert md.startswith(render.ISSUE_MARKER) and "Retraining recommended" in md and "`exp`" in md
     # the bundled model scores the history (risk plot); no labels yet: no accuracy plot
     assert sorted(p.name for p in plots.iterdir()) == ["drift.svg", "risk_over_time.svg"]
     assert (plots / "drift.svg").read_text().lstrip().startswith("<?xml")
@@ -601,7 +602,16 @@ def test_cli_plots_with_model(histories: dict[str, Path], tmp_path: Path) -> Non
     _labels_for(data)
     _save_model(data, train_end="2020-06-29T00:00:00Z", recorded_auc=0.95)
     res = CliRunner().invoke(
-        cli, ["monitor", "--data-dir", str(data), "--plots", str(tmp_path / "p")]
+        cli,
+        [
+            "monitor",
+            "--repo",
+            str(histories["repo"]),
+            "--data-dir",
+            str(data),
+            "--plots",
+            str(tmp_path / "p"),
+        ],
     )
     assert res.exit_code == 0, res.output
     assert "no retraining needed; model " in res.output  # not "needed model X"
@@ -610,8 +620,10 @@ def test_cli_plots_with_model(histories: dict[str, Path], tmp_path: Path) -> Non
     assert all((tmp_path / "p" / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for n in names)
 
 
-def test_cli_missing_data_is_a_clear_error(tmp_path: Path) -> None:
-    res = CliRunner().invoke(cli, ["monitor", "--data-dir", str(tmp_path / "none")])
+def test_cli_missing_data_is_a_clear_error(histories: dict[str, Path], tmp_path: Path) -> None:
+    res = CliRunner().invoke(
+        cli, ["monitor", "--repo", str(histories["repo"]), "--data-dir", str(tmp_path / "none")]
+    )
     assert res.exit_code == 2
     assert "error: no mined dataset" in res.output and "hint:" in res.output
 
@@ -700,18 +712,19 @@ def _client(base: str) -> Any:
 def test_issue_created_pinned_then_updated_in_place(httpserver: Any) -> None:
     api = IssueAPI(httpserver.url_for("/"))
     # someone quoting our marker in their own issue is never edited
-    api.issues.append(api.issue(1, mon.ISSUE_MARKER + " quoted by a user", "alice"))
+    api.issues.append(api.issue(1, render.ISSUE_MARKER + " quoted by a user", "alice"))
     httpserver.expect_request("").respond_with_handler(api)
     base = httpserver.url_for("/").rstrip("/")
     with _client(base) as c:
-        first = mon.publish_issue(c, "## report one\n", "diffrisk model monitor")
+        first = issue.publish_issue(c, "## report one\n", "diffrisk model monitor")
     assert (first.action, first.number, first.pinned) == ("created", 2, True)
     assert (
-        api.issues[1]["body"].startswith(mon.ISSUE_MARKER) and "report one" in api.issues[1]["body"]
+        api.issues[1]["body"].startswith(render.ISSUE_MARKER)
+        and "report one" in api.issues[1]["body"]
     )
     with _client(base) as c:
-        second = mon.publish_issue(c, "## report two\n", "diffrisk model monitor")
-        third = mon.publish_issue(c, "## report two\n", "diffrisk model monitor")
+        second = issue.publish_issue(c, "## report two\n", "diffrisk model monitor")
+        third = issue.publish_issue(c, "## report two\n", "diffrisk model monitor")
     assert (second.action, second.number) == ("updated", 2)
     assert third.action == "unchanged"
     assert "report two" in api.issues[1]["body"] and api.issues[0]["body"].endswith(
@@ -730,7 +743,10 @@ def test_issue_from_cli_with_refused_pin(
     monkeypatch.setenv("GITHUB_REPOSITORY", "octo/demo")
     monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
     data = _copy(histories["stable"], tmp_path)
-    res = CliRunner().invoke(cli, ["monitor", "--data-dir", str(data), "--issue", "--json"])
+    res = CliRunner().invoke(
+        cli,
+        ["monitor", "--repo", str(histories["repo"]), "--data-dir", str(data), "--issue", "--json"],
+    )
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout)  # (stderr may carry PyGithub's log line about the refused pin)
     assert d["issue"] == {
@@ -746,7 +762,17 @@ def test_issue_from_cli_with_refused_pin(
 def test_issue_needs_token(histories: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GITHUB_TOKEN", raising=False)
     monkeypatch.delenv("GITHUB_REPOSITORY", raising=False)
-    res = CliRunner().invoke(cli, ["monitor", "--data-dir", str(histories["stable"]), "--issue"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "monitor",
+            "--repo",
+            str(histories["repo"]),
+            "--data-dir",
+            str(histories["stable"]),
+            "--issue",
+        ],
+    )
     assert res.exit_code == 2 and "needs a repository and a token" in res.output
 
 
@@ -791,7 +817,7 @@ def test_a_rebase_merged_pull_request_is_found_by_author_and_time(
             "fixed_by": [["f" * 40] if s == rebased[1] else [] for s in changes["sha"]],
         }
     )
-    out = mon.prediction_outcomes(logged, changes, labels)
+    out = outcomes.prediction_outcomes(logged, changes, labels)
     assert out["outcome"][0] == "buggy"  # the first rebased commit was later found buggy
     assert sorted(out["matched"][0]) == sorted(rebased)
     # a log written before commit_keys existed is still read (the column comes back null)
@@ -799,15 +825,15 @@ def test_a_rebase_merged_pull_request_is_found_by_author_and_time(
     pq.write_table(old, predlog.path_of(data))
     again = predlog.load_predictions(data)
     assert again["commit_keys"].isna().all() or again["commit_keys"][0] is None
-    assert mon.prediction_outcomes(again, changes, labels)["outcome"][0] == "unmerged"
+    assert outcomes.prediction_outcomes(again, changes, labels)["outcome"][0] == "unmerged"
 
 
 def test_recorded_auc_matches_the_population_realized_accuracy_covers() -> None:
     md = {"metrics": {"latest_fold": {"roc_auc": 0.9}, "overall": {"roc_auc": 0.8}}}
-    assert mon.recorded_auc(md) == 0.9  # realized after the training window: the newest fold
-    assert mon.recorded_auc(md, whole_history=True) == 0.8  # all labelled history
-    assert mon.recorded_auc({"metrics": {"overall": {"roc_auc": 0.7}}}) == 0.7
-    assert mon.recorded_auc({}) is None
+    assert modelinfo.recorded_auc(md) == 0.9  # realized after the training window: the newest fold
+    assert modelinfo.recorded_auc(md, whole_history=True) == 0.8  # all labelled history
+    assert modelinfo.recorded_auc({"metrics": {"overall": {"roc_auc": 0.7}}}) == 0.7
+    assert modelinfo.recorded_auc({}) is None
 
 
 def test_drift_waits_while_the_model_has_seen_every_labelled_change(
@@ -824,7 +850,7 @@ def test_drift_waits_while_the_model_has_seen_every_labelled_change(
     assert not r.decision.retrain and r.decision.reasons == []
     held = r.decision.held_back or ""
     assert "feature drift in alert" in held and "only 0 have been labelled since" in held
-    assert "Not recommended now" in mon.to_markdown(r)
+    assert "Not recommended now" in render.to_markdown(r)
     # with a 20-day latency days 180-250 are labelled: retraining would learn from them
     r = mon.monitor(data, parse_config({"label": {"verification_days": 20}}))
     assert r.decision.retrain and r.decision.held_back is None

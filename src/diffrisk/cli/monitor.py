@@ -109,7 +109,11 @@ def monitor_cmd(
     from diffrisk.errors import ConfigError
     from diffrisk.git.repo import open_repo
     from diffrisk.hosts.github import actions as ghactions
-    from diffrisk.monitoring import monitor as mon
+    from diffrisk.monitoring.issue import publish_issue
+    from diffrisk.monitoring.monitor import monitor
+    from diffrisk.monitoring.plots import write_plots
+    from diffrisk.monitoring.render import render_terminal, to_markdown
+    from diffrisk.monitoring.retrain import retrain as retrain_model
 
     open_repo(repo, allow_shallow=True)  # a wrong --repo is an error, as for every command
     cfg = load_config(repo, config_path, rev=config_rev)
@@ -123,14 +127,14 @@ def monitor_cmd(
                 "--issue needs a repository and a token",
                 hint="pass --github-repo OWNER/NAME and set GITHUB_TOKEN (inside Actions both are set)",
             )
-    report = mon.monitor(out_dir, cfg, recent_days=recent_days)
+    report = monitor(out_dir, cfg, recent_days=recent_days)
     if retrain and report.decision.retrain:
-        report.retrain_result = mon.retrain(repo, out_dir, cfg, report)
+        report.retrain_result = retrain_model(repo, out_dir, cfg, report)
     if plots_dir:
-        mon.write_plots(report, plots_dir, plot_format)
+        write_plots(report, plots_dir, plot_format)
     md = None
     if markdown_path or summary or issue:
-        md = mon.to_markdown(report)
+        md = to_markdown(report)
     if markdown_path:
         atomic_write_bytes(Path(markdown_path), md.encode())
     if summary:
@@ -140,7 +144,7 @@ def monitor_cmd(
 
         api_url = os.environ.get("GITHUB_API_URL") or "https://api.github.com"
         with GitHubClient(github_repo, github_token, api_url=api_url) as client:
-            outcome = mon.publish_issue(client, md, cfg.monitor.issue_title)
+            outcome = publish_issue(client, md, cfg.monitor.issue_title)
         issue_info = {
             "action": outcome.action,
             "number": outcome.number,
@@ -169,7 +173,7 @@ def monitor_cmd(
     if quiet:
         return
 
-    mon.render_terminal(report, Console())
+    render_terminal(report, Console())
     if issue_info:
         stderr_console().print(
             f"monitor issue #{issue_info['number']} {issue_info['action']}: {issue_info['url']}"
