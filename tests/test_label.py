@@ -436,6 +436,12 @@ def test_github_bug_labels_and_issue_date_filter(
     bugs = fetch_github_bugs("o/n", "t0ken", ["bug"], base_url=httpserver.url_for("/").rstrip("/"))
     assert bugs.labels == ["Bug"] and set(bugs.issues) == {7} and bugs.pulls == {12}
     assert bugs.issues[7].timestamp() == ts(50)
+    # the listings only: no request per issue
+    assert {r.path for r, _ in httpserver.log} <= {
+        "/repos/o/n",
+        "/repos/o/n/labels",
+        "/repos/o/n/issues",
+    }
 
     res = label(b.path, data, LabelConfig(), github=bugs)
     lab = load_labels(data).set_index("sha")

@@ -31,7 +31,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +64,10 @@ LINKS_FILE = "szz_links.parquet"
 CACHE_FILE = "szz_cache.parquet"
 #: How often a long blame writes what it found so far into the cache.
 CHECKPOINT_SECONDS = 60.0
-# Bump when the blame procedure changes in a way that changes its results (2: docstrings
-# compared as black compares them in the reformat look-through).
-_BLAME_VERSION = 2
+#: Bump when the blame procedure changes in a way that changes its results (2: docstrings
+#: compared as black compares them in the reformat look-through).
+BLAME_VERSION = 2
+_BLAME_VERSION = BLAME_VERSION  # alias for training/train.py until it imports BLAME_VERSION
 
 _CACHE_SCHEMA = pa.schema(
     [
@@ -136,8 +137,9 @@ class GitHubBugs:
 def fetch_github_bugs(
     repo_name: str, token: str, bug_labels: list[str], base_url: str | None = None
 ) -> GitHubBugs:
-    """Every issue and pull request of ``owner/name`` with one of ``bug_labels`` (any case)."""
-    from github import Auth, Github, GithubException
+    """Every issue and pull request of ``owner/name`` with one of ``bug_labels`` (any case),
+    read through :class:`diffrisk.hosts.github.client.GitHubClient`."""
+    from diffrisk.hosts.github.client import GitHubClient
 
     if repo_name.count("/") != 1:
         raise GitHubError(
@@ -145,43 +147,9 @@ def fetch_github_bugs(
             hint="e.g. --github-repo pallets/flask",
         )
     url = (base_url or os.environ.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/")
-    gh = Github(
-        auth=Auth.Token(token), base_url=url, per_page=100, retry=2, seconds_between_requests=None
-    )
-    wanted = {b.lower() for b in bug_labels}
-    out = GitHubBugs()
-    try:
-        repo = gh.get_repo(repo_name)
-        out.labels = sorted(lb.name for lb in repo.get_labels() if lb.name.lower() in wanted)
-        for name in out.labels:
-            for issue in repo.get_issues(state="all", labels=[name]):
-                # read the listed data: touching an absent attribute (pull_request on a
-                # plain issue) would make PyGithub fetch every issue once more
-                if "pull_request" in (getattr(issue, "_rawData", None) or {}):
-                    out.pulls.add(issue.number)
-                else:
-                    created = issue.created_at
-                    if created.tzinfo is None:
-                        created = created.replace(tzinfo=timezone.utc)
-                    out.issues[issue.number] = created
-    except GithubException as err:
-        status = getattr(err, "status", None)
-        hint = {
-            401: "the token is invalid or expired",
-            403: "the token lacks access, or the rate limit is exhausted",
-            404: "check --github-repo, and that the token can read it",
-        }.get(status, "check the token and the repository name")
-        raise GitHubError(
-            f"GitHub refused listing bug issues of {repo_name} (HTTP {status})", hint=hint
-        ) from None
-    except OSError as err:
-        raise GitHubError(
-            f"cannot reach the GitHub API at {url}: {err}",
-            hint="check the network or GITHUB_API_URL",
-        ) from None
-    finally:
-        gh.close()
-    return out
+    with GitHubClient(repo_name, token, api_url=url, seconds_between_requests=None) as gh:
+        labels, issues, pulls = gh.bug_reports(bug_labels)
+    return GitHubBugs(issues=issues, pulls=pulls, labels=labels)
 
 
 def _pr_number(subject: str) -> int | None:
@@ -204,7 +172,7 @@ def _seconds(ts: pd.Series) -> np.ndarray:
 def settings_key(cfg: LabelConfig) -> str:
     """Hash of the settings that change what blaming a fix finds."""
     d = {
-        "v": _BLAME_VERSION,
+        "v": BLAME_VERSION,
         "ws": cfg.ignore_whitespace,
         "comments": cfg.ignore_comments,
         "copy": cfg.copy_detection,
