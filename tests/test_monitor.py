@@ -865,3 +865,28 @@ def test_drift_waits_while_the_model_has_seen_every_labelled_change(
     assert r.decision.retrain and r.decision.held_back is None
     assert r.decision.reasons[0] == f"feature drift in alert: {', '.join(alerts)}"
     assert "days old" in r.decision.reasons[1]
+
+
+def _diffrisk_imports(path: Path) -> set[str]:
+    """The diffrisk modules a source file imports (at the top or inside functions)."""
+    import ast
+
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("diffrisk"):
+            out.add(node.module or "")
+        elif isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.startswith("diffrisk")}
+    return out
+
+
+def test_stages_below_monitoring_do_not_import_it() -> None:
+    src = Path(__file__).resolve().parents[1] / "src" / "diffrisk"
+    for stage in ("scoring", "training", "labelling", "mining", "data"):
+        for f in (src / stage).rglob("*.py"):
+            assert not any(m.startswith("diffrisk.monitoring") for m in _diffrisk_imports(f)), f
+    # the outcomes of the prediction log sit in the data layer: scoring reads them too
+    allowed = ("diffrisk.data", "diffrisk.config", "diffrisk.errors", "diffrisk.notices")
+    allowed += ("diffrisk.jsonutil",)
+    for m in _diffrisk_imports(src / "data" / "outcomes.py"):
+        assert m.startswith(allowed), m
