@@ -62,6 +62,8 @@ def _slog(v: np.ndarray) -> np.ndarray:
 
 @dataclass
 class FeatureDrift:
+    """The drift of one feature: PSI, KS test, sample sizes and medians, status."""
+
     feature: str
     psi: float | None
     ks_statistic: float | None

@@ -10,6 +10,8 @@ from diffrisk.monitoring.render import ISSUE_MARKER
 
 @dataclass
 class IssueOutcome:
+    """What :func:`publish_issue` did to the monitor issue."""
+
     action: str  # created | updated | unchanged
     number: int
     url: str | None

@@ -47,6 +47,7 @@ def _ts(v: Any) -> pd.Timestamp | None:
 
 
 def model_age_days(metadata: Mapping[str, Any], now: datetime | None = None) -> float | None:
+    """Days since the model was trained (``trained_at`` or the registry's ``created``); None if unknown."""
     for key in ("trained_at", "created_at", "created", "saved_at"):
         t = _ts(metadata.get(key))
         if t is not None:

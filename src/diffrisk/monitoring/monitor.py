@@ -56,6 +56,7 @@ def _with_source_lines(
 
 
 def load_changes(data_dir: Path) -> pd.DataFrame:
+    """``changes.parquet`` in author-time order; a missing or unreadable file is a DataError."""
     p = Path(data_dir) / "changes.parquet"
     if not p.exists():
         raise DataError(
@@ -101,6 +102,8 @@ def _load_model(data_dir: Path) -> tuple[Any | None, str | None]:
 
 @dataclass
 class RetrainDecision:
+    """Whether to retrain, why, and the numbers the decision read."""
+
     retrain: bool
     reasons: list[str]
     drift_status: str
@@ -114,6 +117,8 @@ class RetrainDecision:
 
 @dataclass
 class MonitorReport:
+    """The monitor's result: drift, realized accuracy, prediction-log counts, decision."""
+
     data_dir: str
     generated_at: str
     model_version: str | None

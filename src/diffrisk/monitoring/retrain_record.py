@@ -48,6 +48,7 @@ def reason_kind(reason: str) -> str:
 
 
 def record_retrain(data_dir: Path, out: dict[str, Any], labelled: int) -> None:
+    """Write ``models/retrain.json`` for a :func:`~diffrisk.monitoring.retrain.retrain` outcome."""
     from diffrisk.data.paths import models_dir
     from diffrisk.data.store import atomic_write_bytes
 
