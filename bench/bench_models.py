@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from diffrisk.config import Config
+from diffrisk.model.estimators import KINDS
 from diffrisk.training.evaluate import evaluate
-from diffrisk.training.train import KINDS, load_training_frame
+from diffrisk.training.train import load_training_frame
 
 
 def _f(v: Any) -> str:

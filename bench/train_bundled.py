@@ -45,6 +45,9 @@ from diffrisk.features.fixes import RULE_VERSION
 from diffrisk.features.vendored import exclude as exclude_vendored
 from diffrisk.labelling.label import label, load_labels
 from diffrisk.mining.mine import mine
+from diffrisk.model.contributions import training_medians
+from diffrisk.model.estimators import KINDS, fit_estimator
+from diffrisk.model.metadata import build_metadata, training_window
 from diffrisk.model.registry import (
     CARD_FILE,
     METADATA_FILE,
@@ -55,6 +58,7 @@ from diffrisk.model.registry import (
     model_card,
     sha256_bytes,
 )
+from diffrisk.model.transforms import raw_features
 from diffrisk.training.evaluate import (
     all_metrics,
     effort_of,
@@ -62,7 +66,6 @@ from diffrisk.training.evaluate import (
     evaluate,
     prepare_frame,
 )
-from diffrisk.training.train import KINDS, fit_estimator, raw_features, training_medians
 
 KEYS = (
     "roc_auc",
@@ -332,50 +335,50 @@ def main(argv: list[str] | None = None) -> int:
         )
         data = dumps_model(est)
         created = datetime.now(timezone.utc).replace(microsecond=0)
-        md = {
-            "version": f"bundled-{created:%Y%m%d%H%M}-{chosen}",
-            "created": created.isoformat(),
-            "kind": chosen,
-            "features": raw_features(chosen, args.code_metrics, args.pfix),
-            "code_metrics": args.code_metrics,
-            "fix_rule_version": RULE_VERSION,
-            "source": "bundled",
-            "projects": {
-                n: {
-                    k: p[k]
-                    for k in (
-                        "first_sha",
-                        "last_sha",
-                        "first",
-                        "last",
-                        "labelable",
-                        "buggy",
-                        "vendored",
-                    )
-                }
-                for n, p in results["per_project"].items()
-            },
-            "training_window": {
-                "first_sha": str(rows["sha"].iloc[0]),
-                "first_date": rows["author_time"].iloc[0].isoformat(),
-                "last_sha": str(rows["sha"].iloc[-1]),
-                "last_date": rows["author_time"].iloc[-1].isoformat(),
-            },
-            "repository_head": None,
-            "n_train": len(rows),
-            "n_buggy": int(rows["label"].astype(int).sum()),
-            "metrics": {
-                "overall": {"roc_auc": results["lopo_mean"][chosen]},
-                "baseline": {"roc_auc": results["lopo_mean"].get("la")},
-                "lopo": {n: r[chosen] for n, r in results["lopo"].items()},
-                "rank_metric": "roc_auc",
-                "population": "leave-one-project-out, labelled changes with source files",
-            },
-            "reference": training_medians(chosen, rows, args.code_metrics, args.pfix),
-            "model_file": MODEL_FILE,
-            "sha256": sha256_bytes(data),
-            "libraries": library_versions(),
-        }
+        md = (
+            build_metadata(
+                chosen,
+                raw_features(chosen, args.code_metrics, args.pfix),
+                code_metrics=args.code_metrics,
+                fix_rule_version=RULE_VERSION,
+                source="bundled",
+                projects={
+                    n: {
+                        k: p[k]
+                        for k in (
+                            "first_sha",
+                            "last_sha",
+                            "first",
+                            "last",
+                            "labelable",
+                            "buggy",
+                            "vendored",
+                        )
+                    }
+                    for n, p in results["per_project"].items()
+                },
+                training_window=training_window(rows),
+                repository_head=None,
+                n_train=len(rows),
+                n_buggy=int(rows["label"].astype(int).sum()),
+                metrics={
+                    "overall": {"roc_auc": results["lopo_mean"][chosen]},
+                    "baseline": {"roc_auc": results["lopo_mean"].get("la")},
+                    "lopo": {n: r[chosen] for n, r in results["lopo"].items()},
+                    "rank_metric": "roc_auc",
+                    "population": "leave-one-project-out, labelled changes with source files",
+                },
+                reference=training_medians(chosen, rows, args.code_metrics, args.pfix),
+            )
+            .saved(
+                version=f"bundled-{created:%Y%m%d%H%M}-{chosen}",
+                created=created,
+                model_file=MODEL_FILE,
+                sha256=sha256_bytes(data),
+                libraries=library_versions(),
+            )
+            .to_dict()
+        )
         args.out.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(args.out / MODEL_FILE, data)
         atomic_write_bytes(args.out / METADATA_FILE, json.dumps(_jsonable(md), indent=2).encode())

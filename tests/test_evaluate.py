@@ -13,6 +13,7 @@ from sklearn.metrics import roc_auc_score
 
 from diffrisk.config import Config
 from diffrisk.errors import DataError
+from diffrisk.model.estimators import fit_estimator
 from diffrisk.model.registry import LoadedModel, load_bundled
 from diffrisk.training.evaluate import (
     classification_metrics,
@@ -26,7 +27,6 @@ from diffrisk.training.evaluate import (
     recall_at_effort,
     time_folds,
 )
-from diffrisk.training.train import fit_estimator
 
 # y, score (no ties), effort: total effort 100; ranking order is 0, 1, 2, 3.
 Y = [1, 0, 1, 0]

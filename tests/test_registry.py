@@ -13,8 +13,10 @@ from sklearn.preprocessing import FunctionTransformer
 
 from diffrisk.cli import cli
 from diffrisk.errors import ModelError
+from diffrisk.model.contributions import training_medians
+from diffrisk.model.estimators import fit_estimator
 from diffrisk.model.registry import ModelRegistry, load_bundled, load_model
-from diffrisk.training.train import fit_estimator, raw_features, training_medians
+from diffrisk.model.transforms import raw_features
 from test_train import synthetic_changes
 
 
@@ -350,3 +352,35 @@ def test_the_bundled_model_scores_as_it_did_before_the_stage_packages():
     rows["fix"] = rows["fix"].astype(bool)
     got = model.predict_proba(rows)
     np.testing.assert_allclose(got, golden["probabilities"], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "src/diffrisk/bundled/metadata.json",
+        "tests/data/model-calibration-ensemble/metadata.json",
+    ],
+)
+def test_every_metadata_json_written_so_far_reads_and_writes_back_unchanged(path):
+    from pathlib import Path
+
+    from diffrisk.model.metadata import ModelMetadata
+
+    raw = json.loads((Path(__file__).parent.parent / path).read_text())
+    md = ModelMetadata.from_dict(raw)
+    assert md.kind and md.features and md.sha256 and md.created_at is not None
+    assert md.to_dict() == raw and list(md.to_dict()) == list(raw)
+
+
+def test_saved_metadata_holds_the_builders_keys_then_the_registrys(reg):
+    from diffrisk.model.metadata import build_metadata
+
+    X, y = synthetic_changes(300)
+    est = fit_estimator("la", X, y)
+    md = build_metadata("la", raw_features("la"), code_metrics=False, repository=None)
+    v = reg.save(est, md)
+    assert list(reg.metadata(v)) == [
+        *("kind", "features", "code_metrics", "repository"),
+        *("version", "created", "model_file", "sha256", "libraries"),
+    ]
+    assert reg.load(v).info.age_days() < 1

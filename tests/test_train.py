@@ -16,24 +16,20 @@ from diffrisk.cli import cli
 from diffrisk.config import Config, LabelConfig
 from diffrisk.data.store import atomic_write_table, read_meta
 from diffrisk.errors import DataError
+from diffrisk.features.source import source_lines_added
 from diffrisk.mining.mine import mine
-from diffrisk.model.registry import ModelRegistry, load_bundled, load_model
-from diffrisk.training.train import (
+from diffrisk.model.estimators import (
     KINDS,
     PoissonRiskClassifier,
     TimeCalibratedClassifier,
     anchor_scale,
     build_estimator,
-    bundled_candidates,
     fit_estimator,
-    kamei_transform,
-    load_training_frame,
-    raw_features,
     select_anchor_scale,
-    shrink_extras,
-    source_lines_added,
-    train,
 )
+from diffrisk.model.registry import ModelRegistry, load_bundled, load_model
+from diffrisk.model.transforms import kamei_transform, raw_features, shrink_extras
+from diffrisk.training.train import bundled_candidates, load_training_frame, train
 
 
 def synthetic_changes(n: int = 600, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -182,7 +178,8 @@ def test_models_saved_with_calibration_members_still_explain(tmp_path: Path) -> 
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.model_selection import TimeSeriesSplit
 
-    from diffrisk.training.train import calibrated_members, linear_contributions
+    from diffrisk.model.contributions import linear_contributions
+    from diffrisk.model.estimators import calibrated_members
 
     X, y = synthetic_changes(n=600, seed=12)
     pipe = build_estimator("anchored", anchor_scale_value=0.3).estimator
@@ -544,12 +541,8 @@ def _with_tokens(n: int = 800, seed: int = 5) -> tuple[pd.DataFrame, np.ndarray]
 
 
 def test_the_tokens_model_learns_what_the_added_code_names(tmp_path: Path) -> None:
-    from diffrisk.training.train import (
-        linear_contributions,
-        model_reference,
-        token_scores,
-        top_tokens,
-    )
+    from diffrisk.model.contributions import linear_contributions, model_reference, top_tokens
+    from diffrisk.model.estimators import token_scores
 
     X, y = _with_tokens()
     est = fit_estimator("tokens", X, y)
@@ -591,8 +584,8 @@ def test_the_tokens_model_without_any_tokens_still_fits() -> None:
 
 def test_a_candidate_that_cannot_fit_every_fold_is_not_chosen() -> None:
     from diffrisk.errors import DataError
+    from diffrisk.model.estimators import TOKEN_MIN_ROWS
     from diffrisk.training.evaluate import evaluate, prepare_frame
-    from diffrisk.training.train import TOKEN_MIN_ROWS
 
     X, y = _with_tokens(n=400)
     with pytest.raises(DataError, match="at least"):
@@ -630,3 +623,13 @@ def test_evaluation_table_prints_ifa_one_way():
     # IFA is a count of changes: 1.5 and 12.0 alike, not "1.500" next to "12.0"
     assert [_f(1.5, "ifa"), _f(12.0, "ifa"), _f(3, "ifa")] == ["1.5", "12.0", "3.0"]
     assert [_f(0.7512, "roc_auc"), _f(None, "ifa")] == ["0.751", "-"]
+
+
+def test_one_promotion_rule_a_tie_promotes() -> None:
+    import math
+
+    from diffrisk.training.champion import promotes
+
+    assert promotes(0.7, 0.7) and promotes(0.71, 0.7) and not promotes(0.69, 0.7)
+    assert promotes(math.nan, math.nan) and promotes(0.5, math.nan)
+    assert not promotes(math.nan, 0.7)

@@ -2,13 +2,11 @@
 
 skops records a function or class by the module it was defined in; every model saved
 before the stage packages (the bundled one included) names ``diffrisk.train.*``. This
-module keeps that import path working; new code imports from :mod:`diffrisk.training`
-and :mod:`diffrisk.model`.
+module keeps that import path working; new code imports from :mod:`diffrisk.model`.
 """
 
-from diffrisk.training.train import (
-    PoissonRiskClassifier,
-    TimeCalibratedClassifier,
+from diffrisk.model.estimators import PoissonRiskClassifier, TimeCalibratedClassifier
+from diffrisk.model.transforms import (
     kamei_transform,
     la_transform,
     lines_transform,

@@ -36,6 +36,9 @@ from diffrisk import __version__
 from diffrisk.data.paths import models_dir
 from diffrisk.data.store import atomic_write_bytes, set_aside
 from diffrisk.errors import ModelError
+from diffrisk.model import estimators, transforms
+from diffrisk.model.contributions import linear_contributions, replacement_contributions
+from diffrisk.model.metadata import ModelMetadata
 from diffrisk.notices import notice
 
 MODEL_FILE = "model.skops"
@@ -75,11 +78,9 @@ LIBRARY_TYPES = frozenset(
 def trusted_types() -> frozenset[str]:
     """Every type a diffrisk model may contain; anything else is refused. diffrisk's own
     are named where they live now and where models saved by 0.1.0 name them."""
-    import diffrisk.train as legacy
-
     own = {f"{LEGACY_MODULE}.{name}" for name in OWN_TYPES}
     for name in OWN_TYPES:
-        obj = getattr(legacy, name)
+        obj = getattr(transforms, name, None) or getattr(estimators, name)
         own.add(f"{obj.__module__}.{obj.__qualname__}")
     return LIBRARY_TYPES | own
 
@@ -161,12 +162,17 @@ class LoadedModel:
     warnings: list[str] = field(default_factory=list)
 
     @property
+    def info(self) -> ModelMetadata:
+        """:attr:`metadata` as a typed record."""
+        return ModelMetadata.from_dict(self.metadata)
+
+    @property
     def kind(self) -> str:
-        return str(self.metadata.get("kind", ""))
+        return str(self.info.kind)
 
     @property
     def features(self) -> list[str]:
-        return list(self.metadata.get("features", []))
+        return list(self.info.features)
 
     def _frame(self, changes_df: pd.DataFrame) -> pd.DataFrame:
         df = pd.DataFrame(changes_df).copy()
@@ -197,18 +203,16 @@ class LoadedModel:
         to the training mean). Other models: the change in predicted log-odds when that one
         feature is replaced by its training median (one feature at a time).
         """
-        from diffrisk.training.train import linear_contributions, replacement_contributions
-
         df = self._frame(changes_df)
         if df.empty:
             return pd.DataFrame(columns=self.features)
         lin = linear_contributions(self.estimator, df)
         if lin is not None:
-            ref = (self.metadata.get("reference") or {}).get("code_tokens")
+            ref = (self.info.reference or {}).get("code_tokens")
             if "code_tokens" in lin.columns and ref is not None:
                 lin["code_tokens"] -= float(ref)  # relative to a typical training change
             return lin[[c for c in self.features if c in lin.columns]]
-        reference = self.metadata.get("reference") or {}
+        reference = self.info.reference or {}
         ref = {c: float(reference.get(c, 0.0)) for c in self.features}
         return replacement_contributions(lambda X: self.estimator.predict_proba(X)[:, 1], df, ref)
 
@@ -249,7 +253,8 @@ def load_from_bytes(
     fix = hint or (_BUNDLED_FIX if source == "bundled" else _FIX)
     if model_bytes is None:
         raise ModelError(f"{origin} is missing", hint=fix)
-    want = metadata.get("sha256")
+    md = ModelMetadata.from_dict(metadata)
+    want = md.sha256
     got = sha256_bytes(model_bytes)
     if not want:
         raise ModelError(f"{origin}: metadata.json records no sha256", hint=fix)
@@ -260,11 +265,11 @@ def load_from_bytes(
             hint=fix,
         )
     notes = []
-    recorded = (metadata.get("libraries") or {}).get("sklearn")
+    recorded = (md.libraries or {}).get("sklearn")
     installed = library_versions()["sklearn"]
     if recorded and _major_minor(recorded) != _major_minor(installed):
         notes.append(
-            f"model {metadata.get('version')} was trained with scikit-learn {recorded}, "
+            f"model {md.version} was trained with scikit-learn {recorded}, "
             f"installed is {installed}; predictions may differ: retrain with `diffrisk train`"
         )
     try:
@@ -277,10 +282,10 @@ def load_from_bytes(
         raise
     for n in notes:
         warnings.warn(n, stacklevel=3)
-    if source == "repository" and (metadata.get("origin") or {}).get("bundled"):
+    if source == "repository" and md.bundled_origin:
         # the bundled model, chosen for this repository by its evaluation (not trained on it)
         source = "bundled-chosen"
-    return LoadedModel(str(metadata.get("version", "")), metadata, est, source, path, notes)
+    return LoadedModel(str(md.version or ""), metadata, est, source, path, notes)
 
 
 class ModelRegistry:
@@ -412,25 +417,28 @@ class ModelRegistry:
             v, n = f"{base}-{n}", n + 1
         return v
 
-    def save(self, estimator: Any, metadata: dict[str, Any], card: str | None = None) -> str:
+    def save(
+        self, estimator: Any, metadata: ModelMetadata | dict[str, Any], card: str | None = None
+    ) -> str:
         """Store a fitted estimator as a new version (not promoted); returns the version."""
         created = datetime.now(timezone.utc).replace(microsecond=0)
-        kind = str(metadata.get("kind", "model"))
-        if (metadata.get("origin") or {}).get("bundled"):
+        if not isinstance(metadata, ModelMetadata):
+            metadata = ModelMetadata.from_dict(metadata)
+        kind = str(metadata.kind) if "kind" in metadata.keys else "model"
+        if metadata.bundled_origin:
             kind = "bundled"  # a copy of the bundled model: named for what it is
         if not (self.root / STATE_FILE).exists():
             # written before the first version: from then on a missing file was deleted
             self._write_state(self._state())
         version = self._new_version(kind, created)
         data = dumps_model(estimator)
-        md = {
-            **metadata,
-            "version": version,
-            "created": created.isoformat(),
-            "model_file": MODEL_FILE,
-            "sha256": sha256_bytes(data),
-            "libraries": library_versions(),
-        }
+        md = metadata.saved(
+            version=version,
+            created=created,
+            model_file=MODEL_FILE,
+            sha256=sha256_bytes(data),
+            libraries=library_versions(),
+        ).to_dict()
         d = self.root / version
         d.mkdir(parents=True, exist_ok=False)
         atomic_write_bytes(d / MODEL_FILE, data)

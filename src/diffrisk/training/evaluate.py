@@ -33,15 +33,9 @@ from sklearn.metrics import (
 
 from diffrisk.config import Config, LabelConfig
 from diffrisk.errors import DataError, DiffriskError, TooLittleHistoryError
-from diffrisk.training.train import (
-    KINDS,
-    LA_CODE,
-    LA_SOURCE,
-    anchor_scale,
-    fit_estimator,
-    source_lines_added,
-    with_code_lines,
-)
+from diffrisk.features.source import source_lines_added, with_code_lines
+from diffrisk.model.estimators import KINDS, anchor_scale, fit_estimator
+from diffrisk.model.transforms import LA_CODE, LA_SOURCE
 
 BASELINE = "la"
 #: Metric used to rank the candidates and for champion/challenger.

@@ -1,0 +1,114 @@
+"""Source-line features: the label stage's source rule applied to the mined file rows.
+
+Which files count as source (:func:`is_source_path`, :func:`source_file_mask`), and per
+commit the lines added to them (``la_source``), their lines of code and control-flow lines
+(``la_code``, ``la_control``) and their distinct tokens (``code_tokens``), added to the
+changes rows by :func:`with_source_lines` and :func:`with_code_lines`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+
+import numpy as np
+import pandas as pd
+
+from diffrisk.config import LabelConfig
+from diffrisk.features.codelines import join_tokens
+from diffrisk.labelling.szz import ANNOTATIONS, FORMAT
+from diffrisk.model.transforms import CODE_TOKENS, LA_CODE, LA_CONTROL, LA_SOURCE
+
+
+def is_source_path(path: str, cfg: LabelConfig) -> bool:
+    """The label stage's source rule: a source extension, and no excluded path pattern."""
+    if not path:
+        return False
+    if not getattr(cfg, "source_only", True):
+        return True
+    ext = posixpath.splitext(path)[1].lower()
+    if ext not in {e.lower() for e in cfg.source_extensions}:
+        return False
+    # fnmatch's "*" crosses "/", as in diffrisk.labelling.szz.SourceFilter.
+    return not any(fnmatch.fnmatchcase(path, pat) for pat in cfg.exclude_paths)
+
+
+def source_file_mask(files: pd.DataFrame, cfg: LabelConfig) -> pd.Series:
+    """File rows the label stage's source rule counts: a source path, not binary."""
+    paths = files["path"].astype(str)
+    src = {p: is_source_path(p, cfg) for p in pd.unique(paths)}
+    mask = paths.map(src).astype(bool)
+    if "binary" in files.columns:
+        mask &= ~files["binary"].fillna(False).astype(bool)
+    return mask
+
+
+def looked_through(files: pd.DataFrame, cfg: LabelConfig) -> pd.Series:
+    """File rows whose change the label stage looks through (``cosmetic``: a reformat with
+    ``skip_cosmetic_commits``, an annotation-only change with ``skip_annotation_commits``):
+    their added lines can never be blamed, so they count as no lines of code."""
+    if "cosmetic" not in files.columns:
+        return pd.Series(False, index=files.index)
+    kinds = {FORMAT} if cfg.skip_cosmetic_commits else set()
+    if cfg.skip_annotation_commits:
+        kinds.add(ANNOTATIONS)
+    return files["cosmetic"].isin(kinds)
+
+
+def source_lines_added(files: pd.DataFrame, cfg: LabelConfig) -> pd.Series:
+    """Lines added to source files per commit (index: sha), the LApredict baseline's input."""
+    if files.empty:
+        return pd.Series(dtype="int64", name=LA_SOURCE)
+    mask = source_file_mask(files, cfg)
+    la = pd.to_numeric(files["la"], errors="coerce").fillna(0).where(mask, 0)
+    return la.groupby(files["sha"]).sum().astype("int64").rename(LA_SOURCE)
+
+
+def source_code_lines_added(
+    files: pd.DataFrame, cfg: LabelConfig, column: str = LA_CODE
+) -> pd.Series:
+    """Added lines of code (or ``column``, e.g. ``la_control``) in source files per commit
+    (index: sha); NaN when unknown (no such column, or git could not diff the commit)."""
+    if files.empty or column not in files.columns:
+        return pd.Series(dtype="float64", name=column)
+    mask = source_file_mask(files, cfg)
+    # a file change SZZ looks through adds no line it could blame
+    code = pd.to_numeric(files.loc[mask, column], errors="coerce").where(
+        ~looked_through(files, cfg)[mask], 0.0
+    )
+    # commits without source files are absent; NaN when none of its source files has a count
+    return code.groupby(files.loc[mask, "sha"]).sum(min_count=1).astype("float64").rename(column)
+
+
+def source_code_tokens(files: pd.DataFrame, cfg: LabelConfig) -> pd.Series:
+    """The distinct tokens of the added lines of code in source files per commit (index:
+    sha; space-separated, sorted; the label stage's source rule, as ``la_code``)."""
+    if files.empty or CODE_TOKENS not in files.columns:
+        return pd.Series(dtype=object, name=CODE_TOKENS)
+    mask = source_file_mask(files, cfg) & files[CODE_TOKENS].notna() & ~looked_through(files, cfg)
+    sub = files.loc[mask, ["sha", CODE_TOKENS]]
+    return sub.groupby("sha")[CODE_TOKENS].agg(join_tokens).rename(CODE_TOKENS)
+
+
+def with_code_lines(frame: pd.DataFrame, files: pd.DataFrame, cfg: LabelConfig) -> pd.DataFrame:
+    """Add ``la_code`` and ``la_control`` to changes rows: 0 without source files, NaN
+    when unknown; and ``code_tokens`` ("" without source files or when unknown)."""
+    out = frame.copy()
+    for column in (LA_CODE, LA_CONTROL):
+        if column not in files.columns:
+            out[column] = np.nan
+            continue
+        per = source_code_lines_added(files, cfg, column)
+        has_src = out["sha"].isin(set(per.index))
+        out[column] = out["sha"].map(per).where(has_src, 0.0).astype("float64")
+    tokens = source_code_tokens(files, cfg)
+    out[CODE_TOKENS] = out["sha"].map(tokens).astype(object).fillna("")
+    return out
+
+
+def with_source_lines(changes: pd.DataFrame, files: pd.DataFrame, cfg: LabelConfig) -> pd.DataFrame:
+    """Add ``la_source`` (lines added to source files) and ``la_code`` (of them, lines of code)."""
+    la = source_lines_added(files, cfg)
+    out = changes.copy()
+    out[LA_SOURCE] = out["sha"].map(la).fillna(0).astype("int64")
+    return with_code_lines(out, files, cfg)
