@@ -64,6 +64,7 @@ def _retrain(
     from diffrisk.data.paths import models_dir
     from diffrisk.features.vendored import resolve as resolve_vendored
     from diffrisk.model.registry import ModelRegistry, load_model
+    from diffrisk.training.champion import promotes
     from diffrisk.training.evaluate import prepare_frame, time_folds
     from diffrisk.training.train import KINDS, fit_estimator, model_reference, raw_features
 
@@ -161,7 +162,7 @@ def _retrain(
         how = "the current model's recipe refitted on the fold's training rows"
     auc_champ = float(roc_auc_score(y_test, p_champ))
     out.update({"challenger_auc": auc_ch, "champion_auc": auc_champ, "champion_compared_as": how})
-    if not auc_ch > auc_champ:
+    if not promotes(auc_ch, auc_champ):
         out["summary"] = (
             f"challenger ({kind}, last {cfg.monitor.retrain_days} days) NOT promoted: ROC-AUC {auc_ch:.3f} vs "
             f"{auc_champ:.3f} for {champion.version} on the latest fold ({fold.test_start[:10]} – {fold.test_end[:10]})"
