@@ -1,8 +1,8 @@
 """The ``--retrain`` path: champion/challenger on the latest time-ordered fold.
 
-A challenger of the current model's kind is fitted on the recent window and promoted only
-on a strictly higher ROC-AUC than the current model's on the same test rows; every
-outcome is recorded (:mod:`diffrisk.monitoring.retrain_record`).
+A challenger of the current model's kind is fitted on the recent window and promoted when
+its ROC-AUC on the same test rows is at least the current model's
+(:func:`diffrisk.training.champion.promotes`); every outcome is recorded (:mod:`diffrisk.monitoring.retrain_record`).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def _retrain(
     compared by ROC-AUC on the fold's test rows with the current model: the stored model
     itself when its training window ends before the test period (or it is the bundled
     one), else the current model's recipe refitted on the fold's training rows from its
-    training-window start. Only a strictly higher ROC-AUC promotes; the promoted
+    training-window start. :func:`~diffrisk.training.champion.promotes` decides; the promoted
     model is refitted on the last ``monitor.retrain_days`` days of labelled changes and
     its metadata records why. ``repo`` is informational (recorded in the metadata).
     """
