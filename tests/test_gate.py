@@ -244,7 +244,7 @@ def test_deploy_factor_sets_how_much_riskier_a_release_may_be():
 
 
 def test_deploy_summary_says_how_many_changes_it_leaves_out():
-    from diffrisk.cli.gate import DEPLOY_ROWS, deploy_summary
+    from diffrisk.gating.deploy import DEPLOY_ROWS, deploy_summary
 
     changes = [ShippedChange(f"{i:040x}", f"change {i}", i / 100) for i in range(DEPLOY_ROWS + 5)]
     text = deploy_summary(decide_deploy(changes, max_expected=100.0), "a" * 40, "b" * 40)
@@ -565,7 +565,8 @@ def test_cli_deploy_without_base_is_a_clear_error(tmp_path):
 
 
 def test_last_successful_deployment_from_api(httpserver):
-    from diffrisk.cli.gate import _client, last_successful_deployment
+    from diffrisk.gating.deploy import last_successful_deployment
+    from diffrisk.gating.publish import client as _client
 
     api = httpserver.url_for("").rstrip("/")
     deps = [
@@ -608,7 +609,7 @@ def test_last_successful_deployment_from_api(httpserver):
 
 
 def test_tag_base_is_newest_matching_tag_reachable_from_head(builder):
-    from diffrisk.cli.gate import _tag_base
+    from diffrisk.git.revisions import newest_tag as _tag_base
 
     c1 = builder.commit({"a.py": "a\n"}, day=0)
     builder.run("tag", "deploy-1", c1)
@@ -820,7 +821,7 @@ def test_deploy_gate_base_from_last_successful_deployment(deploy_repo, tmp_path,
 
 
 def test_deploy_summary_cuts_long_subjects_visibly_and_escapes_them() -> None:
-    from diffrisk.cli.gate import deploy_summary
+    from diffrisk.gating.deploy import deploy_summary
 
     long = "Fix the parser so it trims leading and trailing whitespace | pipes *bold* (#3056) " * 2
     d = decide_deploy(

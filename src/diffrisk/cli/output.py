@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,8 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-import rich.console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from diffrisk.report.terminal import Console as Console  # re-exported for the commands
+from diffrisk.report.terminal import print_json as print_json
+from diffrisk.report.terminal import stderr_console
 
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print the result as JSON on stdout."
@@ -103,25 +104,6 @@ def load_judging_config(
         except RepositoryError:
             rev = None
     return load_config(repo, config_path, rev=rev)
-
-
-class Console(rich.console.Console):
-    """rich's Console, but a reader that goes away (``diffrisk score | head``) ends the
-    command with exit status 141 like other Unix tools, not rich's 1 (which ``gate``
-    uses for "blocked")."""
-
-    def on_broken_pipe(self) -> None:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
-        raise BrokenPipeError
-
-
-def stderr_console() -> Console:
-    return Console(stderr=True)
-
-
-def print_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, indent=2, default=str))
 
 
 @contextmanager

@@ -54,6 +54,7 @@ def run_cmd(
     """
     from diffrisk.config import load_config
     from diffrisk.data.paths import default_data_dir
+    from diffrisk.git.revisions import first_parent
     from diffrisk.hosts.github.events import pull_request_from_event
     from diffrisk.pipeline import run
     from diffrisk.report.format import plural as _n
@@ -62,7 +63,7 @@ def run_cmd(
     pr = pull_request_from_event()
     head = head or (pr.head if pr is not None else "HEAD")
     if base is None:
-        base = pr.base if pr is not None and head == pr.head else _first_parent(repo, head)
+        base = pr.base if pr is not None and head == pr.head else first_parent(repo, head)
     if pr is not None and head != pr.head:
         pr = None
     out_dir = Path(data_dir) if data_dir else default_data_dir(repo)
@@ -93,16 +94,6 @@ def run_cmd(
     from diffrisk.report.render import render_terminal
 
     render_terminal(res.score, Console())
-
-
-def _first_parent(repo: str, head: str) -> str | None:
-    """The first parent of ``head``; None for a root commit (nothing to compare it with)."""
-    from diffrisk.git.repo import open_repo
-
-    r = open_repo(repo)
-    sha = r.resolve(head)
-    parents = r.run("rev-list", "--parents", "-n", "1", sha).decode().split()[1:]
-    return parents[0] if parents else None
 
 
 COMMANDS = [run_cmd]

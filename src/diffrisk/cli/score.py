@@ -20,22 +20,7 @@ from diffrisk.cli.output import (
     stderr_console,
     worktree_config_option,
 )
-from diffrisk.errors import RepositoryError
-
-DEFAULT_BASES = ("origin/HEAD", "origin/main", "origin/master", "main", "master")
-
-
-def _default_base(repo: str) -> str:
-    from diffrisk.git.repo import open_repo
-
-    r = open_repo(repo)
-    for rev in DEFAULT_BASES:
-        if r.run("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False).strip():
-            return rev
-    raise RepositoryError(
-        "no --base given and no default branch found (" + ", ".join(DEFAULT_BASES) + ")",
-        hint="pass the branch or commit the change is based on, e.g. --base main",
-    )
+from diffrisk.git.revisions import DEFAULT_BASES, default_base
 
 
 @click.command("score")
@@ -108,7 +93,7 @@ def score_cmd(
 
     pr = pull_request_from_event()
     if base is None:
-        base = pr.base if pr is not None else _default_base(repo)
+        base = pr.base if pr is not None else default_base(repo)
     cfg = load_judging_config(repo, config_path, base, worktree_config)
     if head is None:
         head = pr.head if pr is not None else "HEAD"

@@ -341,6 +341,49 @@ class GitHubClient:
                 self._identity = Identity(self._comment_author or APP_IDENTITY, app=True)
         return self._identity
 
+    # -- what the gates read
+    def pull_acceptance(
+        self, number: int, label: str, reviews: bool
+    ) -> tuple[
+        list[str],
+        list[tuple[str, str, str, datetime | None]],
+        list[tuple[str, str, datetime | None, str | None]],
+    ]:
+        """PR ``number``'s labels; its ``labeled``/``unlabeled`` events (event, label,
+        actor, when) when it carries ``label``; its reviews (user, state, when, commit)
+        when ``reviews``."""
+
+        def read() -> tuple[list[str], list[Any], list[Any]]:
+            pull = self.repo.get_pull(number)
+            labels = [lb.name for lb in pull.labels]
+            events: list[Any] = []
+            if label.lower() in {lb.lower() for lb in labels}:
+                for ev in pull.get_issue_events():
+                    if ev.event in ("labeled", "unlabeled") and ev.label is not None:
+                        actor = ev.actor.login if ev.actor is not None else ""
+                        events.append((ev.event, ev.label.name, actor, ev.created_at))
+            found: list[Any] = []
+            if reviews:
+                for rv in pull.get_reviews():
+                    user = rv.user.login if rv.user is not None else ""
+                    found.append((user, rv.state or "", rv.submitted_at, rv.commit_id))
+            return labels, events, found
+
+        return self._call(f"read labels and reviews of #{number}", read)
+
+    def last_successful_deployment(self, environment: str) -> str | None:
+        """Sha of the newest deployment to ``environment`` whose latest status is ``success``."""
+
+        def find() -> str | None:
+            for dep in self.repo.get_deployments(environment=environment):  # newest first
+                for status in dep.get_statuses():  # newest first: only the latest counts
+                    if status.state == "success":
+                        return str(dep.sha)
+                    break
+            return None
+
+        return self._call(f"list deployments to {environment!r}", find)
+
     # -- sticky comment
     def upsert_comment(
         self, pr_number: int, body: str, marker: str, mode: str = "update"
