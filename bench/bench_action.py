@@ -51,9 +51,10 @@ def _fit_model(data: Path) -> str:
     from diffrisk.data.paths import models_dir
     from diffrisk.features.vendored import resolve as resolve_vendored
     from diffrisk.labelling.label import load_labels
+    from diffrisk.model.estimators import fit_estimator
     from diffrisk.model.registry import ModelRegistry
+    from diffrisk.model.transforms import raw_features
     from diffrisk.scoring.score import with_source_lines
-    from diffrisk.training.train import fit_estimator, raw_features
 
     ch, fi = pd.read_parquet(data / "changes.parquet"), pd.read_parquet(data / "files.parquet")
     changes = with_source_lines(ch, fi, resolve_vendored(LabelConfig(), ch, fi))

@@ -38,8 +38,10 @@ TARGET_SECONDS = 30.0
 def _ensure_model(data: Path) -> str:
     from diffrisk.config import Config
     from diffrisk.data.paths import models_dir
+    from diffrisk.model.contributions import training_medians
+    from diffrisk.model.estimators import fit_estimator
     from diffrisk.model.registry import ModelRegistry
-    from diffrisk.training.train import fit_estimator, raw_features, training_medians
+    from diffrisk.model.transforms import raw_features
 
     reg = ModelRegistry(models_dir(data))
     if reg.current() is not None:

@@ -70,8 +70,9 @@ def fit_model(data_dir: Path) -> str:
 
     from diffrisk.data.paths import models_dir
     from diffrisk.data.store import load_dataset
+    from diffrisk.model.estimators import fit_estimator
     from diffrisk.model.registry import ModelRegistry
-    from diffrisk.training.train import fit_estimator, raw_features
+    from diffrisk.model.transforms import raw_features
 
     ds = load_dataset(data_dir)
     labels = pd.read_parquet(data_dir / "labels.parquet", columns=["sha", "label"])

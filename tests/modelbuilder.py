@@ -21,8 +21,9 @@ def install_model(
     all_features: bool = False,
 ) -> str:
     from diffrisk.data.paths import models_dir
+    from diffrisk.model.estimators import fit_estimator
     from diffrisk.model.registry import ModelRegistry
-    from diffrisk.training.train import fit_estimator, raw_features
+    from diffrisk.model.transforms import raw_features
 
     rng = np.random.default_rng(seed)
     X = pd.DataFrame(

@@ -18,9 +18,9 @@ from diffrisk.features.codelines import (
     endings_in_tree,
     parse_added_code,
 )
+from diffrisk.features.source import with_code_lines
 from diffrisk.git.repo import open_repo
 from diffrisk.mining.mine import mine
-from diffrisk.training.train import with_code_lines
 from repobuilder import RepoBuilder
 
 MOD = '''"""Module docstring."""
@@ -259,7 +259,7 @@ def test_tokens_come_from_the_counted_lines_of_code() -> None:
 
 
 def test_mined_tokens_per_file_and_per_change(builder: RepoBuilder, tmp_path: Path) -> None:
-    from diffrisk.training.train import with_code_lines
+    from diffrisk.features.source import with_code_lines
 
     b = builder
     sha = b.commit(
@@ -557,7 +557,7 @@ def test_annotation_checks_follow_the_hunks(
 
 def test_cosmetic_file_changes_add_no_lines_of_code(builder: RepoBuilder, tmp_path: Path) -> None:
     from diffrisk.data.store import load_dataset
-    from diffrisk.scoring.score import analyze
+    from diffrisk.scoring.analysis import analyze
 
     b = builder
     c = {

@@ -69,7 +69,7 @@ def test_every_model_kind_can_be_chosen() -> None:
 
     from diffrisk.cli.train import model_option
     from diffrisk.config import MODEL_KINDS, Config, TrainConfig
-    from diffrisk.training.train import KINDS
+    from diffrisk.model.estimators import KINDS
 
     assert get_args(TrainConfig.model_fields["model"].annotation) == ("auto", *KINDS)
     assert set(MODEL_KINDS) == set(KINDS) and "tokens" in KINDS

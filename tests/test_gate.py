@@ -17,12 +17,12 @@ from diffrisk.gating.decide import (
     Override,
     Review,
     ShippedChange,
-    at_least,
     decide,
     decide_deploy,
     find_override,
     stale_approvals,
 )
+from diffrisk.levels import at_least
 
 # level, fail_on, warn_on -> outcome with no override, with the label, with an approver
 CASES = [

@@ -33,7 +33,8 @@ from diffrisk.hosts.github.actions import (
     read_event,
     set_outputs,
 )
-from diffrisk.hosts.github.client import GitHubClient, GitHubContext, publish
+from diffrisk.hosts.github.client import GitHubClient, GitHubContext
+from diffrisk.hosts.github.publish import publish
 from diffrisk.report.render import comment_marker
 from diffrisk.scoring.result import Factor, FileRisk, ScoreResult
 

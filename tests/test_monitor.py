@@ -397,8 +397,9 @@ def _save_model(
 ) -> str:
     """A real logistic model on one feature, stored and promoted through the registry."""
     from diffrisk.data.paths import models_dir
+    from diffrisk.model.estimators import fit_estimator
     from diffrisk.model.registry import ModelRegistry
-    from diffrisk.training.train import fit_estimator, raw_features
+    from diffrisk.model.transforms import raw_features
 
     ch = pd.read_parquet(data_dir / "changes.parquet")
     lab = pd.read_parquet(data_dir / "labels.parquet")

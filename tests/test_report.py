@@ -26,7 +26,6 @@ from diffrisk.report.render import (
     COMMENT_LIMIT,
     code,
     comment_marker,
-    load_result,
     md,
     metrics,
     prob,
@@ -37,7 +36,7 @@ from diffrisk.report.render import (
     result_dict,
     title,
 )
-from diffrisk.scoring.result import CommitRisk, Factor, FileRisk, ScoreResult
+from diffrisk.scoring.result import CommitRisk, Factor, FileRisk, ScoreResult, load_result
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("DIFFRISK_UPDATE_GOLDEN") == "1"

@@ -244,7 +244,7 @@ def test_pr_commit_rows_equal_the_mined_rows(world: dict, risky) -> None:
     ours = a.commit_rows.set_index("sha").loc[world["zed"], cols]
     pd.testing.assert_frame_equal(ours.astype(float), mined.astype(float))
     assert list(ours["exp"]) == [0, 1]  # zed's second commit sees his first
-    from diffrisk.training.train import with_code_lines
+    from diffrisk.features.source import with_code_lines
 
     code = with_code_lines(ds.changes, ds.files, Config().label).set_index("sha")["la_code"]
     by_commit = a.commit_rows.set_index("sha")["la_code"]
@@ -331,7 +331,7 @@ def test_hotspots(world: dict, risky, safe) -> None:
     assert (a.first_line, a.last_line) == (n_a + 1, n_a + 32)
     assert (by_path["f/new.py"].first_line, by_path["f/new.py"].last_line) == (1, 40)
     assert (safe.files[0].first_line, safe.files[0].last_line) == (4, 4)
-    from diffrisk.hosts.github.client import annotations_for
+    from diffrisk.hosts.github.publish import annotations_for
 
     ann = {x["path"]: x for x in annotations_for(risky.to_dict())}
     assert (ann["a/x.py"]["start_line"], ann["a/x.py"]["end_line"]) == (n_a + 1, n_a + 32)
@@ -370,7 +370,7 @@ def test_to_dict_is_json(risky) -> None:
     d = json.loads(json.dumps(risky.to_dict()))
     assert d["reviewers"][0] == {"email": "ann@example.com", "changes": risky.reviewers[0][1]}
     assert d["level"] == "high" and d["files"][0]["path"] == risky.files[0].path
-    from diffrisk.report.render import result_from_dict
+    from diffrisk.scoring.result import result_from_dict
 
     assert result_from_dict(d).reviewers == risky.reviewers
 
@@ -626,8 +626,8 @@ def test_cli_logs_each_prediction_once(world: dict, tmp_path: Path) -> None:
 
 
 def test_every_model_feature_has_words() -> None:
+    from diffrisk.model.transforms import KAMEI_FEATURES
     from diffrisk.scoring.explain import Context, factor_text
-    from diffrisk.training.train import KAMEI_FEATURES
 
     ctx = Context(["a/x.py"], ["a"], ["a"], [], fix_files=[], la_in_fix_files=0, subject="s")
     for feature in (*KAMEI_FEATURES, "la_source", "la_code", "la_control", "pfix", "nd", "rexp"):

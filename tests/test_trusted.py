@@ -11,12 +11,12 @@ import pytest
 from click.testing import CliRunner
 
 from diffrisk.cli import cli
-from diffrisk.config import MineConfig, load_config
+from diffrisk.config import MineConfig, load_config, pull_request_notes
 from diffrisk.errors import ConfigError
 from diffrisk.git.repo import open_repo
 from diffrisk.report.render import render_comment
 from diffrisk.scoring.result import ScoreResult
-from diffrisk.trusted import SettingsSource, pull_request_notes
+from diffrisk.trusted import SettingsSource
 
 RESULT = ScoreResult(
     repo="r",

@@ -9,12 +9,13 @@ import pytest
 
 from diffrisk.config import Config, LabelConfig, MineConfig
 from diffrisk.data.store import load_dataset
+from diffrisk.features.source import is_source_path
 from diffrisk.features.vendored import detect_vendored, resolve, sync_names
 from diffrisk.git.repo import open_repo
 from diffrisk.labelling.label import label, load_labels, load_links
 from diffrisk.mining.mine import mine
 from diffrisk.scoring.analysis import analyze
-from diffrisk.training.train import is_source_path, load_training_frame
+from diffrisk.training.train import load_training_frame
 from repobuilder import RepoBuilder
 
 

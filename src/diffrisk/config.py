@@ -546,6 +546,47 @@ def _load(source: Any, path: str | Path | None) -> Config:
     return Config()
 
 
+def pull_request_notes(config: Config, head: str) -> list[str]:
+    """What the change from ``config``'s commit to ``head`` alters of the files that judge
+    it (settings, templates, .mailmap, .gitattributes), one sentence each: none of it was
+    applied to the change. Empty when ``config`` came from the work tree."""
+    src = config.source
+    if src is None or src.rev is None:
+        return []
+    from diffrisk.trusted import changed_paths
+
+    changed = changed_paths(src.root, src.rev, head)
+    notes = []
+    try:
+        new = load_config(src.root, config.config_path, rev=head)
+    except ConfigError as err:
+        notes.append(
+            f"this change makes diffrisk's settings invalid ({err.message}): it was judged by "
+            "the base's"
+        )
+    else:
+        if new.model_dump() != config.model_dump():
+            notes.append(
+                "this change edits diffrisk's settings: it was judged by the base's, and the "
+                "new ones apply once it is merged"
+            )
+    templates = sorted(
+        {t for t in (config.report.template, config.report.summary_template) if t} & changed
+    )
+    if templates:
+        notes.append(
+            f"this change edits the report template ({', '.join(templates)}): the base's was used"
+        )
+    if ".mailmap" in changed:
+        notes.append("this change edits .mailmap: its authors were mapped by the base's")
+    if any(p.rsplit("/", 1)[-1] == ".gitattributes" for p in changed):
+        notes.append(
+            "this change edits .gitattributes: diffrisk counts lines the same whatever the "
+            "attributes say, so it changes nothing here"
+        )
+    return notes
+
+
 def to_markdown() -> str:
     """The configuration reference (docs/configuration.md is this text)."""
     import json

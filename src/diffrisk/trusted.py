@@ -4,7 +4,7 @@ A pull request's checkout is the PR author's: its ``.diffrisk.toml``, ``pyprojec
 and report templates must not decide its own verdict. A :class:`SettingsSource` reads
 them from one commit (the PR's base, which is trusted) or, without one, from the work
 tree; either way only regular files inside the repository, never a symbolic link.
-:func:`pull_request_notes` says what a change would alter of those files.
+:func:`diffrisk.config.pull_request_notes` says what a change would alter of those files.
 """
 
 from __future__ import annotations
@@ -12,12 +12,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
 
 from diffrisk.errors import ConfigError
-
-if TYPE_CHECKING:
-    from diffrisk.config import Config
 
 
 def _relative(rel: str | os.PathLike[str]) -> str:
@@ -112,44 +108,3 @@ def changed_paths(repo: str | os.PathLike[str], base: str, head: str) -> set[str
     r = open_repo(repo, allow_shallow=True)
     out = r.run("diff", "--name-only", "-z", "--no-renames", f"{base}...{head}", check=False)
     return {p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p}
-
-
-def pull_request_notes(config: Config, head: str) -> list[str]:
-    """What the change from ``config``'s commit to ``head`` alters of the files that judge
-    it (settings, templates, .mailmap, .gitattributes), one sentence each: none of it was
-    applied to the change. Empty when ``config`` came from the work tree."""
-    from diffrisk.config import load_config
-
-    src = config.source
-    if src is None or src.rev is None:
-        return []
-    changed = changed_paths(src.root, src.rev, head)
-    notes = []
-    try:
-        new = load_config(src.root, config.config_path, rev=head)
-    except ConfigError as err:
-        notes.append(
-            f"this change makes diffrisk's settings invalid ({err.message}): it was judged by "
-            "the base's"
-        )
-    else:
-        if new.model_dump() != config.model_dump():
-            notes.append(
-                "this change edits diffrisk's settings: it was judged by the base's, and the "
-                "new ones apply once it is merged"
-            )
-    templates = sorted(
-        {t for t in (config.report.template, config.report.summary_template) if t} & changed
-    )
-    if templates:
-        notes.append(
-            f"this change edits the report template ({', '.join(templates)}): the base's was used"
-        )
-    if ".mailmap" in changed:
-        notes.append("this change edits .mailmap: its authors were mapped by the base's")
-    if any(p.rsplit("/", 1)[-1] == ".gitattributes" for p in changed):
-        notes.append(
-            "this change edits .gitattributes: diffrisk counts lines the same whatever the "
-            "attributes say, so it changes nothing here"
-        )
-    return notes

@@ -13,22 +13,20 @@ import click
 from rich.table import Table
 
 from diffrisk.cli.output import (
-    Console,
     config_option,
     config_rev_option,
     data_dir_option,
     json_option,
     lock_data_dir,
-    print_json,
     progress_bar,
     quiet_option,
     repo_option,
-    stderr_console,
 )
 from diffrisk.config import load_config
 from diffrisk.data.paths import default_data_dir
 from diffrisk.data.store import META, ignore_in_git
 from diffrisk.mining.mine import mine
+from diffrisk.report.terminal import Console, print_json, stderr_console
 
 
 @click.command("mine")

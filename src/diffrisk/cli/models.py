@@ -8,15 +8,9 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from diffrisk.cli.output import (
-    Console,
-    data_dir_option,
-    json_option,
-    lock_data_dir,
-    print_json,
-    repo_option,
-)
+from diffrisk.cli.output import data_dir_option, json_option, lock_data_dir, repo_option
 from diffrisk.data.paths import default_data_dir, models_dir
+from diffrisk.report.terminal import Console, print_json
 
 
 def _registry(repo: str, data_dir: str | None, *, write: bool = False):

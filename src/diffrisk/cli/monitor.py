@@ -8,20 +8,18 @@ from pathlib import Path
 import click
 
 from diffrisk.cli.output import (
-    Console,
     config_option,
     config_rev_option,
     data_dir_option,
     github_token_option,
     json_option,
     lock_data_dir,
-    print_json,
     quiet_option,
     repo_option,
-    stderr_console,
 )
 from diffrisk.config import load_config
 from diffrisk.data.paths import default_data_dir
+from diffrisk.report.terminal import Console, print_json, stderr_console
 
 
 @click.command("monitor")

@@ -7,14 +7,13 @@ from pathlib import Path
 import click
 
 from diffrisk.cli.output import (
-    Console,
     config_option,
     json_option,
     load_judging_config,
-    print_json,
     repo_option,
     worktree_config_option,
 )
+from diffrisk.report.terminal import Console, print_json
 
 
 @click.command("report")
@@ -141,7 +140,7 @@ def report(
 
     from diffrisk.hosts.github import actions as ghactions
     from diffrisk.hosts.github.client import GitHubContext
-    from diffrisk.hosts.github.client import publish as do_publish
+    from diffrisk.hosts.github.publish import publish as do_publish
     from diffrisk.report import render as rpt
 
     result = rpt.load_result(input_path)

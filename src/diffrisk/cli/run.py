@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from diffrisk.cli.output import (
-    Console,
     config_option,
     config_rev_option,
     data_dir_option,
@@ -17,8 +16,8 @@ from diffrisk.cli.output import (
     progress_bar,
     quiet_option,
     repo_option,
-    stderr_console,
 )
+from diffrisk.report.terminal import Console, stderr_console
 
 
 @click.command("run")

@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from diffrisk.cli.output import (
-    Console,
     config_option,
     data_dir_option,
     json_option,
@@ -17,10 +16,10 @@ from diffrisk.cli.output import (
     lock_data_dir,
     quiet_option,
     repo_option,
-    stderr_console,
     worktree_config_option,
 )
 from diffrisk.git.revisions import DEFAULT_BASES, default_base
+from diffrisk.report.terminal import Console, stderr_console
 
 
 @click.command("score")

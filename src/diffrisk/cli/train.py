@@ -10,19 +10,18 @@ import click
 from rich.table import Table
 
 from diffrisk.cli.output import (
-    Console,
     config_option,
     config_rev_option,
     data_dir_option,
     json_option,
     lock_data_dir,
-    print_json,
     progress_bar,
     quiet_option,
     repo_option,
 )
 from diffrisk.config import MODEL_KINDS, load_config
 from diffrisk.data.paths import default_data_dir
+from diffrisk.report.terminal import Console, print_json
 
 model_option = click.option(
     "--model",
@@ -241,13 +240,9 @@ def evaluate_cmd(
     Rolling origin: train on the past, skip a gap (the verification latency), test on the
     next period; training labels only use fixes committed before the test period.
     """
+    from diffrisk.model.estimators import KINDS
     from diffrisk.training.evaluate import evaluate
-    from diffrisk.training.train import (
-        KINDS,
-        _uses_code_metrics,
-        bundled_candidates,
-        load_training_frame,
-    )
+    from diffrisk.training.train import bundled_candidates, load_training_frame, uses_code_metrics
 
     cfg = load_config(repo, config_path, rev=config_rev)
     out_dir = Path(data_dir) if data_dir else default_data_dir(repo)
@@ -259,7 +254,7 @@ def evaluate_cmd(
             frame,
             cfg,
             kinds=kinds,
-            code_metrics=_uses_code_metrics(cfg, frame),
+            code_metrics=uses_code_metrics(cfg, frame),
             progress=prog,
             fixed=bundled_candidates(cfg, frame) if kind == "auto" else None,
         )

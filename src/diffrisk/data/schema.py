@@ -351,3 +351,22 @@ def to_markdown() -> str:
         out += [f"| `{c.name}` | {c.type} | {c.kamei} | {c.doc} |" for c in cols]
         out.append("")
     return "\n".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class BlobMetrics:
+    """radon's metrics of one blob, as ``blob_metrics.parquet`` stores them (``ok`` False:
+    not measured)."""
+
+    ok: bool
+    cc: float | None = None
+    mi: float | None = None
+    hv: float | None = None
+    functions: tuple[tuple[str, int, int], ...] = ()
+
+
+#: Columns the source-line features add to the changes rows (not stored in changes.parquet).
+LA_SOURCE = "la_source"
+LA_CODE = "la_code"
+LA_CONTROL = "la_control"
+CODE_TOKENS = "code_tokens"

@@ -30,9 +30,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from diffrisk import __version__
-from diffrisk.data.schema import SCHEMA_VERSION, arrow_schema, column_names
+from diffrisk.data.schema import SCHEMA_VERSION, BlobMetrics, arrow_schema, column_names
 from diffrisk.errors import DataError, RepositoryError
-from diffrisk.features.codemetrics import BlobMetrics
 
 META = "meta.json"
 _last_reason = ""

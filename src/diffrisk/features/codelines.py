@@ -17,7 +17,6 @@ and files whose diff git cannot produce (missing objects) get no count (null).
 
 from __future__ import annotations
 
-import codecs
 import collections
 import re
 import subprocess
@@ -32,7 +31,7 @@ from diffrisk.features.cosmetic import (
     SLASH_COMMENT_EXTENSIONS,
     same_words,
 )
-from diffrisk.git.repo import GitRepo
+from diffrisk.git.repo import GitRepo, unquote_path
 
 #: Tokens of a line of code: names and keywords, and multi-character or single operators.
 _TOKEN = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*|==|!=|<=|>=|\*\*|//|->|[-+*/%<>=!&|^~@:.,()\[\]{}]")
@@ -134,14 +133,6 @@ _TYPING_SYNTAX = re.compile(
     rb"|\b(?:typing|typing_extensions|collections\.abc|__future__)\b",
     re.M,
 )
-
-
-def unquote_path(raw: bytes, errors: str = "surrogateescape") -> str:
-    """A path as git prints it in diff headers (C-quoted when it has odd characters)."""
-    raw = raw.rstrip(b"\t")  # git appends a tab to names containing spaces
-    if raw.startswith(b'"') and raw.endswith(b'"'):
-        raw = codecs.escape_decode(raw[1:-1])[0]
-    return raw.decode("utf-8", errors)
 
 
 def _path(raw: bytes) -> str:

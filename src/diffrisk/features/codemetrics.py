@@ -19,26 +19,19 @@ from __future__ import annotations
 
 import ast
 import gc
+import multiprocessing
 import os
 import warnings
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 
 from radon.metrics import h_visit_ast, mi_compute
 from radon.visitors import ComplexityVisitor
 
+from diffrisk.data.schema import BlobMetrics
+
 MAX_BLOB_BYTES = 2_000_000  # larger "source" is generated or vendored; not worth parsing
-
-
-@dataclass(frozen=True, slots=True)
-class BlobMetrics:
-    ok: bool
-    cc: float | None = None
-    mi: float | None = None
-    hv: float | None = None
-    functions: tuple[tuple[str, int, int], ...] = ()
 
 
 FAILED = BlobMetrics(ok=False)
@@ -191,8 +184,11 @@ def compute_blob_metrics(
                 _worker_cat.close()
                 _worker_cat = None
         return
+    # fork, as mining and labelling do: a spawned worker would start a new interpreter
+    # that imports from the working directory (a pull request's checkout)
+    ctx = multiprocessing.get_context("fork") if os.name == "posix" else None
     with ProcessPoolExecutor(
-        max_workers=workers, initializer=_init_worker, initargs=(git_dir, root)
+        max_workers=workers, initializer=_init_worker, initargs=(git_dir, root), mp_context=ctx
     ) as pool:
         for res in pool.map(_work, batches):
             if on_done:

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import fnmatch
 import posixpath
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 import numpy as np
 import pandas as pd
 
 from diffrisk.config import LabelConfig
+from diffrisk.data.schema import CODE_TOKENS, LA_CODE, LA_CONTROL, LA_SOURCE
 from diffrisk.features.codelines import join_tokens
-from diffrisk.labelling.szz import ANNOTATIONS, FORMAT
-from diffrisk.model.transforms import CODE_TOKENS, LA_CODE, LA_CONTROL, LA_SOURCE
+from diffrisk.features.cosmetic import ANNOTATIONS, FORMAT
 
 
 def is_source_path(path: str, cfg: LabelConfig) -> bool:
@@ -112,3 +115,22 @@ def with_source_lines(changes: pd.DataFrame, files: pd.DataFrame, cfg: LabelConf
     out = changes.copy()
     out[LA_SOURCE] = out["sha"].map(la).fillna(0).astype("int64")
     return with_code_lines(out, files, cfg)
+
+
+@dataclass(frozen=True)
+class SourceFilter:
+    """Which paths SZZ treats as source code (``label.source_extensions`` / ``exclude_paths``)."""
+
+    extensions: frozenset[str]
+    exclude: tuple[str, ...]
+
+    @classmethod
+    def of(cls, extensions: Iterable[str], exclude: Iterable[str]) -> SourceFilter:
+        return cls(frozenset(e.lower() for e in extensions), tuple(exclude))
+
+    def __call__(self, path: str) -> bool:
+        p = PurePosixPath(path)
+        if p.suffix.lower() not in self.extensions:
+            return False
+        # fnmatch's "*" crosses "/", so "tests/*" matches at any depth below tests/.
+        return not any(fnmatch.fnmatchcase(path, pat) for pat in self.exclude)

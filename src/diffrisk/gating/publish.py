@@ -71,7 +71,7 @@ def finish(
         title = decision.message if len(decision.message) < 200 else decision.message[:197] + "..."
         body, annotations = summary, []
         if result is not None:  # the merge gate's check carries the full report under the decision
-            from diffrisk.hosts.github.client import annotations_for
+            from diffrisk.hosts.github.publish import annotations_for
             from diffrisk.report import render as report
 
             body = (

@@ -6,6 +6,7 @@ blobs are read through one long-lived ``git cat-file --batch`` per process.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import os
 import subprocess
@@ -276,3 +277,11 @@ def iter_chunks(stream: Sequence[bytes] | Iterator[bytes], sep: bytes) -> Iterat
         yield from parts
     if buf:
         yield buf
+
+
+def unquote_path(raw: bytes, errors: str = "surrogateescape") -> str:
+    """A path as git prints it in diff headers (C-quoted when it has odd characters)."""
+    raw = raw.rstrip(b"\t")  # git appends a tab to names containing spaces
+    if raw.startswith(b'"') and raw.endswith(b'"'):
+        raw = codecs.escape_decode(raw[1:-1])[0]
+    return raw.decode("utf-8", errors)

@@ -44,18 +44,12 @@ from diffrisk.config import LabelConfig
 from diffrisk.data import store
 from diffrisk.data.schema import arrow_schema
 from diffrisk.errors import DataError, GitHubError, Interrupted, signal_number
+from diffrisk.features.source import SourceFilter
 from diffrisk.features.vendored import detect as detect_vendored
 from diffrisk.features.vendored import exclude as exclude_vendored
 from diffrisk.features.vendored import patterns as patterns_of
 from diffrisk.git.repo import open_repo
-from diffrisk.labelling.szz import (
-    BlameSettings,
-    FixBlame,
-    FixJob,
-    IgnoreRevs,
-    SourceFilter,
-    blame_fixes,
-)
+from diffrisk.labelling.szz import BlameSettings, FixBlame, FixJob, IgnoreRevs, blame_fixes
 
 Progress = Callable[[str, int, int | None], None]
 
@@ -67,7 +61,6 @@ CHECKPOINT_SECONDS = 60.0
 #: Bump when the blame procedure changes in a way that changes its results (2: docstrings
 #: compared as black compares them in the reformat look-through).
 BLAME_VERSION = 2
-_BLAME_VERSION = BLAME_VERSION  # alias for training/train.py until it imports BLAME_VERSION
 
 _CACHE_SCHEMA = pa.schema(
     [

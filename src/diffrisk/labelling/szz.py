@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import fnmatch
 import os
 import re
 import signal
@@ -25,19 +24,17 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from diffrisk.errors import GitCommandError
-from diffrisk.features.codelines import unquote_path
 from diffrisk.features.cosmetic import (
-    ANNOTATIONS,  # re-export: callers move in the import clean-up  # noqa: F401
-    FORMAT,  # re-export: callers move in the import clean-up  # noqa: F401
-    cosmetic_change,  # also re-exported (mine.py)
+    cosmetic_change,
     cosmetic_lines,
-    is_python_path,  # also re-exported (mine.py)
+    is_python_path,
 )
-from diffrisk.git.repo import CatFile, GitRepo
+from diffrisk.features.source import SourceFilter
+from diffrisk.git.repo import CatFile, GitRepo, unquote_path
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -47,25 +44,6 @@ if TYPE_CHECKING:
 SAMPLE_LINES = 8
 
 _HUNK = re.compile(rb"^@@ -(\d+)(?:,(\d+))? \+\d+(?:,\d+)? @@")
-
-
-@dataclass(frozen=True)
-class SourceFilter:
-    """Which paths SZZ treats as source code (``label.source_extensions`` / ``exclude_paths``)."""
-
-    extensions: frozenset[str]
-    exclude: tuple[str, ...]
-
-    @classmethod
-    def of(cls, extensions: Iterable[str], exclude: Iterable[str]) -> SourceFilter:
-        return cls(frozenset(e.lower() for e in extensions), tuple(exclude))
-
-    def __call__(self, path: str) -> bool:
-        p = PurePosixPath(path)
-        if p.suffix.lower() not in self.extensions:
-            return False
-        # fnmatch's "*" crosses "/", so "tests/*" matches at any depth below tests/.
-        return not any(fnmatch.fnmatchcase(path, pat) for pat in self.exclude)
 
 
 @dataclass

@@ -46,6 +46,7 @@ from diffrisk.features.codemetrics import (
     compute_blob_metrics,
     touched_max_cc,
 )
+from diffrisk.features.cosmetic import cosmetic_change, is_python_path
 from diffrisk.features.fixes import RULE_VERSION, FixRule, linked_issues
 from diffrisk.features.history import (
     LOG_FORMAT,
@@ -57,8 +58,8 @@ from diffrisk.features.history import (
     parse_changes,
     subsystem,
 )
+from diffrisk.features.source import SourceFilter
 from diffrisk.git.repo import EMPTY_TREE, CatFile, GitRepo, count_lines, open_repo
-from diffrisk.labelling.szz import SourceFilter, cosmetic_change, is_python_path
 
 Progress = Callable[[str, int, int | None], None]
 """progress(stage, advance, total): ``total`` given once per stage, then advances."""

@@ -591,7 +591,7 @@ def model_card(md: dict[str, Any]) -> str:
 # -- bundled model ---------------------------------------------------------------------------
 
 
-def _bundled_files() -> tuple[bytes | None, dict[str, Any], str]:
+def bundled_files() -> tuple[bytes | None, dict[str, Any], str]:
     root = resources.files("diffrisk") / "bundled"
     md_res = root / METADATA_FILE
     origin = f"bundled model ({root})"
@@ -620,7 +620,7 @@ def _bundled_files() -> tuple[bytes | None, dict[str, Any], str]:
 
 
 def load_bundled() -> LoadedModel:
-    data, md, origin = _bundled_files()
+    data, md, origin = bundled_files()
     return load_from_bytes(data, md, origin, source="bundled")
 
 

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from diffrisk.data.schema import CODE_TOKENS, LA_CODE, LA_CONTROL, LA_SOURCE
+
 #: Kamei et al.'s change features minus ND and REXP (collinear with NS/NF and EXP); the
 #: learned models also get ``la_source`` and PFIX (prior fixes on the touched files).
 KAMEI_FEATURES = (
@@ -47,12 +49,9 @@ PFIX = "pfix"
 CODE_FEATURES = ("cc_delta", "cc_max_touched", "mi_before", "mi_after", "hv_delta")
 #: The baseline's single input: lines added to source files
 #: (:func:`diffrisk.features.source.source_lines_added`).
-LA_SOURCE = "la_source"
 #: Added lines of code in source files (no blank, comment or docstring lines): the added
 #: lines SZZ could ever blame (:mod:`diffrisk.features.source`, :mod:`diffrisk.features.codelines`).
-LA_CODE = "la_code"
 #: Of those, control-flow lines (branches, loops, exception handling, returns).
-LA_CONTROL = "la_control"
 #: ``la_control`` of a change whose diff could not be read: this share of its lines of
 #: code (control-flow lines were 15-27% of the added code lines of the eight bundled
 #: projects).
@@ -60,7 +59,6 @@ CONTROL_SHARE = 0.22
 #: The columns the ``anchored`` model never shrinks: how much blameable code a change adds.
 ANCHORS = (LA_SOURCE, LA_CODE, LA_CONTROL)
 #: The distinct tokens of a change's added lines of code (the ``tokens`` model's text input).
-CODE_TOKENS = "code_tokens"
 
 
 def raw_features(kind: str, code_metrics: bool = False, pfix: bool = True) -> list[str]:

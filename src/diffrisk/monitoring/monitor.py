@@ -43,8 +43,8 @@ def _with_source_lines(
 ) -> pd.DataFrame:
     """``changes`` with the models' size inputs (``la_source``, ``la_code``, ``la_control``)
     computed as training computes them; without files.parquet the models fall back to ``la``."""
+    from diffrisk.features.source import with_source_lines
     from diffrisk.features.vendored import resolve as resolve_vendored
-    from diffrisk.training.train import with_source_lines
 
     p = Path(data_dir) / "files.parquet"
     try:

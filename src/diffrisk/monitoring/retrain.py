@@ -63,10 +63,12 @@ def _retrain(
     from diffrisk.data import store
     from diffrisk.data.paths import models_dir
     from diffrisk.features.vendored import resolve as resolve_vendored
+    from diffrisk.model.contributions import model_reference
+    from diffrisk.model.estimators import KINDS, fit_estimator
     from diffrisk.model.registry import ModelRegistry, load_model
+    from diffrisk.model.transforms import raw_features
     from diffrisk.training.champion import promotes
     from diffrisk.training.evaluate import prepare_frame, time_folds
-    from diffrisk.training.train import KINDS, fit_estimator, model_reference, raw_features
 
     cfg = config or Config()
     data_dir = Path(data_dir)

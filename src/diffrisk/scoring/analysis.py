@@ -25,9 +25,9 @@ from diffrisk.features.codelines import CodeCounts, added_code_lines, diff_code_
 from diffrisk.features.codemetrics import BlobMetrics, compute_blob_metrics
 from diffrisk.features.fixes import FixRule
 from diffrisk.features.history import CommitRecord, FileChange, HistoryState, subsystem
+from diffrisk.features.source import SourceFilter, with_source_lines
 from diffrisk.features.vendored import resolve as resolve_vendored
 from diffrisk.git.repo import CatFile, GitRepo
-from diffrisk.labelling.szz import SourceFilter
 from diffrisk.mining.mine import (
     CODE_AGG,
     change_row,
@@ -41,7 +41,6 @@ from diffrisk.mining.mine import (
     rev_list,
     walk_history,
 )
-from diffrisk.training.train import with_source_lines
 
 SECONDS_PER_DAY = 86400
 PERCENTILE_DAYS = 365

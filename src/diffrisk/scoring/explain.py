@@ -397,7 +397,7 @@ def file_reasons(f: Any, source: bool = True) -> list[str]:
 
 def hotspots(a: Analysis, scores: np.ndarray, top: int) -> list[FileRisk]:
     """The ``top`` touched files by the model's probability for each file's change alone."""
-    from diffrisk.training.train import is_source_path
+    from diffrisk.features.source import is_source_path
 
     out = []
     for f, s in zip(a.facts, scores, strict=True):
@@ -514,7 +514,7 @@ def advice(
     files (the label stage's source rule) with a history of fixes; ask the people who
     changed the touched files most.
     """
-    from diffrisk.training.train import is_source_path
+    from diffrisk.features.source import is_source_path
 
     lcfg = label_cfg or LabelConfig()
     out = []

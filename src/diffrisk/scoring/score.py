@@ -144,7 +144,7 @@ def score(
     pr = a.pr_row.iloc[0]
     ctx = explain.Context.of(a)
     if "code_tokens" in contrib.columns:
-        from diffrisk.training.train import top_tokens
+        from diffrisk.model.contributions import top_tokens
 
         ctx.tokens = top_tokens(getattr(model, "estimator", None), a.pr_row)
     factors = explain.factors(contrib.iloc[0], pr, ctx, scfg.top_factors)
@@ -179,7 +179,7 @@ def score(
             "seen few changes like it, so treat the score as a rough guide; a change this size is "
             "safer reviewed in parts"
         )
-    from diffrisk.trusted import pull_request_notes
+    from diffrisk.config import pull_request_notes
 
     warnings.extend(pull_request_notes(cfg, a.head))
     meta = getattr(model, "metadata", {}) or {}

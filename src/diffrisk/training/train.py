@@ -25,21 +25,20 @@ from diffrisk.data.schema import SCHEMA_VERSION
 from diffrisk.data.store import atomic_write_bytes, check_repository, load_dataset
 from diffrisk.errors import DataError, DiffriskError, ModelError, TooLittleHistoryError
 from diffrisk.features.fixes import RULE_VERSION
-from diffrisk.features.source import is_source_path, with_code_lines, with_source_lines
 from diffrisk.features.vendored import detect, exclude
 from diffrisk.git.repo import open_repo
-from diffrisk.labelling.label import _BLAME_VERSION, load_labels
-from diffrisk.model.contributions import model_reference, top_tokens, training_medians
+from diffrisk.labelling.label import BLAME_VERSION, load_labels
+from diffrisk.model.contributions import model_reference
 from diffrisk.model.estimators import KINDS, anchor_scale, fit_estimator
 from diffrisk.model.metadata import ModelMetadata, build_metadata, training_window
 from diffrisk.model.registry import (
     LoadedModel,
     ModelRegistry,
-    _bundled_files,
+    bundled_files,
     load_bundled,
     model_card,
 )
-from diffrisk.model.transforms import KAMEI_FEATURES, raw_features
+from diffrisk.model.transforms import raw_features
 from diffrisk.training.champion import champion_score, promotes
 from diffrisk.training.evaluate import (
     RANK_METRIC,
@@ -47,16 +46,6 @@ from diffrisk.training.evaluate import (
     eligible_mask,
     evaluate,
     prepare_frame,
-)
-
-# re-exports for callers outside training/ and model/: they move in the import clean-up
-_REEXPORTED = (
-    is_source_path,
-    with_code_lines,
-    with_source_lines,
-    top_tokens,
-    training_medians,
-    KAMEI_FEATURES,
 )
 
 
@@ -95,7 +84,7 @@ def load_training_frame(
     return frame, ds.meta
 
 
-def _uses_code_metrics(config: Config, frame: pd.DataFrame) -> bool:
+def uses_code_metrics(config: Config, frame: pd.DataFrame) -> bool:
     if not config.train.code_metrics:
         return False
     return "cc_delta" in frame.columns and bool(frame["cc_delta"].notna().any())
@@ -209,7 +198,7 @@ def _train(
             n_train=int(elig.sum()),
             n_buggy=n_buggy,
         )
-    cm = _uses_code_metrics(cfg, frame)
+    cm = uses_code_metrics(cfg, frame)
     kinds = list(KINDS) if kind_opt == "auto" else [kind_opt]
     fixed = bundled_candidates(cfg, frame) if kind_opt == "auto" else {}
     ev = evaluate(frame, cfg, kinds=kinds, code_metrics=cm, progress=progress, fixed=fixed)
@@ -266,7 +255,7 @@ def training_fingerprint(meta: dict[str, Any], cfg: Config, kind: str, rows: pd.
     for, the dataset schema, the fix rule and blame versions, diffrisk's version and the
     bundled model competing. Equal fingerprints train the same model."""
     try:
-        bundled = _bundled_files()[1].get("version")
+        bundled = bundled_files()[1].get("version")
     except DiffriskError:
         bundled = None
     d = {
@@ -284,7 +273,7 @@ def training_fingerprint(meta: dict[str, Any], cfg: Config, kind: str, rows: pd.
         "mine": cfg.mine.model_dump(),
         "schema": SCHEMA_VERSION,
         "fix_rule": RULE_VERSION,
-        "blame": _BLAME_VERSION,
+        "blame": BLAME_VERSION,
         "diffrisk": __version__,
         "bundled": bundled,
     }
