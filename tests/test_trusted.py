@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from diffrisk.cli import cli
 from diffrisk.config import MineConfig, load_config, pull_request_notes
-from diffrisk.errors import ConfigError
+from diffrisk.errors import ConfigError, DataError
 from diffrisk.git.repo import open_repo
 from diffrisk.report.render import render_comment
 from diffrisk.scoring.result import ScoreResult
@@ -227,3 +227,54 @@ def test_labelling_with_every_file_marked_binary_in_the_work_tree(builder, tmp_p
     label(builder.path, data)
     labels = load_labels(data).set_index("sha")["label_state"]
     assert labels[intro] == "buggy"
+
+
+def test_a_config_path_through_a_symlink_is_still_read_from_the_base(builder, tmp_path):
+    base, _ = _pr(builder)  # the PR's .diffrisk.toml says never; the base's says medium
+    link = tmp_path / "link"
+    os.symlink(builder.path, link)
+    cfg = load_config(builder.path, link / ".diffrisk.toml", rev=base)
+    assert cfg.gate.fail_on == "medium"
+    cfg = load_config(link, builder.path / ".diffrisk.toml", rev=base)
+    assert cfg.gate.fail_on == "medium"
+
+
+def test_a_data_directory_committed_to_the_repository_is_refused(builder, tmp_path):
+    from diffrisk.scoring.score import score
+
+    base = builder.commit({"a.py": "x = 1\n"}, day=0)
+    builder.commit({".diffrisk/meta.json": "{}\n", "a.py": "x = 2\n"}, day=1)
+    with pytest.raises(DataError, match=r"committed to the repository"):
+        score(builder.path, base, "HEAD", builder.path / ".diffrisk")
+
+
+def test_run_on_a_pull_request_event_reads_the_base_settings(builder, tmp_path, monkeypatch):
+    base, head = _pr(builder)  # the PR relaxes fail_on and also sets an invalid key
+    builder.commit({".diffrisk.toml": "[gate]\nno_such_key = 1\n"}, author="zed", day=2)
+    head = builder.head()
+    event = tmp_path / "event.json"
+    event.write_text(
+        json.dumps({"pull_request": {"number": 7, "base": {"sha": base}, "head": {"sha": head}}})
+    )
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(event))
+    res = CliRunner().invoke(
+        cli, ["run", "--repo", str(builder.path), "--data-dir", str(tmp_path / "d"), "--quiet"]
+    )
+    # judged by the base's settings: the PR's invalid ones are only named, not applied
+    assert res.exit_code == 0, res.output
+    assert "makes diffrisk's settings invalid" in res.output
+
+
+def test_a_template_that_raises_is_a_template_error_not_a_bug(builder):
+    from diffrisk.config import ReportConfig
+
+    builder.commit({"t.md.j2": '{{ "{0.__class__}".format_map(r) }}\n'})
+    with pytest.raises(ConfigError, match=r"report template t\.md\.j2 failed"):
+        render_comment(RESULT, ReportConfig(template="t.md.j2"), repo_root=builder.path)
+
+
+def test_utf16_without_a_byte_order_mark_is_named(builder):
+    builder.commit({"a.py": "x = 1\n"})
+    (builder.path / ".diffrisk.toml").write_bytes('[gate]\nfail_on = "never"\n'.encode("utf-16-le"))
+    with pytest.raises(ConfigError, match="UTF-16"):
+        load_config(builder.path)

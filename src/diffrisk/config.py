@@ -454,7 +454,7 @@ def parse_config(data: dict[str, Any], source: str = "configuration") -> Config:
 
 def _decode_toml(data: bytes, where: str) -> dict[str, Any]:
     """TOML from bytes: UTF-8 (a byte-order mark is allowed), else a clear error."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data[:64]:
         raise ConfigError(
             f"{where} is UTF-16 text; TOML files must be UTF-8",
             hint="save it as UTF-8 (e.g. `iconv -f UTF-16 -t UTF-8`)",

@@ -50,13 +50,10 @@ class SettingsSource:
     def inside(self, path: str | os.PathLike[str]) -> str | None:
         """``path`` (absolute, or relative to the current directory) relative to the
         repository root, or None when it lies outside."""
-        p = Path(path)
-        if not p.is_absolute():
-            p = Path.cwd() / p
+        # resolved, both: a path spelled through a symbolic link (macOS's /tmp, a
+        # runner's workspace link) is still inside, and read from the trusted commit
         try:
-            rel = Path(os.path.normpath(p)).relative_to(
-                Path(os.path.normpath(self.root.absolute()))
-            )
+            rel = Path(path).resolve().relative_to(self.root.resolve())
         except ValueError:
             return None
         return rel.as_posix()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import traceback
 from typing import Any
 
 import click
@@ -172,4 +173,12 @@ def main() -> None:
         signal.signal(signal.SIGTERM, _terminate)
     if not sys.stdout.isatty() and "COLUMNS" not in os.environ:
         os.environ["COLUMNS"] = "120"  # rich tables in CI logs and pipes: not cut at 80
-    sys.exit(cli.main(standalone_mode=True))
+    try:
+        code: int = cli.main(standalone_mode=True)
+    except DiffriskError as err:  # --debug: the traceback, and the same exit code
+        traceback.print_exc()
+        code = err.exit_code
+    except Exception:  # --debug let a bug through: still 3, never the gate's 1
+        traceback.print_exc()
+        code = INTERNAL_ERROR
+    sys.exit(code)

@@ -58,13 +58,16 @@ def run_cmd(
     from diffrisk.pipeline import run
     from diffrisk.report.format import plural as _n
 
-    cfg = load_config(repo, config_path, rev=config_rev)
     pr = pull_request_from_event()
     head = head or (pr.head if pr is not None else "HEAD")
     if base is None:
         base = pr.base if pr is not None and head == pr.head else first_parent(repo, head)
     if pr is not None and head != pr.head:
         pr = None
+    # a pull request is judged by its base's settings (docs/security.md); locally, and for
+    # the latest commit of a branch, the work tree's, or those of --config-rev
+    trusted = config_rev or (pr.base if pr is not None else None)
+    cfg = load_config(repo, config_path, rev=trusted)
     out_dir = Path(data_dir) if data_dir else default_data_dir(repo)
     lock_data_dir(out_dir, repo=repo)
     con = stderr_console()

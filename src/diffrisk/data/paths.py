@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from diffrisk.errors import DataError
+from diffrisk.git.repo import GitRepo
+
 DATA_DIR_NAME = ".diffrisk"
 
 
@@ -17,3 +20,23 @@ def default_data_dir(repo: str | Path) -> Path:
 
 def models_dir(data_dir: str | Path) -> Path:
     return Path(data_dir) / "models"
+
+
+def refuse_committed(repo: GitRepo, data_dir: str | Path) -> None:
+    """Stop when the data directory's files are committed to the repository: in a pull
+    request's checkout they are the pull request's, and a model it ships would judge it."""
+    try:
+        rel = Path(data_dir).resolve().relative_to(repo.path.resolve())
+    except ValueError:
+        return  # outside the work tree: nothing the repository can ship
+    if repo.bare or str(rel) == ".":
+        return
+    out = repo.run("ls-tree", "-r", "--name-only", "HEAD", "--", rel.as_posix(), check=False)
+    if out.strip():
+        raise DataError(
+            f"{data_dir} holds files committed to the repository ({rel.as_posix()}/ is in HEAD): "
+            "a pull request could ship its own dataset and model there",
+            hint="remove it from the repository (`git rm -r --cached` and .gitignore it) and "
+            "keep the data outside the checkout (--data-dir; the action's default is "
+            "RUNNER_TEMP)",
+        )

@@ -326,7 +326,7 @@ def _template(
 def _render(template: jinja2.Template, source: str, context: dict[str, Any]) -> str:
     try:
         return template.render(**context)
-    except jinja2.TemplateError as err:
+    except (jinja2.TemplateError, Exception) as err:  # a template's own error is not our bug
         raise ConfigError(
             f"report template {source} failed: {err}",
             hint="templates see `r` (the result dict), `version`, `check_name`, `summary_url` and `report_path`",

@@ -30,7 +30,7 @@ import pandas as pd
 from diffrisk.config import Config
 from diffrisk.data import store
 from diffrisk.data.outcomes import realized_footer
-from diffrisk.data.paths import default_data_dir
+from diffrisk.data.paths import default_data_dir, refuse_committed
 from diffrisk.errors import (
     ModelError,
 )
@@ -107,6 +107,7 @@ def score(
     # authors as the base's .mailmap maps them: a PR's own .mailmap does not count
     repo = open_repo(repo_path).with_mailmap(base)
     data = Path(data_dir) if data_dir is not None else default_data_dir(repo_path)
+    refuse_committed(repo, data)
     dataset = store.load_dataset(data)
     assert dataset is not None  # load_dataset raises when there is none
     labels = read_labels(data)

@@ -20,7 +20,7 @@ import pandas as pd
 
 from diffrisk import __version__
 from diffrisk.config import Config
-from diffrisk.data.paths import models_dir
+from diffrisk.data.paths import models_dir, refuse_committed
 from diffrisk.data.schema import SCHEMA_VERSION
 from diffrisk.data.store import atomic_write_bytes, check_repository, load_dataset
 from diffrisk.errors import DataError, DiffriskError, ModelError, TooLittleHistoryError
@@ -76,7 +76,9 @@ def load_training_frame(
     if ds is None:  # pragma: no cover - load_dataset raises without settings
         raise DataError(f"no mined dataset in {data_dir}", hint="run `diffrisk mine` first")
     if repo_path is not None:
-        check_repository(ds.meta, open_repo(repo_path), Path(data_dir))
+        repo = open_repo(repo_path)
+        refuse_committed(repo, data_dir)
+        check_repository(ds.meta, repo, Path(data_dir))
     labels = load_labels(data_dir)
     vendored = detect(config.label, ds.changes, ds.files)
     frame = prepare_frame(ds.changes, labels, ds.files, exclude(config.label, vendored))
