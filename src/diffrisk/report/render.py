@@ -1,4 +1,4 @@
-"""Rendering a :class:`~diffrisk.scoring.score.ScoreResult`: PR comment, job summary, terminal.
+"""Rendering a :class:`~diffrisk.scoring.result.ScoreResult`: PR comment, job summary, terminal.
 
 Templates are Jinja2 files shipped in ``diffrisk/templates`` (``comment.md.j2``,
 ``summary.md.j2`` and the shared ``_macros.j2``); ``report.template`` and

@@ -1,4 +1,6 @@
-"""Posting a score to GitHub: sticky PR comment, check run (or commit status), annotations.
+"""The GitHub REST client (PyGithub): every call diffrisk makes, with retries, error
+translation and token redaction; the sticky comment, the check run (or commit status).
+Publishing a whole score is :mod:`diffrisk.hosts.github.publish`.
 
 Context comes from the runner's environment: ``GITHUB_REPOSITORY``, ``GITHUB_API_URL``
 (GitHub Enterprise Server works: it is PyGithub's ``base_url``), ``GITHUB_SERVER_URL``,
@@ -20,7 +22,7 @@ bottom; ``off`` posts nothing.
 **Failures.** Rate limits (primary and secondary) and 5xx answers are retried with backoff
 (PyGithub's :class:`~github.GithubRetry`); 404 (e.g. a deleted PR), 422 and exhausted retries
 become a :class:`~diffrisk.errors.GitHubError` with a hint. A 403 "Resource not accessible"
-(the read-only token of a pull request from a fork) is not an error: :func:`publish` keeps
+(the read-only token of a pull request from a fork) is not an error: ``publish`` keeps
 the report in the job summary and in workflow annotations and prints one warning about the
 ``workflow_run`` pattern. A 403 when creating a check run falls back to a commit status.
 """
@@ -276,7 +278,7 @@ class GitHubClient:
         self.close()
 
     # -- error translation
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
+    def _call(self, what: str, fn: Callable[..., T]) -> T:
         import requests
         from github import GithubException, RateLimitExceededException
 
@@ -520,7 +522,7 @@ class GitHubClient:
                             created = created.replace(tzinfo=timezone.utc)
                         issues[issue.number] = created
         except GithubException as err:
-            status = getattr(err, "status", None)
+            status: Any = getattr(err, "status", None)
             hint = {
                 401: "the token is invalid or expired",
                 403: "the token lacks access, or the rate limit is exhausted",
