@@ -29,4 +29,4 @@ def at_least(level: str, threshold: str) -> bool:
         return False
     if threshold not in LEVELS:
         raise ValueError(f"unknown gate threshold {threshold!r}")
-    return LEVELS.index(level) >= LEVELS.index(threshold)  # type: ignore[arg-type]
+    return LEVELS.index(level) >= LEVELS.index(threshold)

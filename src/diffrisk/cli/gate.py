@@ -255,22 +255,22 @@ def gate_cmd(
         cfg = load_judging_config(repo, config_path, base, worktree_config)
         gcfg = cfg.gate
         try:
-            res = (
+            scored = (
                 merge.load_score_file(score_file)
                 if score_file
                 else merge.score_now(repo, ddir, base, head, cfg)
             )
         except NothingToScoreError:  # nothing new since the last deployment: it passes
-            res = {"commits": [], "base": base, "head": head}
+            scored = {"commits": [], "base": base, "head": head}
         deploy_warnings = [] if score_file else deploy_gate.ancestry_warnings(repo, base, head)
-        commits = res.get("commits") or []
+        commits = scored.get("commits") or []
         changes = [
             ShippedChange(
                 c["sha"], c.get("subject", ""), float(c["probability"]), c.get("level", "")
             )
             for c in commits
         ]
-        typical = res.get("typical_probability")
+        typical = scored.get("typical_probability")
         dd = decide_deploy(
             changes,
             max_risk=gcfg.deploy_max_risk,
@@ -279,12 +279,12 @@ def gate_cmd(
             expected_factor=gcfg.deploy_expected_factor,
         )
         summary = deploy_gate.deploy_summary(
-            dd, str(res.get("base") or base), str(res.get("head") or head), deploy_warnings
+            dd, str(scored.get("base") or base), str(scored.get("head") or head), deploy_warnings
         )
         publish.finish(
             dd,
             summary,
-            res.get("head"),
+            scored.get("head"),
             gh,
             check,
             check_name or f"{cfg.report.check_name} deploy",

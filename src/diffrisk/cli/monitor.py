@@ -130,7 +130,7 @@ def monitor_cmd(
         report.retrain_result = retrain_model(repo, out_dir, cfg, report)
     if plots_dir:
         write_plots(report, plots_dir, plot_format)
-    md = None
+    md = ""
     if markdown_path or summary or issue:
         md = to_markdown(report)
     if markdown_path:
@@ -140,6 +140,7 @@ def monitor_cmd(
     if issue:
         from diffrisk.hosts.github.client import GitHubClient
 
+        assert github_repo and github_token  # checked above
         api_url = os.environ.get("GITHUB_API_URL") or "https://api.github.com"
         with GitHubClient(github_repo, github_token, api_url=api_url) as client:
             outcome = publish_issue(client, md, cfg.monitor.issue_title)

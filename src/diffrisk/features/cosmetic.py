@@ -286,7 +286,7 @@ class _StripAnnotations(ast.NodeTransformer):
     def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:
         # a class body's annotated names are fields that dataclasses, pydantic, attrs and
         # NamedTuple read at run time: their annotations stay
-        body = []
+        body: list[ast.stmt] = []
         for stmt in node.body:
             if isinstance(stmt, ast.AnnAssign):
                 if stmt.value is not None:
@@ -736,7 +736,8 @@ def _stripped_statements(
     """The statements of ``text`` (a part of ``whole``) as :class:`_StripAnnotations`
     leaves them: (imports, the others). Which typing imports stay depends on the whole
     file: with the names it ``used`` once stripped, the others go."""
-    imports, others = [], []
+    imports: list[str] = []
+    others: list[str] = []
     stripper = _stripper(whole) if b"cast" in text else _StripAnnotations()
     tree = stripper.visit(_parse(text))
     if used is not None:

@@ -170,10 +170,10 @@ def open_repo(path: str | os.PathLike[str], *, allow_shallow: bool = False) -> G
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
         top = work_tree_top(p)
         if top is not None:
-            root = str(top)
+            top_s = str(top)
             raise NotAGitRepositoryError(
-                f"{p} is a directory inside the repository {root}, not its top level",
-                hint=f"run from {root} or pass --repo {root}",
+                f"{p} is a directory inside the repository {top_s}, not its top level",
+                hint=f"run from {top_s} or pass --repo {top_s}",
             ) from None
         raise NotAGitRepositoryError(
             f"{p} is not a git repository",

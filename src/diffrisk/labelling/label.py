@@ -415,7 +415,7 @@ def label(
     c = cache[cache["fix_sha"].isin(wanted)]
     links = c[c["inducing_sha"].notna()].copy()
     merges = _merges(repo, ds.meta.get("head")) if len(links) else set()
-    dropped = []
+    dropped: list[str | None] = []
     for fix, ind, path, fix_path in zip(
         links["fix_sha"], links["inducing_sha"], links["path"], links["fix_path"], strict=True
     ):
@@ -442,7 +442,8 @@ def label(
         by_inducing.setdefault(ind, set()).add(fix)
     newest = int(times.max()) if len(times) else 0
     young = times > newest - cfg.verification_days * 86400
-    fixed_by, days, n_fixes, lab, state = [], [], [], [], []
+    fixed_by, days, n_fixes, state = [], [], [], []
+    lab: list[int | None] = []
     for i, sha in enumerate(changes["sha"]):
         fs = by_inducing.get(sha)
         if fs:
@@ -487,7 +488,7 @@ def label(
 
     summary = c[c["inducing_sha"].isna()]
     blamed_any = set(good["fix_sha"])
-    res = LabelResult(
+    result = LabelResult(
         data_dir=data,
         changes=len(changes),
         fixes=int(is_fix.sum()),
@@ -508,8 +509,8 @@ def label(
         vendored=vendored,
         warnings=notes,
     )
-    res.seconds = time.perf_counter() - t0
-    return res
+    result.seconds = time.perf_counter() - t0
+    return result
 
 
 def _table(name: str, df: pd.DataFrame, key: str) -> pa.Table:

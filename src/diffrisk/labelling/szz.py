@@ -22,7 +22,7 @@ import re
 import signal
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -428,6 +428,7 @@ class _Workers:
                 proc.start()
                 there.close()
                 if hasattr(os, "setpgid"):  # also here: killpg must find the group at once
+                    assert proc.pid is not None  # started
                     with contextlib.suppress(OSError):
                         os.setpgid(proc.pid, proc.pid)
                 self.procs.append(proc)
@@ -463,9 +464,9 @@ class _Workers:
                     continue  # its last reply is read first
                 if ready not in busy:
                     continue
-                i = busy.pop(ready)  # type: ignore[call-overload]
+                i = busy.pop(ready)
                 try:
-                    status, value = ready.recv()  # type: ignore[union-attr]
+                    status, value = ready.recv()
                 except EOFError:
                     self._died(i)
                 if status == "error":
@@ -518,7 +519,7 @@ def blame_fixes(
     workers: int = 1,
     chunk: int = 16,
     on_done: Callable[[int], None] | None = None,
-) -> Iterator[FixBlame]:
+) -> Generator[FixBlame, None, None]:
     """Blame every job, in ``workers`` processes; yields results as chunks finish.
 
     Closing the generator early (an interruption, an error) stops the workers and their

@@ -81,7 +81,7 @@ def linear_contributions(est: Any, X: pd.DataFrame) -> pd.DataFrame | None:
         return None
     if isinstance(members[0][0].named_steps.get("features"), FeatureUnion):
         return _tokens_contributions(est, X)
-    total = None
+    total: pd.DataFrame | None = None
     for pipe, slope in members:
         clf = pipe.named_steps.get("clf")
         if not isinstance(clf, LogisticRegression):
@@ -91,6 +91,7 @@ def linear_contributions(est: Any, X: pd.DataFrame) -> pd.DataFrame | None:
         contrib = slope * np.asarray(z, dtype=float) * clf.coef_[0]
         frame = pd.DataFrame(contrib, columns=names, index=X.index)
         total = frame if total is None else total + frame
+    assert total is not None  # members is not empty
     return total / len(members)
 
 

@@ -208,9 +208,9 @@ class LoadedModel:
             return pd.DataFrame(columns=self.features)
         lin = linear_contributions(self.estimator, df)
         if lin is not None:
-            ref = (self.info.reference or {}).get("code_tokens")
-            if "code_tokens" in lin.columns and ref is not None:
-                lin["code_tokens"] -= float(ref)  # relative to a typical training change
+            tokens_ref = (self.info.reference or {}).get("code_tokens")
+            if "code_tokens" in lin.columns and tokens_ref is not None:
+                lin["code_tokens"] -= float(tokens_ref)  # relative to a typical training change
             return lin[[c for c in self.features if c in lin.columns]]
         reference = self.info.reference or {}
         ref = {c: float(reference.get(c, 0.0)) for c in self.features}

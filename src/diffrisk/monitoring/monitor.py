@@ -286,6 +286,7 @@ def monitor(
             labelled = eligible(frame) & (frame["label_state"] != "unlabelled")
             newer = int((labelled & (t > tw_end) & (t <= mature)).sum())
         if newer is not None and newer < mcfg.min_changes:
+            assert tw_end is not None  # newer is counted only after tw_end
             waiting = (
                 f"feature drift in alert ({', '.join(alerts)}), but the model was trained on "
                 f"the labelled changes up to {tw_end.date()} and only {newer} have been "

@@ -4,7 +4,7 @@ realized accuracy per period; PNG or SVG, written atomically."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -68,7 +68,7 @@ def write_plots(report: MonitorReport, out_dir: str | Path, fmt: str = "png") ->
         fig, ax = plt.subplots(figsize=(7, 0.35 * len(feats) + 1.2))
         ax.barh(
             [d.feature for d in feats],
-            [d.psi for d in feats],
+            cast("list[float]", [d.psi for d in feats]),  # feats: psi is not None
             color=[colors.get(d.status, "grey") for d in feats],
         )
         th = report.drift_thresholds or Config().monitor.model_dump()

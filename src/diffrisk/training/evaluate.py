@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from sklearn.metrics import (
     average_precision_score,
     brier_score_loss,
@@ -61,7 +62,7 @@ def _curve(y: np.ndarray, effort: np.ndarray, order: np.ndarray) -> tuple[np.nda
 
 
 def recall_at_effort(
-    y: Sequence[int], score: Sequence[float], effort: Sequence[float], budget: float = 0.2
+    y: ArrayLike, score: ArrayLike, effort: ArrayLike, budget: float = 0.2
 ) -> float:
     """Share of buggy changes found inspecting, by descending score, changes up to ``budget`` of total effort."""
     y = np.asarray(y)
@@ -73,7 +74,7 @@ def recall_at_effort(
 
 
 def effort_at_recall(
-    y: Sequence[int], score: Sequence[float], effort: Sequence[float], target: float = 0.2
+    y: ArrayLike, score: ArrayLike, effort: ArrayLike, target: float = 0.2
 ) -> float:
     """Share of total effort spent, by descending score, until ``target`` of the buggy changes are found."""
     y = np.asarray(y)
@@ -90,7 +91,7 @@ def _area(ce: np.ndarray, cr: np.ndarray) -> float:
     return float(np.sum((x[1:] - x[:-1]) * (r[1:] + r[:-1]) / 2))
 
 
-def popt(y: Sequence[int], score: Sequence[float], effort: Sequence[float]) -> float:
+def popt(y: ArrayLike, score: ArrayLike, effort: ArrayLike) -> float:
     """Normalised area under the effort-recall curve (Mende & Koschke): 1 - (opt - model) / (opt - worst)."""
     y = np.asarray(y, dtype=float)
     effort = np.asarray(effort, dtype=float)
@@ -105,7 +106,7 @@ def popt(y: Sequence[int], score: Sequence[float], effort: Sequence[float]) -> f
     return float(1 - (opt - model) / (opt - worst))
 
 
-def ifa(y: Sequence[int], score: Sequence[float]) -> float:
+def ifa(y: ArrayLike, score: ArrayLike) -> float:
     """Initial false alarms: clean changes inspected, by descending score, before the first buggy one."""
     t = np.asarray(y)[_ranking(np.asarray(score))]
     if t.sum() == 0:
@@ -113,9 +114,7 @@ def ifa(y: Sequence[int], score: Sequence[float]) -> float:
     return float(np.argmax(t == 1))
 
 
-def classification_metrics(
-    y: Sequence[int], p: Sequence[float], threshold: float = 0.5
-) -> dict[str, float]:
+def classification_metrics(y: ArrayLike, p: ArrayLike, threshold: float = 0.5) -> dict[str, float]:
     y = np.asarray(y, dtype=int)
     p = np.asarray(p, dtype=float)
     both = len(np.unique(y)) == 2
@@ -130,7 +129,7 @@ def classification_metrics(
 
 
 def effort_metrics(
-    y: Sequence[int], score: Sequence[float], effort: Sequence[float], prefix: str = ""
+    y: ArrayLike, score: ArrayLike, effort: ArrayLike, prefix: str = ""
 ) -> dict[str, float]:
     return {
         f"{prefix}recall_at_20_effort": recall_at_effort(y, score, effort, 0.2),
@@ -147,7 +146,7 @@ def effort_of(frame: pd.DataFrame) -> np.ndarray:
 
 
 def all_metrics(
-    y: Sequence[int], p: Sequence[float], effort: Sequence[float], threshold: float = 0.5
+    y: ArrayLike, p: ArrayLike, effort: ArrayLike, threshold: float = 0.5
 ) -> dict[str, float]:
     """Classification metrics, effort-aware metrics by probability and by probability / effort."""
     p = np.asarray(p, dtype=float)
@@ -381,14 +380,14 @@ def _clean(obj: Any) -> Any:
 
 
 def _mean(rows: list[dict[str, float] | None]) -> dict[str, float]:
-    rows = [r for r in rows if r is not None]
-    if not rows:
+    present = [r for r in rows if r is not None]
+    if not present:
         return {}
     out = {}
-    for k in rows[0]:
-        vals = [r[k] for r in rows if not _isnan(r.get(k))]
+    for k in present[0]:
+        vals = [r[k] for r in present if not _isnan(r.get(k))]
         out[k] = float(np.mean(vals)) if vals else math.nan
-    out["folds"] = len(rows)
+    out["folds"] = len(present)
     return out
 
 
@@ -473,7 +472,9 @@ def evaluate(
                 scales.append(anchor_scale(est))
             if progress:
                 progress("evaluating", 1, None)
-    models = {k: {"folds": per_kind[k], "overall": _mean(per_kind[k])} for k in kinds}
+    models: dict[str, dict[str, Any]] = {
+        k: {"folds": per_kind[k], "overall": _mean(per_kind[k])} for k in kinds
+    }
     if "anchored" in models:
         # Factor chosen by the nested selection in each evaluated fold (0 = the baseline).
         models["anchored"]["anchor_scales"] = scales
