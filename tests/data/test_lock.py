@@ -20,8 +20,8 @@ from diffrisk.config import Config, MineConfig
 from diffrisk.data.lock import LOCK_FILE, OWNER_FILE, data_dir_lock, owner, wait_seconds
 from diffrisk.errors import ConfigError
 from diffrisk.mining.mine import mine
+from modelbuilder import build_history, write_labels
 from repobuilder import RepoBuilder, fix_history
-from test_train import build_history, write_labels
 
 FIXES = 250
 

@@ -1,6 +1,6 @@
 """Rendering: golden Markdown files, escaping of repository text, limits, custom templates.
 
-The golden files in tests/golden/ were reviewed by eye (and pasted into a GitHub comment
+The golden files in tests/fixtures/golden/ were reviewed by eye (and pasted into a GitHub comment
 preview). After an intended change of a template, regenerate them with
 ``DIFFRISK_UPDATE_GOLDEN=1 pytest tests/test_report.py`` and review the diff.
 """
@@ -38,7 +38,7 @@ from diffrisk.report.render import (
 )
 from diffrisk.scoring.result import CommitRisk, Factor, FileRisk, ScoreResult, load_result
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden"
 UPDATE = os.environ.get("DIFFRISK_UPDATE_GOLDEN") == "1"
 
 

@@ -17,7 +17,7 @@ from diffrisk.model.contributions import training_medians
 from diffrisk.model.estimators import fit_estimator
 from diffrisk.model.registry import ModelRegistry, load_bundled, load_model
 from diffrisk.model.transforms import raw_features
-from test_train import synthetic_changes
+from modelbuilder import synthetic_changes
 
 
 def _save(reg: ModelRegistry, kind: str = "logistic") -> str:
@@ -338,14 +338,18 @@ def test_a_damaged_current_model_hint_names_ways_out_that_work(tmp_path) -> None
 
 def test_the_bundled_model_scores_as_it_did_before_the_stage_packages():
     """40 fixed rows, scored by diffrisk 0.1.0 (every type under ``diffrisk.train``) and
-    saved in tests/golden: the model file and its loading path are unchanged."""
+    saved in tests/fixtures/golden: the model file and its loading path are unchanged."""
     from pathlib import Path
 
     import pandas as pd
 
     from diffrisk.model.registry import load_bundled
 
-    golden = json.loads((Path(__file__).parent / "golden" / "bundled_scores.json").read_text())
+    golden = json.loads(
+        (
+            Path(__file__).resolve().parents[1] / "fixtures" / "golden" / "bundled_scores.json"
+        ).read_text()
+    )
     model = load_bundled()
     assert model.features == golden["features"]
     rows = pd.DataFrame(golden["rows"], columns=golden["features"])
@@ -358,7 +362,7 @@ def test_the_bundled_model_scores_as_it_did_before_the_stage_packages():
     "path",
     [
         "src/diffrisk/bundled/metadata.json",
-        "tests/data/model-calibration-ensemble/metadata.json",
+        "tests/fixtures/model-calibration-ensemble/metadata.json",
     ],
 )
 def test_every_metadata_json_written_so_far_reads_and_writes_back_unchanged(path):
@@ -366,7 +370,7 @@ def test_every_metadata_json_written_so_far_reads_and_writes_back_unchanged(path
 
     from diffrisk.model.metadata import ModelMetadata
 
-    raw = json.loads((Path(__file__).parent.parent / path).read_text())
+    raw = json.loads((Path(__file__).resolve().parents[2] / path).read_text())
     md = ModelMetadata.from_dict(raw)
     assert md.kind and md.features and md.sha256 and md.created_at is not None
     assert md.to_dict() == raw and list(md.to_dict()) == list(raw)

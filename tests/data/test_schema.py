@@ -6,7 +6,7 @@ import pyarrow as pa
 
 from diffrisk.data.schema import KAMEI, TABLES, arrow_schema, to_markdown
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_docs_schema_is_generated_from_code() -> None:

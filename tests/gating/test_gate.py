@@ -635,7 +635,7 @@ def deploy_repo(tmp_path_factory):
     import sys as _sys
     from pathlib import Path as _Path
 
-    _sys.path.insert(0, str(_Path(__file__).resolve().parent.parent / "scripts"))
+    _sys.path.insert(0, str(_Path(__file__).resolve().parents[2] / "scripts"))
     from diffrisk.config import MineConfig
     from diffrisk.mining.mine import mine
     from repobuilder import RepoBuilder

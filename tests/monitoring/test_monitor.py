@@ -882,7 +882,7 @@ def _diffrisk_imports(path: Path) -> set[str]:
 
 
 def test_stages_below_monitoring_do_not_import_it() -> None:
-    src = Path(__file__).resolve().parents[1] / "src" / "diffrisk"
+    src = Path(__file__).resolve().parents[2] / "src" / "diffrisk"
     for stage in ("scoring", "training", "labelling", "mining", "data"):
         for f in (src / stage).rglob("*.py"):
             assert not any(m.startswith("diffrisk.monitoring") for m in _diffrisk_imports(f)), f
