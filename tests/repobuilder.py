@@ -27,7 +27,7 @@ def ts(day: float) -> int:
 
 
 class RepoBuilder:
-    def __init__(self, path: Path, *, bare: bool = False) -> None:
+    def __init__(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.repo = git.Repo.init(path, initial_branch="main")

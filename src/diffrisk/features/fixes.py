@@ -35,7 +35,6 @@ and mostly features, in a hand-checked sample). Issue numbers are still recorded
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from diffrisk.config import FixesConfig
@@ -160,8 +159,3 @@ class FixRule:
 def linked_issues(message: str) -> list[int]:
     """Issue numbers a message closes ("fixes #12", "closes #3")."""
     return sorted({int(m) for m in _CLOSES.findall(message)})
-
-
-def classify(messages: Iterable[tuple[str, str]], cfg: FixesConfig | None = None) -> list[bool]:
-    rule = FixRule.from_config(cfg)
-    return [rule.is_fix(s, b) for s, b in messages]

@@ -10,7 +10,6 @@ import codecs
 import dataclasses
 import os
 import subprocess
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -265,18 +264,6 @@ def count_lines(data: bytes) -> int:
     if data and not data.endswith(b"\n"):
         n += 1
     return n
-
-
-def iter_chunks(stream: Sequence[bytes] | Iterator[bytes], sep: bytes) -> Iterator[bytes]:
-    """Split a stream of byte chunks on ``sep`` without holding it all in memory."""
-    buf = b""
-    for chunk in stream:
-        buf += chunk
-        parts = buf.split(sep)
-        buf = parts.pop()
-        yield from parts
-    if buf:
-        yield buf
 
 
 def unquote_path(raw: bytes, errors: str = "surrogateescape") -> str:

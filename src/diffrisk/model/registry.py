@@ -216,12 +216,6 @@ class LoadedModel:
         ref = {c: float(reference.get(c, 0.0)) for c in self.features}
         return replacement_contributions(lambda X: self.estimator.predict_proba(X)[:, 1], df, ref)
 
-    def baseline_scores(self, changes_df: pd.DataFrame) -> np.ndarray:
-        """Lines added to source files (or all lines added): the baseline ranking."""
-        df = pd.DataFrame(changes_df)
-        col = "la_source" if "la_source" in df.columns else "la"
-        return pd.to_numeric(df[col], errors="coerce").fillna(0).to_numpy(dtype=float)
-
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:

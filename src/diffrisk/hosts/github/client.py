@@ -63,14 +63,6 @@ def _redact_text(text: str) -> str:
     return text
 
 
-class SecretFilter(logging.Filter):
-    """Replaces every registered secret in a log record's message by ``***``."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        _redact_record(record)
-        return True
-
-
 def _redact_record(record: logging.LogRecord) -> None:
     if not _SECRETS:
         return
