@@ -105,6 +105,15 @@ def find_override(
     allowed = {a.lower().lstrip("@") for a in approvers}
     if not allowed:
         return None
+    for login, rv in _latest_deciding(reviews).items():
+        if login in allowed and rv.state.upper() == "APPROVED" and _of(rv, head_sha):
+            return Override("approval", rv.user, rv.commit_id or "")
+    return None
+
+
+def _latest_deciding(reviews: Sequence[Review]) -> dict[str, Review]:
+    """Each reviewer's (lower-cased login) latest APPROVED, CHANGES_REQUESTED or DISMISSED
+    review, in time order (comments do not count)."""
     latest: dict[str, Review] = {}
     order = sorted(
         enumerate(reviews),
@@ -113,10 +122,7 @@ def find_override(
     for _, rv in order:
         if rv.state.upper() in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
             latest[rv.user.lower()] = rv
-    for login, rv in latest.items():
-        if login in allowed and rv.state.upper() == "APPROVED" and _of(rv, head_sha):
-            return Override("approval", rv.user, rv.commit_id or "")
-    return None
+    return latest
 
 
 def _of(review: Review, head_sha: str | None) -> bool:
@@ -129,12 +135,7 @@ def stale_approvals(
     """Approvals by ``approvers`` that are their latest deciding review but were given on
     another commit than ``head_sha``: they do not accept the risk of the newer pushes."""
     allowed = {a.lower().lstrip("@") for a in approvers}
-    latest: dict[str, Review] = {}
-    for rv in sorted(
-        reviews, key=lambda r: (r.submitted_at is None, r.submitted_at or datetime.min)
-    ):
-        if rv.state.upper() in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
-            latest[rv.user.lower()] = rv
+    latest = _latest_deciding(reviews)
     return [
         rv
         for login, rv in latest.items()
