@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
+
+from diffrisk.model.metadata import ModelMetadata
 
 
 def training_window(
@@ -47,14 +49,9 @@ def _ts(v: Any) -> pd.Timestamp | None:
 
 
 def model_age_days(metadata: Mapping[str, Any], now: datetime | None = None) -> float | None:
-    """Days since the model was trained (``trained_at`` or the registry's ``created``); None if unknown."""
-    for key in ("trained_at", "created_at", "created", "saved_at"):
-        t = _ts(metadata.get(key))
-        if t is not None:
-            now_ts = pd.Timestamp(now or datetime.now(timezone.utc))
-            now_ts = now_ts.tz_localize("UTC") if now_ts.tzinfo is None else now_ts
-            return float((now_ts - t).total_seconds() / 86400)
-    return None
+    """Days since the model was saved (its ``created``, the one time every writer
+    records); None if unknown."""
+    return ModelMetadata.from_dict(metadata).age_days(now)
 
 
 def recorded_auc(metadata: Mapping[str, Any], whole_history: bool = False) -> float | None:
