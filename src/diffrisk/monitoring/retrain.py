@@ -16,6 +16,8 @@ import pandas as pd
 from diffrisk.config import Config
 from diffrisk.data.outcomes import load_labels
 from diffrisk.errors import DataError
+from diffrisk.model.metadata import build_metadata
+from diffrisk.model.metadata import training_window as rows_window
 from diffrisk.monitoring.modelinfo import training_window
 from diffrisk.monitoring.monitor import MonitorReport
 from diffrisk.monitoring.retrain_record import record_retrain
@@ -190,26 +192,21 @@ def _retrain(
         f"challenger promoted by diffrisk monitor: ROC-AUC {auc_ch:.3f} vs {auc_champ:.3f} for {champion.version} "
         f"on the latest fold ({fold.test_start[:10]} – {fold.test_end[:10]})"
     )
-    md = {
-        "kind": kind,
-        "features": raw_features(kind, cm),
-        "code_metrics": cm,
-        "training_window": {  # the keys diffrisk train records
-            "first_sha": str(rows["sha"].iloc[0]),
-            "first_date": pd.Timestamp(rows["author_time"].iloc[0]).isoformat(),
-            "last_sha": str(rows["sha"].iloc[-1]),
-            "last_date": pd.Timestamp(rows["author_time"].iloc[-1]).isoformat(),
-        },
-        "n_train": len(rows),
-        "n_buggy": int(y.sum()),
-        "metrics": {
+    md = build_metadata(
+        kind,
+        raw_features(kind, cm),
+        code_metrics=cm,
+        training_window=rows_window(rows),  # the keys diffrisk train records
+        n_train=len(rows),
+        n_buggy=int(y.sum()),
+        metrics={
             "latest_fold": {"roc_auc": auc_ch, **out["fold"]},
             "rank_metric": "roc_auc",
             "champion_latest_fold": {"roc_auc": auc_champ},
         },
-        "reference": model_reference(kind, est, rows, cm),
-        "repository": str(repo) if repo is not None else None,
-        "promotion": {
+        reference=model_reference(kind, est, rows, cm),
+        repository=str(repo) if repo is not None else None,
+        promotion={
             "by": "diffrisk monitor --retrain",
             "why": why,
             "monitor_reasons": out["reasons"],
@@ -218,7 +215,7 @@ def _retrain(
             "challenger_auc": auc_ch,
             "champion_compared_as": how,
         },
-    }
+    )
     reg = ModelRegistry(models_dir(data_dir))
     version = reg.save(est, md)
     reg.promote(version)
