@@ -10,10 +10,11 @@ tree; either way only regular files inside the repository, never a symbolic link
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from diffrisk.errors import ConfigError
+from diffrisk.git.repo import GitRepo, open_repo
 
 
 def _relative(rel: str | os.PathLike[str]) -> str:
@@ -33,6 +34,7 @@ class SettingsSource:
 
     root: Path
     rev: str | None = None
+    repo: GitRepo | None = field(default=None, compare=False, repr=False)  # opened once
 
     @classmethod
     def of(cls, repo: str | os.PathLike[str], rev: str | None = None) -> SettingsSource:
@@ -40,9 +42,8 @@ class SettingsSource:
         root = Path(repo)
         if rev is None:
             return cls(root, None)
-        from diffrisk.git.repo import open_repo
-
-        return cls(root, open_repo(root, allow_shallow=True).resolve(rev))
+        opened = open_repo(root, allow_shallow=True)
+        return cls(root, opened.resolve(rev), opened)
 
     def describe(self, rel: str) -> str:
         return f"{rel} at {self.rev[:12]}" if self.rev else str(self.root / rel)
@@ -78,9 +79,7 @@ class SettingsSource:
         return path.read_bytes()
 
     def _read_rev(self, name: str) -> bytes | None:
-        from diffrisk.git.repo import open_repo
-
-        repo = open_repo(self.root, allow_shallow=True)
+        repo = self.repo or open_repo(self.root, allow_shallow=True)
         out = repo.run("ls-tree", "-z", "--full-tree", str(self.rev), "--", name)
         entry = next((e for e in out.split(b"\0") if e), None)
         if entry is None:
@@ -100,8 +99,6 @@ class SettingsSource:
 
 def changed_paths(repo: str | os.PathLike[str], base: str, head: str) -> set[str]:
     """Paths the change ``base...head`` (since the merge base) adds, modifies or deletes."""
-    from diffrisk.git.repo import open_repo
-
     r = open_repo(repo, allow_shallow=True)
     out = r.run("diff", "--name-only", "-z", "--no-renames", f"{base}...{head}", check=False)
     return {p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p}

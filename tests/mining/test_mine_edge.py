@@ -191,7 +191,7 @@ def test_a_partial_clone_whose_remote_is_gone_is_mined_with_unknown_counts(
         code, out = _cli(cmd, "--repo", str(bare), "--data-dir", str(tmp_path / "b"), "-q")
         assert code == 0, out
         if cmd == "mine":
-            assert "the .mailmap of the mined commit is missing" in " ".join(out.split())
+            assert "the .mailmap of the commit is missing" in " ".join(out.split())
     assert changes(tmp_path / "b")["unknown_files"].tolist() == [3, 3, 3]
 
 

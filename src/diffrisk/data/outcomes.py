@@ -21,8 +21,9 @@ import pandas as pd
 
 from diffrisk.config import Config
 from diffrisk.data import predlog
-from diffrisk.data.predlog import LEVELS, commit_key
+from diffrisk.data.predlog import commit_key
 from diffrisk.errors import DataError, DiffriskError
+from diffrisk.levels import LEVELS
 
 _SQUASH_PR = re.compile(r"\(#(\d+)\)\s*$")
 

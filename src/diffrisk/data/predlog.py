@@ -37,12 +37,12 @@ import pyarrow.parquet as pq
 from diffrisk.data.schema import arrow_schema, column_names
 from diffrisk.data.store import atomic_write_table, set_aside
 from diffrisk.errors import DataError
+from diffrisk.levels import LEVELS
 from diffrisk.notices import notice
 
 FILE = "predictions.parquet"
 #: Columns a log written by an earlier version may lack (read as nulls).
 OPTIONAL = frozenset({"commit_keys"})
-LEVELS = ("low", "medium", "high")
 _SHA = re.compile(r"^[0-9a-f]{7,64}$")
 
 

@@ -50,6 +50,11 @@ GIT_CONFIG = [
     "-c",
     f"attr.tree={EMPTY_TREE}",
 ]
+#: Said when a partial clone lacks the .mailmap blob (:attr:`GitRepo.mailmap_missing`).
+MAILMAP_MISSING = (
+    "the .mailmap of the commit is missing from this partial clone: authors are not mapped "
+    "(fetch it, or clone without --filter)"
+)
 # Variables that would give git a work tree, an index or an attribute source of its own.
 _UNSET = ("GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_ATTR_SOURCE", "GIT_DIR")
 
@@ -68,6 +73,8 @@ class GitRepo:
     bare: bool
     mailmap_rev: str | None = None
     """The commit whose .mailmap maps authors (None: HEAD's). In CI, a trusted one."""
+    mailmap_missing: bool = False
+    """A partial clone without that commit's .mailmap blob: authors are not mapped."""
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in _UNSET}
@@ -81,8 +88,20 @@ class GitRepo:
         return ["git", "--bare", "--git-dir", str(self.git_dir), *GIT_CONFIG, *mailmap, *args]
 
     def with_mailmap(self, rev: str) -> GitRepo:
-        """This repository with authors mapped by the .mailmap of ``rev`` (resolved here)."""
-        return dataclasses.replace(self, mailmap_rev=self.resolve(rev))
+        """This repository with authors mapped by the .mailmap of ``rev`` (resolved here).
+
+        A partial clone that lacks that .mailmap blob gets no mailmap (the empty tree has
+        none) and ``mailmap_missing``: git would stop at every commit, unable to fetch it."""
+        sha = self.resolve(rev)
+        if self.is_partial_clone():
+            oid = self.run("rev-parse", "--verify", "--quiet", f"{sha}:.mailmap", check=False)
+            if oid.strip():
+                with CatFile(self) as cat:
+                    if cat.read(oid.strip().decode()) is None:
+                        return dataclasses.replace(
+                            self, mailmap_rev=EMPTY_TREE, mailmap_missing=True
+                        )
+        return dataclasses.replace(self, mailmap_rev=sha)
 
     def run(self, *args: str, input: bytes | None = None, check: bool = True) -> bytes:
         """Run git and return stdout; a failure raises :class:`GitCommandError`."""

@@ -13,7 +13,6 @@ only on its ancestors, so the result equals mining from scratch.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import multiprocessing
 import os
@@ -59,7 +58,7 @@ from diffrisk.features.history import (
     subsystem,
 )
 from diffrisk.features.source import SourceFilter
-from diffrisk.git.repo import EMPTY_TREE, CatFile, GitRepo, count_lines, open_repo
+from diffrisk.git.repo import MAILMAP_MISSING, CatFile, GitRepo, count_lines, open_repo
 
 Progress = Callable[[str, int, int | None], None]
 """progress(stage, advance, total): ``total`` given once per stage, then advances."""
@@ -652,7 +651,6 @@ def mine(
     repo = open_repo(repo_path)
     head = repo.resolve(rev)
     repo = repo.with_mailmap(head)  # authors as the mined commit's .mailmap maps them
-    repo, no_mailmap = _unless_mailmap_missing(repo, head)
     data = Path(data_dir)
     settings = {
         "code_metrics": cfg.code_metrics,
@@ -692,8 +690,8 @@ def mine(
         _fill_counts(result, old.changes, set())
         return result
 
-    if no_mailmap:
-        result.warnings.append(no_mailmap)
+    if repo.mailmap_missing:
+        result.warnings.append(MAILMAP_MISSING)
     state = new_state(graph)
     known_rows = known_commits(old, wanted) if old is not None and known else {}
     if progress:
@@ -811,24 +809,6 @@ def oversized_file_changes(
         if size.isdigit() and int(size) > MAX_BLOB_BYTES:
             big.add(oid)
     return sum(1 for b, a in zip(py["blob_before"], py["blob_after"], strict=True) if {b, a} & big)
-
-
-def _unless_mailmap_missing(repo: GitRepo, head: str) -> tuple[GitRepo, str | None]:
-    """``repo``, unless it is a partial clone without ``head``'s .mailmap blob: git would
-    stop at every commit, unable to fetch it. Then no mailmap (the empty tree has none),
-    and a warning saying so."""
-    if not repo.is_partial_clone():
-        return repo, None
-    oid = repo.run("rev-parse", "--verify", "--quiet", f"{head}:.mailmap", check=False).strip()
-    if not oid:
-        return repo, None
-    with CatFile(repo) as cat:
-        if cat.read(oid.decode()) is not None:
-            return repo, None
-    return dataclasses.replace(repo, mailmap_rev=EMPTY_TREE), (
-        "the .mailmap of the mined commit is missing from this partial clone: authors are "
-        "not mapped (fetch it, or clone without --filter)"
-    )
 
 
 def _all_code_lines(

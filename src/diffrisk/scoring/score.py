@@ -34,7 +34,7 @@ from diffrisk.data.paths import default_data_dir, refuse_committed
 from diffrisk.errors import (
     ModelError,
 )
-from diffrisk.git.repo import open_repo
+from diffrisk.git.repo import MAILMAP_MISSING, open_repo
 from diffrisk.hosts.github.events import PullRequest
 from diffrisk.jsonutil import jsonable
 from diffrisk.levels import level_of
@@ -183,6 +183,8 @@ def score(
     from diffrisk.config import pull_request_notes
 
     warnings.extend(pull_request_notes(cfg, a.head))
+    if repo.mailmap_missing:
+        warnings.append(MAILMAP_MISSING)
     meta = getattr(model, "metadata", {}) or {}
     return ScoreResult(
         repo=str(repo_path),
