@@ -23,8 +23,8 @@ from diffrisk.cli.output import (
     repo_option,
 )
 from diffrisk.config import load_config
-from diffrisk.data.paths import default_data_dir
-from diffrisk.data.store import META, ignore_in_git
+from diffrisk.data.paths import META_FILE, default_data_dir
+from diffrisk.data.store import ignore_in_git
 from diffrisk.mining.mine import mine
 from diffrisk.report.terminal import Console, print_json, stderr_console
 
@@ -197,9 +197,9 @@ def _rebuild(
             exclude_paths=exclude,
         )
         names = sorted(
-            p.name for p in tmp.iterdir() if p.is_file() and p.name not in (META, ".gitignore")
+            p.name for p in tmp.iterdir() if p.is_file() and p.name not in (META_FILE, ".gitignore")
         )
-        for name in [*names, META]:
+        for name in [*names, META_FILE]:
             os.replace(tmp / name, out_dir / name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

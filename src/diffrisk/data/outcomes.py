@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 from diffrisk.config import Config
-from diffrisk.data import predlog
+from diffrisk.data.datadir import DataDir
 from diffrisk.data.predlog import commit_key
-from diffrisk.errors import DataError, DiffriskError
+from diffrisk.errors import DiffriskError
 from diffrisk.levels import LEVELS
 
 _SQUASH_PR = re.compile(r"\(#(\d+)\)\s*$")
@@ -38,24 +38,14 @@ def _epoch_seconds(times: pd.Series) -> pd.Series:
     return pd.to_datetime(times, utc=True).dt.as_unit("s").astype("int64")
 
 
+#: The label stage's columns the outcomes read (``labels.parquet``).
+LABEL_COLUMNS = ("sha", "label", "label_state")
+
+
 def load_labels(data_dir: Path) -> pd.DataFrame | None:
-    """``labels.parquet`` or None when the history was not labelled yet."""
-    p = Path(data_dir) / "labels.parquet"
-    if not p.exists():
-        return None
-    try:
-        lab = pd.read_parquet(p)
-    except (OSError, ValueError) as err:
-        raise DataError(
-            f"{p} is corrupt or unreadable ({err})", hint="run `diffrisk label` again"
-        ) from None
-    need = {"sha", "label", "label_state"}
-    if need - set(lab.columns):
-        raise DataError(
-            f"{p} lacks columns {sorted(need - set(lab.columns))}",
-            hint="run `diffrisk label` again",
-        )
-    return lab
+    """``labels.parquet`` or None when the history was not labelled yet (labels of an
+    older mining count: they are joined by sha)."""
+    return DataDir(data_dir).labels(required=False, need=LABEL_COLUMNS, stale_ok=True)
 
 
 def no_labels() -> pd.DataFrame:
@@ -194,15 +184,15 @@ def realized_footer(
     data: the footer is optional.
     """
     cfg = config or Config()
-    data_dir = Path(data_dir)
+    data = DataDir(data_dir)
     try:
-        preds = predlog.load_predictions(data_dir)
+        preds = data.predictions()
         if preds.empty:
             return None
-        labels = load_labels(data_dir)
+        labels = load_labels(data.root)
         if labels is None:
             return None
-        changes = pd.read_parquet(data_dir / "changes.parquet", columns=["sha", "subject"])
+        changes = pd.read_parquet(data.changes_path, columns=["sha", "subject"])
     except (DiffriskError, OSError, ValueError):
         return None
     outcomes = prediction_outcomes(preds, changes, labels)

@@ -1,4 +1,5 @@
-"""Where diffrisk keeps its files for a repository."""
+"""Where diffrisk keeps its files for a repository: the data directory and the names of
+its files (:class:`diffrisk.data.datadir.DataDir` reads them)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,17 @@ from diffrisk.errors import DataError
 from diffrisk.git.repo import GitRepo
 
 DATA_DIR_NAME = ".diffrisk"
+
+#: The files of a data directory (docs/schema.md has their columns).
+META_FILE = "meta.json"
+CHANGES_FILE = "changes.parquet"
+FILES_FILE = "files.parquet"
+BLOB_METRICS_FILE = "blob_metrics.parquet"
+LABELS_FILE = "labels.parquet"
+LINKS_FILE = "szz_links.parquet"
+SZZ_CACHE_FILE = "szz_cache.parquet"
+PREDICTIONS_FILE = "predictions.parquet"
+MODELS_DIR = "models"
 
 
 def default_data_dir(repo: str | Path) -> Path:
@@ -19,7 +31,7 @@ def default_data_dir(repo: str | Path) -> Path:
 
 
 def models_dir(data_dir: str | Path) -> Path:
-    return Path(data_dir) / "models"
+    return Path(data_dir) / MODELS_DIR
 
 
 def refuse_committed(repo: GitRepo, data_dir: str | Path) -> None:

@@ -34,13 +34,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from diffrisk.data.paths import PREDICTIONS_FILE
 from diffrisk.data.schema import arrow_schema, column_names
 from diffrisk.data.store import atomic_write_table, set_aside
 from diffrisk.errors import DataError
 from diffrisk.levels import LEVELS
 from diffrisk.notices import notice
 
-FILE = "predictions.parquet"
 #: Columns a log written by an earlier version may lack (read as nulls).
 OPTIONAL = frozenset({"commit_keys"})
 _SHA = re.compile(r"^[0-9a-f]{7,64}$")
@@ -52,7 +52,7 @@ def commit_key(author_email: str, author_time: int) -> str:
 
 
 def path_of(data_dir: str | Path) -> Path:
-    return Path(data_dir) / FILE
+    return Path(data_dir) / PREDICTIONS_FILE
 
 
 def empty() -> pd.DataFrame:

@@ -30,10 +30,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from diffrisk import __version__
+from diffrisk.data.paths import (
+    BLOB_METRICS_FILE,
+    CHANGES_FILE,
+    FILES_FILE,
+    LABELS_FILE,
+    LINKS_FILE,
+    META_FILE,
+    MODELS_DIR,
+    PREDICTIONS_FILE,
+    SZZ_CACHE_FILE,
+)
 from diffrisk.data.schema import SCHEMA_VERSION, BlobMetrics, arrow_schema, column_names
 from diffrisk.errors import DataError, RepositoryError
 
-META = "meta.json"
 _last_reason = ""
 
 
@@ -160,7 +170,7 @@ def _blob_dict(table: pa.Table) -> dict[str, BlobMetrics]:
 
 
 def read_meta(data_dir: Path) -> dict[str, Any] | None:
-    p = data_dir / META
+    p = data_dir / META_FILE
     if not p.exists():
         return None
     try:
@@ -238,9 +248,9 @@ def load_dataset(data_dir: Path, settings: dict[str, Any] | None = None) -> Data
             _last_reason = "mining settings changed since the dataset was mined"
             return None
         gen = meta["generation"]
-        changes = _read_table(data_dir / "changes.parquet", gen).to_pandas()
-        files = _read_table(data_dir / "files.parquet", gen).to_pandas()
-        bm_path = data_dir / "blob_metrics.parquet"
+        changes = _read_table(data_dir / CHANGES_FILE, gen).to_pandas()
+        files = _read_table(data_dir / FILES_FILE, gen).to_pandas()
+        bm_path = data_dir / BLOB_METRICS_FILE
         blobs = _blob_dict(_read_table(bm_path, gen)) if bm_path.exists() else {}
     except DataError as err:
         if settings is None:
@@ -265,7 +275,7 @@ def write_meta(
         "settings": settings,
         "mined_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    atomic_write_bytes(data_dir / META, json.dumps(meta, indent=2).encode())
+    atomic_write_bytes(data_dir / META_FILE, json.dumps(meta, indent=2).encode())
 
 
 def save_dataset(
@@ -280,9 +290,9 @@ def save_dataset(
     """Write all tables to temporary files, then swap them in with signals blocked."""
     gen = uuid.uuid4().hex
     tables = {
-        "changes.parquet": to_arrow("changes", changes),
-        "files.parquet": to_arrow("files", files),
-        "blob_metrics.parquet": _blob_table(blob_metrics),
+        CHANGES_FILE: to_arrow("changes", changes),
+        FILES_FILE: to_arrow("files", files),
+        BLOB_METRICS_FILE: _blob_table(blob_metrics),
     }
     data_dir.mkdir(parents=True, exist_ok=True)
     tmps: dict[str, str] = {}
@@ -311,15 +321,15 @@ def save_dataset(
 #: one (``predictions.parquet.lock``, ``registry.json.damaged-...``), its temporary files
 #: (``.NAME.*.tmp``) and ``mine --rebuild``'s ``.rebuild-*`` directory.
 OWN_NAMES = (
-    META,
-    "changes.parquet",
-    "files.parquet",
-    "blob_metrics.parquet",
-    "labels.parquet",
-    "szz_links.parquet",
-    "szz_cache.parquet",
-    "predictions.parquet",
-    "models",
+    META_FILE,
+    CHANGES_FILE,
+    FILES_FILE,
+    BLOB_METRICS_FILE,
+    LABELS_FILE,
+    LINKS_FILE,
+    SZZ_CACHE_FILE,
+    PREDICTIONS_FILE,
+    MODELS_DIR,
     ".diffrisk.lock",
     ".rebuild-",
     ".gitignore",

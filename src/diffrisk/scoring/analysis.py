@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -67,14 +66,8 @@ class History:
         return len(self.shas)
 
 
-def read_labels(data_dir: Path) -> pd.DataFrame | None:
-    p = data_dir / "labels.parquet"
-    if not p.exists():
-        return None
-    try:
-        return pd.read_parquet(p, columns=["sha", "label", "is_fix"])
-    except (OSError, ValueError, KeyError) as err:
-        raise DataError(f"{p} is unreadable ({err})", hint="run `diffrisk label` again") from None
+#: The label stage's columns the replayed history reads (``labels.parquet``).
+LABEL_COLUMNS = ("sha", "label", "is_fix")
 
 
 def replay_history(

@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 
 from diffrisk.config import Config
-from diffrisk.data import store
+from diffrisk.data.datadir import DataDir
 from diffrisk.data.outcomes import realized_footer
-from diffrisk.data.paths import default_data_dir, refuse_committed
+from diffrisk.data.paths import refuse_committed
 from diffrisk.errors import (
     ModelError,
 )
@@ -38,7 +38,7 @@ from diffrisk.git.repo import MAILMAP_MISSING, open_repo
 from diffrisk.hosts.github.events import PullRequest
 from diffrisk.jsonutil import jsonable
 from diffrisk.levels import level_of
-from diffrisk.scoring.analysis import analyze, past_year, read_labels
+from diffrisk.scoring.analysis import LABEL_COLUMNS, analyze, past_year
 from diffrisk.scoring.result import CommitRisk, ScoreResult
 
 #: Fewer past-year changes than this give no percentile ("riskier than 100 % of the
@@ -106,15 +106,15 @@ def score(
     scfg = cfg.score
     # authors as the base's .mailmap maps them: a PR's own .mailmap does not count
     repo = open_repo(repo_path).with_mailmap(base)
-    data = Path(data_dir) if data_dir is not None else default_data_dir(repo_path)
-    refuse_committed(repo, data)
-    dataset = store.load_dataset(data)
-    assert dataset is not None  # load_dataset raises when there is none
-    labels = read_labels(data)
+    data = DataDir.of(repo_path, data_dir)
+    refuse_committed(repo, data.root)
+    dataset = data.dataset()
+    # labels join by sha: those of an older mining still label the commits they name
+    labels = data.labels(required=False, columns=LABEL_COLUMNS, stale_ok=True)
     if model is None:
         from diffrisk.model.registry import load_model
 
-        model = load_model(data)
+        model = load_model(data.root)
     if progress:
         progress("features")
     a = analyze(
@@ -212,6 +212,6 @@ def score(
         pull_request=pull_request.number if pull_request else None,
         warnings=warnings,
         seconds=round(time.perf_counter() - t0, 3),
-        realized=realized_footer(data, cfg),
+        realized=realized_footer(data.root, cfg),
         reviewer_commits=reviewer_shas,
     )
