@@ -8,6 +8,7 @@ Unknown keys are errors, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any, Literal
@@ -132,6 +133,44 @@ class FixesConfig(_Section):
     """A subject whose fix keyword is about one of these (e.g. "fix typo") is not a bug fix."""
 
 
+class JiraConfig(_Section):
+    """The JIRA fix source of ``diffrisk label`` (``[label.jira]``; docs/labels.md): a commit
+    whose message cites an issue key (``ZOOKEEPER-123``) of a bug is a fix. Issues come from
+    ``export`` (offline) or else the REST API at ``url``, with the token in ``$JIRA_TOKEN``
+    (a personal access token; with ``$JIRA_USER``, an account e-mail and API token for
+    Jira Cloud; neither: anonymous)."""
+
+    url: str | None = None
+    """JIRA's base address, e.g. ``https://issues.apache.org/jira``; none: no REST lookups."""
+    projects: list[str] = Field(default_factory=list)
+    """Project keys whose issues commits cite (``["ZOOKEEPER"]``); empty: the keys that recur
+    in the commit messages."""
+    export: str | None = None
+    """A JIRA export to read instead of the REST API: a CSV (JIRA's export, columns "Issue
+    key", "Issue Type", "Created", "Resolution", "Status") or JSON (a saved search response)
+    file, or a directory of them; relative to the repository."""
+    bug_types: list[str] = Field(default_factory=lambda: ["Bug", "Defect"], min_length=1)
+    """Issue types that are bugs (case-insensitive)."""
+    resolutions: list[str] = Field(default_factory=list)
+    """Resolutions a bug must have to count, e.g. ``["Fixed"]``; empty: any, unresolved too."""
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("https://", "http://")):
+            raise ValueError("an http(s) address, e.g. https://issues.apache.org/jira")
+        return v
+
+    @field_validator("projects")
+    @classmethod
+    def _project_keys(cls, v: list[str]) -> list[str]:
+        keys = [p.strip().upper() for p in v]
+        bad = [p for p in keys if not re.fullmatch(r"[A-Z][A-Z0-9_]+", p)]
+        if bad:
+            raise ValueError("JIRA project keys, e.g. 'ZOOKEEPER'")
+        return keys
+
+
 class LabelConfig(_Section):
     """SZZ labelling (docs/labels.md describes every filter and what it changes)."""
 
@@ -146,7 +185,25 @@ class LabelConfig(_Section):
     skip_merges: bool = True
     """Links to merge commits are dropped from szz_links (merges are never labelled either way)."""
     issue_date_filter: bool = True
-    """Drop candidates committed after the fix's linked bug issue was opened (needs GitHub)."""
+    """Drop candidates committed after the fix's bug report was opened, whenever a source
+    gives that date (GitHub, JIRA, a fixes file)."""
+    select: Literal["recent", "all"] = "recent"
+    """Which blamed commits of a fix are labelled buggy: the most recent one (R-SZZ, about
+    twice as precise on the developer-informed oracle) or every one (B-SZZ)."""
+    python_indentation: bool = True
+    """With ``ignore_whitespace``: a Python line whose indentation changed still counts as
+    changed (it moved into or out of a block)."""
+    skip_incidental: bool = True
+    """Deleted imports, ``#include``/package lines, ``__version__``/``__all__`` and lines
+    whose only change is a trailing comment are not blamed."""
+    sources: list[Literal["message", "developer", "github", "jira", "file"]] = Field(
+        default_factory=lambda: ["message", "developer", "github", "jira", "file"]
+    )
+    """Fix sources used when available (``github`` needs a token, ``jira`` a URL or an
+    export, ``file`` a ``--fixes`` file); see docs/labels.md."""
+    judge_fix_changes: bool = True
+    """A message-rule fix that changes no source file (only tests, docs, CI, stubs) is not
+    a bug fix."""
     source_only: bool = True
     """Blame only source files (``source_extensions`` minus ``exclude_paths``)."""
     copy_detection: bool = False
@@ -227,6 +284,21 @@ class LabelConfig(_Section):
             "*/test_*.py",
             "*_test.py",
             "*_test.go",
+            "testsuite/*",
+            "*/testsuite/*",
+            "typing_tests/*",
+            "*/typing_tests/*",
+            "*_tests.py",
+            "*Test.java",
+            "*Tests.java",
+            "*Test.kt",
+            "*Tests.kt",
+            "*_test.cc",
+            "*_test.cpp",
+            "*_unittest.cc",
+            "*Tests.swift",
+            "*Test.php",
+            "*_test.rb",
             # JavaScript/TypeScript (Jest, Vitest, Mocha, Playwright), RSpec, pytest fixtures
             "__tests__/*",
             "*/__tests__/*",
@@ -265,6 +337,8 @@ class LabelConfig(_Section):
         default_factory=lambda: ["bug", "type: bug", "kind/bug", "defect", "regression"]
     )
     """GitHub labels that mark an issue or pull request as a bug (with a token)."""
+    jira: JiraConfig = Field(default_factory=JiraConfig)
+    """The JIRA fix source (``[label.jira]``): commits citing a bug issue's key are fixes."""
 
     @field_validator("source_extensions")
     @classmethod
@@ -614,15 +688,21 @@ def to_markdown() -> str:
         "```",
         "",
     ]
-    for section, field in Config.model_fields.items():
-        model = field.annotation
+    todo: list[tuple[str, Any]] = [(name, f.annotation) for name, f in Config.model_fields.items()]
+    while todo:
+        section, model = todo.pop(0)
         assert isinstance(model, type) and issubclass(model, BaseModel)
-        out += [f"## `[{section}]`", "", (model.__doc__ or "").strip(), ""]
+        out += [f"## `[{section}]`", "", " ".join((model.__doc__ or "").split()), ""]
         out += ["| key | default | meaning |", "| --- | --- | --- |"]
+        nested = []
         for name, f in model.model_fields.items():
+            if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel):
+                nested.append((f"{section}.{name}", f.annotation))  # its own table, next
+                continue
             default = f.get_default(call_default_factory=True)
             shown = json.dumps(default)
             doc = (f.description or "").replace("\n", " ").replace("|", "\\|")
             out.append(f"| `{name}` | `{shown}` | {' '.join(doc.split())} |")
         out.append("")
+        todo[:0] = nested
     return "\n".join(out)

@@ -119,6 +119,8 @@ def test_filters_switched_off_blame_the_cosmetic_commits(
         ignore_comments=False,
         source_only=False,
         skip_cosmetic_commits=False,
+        skip_incidental=False,
+        select="all",
         verification_days=0,
     )
     assert state(lab, c["ws"]) == "buggy"  # blamed without -w

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import click
+from rich.markdown import Markdown
 from rich.table import Table
 
 from diffrisk.cli.output import (
@@ -19,9 +20,19 @@ from diffrisk.cli.output import (
     quiet_option,
     repo_option,
 )
-from diffrisk.config import load_config
+from diffrisk.config import Config, load_config
 from diffrisk.data.paths import default_data_dir
-from diffrisk.labelling.label import GitHubBugs, fetch_github_bugs, label, sample_links
+from diffrisk.labelling.label import (
+    GitHubBugs,
+    blame_given,
+    fetch_github_bugs,
+    label,
+    sample_links,
+    write_links,
+)
+from diffrisk.labelling.quality import assess_data_dir, render_markdown
+from diffrisk.labelling.sources import FixEvidence
+from diffrisk.labelling.sources.external import read_fixes, read_labels
 from diffrisk.report.terminal import Console, print_json, stderr_console
 
 
@@ -42,6 +53,34 @@ from diffrisk.report.terminal import Console, print_json, stderr_console
     help="Also treat commits referencing issues/PRs with a bug label as fixes (default: $GITHUB_REPOSITORY).",
 )
 @github_token_option("for --github-repo; without one the GitHub source is skipped")
+@click.option(
+    "--fixes",
+    "fixes_file",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="A file of bug-fixing commits (CSV/JSON: sha, and optionally issue_date, issue, "
+    "inducing): one more fix source. With --links-out, only these fixes are blamed.",
+)
+@click.option(
+    "--links-out",
+    default=None,
+    metavar="FILE",
+    help="Blame only the --fixes commits (no mined dataset needed) and write every link "
+    "with the blamed lines to FILE (.csv, .jsonl, .json; '-' prints CSV).",
+)
+@click.option(
+    "--labels",
+    "labels_file",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="A file of per-commit labels (sha,label) that replace SZZ's for those commits.",
+)
+@click.option(
+    "--report",
+    is_flag=True,
+    help="Also print the label-quality report (fixes by source, implausible shares, "
+    "agreement of SZZ with the developers' own links).",
+)
 @config_option
 @config_rev_option
 @json_option
@@ -53,6 +92,10 @@ def label_cmd(
     seed: int | None,
     github_repo: str | None,
     github_token: str | None,
+    fixes_file: str | None,
+    links_out: str | None,
+    labels_file: str | None,
+    report: bool,
     config_path: str | None,
     config_rev: str | None,
     as_json: bool,
@@ -65,8 +108,18 @@ def label_cmd(
     blames is clean once it is older than label.verification_days, else unlabelled.
     Writes DATA_DIR/labels.parquet and DATA_DIR/szz_links.parquet; a second run blames
     only new fixes. See docs/labels.md.
+
+    `--fixes FILE --links-out OUT` blames just the fixes in FILE and writes the links
+    (the blame step alone, e.g. to check it against known bug-introducing commits).
     """
     cfg = load_config(repo, config_path, rev=config_rev)
+    evidence = read_fixes(fixes_file) if fixes_file else []
+    if links_out is not None:
+        if not fixes_file:
+            raise click.UsageError("--links-out needs --fixes FILE (the fixes to blame)")
+        _links_only(repo, evidence, cfg, links_out, as_json, quiet)
+        return
+    overrides = read_labels(labels_file) if labels_file else None
     out_dir = Path(data_dir) if data_dir else default_data_dir(repo)
     lock_data_dir(out_dir)
     github_repo = github_repo or os.environ.get("GITHUB_REPOSITORY") or None
@@ -79,13 +132,24 @@ def label_cmd(
             "[yellow]note:[/] no GitHub token: bug labels are not used (keyword rule only)"
         )
     with progress_bar(quiet or as_json) as prog:
-        res = label(repo, out_dir, cfg.label, progress=prog, github=bugs)
+        res = label(
+            repo,
+            out_dir,
+            cfg.label,
+            progress=prog,
+            github=bugs,
+            evidence=evidence,
+            overrides=overrides,
+        )
     links = sample_links(out_dir, sample, seed) if sample else []
+    quality = assess_data_dir(out_dir) if report else None
     if as_json:
         d = res.to_dict()
         d["seconds"] = round(res.seconds, 3)
         if sample:
             d["sample"] = links
+        if quality is not None:
+            d["quality"] = quality.to_dict()
         print_json(d)
         return
     for w in res.warnings:
@@ -100,6 +164,15 @@ def label_cmd(
             f" ({res.github_fixes} from GitHub bug labels)" if bugs is not None else ""
         )
         t.add_row("fixes", fixes)
+        if res.fixes_by_source:
+            t.add_row(
+                "fixes by source",
+                ", ".join(f"{k}: {v}" for k, v in res.fixes_by_source.items()),
+            )
+        if res.fixes_rejected:
+            t.add_row("keyword fixes rejected", f"{res.fixes_rejected} (change no source file)")
+        if res.explicit_links:
+            t.add_row("links named by developers/files", str(res.explicit_links))
         t.add_row("fixes blamed", f"{res.fixes_blamed} ({res.newly_blamed} in this run)")
         t.add_row("fixes too large", f"{res.fixes_too_large} (> {cfg.label.max_fix_files} files)")
         t.add_row("fixes that blamed nothing", str(res.fixes_blamed_nothing))
@@ -135,6 +208,45 @@ def label_cmd(
             click.echo(f"   - {text}")
     if sample and not links:
         out.print("no fix -> inducing links to sample")
+    if quality is not None:
+        out.print()
+        out.print(Markdown(render_markdown(quality)))
+
+
+def _links_only(
+    repo: str,
+    evidence: list[FixEvidence],
+    cfg: Config,
+    links_out: str,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    with progress_bar(quiet or as_json or links_out == "-") as prog:
+        links = blame_given(repo, evidence, cfg.label, progress=prog)
+    text = write_links(links, links_out)
+    if text is not None:
+        click.echo(text, nl=False)
+    kept = links[links["dropped"].isna()]
+    summary = {
+        "fixes": len({e.sha for e in evidence}),
+        "links": len(links),
+        "kept": len(kept),
+        "fixes_with_links": int(kept["fix_sha"].nunique()),
+        "dropped": {str(k): int(v) for k, v in links["dropped"].value_counts().items()},
+        "links_out": links_out,
+    }
+    if as_json:
+        if text is None:
+            print_json(summary)
+        return
+    if quiet or text is not None:
+        return
+    dropped = ", ".join(f"{k}: {v}" for k, v in sorted(summary["dropped"].items())) or "none"
+    stderr_console().print(
+        f"blamed {summary['fixes']} fixes: {summary['kept']} links kept "
+        f"({summary['fixes_with_links']} fixes), not used: {dropped}; written to {links_out}",
+        highlight=False,
+    )
 
 
 COMMANDS = [label_cmd]

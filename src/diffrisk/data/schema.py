@@ -246,7 +246,17 @@ LABELS: tuple[Column, ...] = (
     Column(
         "is_fix",
         pa.int8(),
-        "1 when the labeller treated the commit as a bug fix (keyword rule or GitHub bug label)",
+        "1 when the labeller treated the commit as a bug fix (any fix source)",
+    ),
+    Column(
+        "fix_sources",
+        pa.list_(pa.string()),
+        "the sources that named it a fix: 'message', 'developer', 'github', 'jira', 'file'",
+    ),
+    Column(
+        "label_source",
+        pa.string(),
+        "'szz' (fix sources and blame) or 'file' (a labels file gave this commit's label)",
     ),
 )
 
@@ -263,9 +273,15 @@ SZZ_LINKS: tuple[Column, ...] = (
     ),
     Column("sample", pa.list_(pa.string()), "up to 8 of those lines' text, for the quality report"),
     Column(
+        "source",
+        pa.string(),
+        "'szz' (blame), or the source that named the link itself: 'developer', 'file', 'jira'",
+    ),
+    Column(
         "dropped",
         pa.string(),
-        "null when the link labels the inducing commit; else why not: 'merge', 'not_mined', 'after_fix', 'after_issue', 'vendored'",
+        "null when the link labels the inducing commit; else why not: 'merge', 'not_mined', "
+        "'after_fix', 'after_issue', 'vendored', 'not_recent' (an older candidate, R-SZZ)",
     ),
 )
 

@@ -207,6 +207,53 @@ def cosmetic_lines(
     return out
 
 
+def comment_marker(path: str) -> bytes | None:
+    """What starts a line comment in ``path``'s language (``#``, ``//``), if known."""
+    ext = PurePosixPath(path).suffix.lower()
+    if ext in HASH_COMMENT_EXTENSIONS:
+        return b"#"
+    if ext in SLASH_COMMENT_EXTENSIONS:
+        return b"//"
+    return None
+
+
+def strip_trailing_comment(text: bytes, marker: bytes) -> bytes:
+    """``text`` without a trailing comment: from the last ``marker`` that follows
+    whitespace and is outside quotes (an even number of each quote before it)."""
+    at = text.rfind(marker)
+    while at > 0:
+        head = text[:at]
+        if head[-1:] in (b" ", b"\t") and head.count(b'"') % 2 == 0 and head.count(b"'") % 2 == 0:
+            return head.rstrip()
+        at = text.rfind(marker, 0, at)
+    return text
+
+
+#: Lines that only wire code together, never the logic a fix corrects: imports, a
+#: module's version and export list. Blamed, they name the commit that added an import.
+_INCIDENTAL_PYTHON = re.compile(
+    rb"^\s*(?:import\s+[\w., ]+$|from\s+[\w.]+\s+import\s+[\w., ()*]+$|from\s+[\w.]+\s+import\s*\($"
+    rb"|__(?:version|all|author|docformat)__\s*[+]?[:=])"
+)
+_INCIDENTAL_OTHER = re.compile(
+    rb"^\s*(?:import\s+(?:static\s+)?[\w.*]+\s*;?\s*$"  # Java, Kotlin, Scala, Go (one line)
+    rb"|import\s+[^;]*\bfrom\s+['\"][^'\"]+['\"]\s*;?\s*$"  # JavaScript, TypeScript
+    rb"|import\s+['\"][^'\"]+['\"]\s*;?\s*$"
+    rb"|#\s*include\s*[<\"][^>\"]+[>\"]\s*$"  # C, C++
+    rb"|use\s+[\w:{}, *]+;\s*$"  # Rust, PHP
+    rb"|package\s+[\w.]+\s*;?\s*$)"
+)
+
+
+def incidental_lines(path: str, line_numbers: list[int], texts: list[bytes]) -> set[int]:
+    """The given deleted lines that are imports, ``#include``s, package lines, or (Python)
+    ``__version__``/``__all__`` assignments: a fix that changes them corrects no logic
+    they hold."""
+    ext = PurePosixPath(path).suffix.lower()
+    rule = _INCIDENTAL_PYTHON if ext in PYTHON_EXTENSIONS else _INCIDENTAL_OTHER
+    return {no for no, t in zip(line_numbers, texts, strict=True) if rule.match(t.rstrip())}
+
+
 def same_ast(a: bytes, b: bytes) -> bool:
     """Do two versions of a Python file parse to the same AST (bare strings normalised as
     black compares docstrings)? False when either does not parse."""
@@ -449,8 +496,20 @@ def _alike(a: bytes, b: bytes, key: Callable[[bytes], object], comments: bool = 
     return key(_HASH_TO_EOL.sub(b"", a)) == key(_HASH_TO_EOL.sub(b"", b))
 
 
+#: Spellings of one number or string prefix that formatters rewrite (black: ``0.`` -> ``0.0``,
+#: ``.5`` -> ``0.5``, ``0XFF`` -> ``0xFF``, ``1E5`` -> ``1e5``, ``U"x"`` -> ``"x"``).
+_BARE_POINT = re.compile(rb"(?<![\w.])(\d+)\.(?![\w.])")
+_LEADING_POINT = re.compile(rb"(?<![\w.)\]])\.(\d)")
+_STRING_PREFIX = re.compile(rb"(?<![\w])[uU](?=['\"])")
+
+
 def _without_formatting(text: bytes) -> bytes:
-    return text.translate(None, _FORMATTING)
+    # lower-cased: the check is a necessary condition only (equal ASTs decide), and a
+    # formatter's case changes (hex digits, exponents, prefixes) must not fail it
+    text = _STRING_PREFIX.sub(b"", text)
+    text = _BARE_POINT.sub(rb"\1.0", text)
+    text = _LEADING_POINT.sub(rb"0.\1", text)
+    return text.translate(None, _FORMATTING).lower()
 
 
 def _may_be_reformat(a: bytes, b: bytes, comments: bool = True) -> bool:

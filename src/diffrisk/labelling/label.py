@@ -29,9 +29,9 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,9 @@ from diffrisk.features.source import SourceFilter
 from diffrisk.features.vendored import detect as detect_vendored
 from diffrisk.features.vendored import exclude as exclude_vendored
 from diffrisk.features.vendored import patterns as patterns_of
-from diffrisk.git.repo import open_repo
+from diffrisk.git.repo import GitRepo, open_repo
+from diffrisk.labelling.sources import Fix, FixEvidence, combine
+from diffrisk.labelling.sources.words import ShaIndex, developer_evidence, read_messages
 from diffrisk.labelling.szz import BlameSettings, FixBlame, FixJob, IgnoreRevs, blame_fixes
 
 Progress = Callable[[str, int, int | None], None]
@@ -59,8 +61,9 @@ CACHE_FILE = "szz_cache.parquet"
 #: How often a long blame writes what it found so far into the cache.
 CHECKPOINT_SECONDS = 60.0
 #: Bump when the blame procedure changes in a way that changes its results (2: docstrings
-#: compared as black compares them in the reformat look-through).
-BLAME_VERSION = 2
+#: compared as black compares them in the reformat look-through; 3: numbers and string
+#: prefixes normalised in the reformat pre-check).
+BLAME_VERSION = 3
 
 _CACHE_SCHEMA = pa.schema(
     [
@@ -96,7 +99,14 @@ class LabelResult:
     newly_blamed: int
     """Fixes blamed in this run (the others came from the cache)."""
     github_fixes: int = 0
+    """Fixes only GitHub's bug labels named."""
     github_issues: int = 0
+    fixes_by_source: dict[str, int] = field(default_factory=dict)
+    """Fixes each source named (a fix several sources name counts for each)."""
+    fixes_rejected: int = 0
+    """Commits the keyword rule named that change no source file (not bug fixes)."""
+    explicit_links: int = 0
+    """Kept links that a source named itself (developers' words, a fixes file), not blame."""
     dropped: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
@@ -172,6 +182,8 @@ def settings_key(cfg: LabelConfig) -> str:
         "source_only": cfg.source_only,
         "cosmetic_commits": cfg.skip_cosmetic_commits,
         "annotation_commits": cfg.skip_annotation_commits,
+        "indent": cfg.python_indentation and cfg.ignore_whitespace,
+        "incidental": cfg.skip_incidental,
         # the look-throughs parse Python with the running interpreter: newer syntax (PEP
         # 695, 701) parses on newer versions only
         "python": list(sys.version_info[:2])
@@ -193,6 +205,8 @@ def _blame_settings(cfg: LabelConfig) -> BlameSettings:
         source_only=cfg.source_only,
         skip_cosmetic_commits=cfg.skip_cosmetic_commits,
         skip_annotation_commits=cfg.skip_annotation_commits,
+        python_indentation=cfg.python_indentation,
+        skip_incidental=cfg.skip_incidental,
     )
 
 
@@ -315,6 +329,236 @@ def source_file_counts(files: pd.DataFrame, changes: pd.DataFrame, cfg: LabelCon
     return changes["sha"].map(counts).fillna(0).astype("int32")
 
 
+# -- fixes -----------------------------------------------------------------------------
+
+
+def _changes_source(files: pd.DataFrame, cfg: LabelConfig) -> set[str]:
+    """Commits that add or delete lines of a source file that is not a type stub."""
+    f = files[((files["la"] > 0) | (files["ld"] > 0)) & ~files["binary"].astype(bool)]
+    f = f[~f["path"].str.lower().str.endswith(".pyi")]
+    is_src = SourceFilter.of(cfg.source_extensions, cfg.exclude_paths)
+    f = f[f["path"].map(is_src).astype(bool)]
+    return set(f["sha"])
+
+
+def _github_evidence(changes: pd.DataFrame, github: GitHubBugs) -> list[FixEvidence]:
+    out: list[FixEvidence] = []
+    bug_numbers = github.numbers
+    for sha, subject, refs in zip(
+        changes["sha"], changes["subject"], changes["issue_refs"], strict=True
+    ):
+        nums = {int(n) for n in (refs if refs is not None else [])}
+        pr = _pr_number(subject or "")
+        if pr is not None:
+            nums.add(pr)
+        hit = sorted(nums & bug_numbers)
+        if not hit:
+            continue
+        opened = [github.issues[n] for n in hit if n in github.issues]
+        date = int(min(opened).timestamp()) if opened else None
+        out.append(FixEvidence(sha, "github", date, f"#{hit[0]}"))
+    return out
+
+
+def collect_fixes(
+    repo: GitRepo,
+    changes: pd.DataFrame,
+    files: pd.DataFrame,
+    cfg: LabelConfig,
+    github: GitHubBugs | None = None,
+    evidence: Iterable[FixEvidence] = (),
+) -> tuple[dict[str, Fix], int, list[str]]:
+    """Every source's fixes among the mined ``changes``, combined; also how many keyword
+    fixes were rejected for changing no source file, and notes for the user."""
+    notes: list[str] = []
+    found: list[FixEvidence] = []
+    rejected = 0
+    if "message" in cfg.sources:
+        keyword = changes.loc[changes["fix"].fillna(0).astype(bool), "sha"]
+        if cfg.judge_fix_changes and len(keyword):
+            code = _changes_source(files, cfg)
+            rejected = int((~keyword.isin(code)).sum())
+            keyword = keyword[keyword.isin(code)]
+        found += [FixEvidence(sha, "message") for sha in keyword]
+    if "developer" in cfg.sources and len(changes):
+        messages = read_messages(repo, changes["sha"].tolist())
+        subjects = dict(zip(changes["sha"], changes["subject"], strict=True))
+        found += developer_evidence(messages, changes["sha"], subjects)
+    if "github" in cfg.sources and github is not None:
+        found += _github_evidence(changes, github)
+    outside = [ev for ev in evidence if ev.source in cfg.sources]
+    if outside:
+        index = ShaIndex(changes["sha"])
+        missing: dict[str, int] = {}
+        for ev in outside:
+            sha = index.resolve(ev.sha)
+            if sha is None:
+                missing[ev.source] = missing.get(ev.source, 0) + 1
+                continue
+            named = tuple(index.resolve(s) or s for s in ev.inducing)
+            found.append(FixEvidence(sha, ev.source, ev.issue_date, ev.issue, named))
+        for src, n in sorted(missing.items()):
+            notes.append(
+                f"{n} fix(es) from the {src} source are not among the mined commits "
+                "(outside the mined history, merges, or not in this repository): left out"
+            )
+    return combine(found), rejected, notes
+
+
+def _by_source(fixes: dict[str, Fix]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for f in fixes.values():
+        for src in f.sources:
+            out[src] = out.get(src, 0) + 1
+    return out
+
+
+def _explicit_rows(explicit: dict[str, list[str]], fixes: dict[str, Fix]) -> pd.DataFrame:
+    """Links that a source named itself, as rows beside the blame cache's."""
+    rows = [
+        (fix, ind, "", 0, [], None, fixes[fix].named_by.get(ind, "developer"))
+        for fix, named in explicit.items()
+        for ind in named
+    ]
+    return pd.DataFrame(
+        rows,
+        columns=["fix_sha", "inducing_sha", "path", "lines", "sample", "fix_path", "source"],
+    )
+
+
+def judge_links(
+    links: pd.DataFrame,
+    when: Mapping[str, int],
+    issue_dates: Mapping[str, int | None],
+    *,
+    select: str = "recent",
+    merges: set[str] | frozenset[str] = frozenset(),
+    in_vendored: Callable[[str], bool] | None = None,
+    superseded: Iterable[str] = (),
+) -> list[str | None]:
+    """Per link (columns fix_sha, inducing_sha, path, fix_path, source): None when it
+    labels the inducing commit, else why not: ``merge``/``not_mined`` (no time in
+    ``when``), ``after_fix``, ``after_issue`` (committed after the bug was reported),
+    ``vendored``, ``not_recent`` (``select="recent"``: an older candidate of a fix whose
+    blame named a newer one; R-SZZ), ``superseded`` (a blamed link that would be kept, of
+    a fix in ``superseded``: one whose inducing commits a source named). Named links
+    (source other than ``szz``) are trusted: only ``after_fix`` and a missing commit drop
+    them."""
+    out: list[str | None] = []
+    fix_paths = links["fix_path"] if "fix_path" in links else links["path"]
+    for fix, ind, path, fix_path, source in zip(
+        links["fix_sha"],
+        links["inducing_sha"],
+        links["path"],
+        fix_paths,
+        links["source"],
+        strict=True,
+    ):
+        t_ind = when.get(ind)
+        issued = issue_dates.get(fix)
+        if t_ind is None:
+            out.append("merge" if ind in merges else "not_mined")
+        elif ind == fix or t_ind > when.get(fix, t_ind):
+            out.append("after_fix")
+        elif source != "szz":
+            out.append(None)
+        elif issued is not None and t_ind > issued:
+            out.append("after_issue")
+        elif in_vendored is not None and (
+            in_vendored(path) or in_vendored(fix_path if isinstance(fix_path, str) else path)
+        ):
+            out.append("vendored")
+        else:
+            out.append(None)
+    if select == "recent":
+        newest: dict[str, int] = {}
+        for fix, ind, source, drop in zip(
+            links["fix_sha"], links["inducing_sha"], links["source"], out, strict=True
+        ):
+            if drop is None and source == "szz":
+                newest[fix] = max(newest.get(fix, when[ind]), when[ind])
+        for i, (fix, ind, source) in enumerate(
+            zip(links["fix_sha"], links["inducing_sha"], links["source"], strict=True)
+        ):
+            if out[i] is None and source == "szz" and when[ind] < newest[fix]:
+                out[i] = "not_recent"
+    named = set(superseded)
+    if named:
+        for i, (fix, source) in enumerate(zip(links["fix_sha"], links["source"], strict=True)):
+            if out[i] is None and source == "szz" and fix in named:
+                out[i] = "superseded"
+    return out
+
+
+def _apply_overrides(
+    overrides: pd.DataFrame,
+    shas: pd.Series,
+    lab: list[int | None],
+    state: list[str],
+    label_source: list[str],
+) -> list[str]:
+    """Replace labels in place by a labels file's; notes about rows that matched nothing."""
+    index = ShaIndex(shas)
+    pos = {sha: i for i, sha in enumerate(shas)}
+    missing = 0
+    for sha, value in zip(overrides["sha"], overrides["label"], strict=True):
+        full = index.resolve(sha)
+        if full is None:
+            missing += 1
+            continue
+        i = pos[full]
+        if pd.isna(value):
+            lab[i], state[i] = None, "unlabelled"
+        else:
+            lab[i], state[i] = int(value), ("buggy" if int(value) else "clean")
+        label_source[i] = "file"
+    if missing:
+        return [f"{missing} row(s) of the labels file name no mined commit: left out"]
+    return []
+
+
+def _usable(explicit: Mapping[str, list[str]], when: Mapping[str, int]) -> set[str]:
+    """Fixes whose named links label something (a named commit that is known and older
+    than the fix): their blamed links are superseded; the others keep SZZ's."""
+    return {
+        fix
+        for fix, named in explicit.items()
+        if fix in when and any(s in when and s != fix and when[s] <= when[fix] for s in named)
+    }
+
+
+def _blame(
+    repo: GitRepo,
+    shas: list[str],
+    cfg: LabelConfig,
+    progress: Progress | None,
+    results: list[FixBlame],
+    on_result: Callable[[], None] | None = None,
+) -> Generator[FixBlame, None, None]:
+    """Blame ``shas`` (appending to ``results``); close it to stop the workers at once."""
+    ignore = IgnoreRevs(repo)
+    try:
+        revs = ignore.files_for(shas)
+        jobs = [FixJob(s, revs.get(s)) for s in shas]
+        workers = cfg.workers or os.cpu_count() or 1
+        with contextlib.closing(
+            blame_fixes(
+                repo,
+                jobs,
+                _blame_settings(cfg),
+                workers=workers,
+                on_done=(lambda n: progress("blame", n, None)) if progress else None,
+            )
+        ) as blamed:
+            for res in blamed:
+                results.append(res)
+                if on_result is not None:
+                    on_result()
+                yield res
+    finally:
+        ignore.close()
+
+
 # -- the stage ---------------------------------------------------------------------------
 
 
@@ -324,8 +568,15 @@ def label(
     config: LabelConfig | None = None,
     progress: Progress | None = None,
     github: GitHubBugs | None = None,
+    evidence: Iterable[FixEvidence] = (),
+    overrides: pd.DataFrame | None = None,
 ) -> LabelResult:
-    """Label every mined change; writes labels.parquet, szz_links.parquet and the blame cache."""
+    """Label every mined change; writes labels.parquet, szz_links.parquet and the blame cache.
+
+    Fixes come from the sources ``config.sources`` names: the keyword rule and developers'
+    words always, GitHub with ``github``, JIRA and files through ``evidence``.
+    ``overrides`` (:func:`diffrisk.labelling.sources.external.read_labels`) replaces the
+    labels of the commits it lists."""
     t0 = time.perf_counter()
     cfg = config or LabelConfig()
     data = Path(data_dir)
@@ -347,35 +598,22 @@ def label(
 
     times = _seconds(changes["author_time"])
     when = dict(zip(changes["sha"], times.tolist(), strict=True))
+    notes: list[str] = []
 
-    # 1. fixes
-    is_fix = changes["fix"].fillna(0).astype(bool).to_numpy().copy()
-    github_fixes = 0
-    issue_opened: dict[str, int] = {}
-    if github is not None:
-        bug_numbers = github.numbers
-        for i, (subject, refs) in enumerate(
-            zip(changes["subject"], changes["issue_refs"], strict=True)
-        ):
-            nums = {int(n) for n in (refs if refs is not None else [])}
-            pr = _pr_number(subject or "")
-            if pr is not None:
-                nums.add(pr)
-            if nums & bug_numbers:
-                github_fixes += int(not is_fix[i])
-                is_fix[i] = True
-            opened = [github.issues[n] for n in nums if n in github.issues]
-            if opened and cfg.issue_date_filter:
-                issue_opened[changes.at[i, "sha"]] = int(min(opened).timestamp())
-
+    # 1. fixes, from every source
+    fixes, rejected, source_notes = collect_fixes(repo, changes, files, resolved, github, evidence)
+    notes += source_notes
+    is_fix = changes["sha"].isin(set(fixes)).to_numpy()
+    explicit = {sha: f.inducing for sha, f in fixes.items() if f.inducing}
     fix_rows = changes[is_fix]
     large = fix_rows["nf"] > cfg.max_fix_files
-    blame_shas = [s for s in fix_rows.loc[~large, "sha"]]
+    # fixes with named links are blamed too: how often blame agrees with the developers
+    # is the label report's estimate of SZZ's precision on this repository
+    blame_shas = list(fix_rows.loc[~large, "sha"])
 
     # 2. blame (cached per fix)
     key = settings_key(cfg)
     cache_path = data / CACHE_FILE
-    notes: list[str] = []
     stored = _read_cache(cache_path, notes)
     cache = stored[stored["settings"] == key]
     done = set(cache["fix_sha"])
@@ -385,28 +623,15 @@ def label(
         checkpoint = _Checkpoint(cache_path, stored, key, set(changes["sha"]), new_results)
         if progress:
             progress("blame", 0, len(todo))
-        ignore = IgnoreRevs(repo)
         try:
-            revs = ignore.files_for(todo)
-            jobs = [FixJob(s, revs.get(s)) for s in todo]
-            workers = cfg.workers or os.cpu_count() or 1
             with contextlib.closing(
-                blame_fixes(
-                    repo,
-                    jobs,
-                    _blame_settings(cfg),
-                    workers=workers,
-                    on_done=(lambda n: progress("blame", n, None)) if progress else None,
-                )
-            ) as blamed:
-                for res in blamed:
-                    new_results.append(res)
-                    checkpoint.maybe()
+                _blame(repo, todo, cfg, progress, new_results, checkpoint.maybe)
+            ) as running:
+                for _ in running:
+                    pass
         except KeyboardInterrupt as err:
             # the workers and their git processes are gone (closing() above)
             raise checkpoint.interrupted(err, len(todo)) from None
-        finally:
-            ignore.close()
         checkpoint.save()
         cache = checkpoint.stored[checkpoint.stored["settings"] == key]
 
@@ -414,23 +639,22 @@ def label(
     wanted = set(blame_shas)
     c = cache[cache["fix_sha"].isin(wanted)]
     links = c[c["inducing_sha"].notna()].copy()
+    links["source"] = "szz"
+    links = pd.concat([links, _explicit_rows(explicit, fixes)], ignore_index=True)
     merges = _merges(repo, ds.meta.get("head")) if len(links) else set()
-    dropped: list[str | None] = []
-    for fix, ind, path, fix_path in zip(
-        links["fix_sha"], links["inducing_sha"], links["path"], links["fix_path"], strict=True
-    ):
-        t_ind = when.get(ind)
-        if t_ind is None:
-            dropped.append("merge" if ind in merges else "not_mined")
-        elif ind == fix or t_ind > when[fix]:
-            dropped.append("after_fix")
-        elif fix in issue_opened and t_ind > issue_opened[fix]:
-            dropped.append("after_issue")
-        elif in_vendored(path) or in_vendored(fix_path or path):
-            dropped.append("vendored")
-        else:
-            dropped.append(None)
-    links["dropped"] = pd.Series(dropped, index=links.index, dtype="object")
+    links["dropped"] = pd.Series(
+        judge_links(
+            links,
+            when,
+            {s: f.issue_date for s, f in fixes.items()} if cfg.issue_date_filter else {},
+            select=cfg.select,
+            merges=merges,
+            in_vendored=in_vendored,
+            superseded=_usable(explicit, when),
+        ),
+        index=links.index,
+        dtype="object",
+    )
     if cfg.skip_merges:
         links = links[links["dropped"] != "merge"]
     links = links.sort_values(["fix_sha", "inducing_sha", "path"]).reset_index(drop=True)
@@ -463,6 +687,9 @@ def label(
             else:
                 lab.append(0)
                 state.append("clean")
+    label_source = ["szz"] * len(lab)
+    if overrides is not None:
+        notes += _apply_overrides(overrides, changes["sha"], lab, state, label_source)
     src = source_file_counts(files, changes, resolved)
     labels = pd.DataFrame(
         {
@@ -474,6 +701,8 @@ def label(
             "n_fixes": np.asarray(n_fixes, dtype="int32"),
             "source_files": src.to_numpy(),
             "is_fix": is_fix.astype("int8"),
+            "fix_sources": [fixes[sha].sources if sha in fixes else [] for sha in changes["sha"]],
+            "label_source": label_source,
         }
     )
     gen = ds.meta.get("generation")
@@ -481,9 +710,7 @@ def label(
     store.atomic_write_table(
         data / LABELS_FILE, _table("labels", labels, labels_key), generation=gen
     )
-    link_df = links.rename(columns={"lines": "lines"})[
-        ["fix_sha", "inducing_sha", "path", "lines", "sample", "dropped"]
-    ]
+    link_df = links[["fix_sha", "inducing_sha", "path", "lines", "sample", "source", "dropped"]]
     store.atomic_write_table(data / LINKS_FILE, _table("szz_links", link_df, key), generation=gen)
 
     summary = c[c["inducing_sha"].isna()]
@@ -495,6 +722,9 @@ def label(
         fixes_blamed=len(blame_shas),
         fixes_too_large=int(large.sum()),
         fixes_blamed_nothing=len(set(summary["fix_sha"]) - blamed_any),
+        fixes_by_source=_by_source(fixes),
+        fixes_rejected=rejected,
+        explicit_links=int((good["source"] != "szz").sum()),
         buggy=state.count("buggy"),
         clean=state.count("clean"),
         unlabelled=state.count("unlabelled"),
@@ -503,7 +733,7 @@ def label(
             ((labels["label_state"] == "clean") & (labels["source_files"] == 0)).sum()
         ),
         newly_blamed=len(new_results),
-        github_fixes=github_fixes,
+        github_fixes=sum(1 for f in fixes.values() if f.sources == ["github"]),
         github_issues=len(github.issues) if github is not None else 0,
         dropped={k: int(v) for k, v in links["dropped"].value_counts().items()},
         vendored=vendored,
@@ -584,3 +814,146 @@ def sample_links(data_dir: str | Path, n: int, seed: int | None = None) -> list[
             }
         )
     return out
+
+
+# -- blame given fixes (no mined dataset) -------------------------------------------------
+
+GIVEN_COLUMNS = [
+    "fix_sha",
+    "inducing_sha",
+    "path",
+    "lines",
+    "source",
+    "dropped",
+    "fix_time",
+    "inducing_time",
+    "sample",
+]
+
+
+def _resolve_commits(repo: GitRepo, refs: list[str]) -> dict[str, str]:
+    """ref -> full commit id, for the refs that name a commit of ``repo``."""
+    if not refs:
+        return {}
+    query = "".join(f"{r}^{{commit}}\n" for r in refs).encode()
+    out = repo.run(
+        "cat-file", "--batch-check=%(objectname) %(objecttype)", input=query, check=False
+    )
+    res: dict[str, str] = {}
+    for ref, line in zip(refs, out.decode().splitlines(), strict=False):
+        parts = line.split()
+        if len(parts) == 2 and parts[1] == "commit":
+            res[ref] = parts[0]
+    return res
+
+
+def _author_times(repo: GitRepo, shas: Iterable[str]) -> dict[str, int]:
+    wanted = sorted(set(shas))
+    if not wanted:
+        return {}
+    out = repo.run(
+        "log",
+        "--no-walk=unsorted",
+        "--stdin",
+        "--format=%H %at",
+        input=("\n".join(wanted) + "\n").encode(),
+        check=False,
+    )
+    res: dict[str, int] = {}
+    for line in out.decode().splitlines():
+        sha, _, t = line.partition(" ")
+        if t.strip().lstrip("-").isdigit():
+            res[sha] = int(t)
+    return res
+
+
+def blame_given(
+    repo_path: str | Path,
+    evidence: Iterable[FixEvidence],
+    config: LabelConfig | None = None,
+    progress: Progress | None = None,
+) -> pd.DataFrame:
+    """Blame the given fixes with the label stage's rules, without a mined dataset: every
+    link, kept (``dropped`` null) or not, with the blamed lines' text (``sample``).
+
+    The candidates' filters are the label stage's (after the fix, after the bug report
+    when a date is given, ``label.select``); commits need not be mined, so a link is only
+    dropped as ``not_mined`` when its commit is missing from the repository."""
+    cfg = config or LabelConfig()
+    repo = open_repo(repo_path)
+    evs = list(evidence)
+    refs = list(dict.fromkeys([e.sha for e in evs] + [s for e in evs for s in e.inducing]))
+    full = _resolve_commits(repo, refs)
+    unknown = [e.sha for e in evs if e.sha not in full]
+    if unknown:
+        raise DataError(
+            f"{len(unknown)} fix(es) are not commits of {repo.path}: "
+            + ", ".join(u[:12] for u in unknown[:5])
+            + (" ..." if len(unknown) > 5 else ""),
+            hint="check the repository (--repo) and that its history is complete (not shallow)",
+        )
+    fixes = combine(
+        FixEvidence(
+            full[e.sha], e.source, e.issue_date, e.issue, tuple(full.get(s, s) for s in e.inducing)
+        )
+        for e in evs
+    )
+    explicit = {sha: f.inducing for sha, f in fixes.items() if f.inducing}
+    todo = list(fixes)
+    results: list[FixBlame] = []
+    if todo and progress:
+        progress("blame", 0, len(todo))
+    with contextlib.closing(_blame(repo, todo, cfg, progress, results)) as running:
+        for _ in running:
+            pass
+    rows = _cache_rows("", results)
+    links = rows[rows["inducing_sha"].notna()].drop(columns=["settings", "cosmetic"])
+    links["source"] = "szz"
+    links = pd.concat([links, _explicit_rows(explicit, fixes)], ignore_index=True)
+    when = _author_times(repo, set(links["inducing_sha"]) | set(fixes))
+    links["dropped"] = judge_links(
+        links,
+        when,
+        {s: f.issue_date for s, f in fixes.items()} if cfg.issue_date_filter else {},
+        select=cfg.select,
+        superseded=_usable(explicit, when),
+    )
+
+    def iso(sha: str) -> str | None:
+        t = when.get(sha)
+        return None if t is None else datetime.fromtimestamp(t, tz=timezone.utc).isoformat()
+
+    links["fix_time"] = links["fix_sha"].map(iso)
+    links["inducing_time"] = links["inducing_sha"].map(iso)
+    links["lines"] = links["lines"].astype("int64")
+    links["sample"] = links["sample"].map(lambda v: list(v) if v is not None else [])
+    order = {sha: i for i, sha in enumerate(fixes)}
+    links = links.sort_values(
+        ["fix_sha", "inducing_time", "path"],
+        key=lambda c: c.map(order) if c.name == "fix_sha" else c,
+    )
+    return links[GIVEN_COLUMNS].reset_index(drop=True)
+
+
+def write_links(links: pd.DataFrame, out: str | Path | None) -> str | None:
+    """Write :func:`blame_given`'s links: CSV (``sample`` as a JSON list), ``.jsonl`` or
+    ``.json`` by the name's ending; ``-`` or None returns the CSV text instead."""
+    if out is not None and str(out) != "-":
+        p = Path(out)
+        if p.suffix == ".jsonl":
+            text = "".join(
+                json.dumps(r, ensure_ascii=False) + "\n" for r in links.to_dict(orient="records")
+            )
+        elif p.suffix == ".json":
+            text = json.dumps(links.to_dict(orient="records"), ensure_ascii=False, indent=1) + "\n"
+        else:
+            text = _links_csv(links)
+        store.atomic_write_bytes(p, text.encode())
+        return None
+    return _links_csv(links)
+
+
+def _links_csv(links: pd.DataFrame) -> str:
+    flat = links.copy()
+    flat["sample"] = flat["sample"].map(lambda v: json.dumps(list(v), ensure_ascii=False))
+    return flat.to_csv(index=False)

@@ -29,9 +29,12 @@ from typing import TYPE_CHECKING, NoReturn
 
 from diffrisk.errors import GitCommandError
 from diffrisk.features.cosmetic import (
+    comment_marker,
     cosmetic_change,
     cosmetic_lines,
+    incidental_lines,
     is_python_path,
+    strip_trailing_comment,
 )
 from diffrisk.features.source import SourceFilter
 from diffrisk.git.repo import CatFile, GitRepo, unquote_path
@@ -81,19 +84,47 @@ def log_patch_argv(ignore_whitespace: bool) -> list[str]:
     return argv
 
 
-def parse_patches(data: bytes) -> dict[str, list[FileDiff]]:
-    """``git log -p -U0 --format=%x01%H`` output -> per commit, the files with deleted lines."""
+def parse_patches(
+    data: bytes, same_line: Callable[[str], Callable[[bytes], bytes] | None] | None = None
+) -> dict[str, list[FileDiff]]:
+    """``git log -p -U0 --format=%x01%H`` output -> per commit, the files with deleted lines.
+
+    ``same_line(path)``, when given, returns the key under which a deleted line of ``path``
+    and an added line of the same hunk are the same line (a whitespace-only or
+    comment-only edit): such deleted lines are left out (:func:`line_key`)."""
     out: dict[str, list[FileDiff]] = {}
     files: list[FileDiff] = []
     cur: FileDiff | None = None
+    key: Callable[[bytes], bytes] | None = None
     old_path = new_path = blob = None
     line_no = 0
+    hunk_start = 0  # index in cur.deleted where the current hunk's deleted lines begin
+    added: list[bytes] = []
+
+    def close_hunk() -> None:
+        if cur is None or key is None or not added or hunk_start == len(cur.deleted):
+            added.clear()
+            return
+        left = collections.Counter(key(t) for t in added)
+        keep_no, keep_text = cur.deleted[:hunk_start], cur.texts[:hunk_start]
+        for no, text in zip(cur.deleted[hunk_start:], cur.texts[hunk_start:], strict=True):
+            k = key(text)
+            if left[k] > 0:
+                left[k] -= 1
+                continue
+            keep_no.append(no)
+            keep_text.append(text)
+        cur.deleted[:], cur.texts[:] = keep_no, keep_text
+        added.clear()
+
     for line in data.split(b"\n"):
         if line.startswith(b"\x01"):
+            close_hunk()
             files = out.setdefault(line[1:].decode(), [])
             cur = None
             continue
         if line.startswith(b"diff --git "):
+            close_hunk()
             cur = None
             old_path = new_path = blob = None
             continue
@@ -114,8 +145,12 @@ def parse_patches(data: bytes) -> dict[str, list[FileDiff]]:
                 if old_path is not None:
                     cur = FileDiff(old_path, new_path or old_path, blob)
                     files.append(cur)
+                    key = same_line(old_path) if same_line else None
+                    hunk_start = 0
             continue
         if line.startswith(b"@@"):
+            close_hunk()
+            hunk_start = len(cur.deleted)
             m = _HUNK.match(line)
             if m:
                 line_no = int(m.group(1))
@@ -124,9 +159,44 @@ def parse_patches(data: bytes) -> dict[str, list[FileDiff]]:
             cur.deleted.append(line_no)
             cur.texts.append(line[1:])
             line_no += 1
+        elif line.startswith(b"+") and key is not None:
+            added.append(line[1:])
+    close_hunk()
     for fs in out.values():
         fs[:] = [f for f in fs if f.deleted]
     return out
+
+
+_WS = re.compile(rb"\s+")
+_LEADING = re.compile(rb"^[ \t]*")
+
+
+def line_key(
+    path: str, *, whitespace: bool, python_indentation: bool, comments: bool
+) -> Callable[[bytes], bytes] | None:
+    """How a deleted and an added line of ``path`` compare as "the same line", or None
+    when every deleted line counts: with ``whitespace``, whitespace is ignored (as
+    ``git diff -w``) except, with ``python_indentation``, a Python line's indentation,
+    which decides what block it runs in; with ``comments``, a trailing comment is ignored
+    (a ``# pragma: no cover`` or ``// NOLINT`` added to a line does not change it)."""
+    if not (whitespace or comments):
+        return None
+    python = is_python_path(path)
+    marker = comment_marker(path) if comments else None
+
+    def key(text: bytes) -> bytes:
+        if marker is not None:
+            text = strip_trailing_comment(text, marker)
+        if not whitespace:
+            return text.rstrip()
+        core = _WS.sub(b"", text)
+        if python and python_indentation:
+            m = _LEADING.match(text)
+            indent = m.group(0).expandtabs(8) if m else b""
+            return b"%d:" % len(indent) + core
+        return core
+
+    return key
 
 
 # -- blame ------------------------------------------------------------------------------
@@ -196,6 +266,10 @@ class BlameSettings:
     source_only: bool = True
     skip_cosmetic_commits: bool = True
     skip_annotation_commits: bool = True
+    python_indentation: bool = True
+    """A Python line whose indentation changed is a changed line (with ``ignore_whitespace``)."""
+    skip_incidental: bool = True
+    """Imports, version strings, ``__all__`` and trailing-comment edits are not blamed."""
 
 
 @dataclass(frozen=True)
@@ -240,9 +314,22 @@ class Blamer:
     def patches(self, shas: list[str]) -> dict[str, list[FileDiff]]:
         """Diff hunks of ``shas``; one git process, or one per fix when that fails (a
         fix whose objects are missing from the repository then has no hunks)."""
-        argv = log_patch_argv(self.settings.ignore_whitespace)
+        st = self.settings
+        # -w hides a Python line's new indentation: then whitespace is compared per line
+        argv = log_patch_argv(st.ignore_whitespace and not st.python_indentation)
+
+        def same_line(path: str) -> Callable[[bytes], bytes] | None:
+            return line_key(
+                path,
+                whitespace=st.ignore_whitespace,
+                python_indentation=st.python_indentation,
+                comments=st.skip_incidental,
+            )
+
         try:
-            return parse_patches(self.repo.run(*argv, input=("\n".join(shas) + "\n").encode()))
+            return parse_patches(
+                self.repo.run(*argv, input=("\n".join(shas) + "\n").encode()), same_line
+            )
         except GitCommandError:
             if len(shas) == 1:
                 return {}
@@ -262,6 +349,11 @@ class Blamer:
                 drop = cosmetic_lines(f.old_path, old, f.deleted, f.texts)
                 res.cosmetic += len(drop)
                 lines = [n for n in f.deleted if n not in drop]
+            if self.settings.skip_incidental and lines:
+                texts = dict(zip(f.deleted, f.texts, strict=True))
+                incidental = incidental_lines(f.old_path, lines, [texts[n] for n in lines])
+                res.cosmetic += len(incidental)
+                lines = [n for n in lines if n not in incidental]
             if not lines:
                 continue
             res.considered += len(lines)

@@ -53,6 +53,8 @@ class Fix:
     issues: list[str] = field(default_factory=list)
     inducing: list[str] = field(default_factory=list)
     """Explicitly named bug-introducing commits (first named first)."""
+    named_by: dict[str, str] = field(default_factory=dict)
+    """Each of ``inducing`` -> the source that named it."""
 
 
 def combine(evidence: Iterable[FixEvidence]) -> dict[str, Fix]:
@@ -72,6 +74,7 @@ def combine(evidence: Iterable[FixEvidence]) -> dict[str, Fix]:
         for sha in ev.inducing:
             if sha not in fix.inducing:
                 fix.inducing.append(sha)
+                fix.named_by[sha] = ev.source
     order = {s: i for i, s in enumerate(SOURCES)}
     for fix in out.values():
         fix.sources.sort(key=lambda s: order.get(s, len(order)))
