@@ -1,16 +1,16 @@
 """Source-line features: the label stage's source rule applied to the mined file rows.
 
-Which files count as source (:func:`is_source_path`, :func:`source_file_mask`), and per
-commit the lines added to them (``la_source``), their lines of code and control-flow lines
-(``la_code``, ``la_control``) and their distinct tokens (``code_tokens``), added to the
-changes rows by :func:`with_source_lines` and :func:`with_code_lines`.
+Which files count as source (:class:`SourceFilter`, the one definition, which SZZ blames
+by; :func:`is_source_path` and :func:`source_file_mask` apply it), and per commit the lines
+added to them (``la_source``), their lines of code and control-flow lines (``la_code``,
+``la_control``) and their distinct tokens (``code_tokens``), added to the changes rows by
+:func:`with_source_lines` and :func:`with_code_lines`.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import posixpath
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -23,23 +23,50 @@ from diffrisk.features.codelines import join_tokens
 from diffrisk.features.cosmetic import ANNOTATIONS, FORMAT
 
 
+@dataclass(frozen=True)
+class SourceFilter:
+    """The source rule: a path with one of ``extensions`` (any case) that matches none of
+    the ``exclude`` patterns (``label.source_extensions`` / ``exclude_paths``); SZZ blames
+    only such files, and the source-line features count only them."""
+
+    extensions: frozenset[str]
+    exclude: tuple[str, ...]
+
+    @classmethod
+    def of(cls, extensions: Iterable[str], exclude: Iterable[str]) -> SourceFilter:
+        return cls(frozenset(e.lower() for e in extensions), tuple(exclude))
+
+    def __call__(self, path: str) -> bool:
+        p = PurePosixPath(path)
+        if p.suffix.lower() not in self.extensions:
+            return False
+        # fnmatch's "*" crosses "/", so "tests/*" matches at any depth below tests/.
+        return not any(fnmatch.fnmatchcase(path, pat) for pat in self.exclude)
+
+    @classmethod
+    def of_config(cls, cfg: LabelConfig) -> SourceFilter:
+        """The filter of ``label.source_extensions`` and ``label.exclude_paths``."""
+        return cls.of(cfg.source_extensions, cfg.exclude_paths)
+
+
 def is_source_path(path: str, cfg: LabelConfig) -> bool:
-    """The label stage's source rule: a source extension, and no excluded path pattern."""
-    if not path:
-        return False
+    """The label stage's source rule: :class:`SourceFilter` of the ``label`` settings, or
+    every file with ``source_only`` off."""
+    return _source_rule(cfg)(path)
+
+
+def _source_rule(cfg: LabelConfig) -> Callable[[str], bool]:
     if not getattr(cfg, "source_only", True):
-        return True
-    ext = posixpath.splitext(path)[1].lower()
-    if ext not in {e.lower() for e in cfg.source_extensions}:
-        return False
-    # fnmatch's "*" crosses "/", as in diffrisk.labelling.szz.SourceFilter.
-    return not any(fnmatch.fnmatchcase(path, pat) for pat in cfg.exclude_paths)
+        return bool  # every (named) file
+    source = SourceFilter.of_config(cfg)
+    return lambda path: bool(path) and source(path)
 
 
 def source_file_mask(files: pd.DataFrame, cfg: LabelConfig) -> pd.Series:
     """File rows the label stage's source rule counts: a source path, not binary."""
     paths = files["path"].astype(str)
-    src = {p: is_source_path(p, cfg) for p in pd.unique(paths)}
+    rule = _source_rule(cfg)
+    src = {p: rule(p) for p in pd.unique(paths)}
     mask = paths.map(src).astype(bool)
     if "binary" in files.columns:
         mask &= ~files["binary"].fillna(False).astype(bool)
@@ -115,22 +142,3 @@ def with_source_lines(changes: pd.DataFrame, files: pd.DataFrame, cfg: LabelConf
     out = changes.copy()
     out[LA_SOURCE] = out["sha"].map(la).fillna(0).astype("int64")
     return with_code_lines(out, files, cfg)
-
-
-@dataclass(frozen=True)
-class SourceFilter:
-    """Which paths SZZ treats as source code (``label.source_extensions`` / ``exclude_paths``)."""
-
-    extensions: frozenset[str]
-    exclude: tuple[str, ...]
-
-    @classmethod
-    def of(cls, extensions: Iterable[str], exclude: Iterable[str]) -> SourceFilter:
-        return cls(frozenset(e.lower() for e in extensions), tuple(exclude))
-
-    def __call__(self, path: str) -> bool:
-        p = PurePosixPath(path)
-        if p.suffix.lower() not in self.extensions:
-            return False
-        # fnmatch's "*" crosses "/", so "tests/*" matches at any depth below tests/.
-        return not any(fnmatch.fnmatchcase(path, pat) for pat in self.exclude)
