@@ -25,6 +25,7 @@ def model_stale_reason(
     Stale: there is no current model, it cannot be read (metadata or model file missing,
     damaged or tampered with), or it is older than ``train.max_age_days``.
     """
+    from diffrisk.model.metadata import ModelMetadata
     from diffrisk.model.registry import ModelRegistry
 
     cfg = config or Config()
@@ -33,12 +34,13 @@ def model_stale_reason(
         cur = reg.current()
         if cur is None:
             return "no model trained on this repository yet"
-        created = datetime.fromisoformat(reg.metadata(cur)["created"])
+        meta = ModelMetadata.from_dict(reg.metadata(cur))
+        created = meta.created_at
+        if created is None:
+            raise ValueError(f"its metadata records no time it was made: created={meta.created!r}")
         reg.load(cur)  # checks the model file (sha256, trusted types) as scoring will
-    except (ModelError, KeyError, ValueError) as err:
+    except (ModelError, ValueError) as err:
         return f"the current model cannot be read ({err})"
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=timezone.utc)
     age = ((now or datetime.now(timezone.utc)) - created).days
     if age > cfg.train.max_age_days:
         return f"model {cur} is {age} days old (train.max_age_days = {cfg.train.max_age_days})"
