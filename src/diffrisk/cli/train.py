@@ -130,8 +130,66 @@ def render_evaluation(ev: dict[str, Any], console: Console) -> None:
             f["skipped"] or "",
         )
     console.print(ft)
+    if any("pooled" in m for m in ev["models"].values()):
+        console.print(pooled_table(ev))
     style = "green" if ev["beats_baseline"] else "yellow"
     console.print(f"[{style}]{ev['statement']}[/]")
+
+
+def _signed(v: Any) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:+.3f}"
+
+
+def pooled_table(ev: dict[str, Any]) -> Table:
+    """Per model: ROC-AUC as the mean over folds and pooled over the test commits, the
+    pooled difference from the baseline with its paired-bootstrap interval, and capture
+    (share of the defect-inducing changes among the riskiest 5%, 10%, 20% of changes)."""
+    over = ev.get("pooled_over") or {}
+    boot = ev.get("bootstrap") or {}
+    conf = round(100 * boot.get("confidence", 0.95))
+    t = Table(
+        title=(
+            f"against the lines-added baseline (pooled over {over.get('n', 0):,} test commits, "
+            f"{over.get('n_buggy', 0):,} defect-inducing, in {over.get('folds', 0)} folds)"
+        ),
+        caption=(
+            f"difference: pooled ROC-AUC minus the baseline's; {conf}% CI: paired bootstrap, "
+            f"{boot.get('resamples', 0)} resamples of the test commits within their folds; "
+            "capture: share of the defect-inducing changes among the riskiest 5/10/20% of changes"
+        ),
+    )
+    for c in (
+        "model",
+        "ROC-AUC mean",
+        "ROC-AUC pooled",
+        "difference",
+        f"{conf}% CI",
+        "capture 5%",
+        "capture 10%",
+        "capture 20%",
+    ):
+        t.add_column(c, justify="left" if c == "model" else "right", no_wrap=True)
+    for kind, m in ev["models"].items():
+        pooled = m.get("pooled") or {}
+        vs = m.get("vs_baseline")
+        if kind == ev["baseline"]:
+            diff, ci = "(baseline)", ""
+        elif vs:
+            diff = _signed(vs.get("difference"))
+            ci = f"{_signed(vs.get('ci_low'))} to {_signed(vs.get('ci_high'))}"
+            if vs.get("n") != over.get("n"):
+                ci += f" ({vs.get('n'):,} commits)"
+        else:
+            diff, ci = "-", ""
+        t.add_row(
+            kind + (" *" if kind == ev["chosen"] else ""),
+            _f(m["overall"].get("roc_auc")),
+            _f(pooled.get("roc_auc")),
+            diff,
+            ci,
+            *[_f(pooled.get(f"capture_at_{b}")) for b in (5, 10, 20)],
+        )
+    return t
 
 
 @click.command("train")
@@ -222,6 +280,14 @@ def train_cmd(
 @repo_option
 @data_dir_option
 @model_option
+@click.option(
+    "--predictions",
+    "predictions_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Write every out-of-time prediction (sha, fold, model, probability, label, effort, "
+    "author_time) to this file: Parquet if it ends in .parquet, else CSV.",
+)
 @config_option
 @config_rev_option
 @json_option
@@ -230,18 +296,22 @@ def evaluate_cmd(
     repo: str,
     data_dir: str | None,
     model: str | None,
+    predictions_path: str | None,
     config_path: str | None,
     config_rev: str | None,
     as_json: bool,
     quiet: bool,
 ) -> None:
-    """Evaluate the candidate models on time-ordered folds (nothing is saved).
+    """Evaluate the candidate models on time-ordered folds (nothing is saved but the
+    --predictions file).
 
     Rolling origin: train on the past, skip a gap (the verification latency), test on the
-    next period; training labels only use fixes committed before the test period.
+    next period; training labels only use fixes committed before the test period. Each
+    candidate is compared with the lines-added baseline by a paired bootstrap of the
+    ROC-AUC pooled over the test commits.
     """
     from diffrisk.model.estimators import KINDS
-    from diffrisk.training.evaluate import evaluate
+    from diffrisk.training.evaluate import evaluate, write_predictions
     from diffrisk.training.train import bundled_candidates, load_training_frame, uses_code_metrics
 
     cfg = load_config(repo, config_path, rev=config_rev)
@@ -258,10 +328,15 @@ def evaluate_cmd(
             progress=prog,
             fixed=bundled_candidates(cfg, frame) if kind == "auto" else None,
         )
+    out = ev.to_dict()
+    if predictions_path:
+        out["predictions_file"] = str(write_predictions(ev, predictions_path))
     if as_json:
-        print_json(ev.to_dict())
+        print_json(out)
         return
-    render_evaluation(ev.to_dict(), Console())
+    render_evaluation(out, Console())
+    if predictions_path and not quiet:
+        Console().print(f"predictions: {out['predictions_file']}")
 
 
 COMMANDS = [train_cmd, evaluate_cmd]

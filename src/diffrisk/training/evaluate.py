@@ -12,6 +12,12 @@ left out of training and out of the negatives. Test rows get their final labels.
 
 Headline metrics are computed on the changes that can be labelled at all
 (``source_files > 0``). Effort is ``la + ld`` (lines changed).
+
+Every figure is given two ways: the mean over the folds (each fold weighs the same) and
+pooled over all test commits (each commit weighs the same). A candidate is compared with
+the lines-added baseline by a paired bootstrap of the pooled ROC-AUC difference, the test
+commits resampled within their folds (:func:`paired_auc_difference`); it "beats the
+baseline" only when the 95% interval lies above 0.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,6 +40,7 @@ from sklearn.metrics import (
 )
 
 from diffrisk.config import Config, LabelConfig
+from diffrisk.data.store import atomic_write_bytes
 from diffrisk.errors import DataError, DiffriskError, TooLittleHistoryError
 from diffrisk.features.source import source_lines_added, with_code_lines
 from diffrisk.model.estimators import KINDS, anchor_scale, fit_estimator
@@ -41,6 +49,15 @@ from diffrisk.model.transforms import LA_CODE, LA_SOURCE
 BASELINE = "la"
 #: Metric used to rank the candidates and for champion/challenger.
 RANK_METRIC = "roc_auc"
+#: Review budgets for capture: the riskiest 5%, 10% and 20% of changes (Meta's Diff Risk
+#: Score reports the share of bug-inducing changes it catches at such budgets).
+CAPTURE_SHARES = (0.05, 0.10, 0.20)
+#: The paired bootstrap of the pooled ROC-AUC difference: resamples, seed, confidence.
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_SEED = 20261206
+CONFIDENCE = 0.95
+#: The columns of ``evaluate --predictions``, in order.
+PREDICTION_COLUMNS = ("sha", "fold", "model", "probability", "label", "effort", "author_time")
 
 # ---------------------------------------------------------------------------------------
 # Metrics. Ranking ties keep the input (time) order; effort is la + ld.
@@ -114,6 +131,30 @@ def ifa(y: ArrayLike, score: ArrayLike) -> float:
     return float(np.argmax(t == 1))
 
 
+def capture_at(y: ArrayLike, score: ArrayLike, share: float) -> float:
+    """Share of the defect-inducing changes among the riskiest ``share`` of the changes.
+
+    The budget is ``ceil(share * n)`` changes, highest score first. Changes tied with the
+    last one inside the budget count by the share of the tie that fits (the expected
+    capture when ties are broken at random), so the input order never matters."""
+    yv = np.asarray(y, dtype=float)
+    s = np.asarray(score, dtype=float)
+    total = yv.sum()
+    if len(yv) == 0 or total == 0:
+        return math.nan
+    k = max(1, math.ceil(share * len(yv) - 1e-9))  # 0.1 * 30 is 3.0000000000000004
+    cut = np.sort(s)[::-1][k - 1]
+    above = s > cut
+    tied = s == cut
+    caught = yv[above].sum() + (k - int(above.sum())) * yv[tied].sum() / int(tied.sum())
+    return float(caught / total)
+
+
+def capture_metrics(y: ArrayLike, score: ArrayLike) -> dict[str, float]:
+    """``capture_at_5``, ``capture_at_10``, ``capture_at_20``: :func:`capture_at` at each budget."""
+    return {f"capture_at_{round(100 * sh)}": capture_at(y, score, sh) for sh in CAPTURE_SHARES}
+
+
 def classification_metrics(y: ArrayLike, p: ArrayLike, threshold: float = 0.5) -> dict[str, float]:
     y = np.asarray(y, dtype=int)
     p = np.asarray(p, dtype=float)
@@ -154,9 +195,160 @@ def all_metrics(
     out = classification_metrics(y, p, threshold)
     out.update(effort_metrics(y, p, effort))
     out.update(effort_metrics(y, p / np.maximum(effort, 1.0), effort, prefix="density_"))
+    out.update(capture_metrics(y, p))
     out["n"] = len(p)
     out["n_buggy"] = int(np.asarray(y).sum())
     return out
+
+
+# ---------------------------------------------------------------------------------------
+# Pooled figures and the paired bootstrap against the baseline.
+
+
+def _strata_draws(strata: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap counts, ``resamples`` x ``len(strata)``: each row draws, within every
+    stratum, as many rows as it holds, with replacement."""
+    n = len(strata)
+    offsets = (np.arange(resamples, dtype=np.int64) * n)[:, None]
+    picks = np.empty((resamples, n), dtype=np.int64)
+    at = 0
+    for g in np.unique(strata):
+        members = np.flatnonzero(strata == g)
+        k = len(members)
+        picks[:, at : at + k] = members[rng.integers(0, k, size=(resamples, k))]
+        at += k
+    picks += offsets
+    counts = np.bincount(picks.ravel(), minlength=resamples * n).astype(np.int32)
+    return counts.reshape(resamples, n)
+
+
+class _WeightedAuc:
+    """ROC-AUC of one score under many weightings of the same rows (bootstrap counts):
+    the Mann-Whitney statistic with tied scores counting one half, in exact integers."""
+
+    def __init__(self, y: np.ndarray, score: np.ndarray) -> None:
+        self.pos = np.flatnonzero(y == 1)
+        neg = np.flatnonzero(y != 1)
+        order = np.argsort(score[neg], kind="stable")
+        self.neg = neg[order]
+        neg_scores = score[self.neg]
+        # negatives strictly below and at most each positive's score
+        self.lo = np.searchsorted(neg_scores, score[self.pos], side="left")
+        self.hi = np.searchsorted(neg_scores, score[self.pos], side="right")
+
+    def __call__(self, counts: np.ndarray) -> np.ndarray:
+        # int32 is exact below a few million rows: each product is at most the largest
+        # count (a dozen or so) x 2n
+        wide = np.int32 if counts.shape[1] < 20_000_000 else np.int64
+        wn = counts[:, self.neg].astype(wide, copy=False)
+        cum = np.zeros((len(counts), wn.shape[1] + 1), dtype=wide)
+        np.cumsum(wn, axis=1, out=cum[:, 1:])
+        wp = counts[:, self.pos].astype(wide, copy=False)
+        twice = (wp * (cum[:, self.lo] + cum[:, self.hi])).sum(axis=1, dtype=np.int64)
+        den = 2.0 * wp.sum(axis=1, dtype=np.int64) * cum[:, -1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(den > 0, twice / np.where(den > 0, den, 1.0), np.nan)
+
+
+def bootstrap_auc(
+    y: ArrayLike,
+    scores: Mapping[str, ArrayLike],
+    strata: ArrayLike,
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    chunk: int = 100,
+) -> dict[str, np.ndarray]:
+    """ROC-AUC of each score in the same ``resamples`` bootstrap resamples of the rows,
+    drawn within each stratum (fold): name -> array of ``resamples`` AUCs (NaN for a
+    resample holding one class). The same seed gives the same resamples to every score,
+    so differences between scores are paired."""
+    yv = np.asarray(y, dtype=int)
+    st = np.asarray(strata)
+    aucs = {k: _WeightedAuc(yv, np.asarray(v, dtype=float)) for k, v in scores.items()}
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[np.ndarray]] = {k: [] for k in scores}
+    done = 0
+    while done < resamples:
+        b = min(chunk, resamples - done)
+        counts = _strata_draws(st, b, rng)
+        for k, auc in aucs.items():
+            out[k].append(auc(counts))
+        done += b
+    return {k: np.concatenate(v) if v else np.zeros(0) for k, v in out.items()}
+
+
+def _interval(d: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    d = d[~np.isnan(d)]
+    if len(d) == 0:
+        return math.nan, math.nan
+    tail = 100 * (1 - confidence) / 2
+    lo, hi = np.percentile(d, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def paired_auc_difference(
+    y: ArrayLike,
+    candidate: ArrayLike,
+    baseline: ArrayLike,
+    strata: ArrayLike,
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    confidence: float = CONFIDENCE,
+) -> dict[str, Any]:
+    """Pooled ROC-AUC of ``candidate`` minus that of ``baseline`` on the same rows, with
+    a percentile interval from a paired bootstrap that resamples the rows within each
+    stratum (fold). Keys: ``difference``, ``ci_low``, ``ci_high``, ``candidate``,
+    ``baseline`` (the two pooled AUCs), ``n``, ``n_buggy``, ``folds``, ``resamples``,
+    ``seed``, ``confidence``."""
+    a = np.asarray(candidate, dtype=float)
+    b = np.asarray(baseline, dtype=float)
+    boot = bootstrap_auc(y, {"a": a, "b": b}, strata, resamples=resamples, seed=seed)
+    diffs = boot["a"] - boot["b"]
+    return _difference(
+        y, a, b, strata, diffs, resamples=resamples, seed=seed, confidence=confidence
+    )
+
+
+def _difference(
+    y: ArrayLike,
+    candidate: np.ndarray,
+    baseline: np.ndarray,
+    strata: ArrayLike,
+    diffs: np.ndarray,
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    confidence: float = CONFIDENCE,
+) -> dict[str, Any]:
+    """The record of :func:`paired_auc_difference` from the bootstrap differences ``diffs``."""
+    yv = np.asarray(y, dtype=int)
+    both = len(np.unique(yv)) == 2
+    auc_a = float(roc_auc_score(yv, candidate)) if both else math.nan
+    auc_b = float(roc_auc_score(yv, baseline)) if both else math.nan
+    lo, hi = _interval(diffs, confidence)
+    return {
+        "metric": RANK_METRIC,
+        "candidate": auc_a,
+        "baseline": auc_b,
+        "difference": auc_a - auc_b,
+        "ci_low": lo,
+        "ci_high": hi,
+        "confidence": confidence,
+        "n": len(yv),
+        "n_buggy": int(yv.sum()),
+        "folds": len(np.unique(np.asarray(strata))),
+        "resamples": resamples,
+        "seed": seed,
+    }
+
+
+def beats(comparison: Mapping[str, Any] | None) -> bool:
+    """Whether a :func:`paired_auc_difference` shows the candidate better than the
+    baseline: the interval's lower bound is above 0."""
+    low = (comparison or {}).get("ci_low")
+    return low is not None and not _isnan(low) and float(low) > 0
 
 
 # ---------------------------------------------------------------------------------------
@@ -331,6 +523,12 @@ class Evaluation:
     threshold: float = 0.5
     #: kind -> per fold: test-row probabilities (aligned with ``Fold.test_idx``), or None.
     predictions: dict[str, list[np.ndarray | None]] = field(default_factory=dict, repr=False)
+    #: The test commits the pooled figures cover (the baseline's): n, n_buggy, folds.
+    pooled_over: dict[str, int] = field(default_factory=dict)
+    #: How the intervals were computed: resamples, seed, confidence, stratified_by.
+    bootstrap: dict[str, Any] = field(default_factory=dict)
+    #: Per row of the evaluated frame: sha, author_time, label (final), effort.
+    rows: pd.DataFrame | None = field(default=None, repr=False)
 
     def latest_fold(self) -> Fold | None:
         """The newest fold that was evaluated (the champion/challenger comparison fold)."""
@@ -358,8 +556,73 @@ class Evaluation:
                 "baseline": self.baseline,
                 "beats_baseline": self.beats_baseline,
                 "statement": self.statement,
+                "pooled_over": self.pooled_over,
+                "bootstrap": self.bootstrap,
             }
         )
+
+    def pooled(self, kind: str, folds: Sequence[int] | None = None) -> tuple[np.ndarray, ...]:
+        """``kind``'s out-of-time predictions pooled over its evaluated folds (or the
+        fold indices ``folds``), in fold then time order: (row positions, fold index,
+        probabilities)."""
+        pos, fold_of, prob = [], [], []
+        for f, p in zip(self.folds, self.predictions.get(kind, []), strict=False):
+            if p is None or (folds is not None and f.index not in folds):
+                continue
+            pos.append(f.test_idx)
+            fold_of.append(np.full(len(p), f.index))
+            prob.append(np.asarray(p, dtype=float))
+        if not pos:
+            return np.zeros(0, dtype=int), np.zeros(0, dtype=int), np.zeros(0)
+        return np.concatenate(pos), np.concatenate(fold_of), np.concatenate(prob)
+
+    def predictions_frame(self) -> pd.DataFrame:
+        """Every out-of-time prediction, one row per (model, test commit): the columns of
+        :data:`PREDICTION_COLUMNS`; models in evaluation order, then fold, then time."""
+        if self.rows is None:
+            raise ValueError("this evaluation holds no rows (made by evaluate())")
+        parts = []
+        for kind in self.predictions:
+            pos, fold_of, prob = self.pooled(kind)
+            rows = self.rows.iloc[pos]
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "sha": rows["sha"].astype(str).to_numpy(),
+                        "fold": fold_of.astype("int64"),
+                        "model": kind,
+                        "probability": prob,
+                        "label": rows["label"].to_numpy(dtype="int64"),
+                        "effort": rows["effort"].to_numpy(dtype="int64"),
+                        "author_time": rows["author_time"].to_numpy(),
+                    }
+                )
+            )
+        if not parts:
+            return pd.DataFrame({c: [] for c in PREDICTION_COLUMNS})
+        out = pd.concat(parts, ignore_index=True)
+        out["author_time"] = pd.to_datetime(out["author_time"], utc=True)
+        return out[list(PREDICTION_COLUMNS)]
+
+
+def write_predictions(ev: Evaluation, path: str | Path) -> Path:
+    """Write :meth:`Evaluation.predictions_frame` to ``path``: Parquet when it ends in
+    ``.parquet``, else CSV (author times in ISO 8601, UTC). Written to a temporary name
+    and renamed into place."""
+    out = Path(path)
+    df = ev.predictions_frame()
+    if out.suffix.lower() == ".parquet":
+        import io
+
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        data = buf.getvalue()
+    else:
+        csv = df.assign(author_time=df["author_time"].map(lambda t: t.isoformat()))
+        # 17 significant digits: the probabilities read back bit for bit
+        data = csv.to_csv(index=False, lineterminator="\n", float_format="%.17g").encode()
+    atomic_write_bytes(out, data)
+    return out
 
 
 def _isnan(v: Any) -> bool:
@@ -478,6 +741,35 @@ def evaluate(
     if "anchored" in models:
         # Factor chosen by the nested selection in each evaluated fold (0 = the baseline).
         models["anchored"]["anchor_scales"] = scales
+    ev = Evaluation(
+        gap_days=float(gap),
+        folds=folds,
+        models=models,
+        unsupervised={"folds": unsup, "overall": _mean(unsup)},
+        chosen=None,
+        baseline=BASELINE,
+        beats_baseline=None,
+        statement="",
+        code_metrics=code_metrics,
+        threshold=threshold,
+        predictions=preds,
+        bootstrap={
+            "metric": RANK_METRIC,
+            "resamples": BOOTSTRAP_RESAMPLES,
+            "seed": BOOTSTRAP_SEED,
+            "confidence": CONFIDENCE,
+            "stratified_by": "fold",
+        },
+        rows=pd.DataFrame(
+            {
+                "sha": frame["sha"].astype(str).to_numpy(),
+                "author_time": frame["author_time"].to_numpy(),
+                "label": y_final,
+                "effort": effort_all.astype("int64"),
+            }
+        ),
+    )
+    _add_pooled(ev, y_final, effort_all)
     # only candidates scored on every fold the baseline was scored on compete
     full = models[BASELINE]["overall"].get("folds", 0)
     ranked = sorted(
@@ -491,41 +783,103 @@ def evaluate(
         key=lambda k: (models[k]["overall"][RANK_METRIC], k == BASELINE),
         reverse=True,
     )
-    chosen = ranked[0] if ranked else None
-    beats: bool | None = None
+    ev.chosen = ranked[0] if ranked else None
+    if ev.chosen is not None:
+        ev.beats_baseline = ev.chosen != BASELINE and beats(models[ev.chosen].get("vs_baseline"))
+    ev.statement = _statement(models, ev.chosen, ranked, ev.pooled_over)
+    return ev
+
+
+def _add_pooled(ev: Evaluation, y: np.ndarray, effort: np.ndarray) -> None:
+    """Each model's figures pooled over its test commits (``pooled``), and each
+    candidate's paired bootstrap against the baseline on the folds both were scored on
+    (``vs_baseline``; None when they share none)."""
+    scored = {
+        k: tuple(f.index for f, p in zip(ev.folds, ps, strict=True) if p is not None)
+        for k, ps in ev.predictions.items()
+    }
+    for k, m in ev.models.items():
+        pos, _, p = ev.pooled(k)
+        m["pooled"] = (
+            {**all_metrics(y[pos], p, effort[pos], ev.threshold), "folds": len(scored[k])}
+            if len(pos)
+            else {}
+        )
+    pos, _, _ = ev.pooled(BASELINE)
+    ev.pooled_over = {
+        "n": len(pos),
+        "n_buggy": int(y[pos].sum()),
+        "folds": len(scored.get(BASELINE, ())),
+    }
+    # candidates sharing the same folds with the baseline share one set of resamples
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for k in ev.models:
+        if k == BASELINE:
+            continue
+        common = tuple(i for i in scored[k] if i in scored.get(BASELINE, ()))
+        ev.models[k]["vs_baseline"] = None
+        if common:
+            groups.setdefault(common, []).append(k)
+    for common, ks in groups.items():
+        pos, fold_of, base = ev.pooled(BASELINE, common)
+        cands = {k: ev.pooled(k, common)[2] for k in ks}
+        boot = bootstrap_auc(y[pos], {BASELINE: base, **cands}, fold_of)
+        for k in ks:
+            ev.models[k]["vs_baseline"] = _difference(
+                y[pos], cands[k], base, fold_of, boot[k] - boot[BASELINE]
+            )
+
+
+def _versus(kind: str, models: Mapping[str, Mapping[str, Any]]) -> str:
+    """``kind vs lines added: ROC-AUC +0.026 (95% CI +0.008 to +0.041), pooled over
+    1,234 test commits; mean over 3 folds 0.805 vs 0.780``."""
+    c = models[kind]["vs_baseline"]
+    mean_k = models[kind]["overall"].get(RANK_METRIC, math.nan)
+    mean_b = models[BASELINE]["overall"].get(RANK_METRIC, math.nan)
+    return (
+        f"{kind} vs lines added: ROC-AUC {c['difference']:+.3f} "
+        f"({round(100 * c['confidence'])}% CI {c['ci_low']:+.3f} to {c['ci_high']:+.3f}), "
+        f"pooled over {c['n']:,} test commits; mean over {c['folds']} folds "
+        f"{mean_k:.3f} vs {mean_b:.3f}"
+    )
+
+
+def _statement(
+    models: Mapping[str, Mapping[str, Any]],
+    chosen: str | None,
+    ranked: Sequence[str],
+    pooled_over: Mapping[str, int],
+) -> str:
+    """What the evaluation shows about the chosen model and the baseline. "beats the
+    baseline" is said only when the interval of the difference lies above 0."""
     if chosen is None:
-        statement = "no fold could be evaluated (too few labelled changes in the early history)"
-    else:
-        c = models[chosen]["overall"][RANK_METRIC]
-        b = models[BASELINE]["overall"].get(RANK_METRIC, math.nan)
-        if chosen == BASELINE:
-            beats = False
-            best_other = next((k for k in ranked if k != BASELINE), None)
-            statement = (
-                f"no learned model beats the lines-added baseline on these folds (baseline ROC-AUC {b:.3f}"
-                + (
-                    f", best other: {best_other} {models[best_other]['overall'][RANK_METRIC]:.3f})"
-                    if best_other
-                    else ")"
-                )
-            )
-        else:
-            beats = bool(c > b)
-            statement = (
-                f"{chosen} beats the lines-added baseline: ROC-AUC {c:.3f} vs {b:.3f} on the same folds"
-                if beats
-                else f"{chosen} does NOT beat the lines-added baseline: ROC-AUC {c:.3f} vs {b:.3f}"
-            )
-    return Evaluation(
-        gap_days=float(gap),
-        folds=folds,
-        models=models,
-        unsupervised={"folds": unsup, "overall": _mean(unsup)},
-        chosen=chosen,
-        baseline=BASELINE,
-        beats_baseline=beats,
-        statement=statement,
-        code_metrics=code_metrics,
-        threshold=threshold,
-        predictions=preds,
+        return "no fold could be evaluated (too few labelled changes in the early history)"
+    if chosen == BASELINE:
+        base = models[BASELINE]
+        best_other = next((k for k in ranked if k != BASELINE), None)
+        return (
+            "no learned model ranks above the lines-added baseline on the mean over folds "
+            f"(baseline ROC-AUC {base['overall'].get(RANK_METRIC, math.nan):.3f} mean over "
+            f"{base['overall'].get('folds', 0)} folds, "
+            f"{base['pooled'].get(RANK_METRIC, math.nan):.3f} pooled over "
+            f"{pooled_over.get('n', 0):,} test commits)"
+            + (f"; best other: {_versus(best_other, models)}" if best_other else "")
+        )
+    comparison = models[chosen]["vs_baseline"]
+    if beats(comparison):
+        return f"{chosen} beats the baseline: {_versus(chosen, models)}"
+    where = "lies below 0" if comparison["ci_high"] < 0 else "includes 0"
+    out = (
+        f"{chosen} (best mean ROC-AUC) is not shown to rank better than the lines-added "
+        f"baseline: {_versus(chosen, models)}; the interval {where}"
+    )
+    others = [
+        k for k in ranked if k not in (chosen, BASELINE) and beats(models[k].get("vs_baseline"))
+    ]
+    if not others:
+        return out + "; no candidate is better than the baseline beyond chance"
+    return out + "".join(
+        f"; {k} is better than the baseline beyond chance but ranks lower on the mean "
+        f"over folds ({_versus(k, models)})"
+        for k in others
     )

@@ -43,6 +43,7 @@ from diffrisk.training.champion import champion_score, promotes
 from diffrisk.training.evaluate import (
     RANK_METRIC,
     Evaluation,
+    beats,
     eligible_mask,
     evaluate,
     prepare_frame,
@@ -324,17 +325,24 @@ def bundled_candidates(cfg: Config, frame: pd.DataFrame | None = None) -> dict[s
 def _evaluation_metrics(ev: Evaluation, kind: str) -> dict[str, Any]:
     """The ``metrics`` a model records: its evaluation next to the baseline's."""
     evd = ev.to_dict()
+    vs = evd["models"][kind].get("vs_baseline")
     return {
         "overall": evd["models"][kind]["overall"],
         "folds": evd["models"][kind]["folds"],
         "latest_fold": next((m for m in reversed(evd["models"][kind]["folds"]) if m), None),
         "baseline": evd["models"][ev.baseline]["overall"],
         "unsupervised_effort": evd["unsupervised_effort"]["overall"],
-        "beats_baseline": (evd["models"][kind]["overall"].get(RANK_METRIC) or 0)
-        > (evd["models"][ev.baseline]["overall"].get(RANK_METRIC) or 0),
+        # the paired bootstrap's interval of the pooled ROC-AUC difference lies above 0
+        "beats_baseline": kind != ev.baseline and beats(vs),
         "statement": ev.statement,
         "rank_metric": RANK_METRIC,
         "population": "labelled changes with source files (source_files > 0)",
+        # pooled over the test commits (capture_at_5/10/20 among them), next to the baseline's
+        "pooled": evd["models"][kind].get("pooled"),
+        "baseline_pooled": evd["models"][ev.baseline].get("pooled"),
+        "vs_baseline": vs,
+        "pooled_over": evd["pooled_over"],
+        "bootstrap": evd["bootstrap"],
     }
 
 
