@@ -227,3 +227,14 @@ def test_append_from_score_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     # an explicit pr wins over the environment
     predlog.append_from_score(tmp_path, {**result.to_dict(), "head": sha(9)}, pr=7)
     assert predlog.load_predictions(tmp_path).set_index("head_sha").loc[sha(9), "pr"] == 7
+
+
+def test_log_result_returns_what_kept_a_result_from_the_log(tmp_path: Path) -> None:
+    good = {"head": sha(3), "base": sha(4), "probability": 0.2, "level": "low"}
+    assert predlog.log_result(tmp_path, good) is None
+    assert predlog.log_result(tmp_path, good, decision="pass") is None
+    row = predlog.load_predictions(tmp_path).iloc[0]
+    assert (row["head_sha"], row["decision"], row["source"]) == (sha(3), "pass", "gate")
+    err = predlog.log_result(tmp_path, {**good, "probability": 2.0})
+    assert isinstance(err, DataError) and "is not in [0, 1]" in err.message
+    assert len(predlog.load_predictions(tmp_path)) == 1

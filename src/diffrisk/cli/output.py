@@ -6,7 +6,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -14,6 +14,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from diffrisk.report.terminal import Console as Console  # re-exported for the commands
 from diffrisk.report.terminal import print_json as print_json
 from diffrisk.report.terminal import stderr_console
+
+if TYPE_CHECKING:
+    from diffrisk.scoring.result import ScoreResult
 
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print the result as JSON on stdout."
@@ -157,3 +160,19 @@ def lock_data_dir(data_dir: Path, *, repo: str | None = None) -> None:
             on_wait=lambda msg: click.echo(msg, err=True),
         )
     )
+
+
+def log_prediction(data_dir: Path, result: ScoreResult) -> None:
+    """Append a :class:`~diffrisk.scoring.result.ScoreResult` to the prediction log
+    (:func:`diffrisk.data.predlog.log_result`); a failure to log is a warning, never a
+    failure of the command that scored."""
+    from rich.markup import escape
+
+    from diffrisk.data.predlog import log_result
+
+    err = log_result(data_dir, result.to_dict())
+    if err is not None:
+        hint = f" (hint: {err.hint})" if err.hint else ""
+        stderr_console().print(
+            "[yellow]warning:[/] prediction not logged: " + escape(err.message + hint)
+        )

@@ -13,6 +13,7 @@ from diffrisk.cli.output import (
     data_dir_option,
     json_option,
     lock_data_dir,
+    log_prediction,
     progress_bar,
     quiet_option,
     repo_option,
@@ -73,10 +74,8 @@ def run_cmd(
     con = stderr_console()
     with progress_bar(quiet or as_json) as prog:
         res = run(repo, out_dir, base, head, cfg, pull_request=pr, progress=prog)
-    from diffrisk.cli.score import _log_prediction
-
     if res.score is not None:
-        _log_prediction(out_dir, res.score)
+        log_prediction(out_dir, res.score)
     if as_json:
         click.echo(json.dumps(res.to_dict(), indent=2, default=str))
         return

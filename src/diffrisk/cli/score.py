@@ -14,6 +14,7 @@ from diffrisk.cli.output import (
     json_option,
     load_judging_config,
     lock_data_dir,
+    log_prediction,
     quiet_option,
     repo_option,
     worktree_config_option,
@@ -103,7 +104,7 @@ def score_cmd(
         lock_data_dir(out_dir)
     result = score(repo, base, head, out_dir, cfg, pull_request=pr)
     if not no_log:
-        _log_prediction(out_dir, result)
+        log_prediction(out_dir, result)
     fmt = fmt or ("json" if as_json else "terminal")
     if fmt == "json":
         text = json.dumps(result.to_dict(), indent=2) + "\n"
@@ -131,22 +132,6 @@ def score_cmd(
             stderr_console().print(f"wrote {output}")
     else:
         click.echo(text, nl=False)
-
-
-def _log_prediction(data_dir: Path, result: object) -> None:
-    """Append to the prediction log; a failure to log never fails the scoring."""
-    from diffrisk.data import predlog
-    from diffrisk.errors import DiffriskError
-
-    try:
-        predlog.append_from_score(data_dir, result.to_dict())  # type: ignore[attr-defined]
-    except DiffriskError as err:
-        from rich.markup import escape
-
-        hint = f" (hint: {err.hint})" if err.hint else ""
-        stderr_console().print(
-            "[yellow]warning:[/] prediction not logged: " + escape(err.message + hint)
-        )
 
 
 def _footer(result: object, quiet: bool) -> None:

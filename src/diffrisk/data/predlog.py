@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from diffrisk.data.paths import PREDICTIONS_FILE
 from diffrisk.data.schema import arrow_schema, column_names
 from diffrisk.data.store import atomic_write_table, set_aside
-from diffrisk.errors import DataError
+from diffrisk.errors import DataError, DiffriskError
 from diffrisk.levels import LEVELS
 from diffrisk.notices import notice
 
@@ -283,3 +283,16 @@ def append_from_score(
         "source": source or ("gate" if decision is not None else "score"),
     }
     return append(data_dir, [rec])
+
+
+def log_result(
+    data_dir: str | Path, result: Mapping[str, Any], decision: str | None = None
+) -> DiffriskError | None:
+    """Log a scored change (:func:`append_from_score`) without failing the run that scored
+    it: returns None when it was logged, else what kept it from the log, for the caller to
+    warn about (``score``, ``run`` and the merge gate go on)."""
+    try:
+        append_from_score(data_dir, result, decision=decision)
+    except DiffriskError as err:
+        return err
+    return None

@@ -132,12 +132,10 @@ def merge_summary(d: GateDecision, head: str | None) -> str:
 def log_decision(data_dir: Path, result: dict[str, Any], outcome: str, warnings: list[str]) -> None:
     """The merge gate's prediction and decision, in the prediction log (``diffrisk
     monitor`` counts what was flagged and blocked); a failure to log is a warning."""
-    from diffrisk.data import predlog
-    from diffrisk.errors import DiffriskError
+    from diffrisk.data.predlog import log_result
 
-    try:
-        predlog.append_from_score(data_dir, result, decision=outcome)
-    except DiffriskError as err:
+    err = log_result(data_dir, result, decision=outcome)
+    if err is not None:
         warnings.append(f"prediction not logged: {err.message}")
 
 
