@@ -169,6 +169,11 @@ def cited_keys(message: str, projects: Iterable[str]) -> list[str]:
     return list(keys) or issue_keys(message, wanted)
 
 
+def _fix_keys(message: str, projects: Iterable[str]) -> list[str]:
+    """:func:`cited_keys`, none for a revert (it undoes the cited issue's commit)."""
+    return [] if _REVERT.match(message) else cited_keys(message, projects)
+
+
 def _is_constant(project: str) -> bool:
     return project in NOT_PROJECTS or project.rstrip("0123456789") in NOT_PROJECTS
 
@@ -865,9 +870,7 @@ def jira_evidence(
     projs = {p.upper() for p in projects} if projects else {k.rpartition("-")[0] for k in issues}
     out: list[FixEvidence] = []
     for sha, message in messages.items():
-        if _REVERT.match(message):
-            continue
-        cited = [bugs[k] for k in cited_keys(message, projs) if k in bugs]
+        cited = [bugs[k] for k in _fix_keys(message, projs) if k in bugs]
         if cited:
             out.append(
                 FixEvidence(
@@ -932,9 +935,9 @@ def load_jira(
             messages, issues, cfg.bug_types, cfg.resolutions or None, projects or None
         )
         if not evidence:
+            n = len(bug_issues(issues, cfg.bug_types, cfg.resolutions or None))
             warnings.append(
-                f"JIRA source: no commit message cites one of the {len(bug_issues(issues, cfg.bug_types, cfg.resolutions or None))} "
-                f"bug issues of {cfg.export}"
+                f"JIRA source: no commit message cites one of the {n} bug issues of {cfg.export}"
             )
         return evidence, warnings
     if not cfg.url:
@@ -956,7 +959,7 @@ def load_jira(
                 "label.jira.projects is empty: nothing to look up"
             )
             return [], warnings
-    keys = {k for m in messages.values() for k in issue_keys(m, projects)}
+    keys = {k for m in messages.values() for k in _fix_keys(m, projects)}
     if not keys:
         warnings.append(f"JIRA source: no commit message cites an issue of {', '.join(projects)}")
         return [], warnings
