@@ -171,6 +171,10 @@ class JiraConfig(_Section):
         return keys
 
 
+FixSource = Literal["message", "developer", "github", "jira", "file"]
+FIX_SOURCES: tuple[FixSource, ...] = ("message", "developer", "github", "jira", "file")
+
+
 class LabelConfig(_Section):
     """SZZ labelling (docs/labels.md describes every filter and what it changes)."""
 
@@ -196,9 +200,7 @@ class LabelConfig(_Section):
     skip_incidental: bool = True
     """Deleted imports, ``#include``/package lines, ``__version__``/``__all__`` and lines
     whose only change is a trailing comment are not blamed."""
-    sources: list[Literal["message", "developer", "github", "jira", "file"]] = Field(
-        default_factory=lambda: ["message", "developer", "github", "jira", "file"]
-    )
+    sources: list[FixSource] = Field(default_factory=lambda: list(FIX_SOURCES))
     """Fix sources used when available (``github`` needs a token, ``jira`` a URL or an
     export, ``file`` a ``--fixes`` file); see docs/labels.md."""
     judge_fix_changes: bool = True

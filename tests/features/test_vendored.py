@@ -295,7 +295,10 @@ def test_vendored_file_renamed_from_elsewhere_is_still_left_out(
     )
     data = tmp_path / "data"
     mine(builder.path, data, config=MineConfig(code_metrics=False))
+    # by default the fix is no fix at all: it changes only vendored code
     res = label(builder.path, data, LabelConfig())
+    assert res.fixes_rejected == 1 and res.fixes == 0
+    res = label(builder.path, data, LabelConfig(judge_fix_changes=False))
     assert res.vendored == ["pkg/packages/libx"]
     links = load_links(data)
     assert list(links["path"]) == ["pkg/packages/libx2/a.py"]

@@ -227,12 +227,13 @@ def _links_only(
     if text is not None:
         click.echo(text, nl=False)
     kept = links[links["dropped"].isna()]
-    summary = {
+    dropped_counts = {str(k): int(v) for k, v in links["dropped"].value_counts().items()}
+    summary: dict[str, object] = {
         "fixes": len({e.sha for e in evidence}),
         "links": len(links),
         "kept": len(kept),
         "fixes_with_links": int(kept["fix_sha"].nunique()),
-        "dropped": {str(k): int(v) for k, v in links["dropped"].value_counts().items()},
+        "dropped": dropped_counts,
         "links_out": links_out,
     }
     if as_json:
@@ -241,7 +242,7 @@ def _links_only(
         return
     if quiet or text is not None:
         return
-    dropped = ", ".join(f"{k}: {v}" for k, v in sorted(summary["dropped"].items())) or "none"
+    dropped = ", ".join(f"{k}: {v}" for k, v in sorted(dropped_counts.items())) or "none"
     stderr_console().print(
         f"blamed {summary['fixes']} fixes: {summary['kept']} links kept "
         f"({summary['fixes_with_links']} fixes), not used: {dropped}; written to {links_out}",

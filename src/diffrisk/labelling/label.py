@@ -415,7 +415,7 @@ def _by_source(fixes: dict[str, Fix]) -> dict[str, int]:
 
 def _explicit_rows(explicit: dict[str, list[str]], fixes: dict[str, Fix]) -> pd.DataFrame:
     """Links that a source named itself, as rows beside the blame cache's."""
-    rows = [
+    rows: list[tuple[Any, ...]] = [
         (fix, ind, "", 0, [], None, fixes[fix].named_by.get(ind, "developer"))
         for fix, named in explicit.items()
         for ind in named
@@ -923,6 +923,7 @@ def blame_given(
         t = when.get(sha)
         return None if t is None else datetime.fromtimestamp(t, tz=timezone.utc).isoformat()
 
+    links["dropped"] = links["dropped"].astype(object).where(links["dropped"].notna(), None)
     links["fix_time"] = links["fix_sha"].map(iso)
     links["inducing_time"] = links["inducing_sha"].map(iso)
     links["lines"] = links["lines"].astype("int64")

@@ -377,12 +377,17 @@ class Blamer:
         changed only its type annotations) are looked through (``--ignore-rev``)."""
         wanted = set(lines)
         skip: list[str] = []
+        # a Python line's indentation is code: blame names who indented it (a commit that
+        # only re-indented, the same AST, is looked through below)
+        ws = self.settings.ignore_whitespace and not (
+            self.settings.python_indentation and is_python_path(path)
+        )
         for _ in range(4):
             argv = blame_argv(
                 f"{job.sha}^",
                 path,
                 ranges(lines),
-                ignore_whitespace=self.settings.ignore_whitespace,
+                ignore_whitespace=ws,
                 copy_detection=self.settings.copy_detection,
                 ignore_revs_file=job.ignore_revs_file,
                 ignore_revs=skip,

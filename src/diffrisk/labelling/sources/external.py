@@ -66,11 +66,11 @@ def _rows(path: Path, allowed: tuple[str, ...], what: str) -> Iterator[tuple[int
         where = "item"
     elif stripped.startswith("{"):
         rows = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
+        for n, jline in enumerate(text.splitlines(), 1):
+            if not jline.strip():
                 continue
             try:
-                obj = json.loads(line)
+                obj = json.loads(jline)
             except json.JSONDecodeError as err:
                 raise DataError(f"{path}, line {n}: not valid JSON ({err.msg})") from None
             if not isinstance(obj, dict):
