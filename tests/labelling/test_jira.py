@@ -526,8 +526,18 @@ def test_cited_keys_prefer_the_subject_and_line_opening_keys() -> None:
         "8c3aa11e [Andor Molnar] ZOOKEEPER-3165: Java 9: test fails\n"
         "- ZOOKEEPER-3166 also\n"
         "see ZOOKEEPER-9 for more\n"
+        "e0e0e0e [Bo] [ZOOKEEPER-3167][server] bracketed\n"
     )
-    assert cited_keys(squash, p) == ["ZOOKEEPER-236", "ZOOKEEPER-3165", "ZOOKEEPER-3166"]
+    assert cited_keys(squash, p) == [
+        "ZOOKEEPER-236", "ZOOKEEPER-3165", "ZOOKEEPER-3166", "ZOOKEEPER-3167"
+    ]  # fmt: skip
+    template = (
+        "[ZOOKEEPER-4298] Fix broken link\n\n### What is the Jira issue?\n"
+        "* https://issues.apache.org/jira/browse/ZOOKEEPER-4307\n"
+        "[ZOOKEEPER-4308](https://issues.apache.org/jira/browse/ZOOKEEPER-4308)\n"
+        "Related to https://issues.apache.org/jira/browse/ZOOKEEPER-10\n"
+    )
+    assert cited_keys(template, p) == ["ZOOKEEPER-4298", "ZOOKEEPER-4307", "ZOOKEEPER-4308"]
     body_only = "Leader fix\n\nThis fixes ZOOKEEPER-77 (see also MESOS-1)."
     assert cited_keys(body_only, p) == ["ZOOKEEPER-77", "MESOS-1"]
 

@@ -142,15 +142,27 @@ def issue_keys(message: str, projects: Iterable[str] | None = None) -> list[str]
     return list(out)
 
 
-_LINE_START = re.compile(r"[ \t]*(?:[-*+][ \t]+)?(?:[0-9a-f]{7,40}[ \t]+)?(?:\[[^\]\n]*\][ \t]*)?")
-"""What may come before a key that opens a line: a bullet, and a squash list's "<sha>
-[Author] " ("8c3aa11e [Andor Molnar] ZOOKEEPER-3165: Java 9: ... fails")."""
+_LINE_START = (
+    r"^[ \t]*(?:[-*+][ \t]+)?(?:[0-9a-f]{7,40}[ \t]+)?(?:\[[^\]\n]*\][ \t]+)?"
+    r"\[?[ \t]*(?:https?://\S*?/browse/)?"
+)
+"""What may come before a key that opens a line: a bullet, a squash list's "<sha> [Author] "
+("8c3aa11e [Andor Molnar] ZOOKEEPER-3165: Java 9: ... fails"), a bracket, the issue's
+address ("* https://issues.apache.org/jira/browse/ZEPPELIN-4307", as pull request
+templates ask)."""
+
+
+@lru_cache(maxsize=64)
+def _line_pattern(projects: frozenset[str]) -> re.Pattern[str]:
+    names = "|".join(re.escape(p) for p in sorted(projects, key=lambda p: (-len(p), p)))
+    return re.compile(rf"{_LINE_START}({names})-([1-9][0-9]*)(?!\w|\.\d)", re.I | re.M)
 
 
 def cited_keys(message: str, projects: Iterable[str]) -> list[str]:
     """The issues a commit is for, of ``projects``: the keys in its subject (the first
     paragraph, as git reads it) and those that open a line of its body (the titles of
-    squashed commits, one issue a line); when there are none, every key of the message.
+    squashed commits, one issue a line, the issue's address; see :data:`_LINE_START`);
+    when there are none, every key of the message.
 
     A key in the body's prose ("the regression of ZOOKEEPER-3117", "as MESOS-3030 did")
     usually names an issue the commit does not fix, when its subject names its own."""
@@ -160,12 +172,8 @@ def cited_keys(message: str, projects: Iterable[str]) -> list[str]:
     parts = re.split(r"\n[ \t]*\n", message.strip(), maxsplit=1)
     subject, body = parts[0], parts[1] if len(parts) > 1 else ""
     keys = dict.fromkeys(issue_keys(subject, wanted))
-    pattern = _project_pattern(wanted)
-    for line in body.splitlines():
-        prefix = _LINE_START.match(line)
-        m = pattern.match(line, prefix.end() if prefix else 0)
-        if m:
-            keys.setdefault(f"{m.group(1).upper()}-{m.group(2)}", None)
+    for m in _line_pattern(wanted).finditer(body):
+        keys.setdefault(f"{m.group(1).upper()}-{m.group(2)}", None)
     return list(keys) or issue_keys(message, wanted)
 
 
