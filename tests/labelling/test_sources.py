@@ -231,3 +231,74 @@ def test_read_messages_gives_full_bodies(builder: RepoBuilder) -> None:
     msgs = read_messages(open_repo(builder.path), [a])
     assert msgs[a].startswith("Subject\n\nBody line\nFixes: abc")
     assert read_messages(open_repo(builder.path))[a] == msgs[a]
+
+
+EXPORT = (
+    "Issue key,Issue Type,Status,Resolution,Created\n"
+    "ZK-1,Bug,Closed,Fixed,01/Mar/20 10:00 AM\n"
+    "ZK-2,Improvement,Closed,Fixed,02/Mar/19 10:00 AM\n"
+)
+
+
+def _jira_history(b: RepoBuilder) -> dict[str, str]:
+    c = {"add": b.commit({"lib.py": LIB}, day=0, message="ZK-0. Add lib")}
+    c["bug"] = b.commit({"lib.py": LIB.replace("w * h", "w * h + 1")}, day=5, message="ZK-3: tweak")
+    c["fix"] = b.commit({"lib.py": LIB}, day=200, message="ZK-1. Memory leak in area")
+    c["feature"] = b.commit({"x.py": "x = 1\n"}, day=201, message="ZK-2. Add x")
+    return c
+
+
+def test_jira_export_through_the_cli(builder: RepoBuilder, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from diffrisk.cli import cli
+
+    c = _jira_history(builder)
+    export = tmp_path / "bugs.csv"
+    export.write_text(EXPORT)
+    data = tmp_path / "data"
+    mine(builder.path, data, config=MineConfig(code_metrics=False))
+    args = ["label", "--repo", str(builder.path), "--data-dir", str(data), "--json"]
+    r = CliRunner().invoke(cli, [*args, "--jira-export", str(export)])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["fixes_by_source"] == {"jira": 1}
+    lab = load_labels(data).set_index("sha")
+    assert lab.loc[c["fix"], "fix_sources"].tolist() == ["jira"]
+    assert lab.loc[c["feature"], "is_fix"] == 0
+    # ZK-1 was reported on 2020-03-01, after the bug's commit (2020-01-06): the link stands
+    assert lab.loc[c["bug"], "label_state"] == "buggy"
+    early = tmp_path / "early.csv"  # reported before it: the issue-date filter drops it
+    early.write_text(EXPORT.replace("01/Mar/20", "03/Jan/20"))
+    r = CliRunner().invoke(cli, [*args, "--jira-export", str(early)])
+    assert load_labels(data).set_index("sha").loc[c["bug"], "label_state"] == "clean"
+    assert load_links(data)["dropped"].tolist() == ["after_issue"]
+    # without the JIRA source the subject names no fix at all
+    r = CliRunner().invoke(cli, args)
+    assert json.loads(r.stdout)["fixes"] == 0
+
+
+def test_a_jira_export_in_the_repository_is_read_from_the_trusted_commit(
+    builder: RepoBuilder, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from diffrisk.cli import cli
+
+    c = _jira_history(builder)
+    builder.commit(
+        {".diffrisk.toml": '[label.jira]\nexport = "bugs.csv"\n', "bugs.csv": EXPORT},
+        day=202,
+        message="Configure JIRA",
+    )
+    base = builder.head()
+    # the work tree (a pull request's checkout) says ZK-2 was a bug too
+    (builder.path / "bugs.csv").write_text(EXPORT.replace("ZK-2,Improvement", "ZK-2,Bug"))
+    data = tmp_path / "data"
+    mine(builder.path, data, config=MineConfig(code_metrics=False))
+    args = ["label", "--repo", str(builder.path), "--data-dir", str(data), "--json"]
+    r = CliRunner().invoke(cli, [*args, "--config-rev", base])
+    assert r.exit_code == 0, r.output
+    lab = load_labels(data).set_index("sha")
+    assert lab.loc[c["feature"], "is_fix"] == 0 and lab.loc[c["fix"], "is_fix"] == 1
+    r = CliRunner().invoke(cli, args)  # the work tree's, as a local run reads it
+    assert load_labels(data).set_index("sha").loc[c["feature"], "is_fix"] == 1

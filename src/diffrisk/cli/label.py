@@ -76,6 +76,20 @@ from diffrisk.report.terminal import Console, print_json, stderr_console
     help="A file of per-commit labels (sha,label) that replace SZZ's for those commits.",
 )
 @click.option(
+    "--jira-url",
+    default=None,
+    metavar="URL",
+    help="JIRA to read bug issues from (label.jira.url; token in $JIRA_TOKEN, with "
+    "$JIRA_USER for Jira Cloud).",
+)
+@click.option(
+    "--jira-export",
+    type=click.Path(exists=True),
+    default=None,
+    help="A JIRA export (CSV or JSON, or a directory of them) to read bug issues from "
+    "offline (label.jira.export).",
+)
+@click.option(
     "--report",
     is_flag=True,
     help="Also print the label-quality report (fixes by source, implausible shares, "
@@ -95,6 +109,8 @@ def label_cmd(
     fixes_file: str | None,
     links_out: str | None,
     labels_file: str | None,
+    jira_url: str | None,
+    jira_export: str | None,
     report: bool,
     config_path: str | None,
     config_rev: str | None,
@@ -113,6 +129,19 @@ def label_cmd(
     (the blame step alone, e.g. to check it against known bug-introducing commits).
     """
     cfg = load_config(repo, config_path, rev=config_rev)
+    if jira_url or jira_export:
+        # given on the command line by whoever runs it: trusted as given
+        jira = cfg.label.jira.model_copy(
+            update={
+                k: v
+                for k, v in {
+                    "url": jira_url,
+                    "export": str(Path(jira_export).resolve()) if jira_export else None,
+                }.items()
+                if v is not None
+            }
+        )
+        cfg = cfg.model_copy(update={"label": cfg.label.model_copy(update={"jira": jira})})
     evidence = read_fixes(fixes_file) if fixes_file else []
     if links_out is not None:
         if not fixes_file:
@@ -140,6 +169,7 @@ def label_cmd(
             github=bugs,
             evidence=evidence,
             overrides=overrides,
+            settings_rev=None if jira_export else config_rev,
         )
     links = sample_links(out_dir, sample, seed) if sample else []
     quality = assess_data_dir(out_dir) if report else None

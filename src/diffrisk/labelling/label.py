@@ -28,6 +28,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -50,8 +51,10 @@ from diffrisk.features.vendored import exclude as exclude_vendored
 from diffrisk.features.vendored import patterns as patterns_of
 from diffrisk.git.repo import GitRepo, open_repo
 from diffrisk.labelling.sources import Fix, FixEvidence, combine
+from diffrisk.labelling.sources.jira import load_jira
 from diffrisk.labelling.sources.words import ShaIndex, developer_evidence, read_messages
 from diffrisk.labelling.szz import BlameSettings, FixBlame, FixJob, IgnoreRevs, blame_fixes
+from diffrisk.trusted import SettingsSource
 
 Progress = Callable[[str, int, int | None], None]
 
@@ -367,9 +370,12 @@ def collect_fixes(
     cfg: LabelConfig,
     github: GitHubBugs | None = None,
     evidence: Iterable[FixEvidence] = (),
+    settings_rev: str | None = None,
 ) -> tuple[dict[str, Fix], int, list[str]]:
     """Every source's fixes among the mined ``changes``, combined; also how many keyword
-    fixes were rejected for changing no source file, and notes for the user."""
+    fixes were rejected for changing no source file, and notes for the user. A JIRA
+    export inside the repository is read as it is in ``settings_rev`` when given (in CI
+    the base commit: a pull request must not bring its own issue data)."""
     notes: list[str] = []
     found: list[FixEvidence] = []
     rejected = 0
@@ -380,12 +386,23 @@ def collect_fixes(
             rejected = int((~keyword.isin(code)).sum())
             keyword = keyword[keyword.isin(code)]
         found += [FixEvidence(sha, "message") for sha in keyword]
-    if "developer" in cfg.sources and len(changes):
-        messages = read_messages(repo, changes["sha"].tolist())
+    jira = "jira" in cfg.sources
+    messages = (
+        read_messages(repo, changes["sha"].tolist())
+        if len(changes) and ("developer" in cfg.sources or jira)
+        else {}
+    )
+    if "developer" in cfg.sources and messages:
         subjects = dict(zip(changes["sha"], changes["subject"], strict=True))
         found += developer_evidence(messages, changes["sha"], subjects)
     if "github" in cfg.sources and github is not None:
         found += _github_evidence(changes, github)
+    if jira and messages:
+        with _trusted_file(repo, cfg.jira.export, settings_rev) as export:
+            jira_cfg = cfg.jira.model_copy(update={"export": export})
+            evs, warns = load_jira(jira_cfg, messages, base=repo.path)
+        found += evs
+        notes += warns
     outside = [ev for ev in evidence if ev.source in cfg.sources]
     if outside:
         index = ShaIndex(changes["sha"])
@@ -403,6 +420,31 @@ def collect_fixes(
                 "(outside the mined history, merges, or not in this repository): left out"
             )
     return combine(found), rejected, notes
+
+
+@contextlib.contextmanager
+def _trusted_file(repo: GitRepo, path: str | None, rev: str | None) -> Iterator[str | None]:
+    """``path`` as it is in commit ``rev`` (a temporary copy) when it lies inside the
+    repository and ``rev`` is given; else ``path`` itself."""
+    if path is None or rev is None:
+        yield path
+        return
+    p = Path(path)
+    src = SettingsSource.of(repo.path, rev)
+    rel = src.inside(p if p.is_absolute() else repo.path / p)
+    if rel is None:
+        yield path
+        return
+    data = src.read(rel)
+    if data is None:
+        raise DataError(
+            f"label.jira.export: {src.describe(rel)} does not exist",
+            hint="commit the export to the repository, or give a path outside it",
+        )
+    with tempfile.TemporaryDirectory(prefix="diffrisk-jira-") as tmp:
+        copy = Path(tmp) / p.name
+        copy.write_bytes(data)
+        yield str(copy)
 
 
 def _by_source(fixes: dict[str, Fix]) -> dict[str, int]:
@@ -570,6 +612,7 @@ def label(
     github: GitHubBugs | None = None,
     evidence: Iterable[FixEvidence] = (),
     overrides: pd.DataFrame | None = None,
+    settings_rev: str | None = None,
 ) -> LabelResult:
     """Label every mined change; writes labels.parquet, szz_links.parquet and the blame cache.
 
@@ -601,7 +644,9 @@ def label(
     notes: list[str] = []
 
     # 1. fixes, from every source
-    fixes, rejected, source_notes = collect_fixes(repo, changes, files, resolved, github, evidence)
+    fixes, rejected, source_notes = collect_fixes(
+        repo, changes, files, resolved, github, evidence, settings_rev
+    )
     notes += source_notes
     is_fix = changes["sha"].isin(set(fixes)).to_numpy()
     explicit = {sha: f.inducing for sha, f in fixes.items() if f.inducing}
