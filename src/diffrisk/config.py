@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from diffrisk.errors import ConfigError
+from diffrisk.errors import ConfigError, RepositoryError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -587,6 +587,26 @@ def load_config(
     cfg._source = source
     cfg._path = path
     return cfg
+
+
+def load_judging_config(
+    repo: str | Path, path: str | Path | None, base: str | None, worktree: bool = False
+) -> Config:
+    """The configuration a change based on ``base`` is judged by: as it is in ``base``
+    (a pull request does not choose its own settings), unless ``worktree`` (the
+    ``--worktree-config`` of ``score``, ``report`` and ``gate``). A ``repo`` that is not a
+    git repository (a saved result gated elsewhere) has no commits to read from: its files
+    are read as they are."""
+    from diffrisk.git.repo import open_repo
+
+    rev = None
+    if base and not worktree:
+        try:
+            open_repo(repo, allow_shallow=True)
+            rev = base
+        except RepositoryError:
+            rev = None
+    return load_config(repo, path, rev=rev)
 
 
 def _load(source: Any, path: str | Path | None) -> Config:

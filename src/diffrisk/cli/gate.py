@@ -1,8 +1,9 @@
 """``diffrisk gate``: the merge gate (one pull request) and the deployment gate (``--deploy``).
 
-The decisions are :mod:`diffrisk.gating.decide`'s; this module gathers their inputs (the score, the
-PR's labels and reviews, the last deployment) and publishes the result (exit code, check
-run, step outputs, job summary).
+The command parses its options and calls :func:`diffrisk.gating.merge.gate_merge` or
+:func:`diffrisk.gating.deploy.gate_deploy`, which gather the inputs (the score, the PR's
+labels and reviews, the last deployment), decide (:mod:`diffrisk.gating.decide`) and
+publish the result (exit code, check run, step outputs, job summary).
 """
 
 from __future__ import annotations
@@ -17,59 +18,17 @@ from diffrisk.cli.output import (
     config_option,
     data_dir_option,
     json_option,
-    load_judging_config,
     lock_data_dir,
     quiet_option,
     repo_option,
     worktree_config_option,
 )
 from diffrisk.data.paths import default_data_dir
-from diffrisk.errors import (
-    ConfigError,
-    GitHubError,
-    NothingToScoreError,
-    RepositoryError,
-)
-from diffrisk.gating import deploy as deploy_gate
-from diffrisk.gating import merge, publish
-from diffrisk.gating.decide import (
-    ShippedChange,
-    decide,
-    decide_deploy,
-)
-from diffrisk.git.revisions import newest_tag
+from diffrisk.gating.deploy import DeployOptions, gate_deploy
+from diffrisk.gating.merge import MergeOptions, gate_merge
+from diffrisk.gating.publish import DEFAULT_API
 
 THRESHOLDS = click.Choice(["high", "medium", "never"])
-DEFAULT_API = "https://api.github.com"
-
-
-# --------------------------------------------------------------------------- GitHub
-
-
-# --------------------------------------------------------------------------- inputs
-
-
-def _event() -> dict[str, Any]:
-    from diffrisk.hosts.github.actions import read_event
-
-    return read_event()
-
-
-def pr_from_event(event: dict[str, Any]) -> tuple[int | None, str | None, str | None]:
-    """(number, base sha, head sha) of the pull request in a pull_request(_target/_review) or
-    workflow_run payload; Nones when there is none."""
-    from diffrisk.hosts.github.events import pull_request_of
-
-    pr = pull_request_of(event)
-    if pr is None or pr.kind == "issue" or (pr.kind == "workflow_run" and pr.number is None):
-        return None, None, None
-    return pr.number, pr.base, pr.head
-
-
-# --------------------------------------------------------------------------- publishing
-
-
-# --------------------------------------------------------------------------- command
 
 
 @click.command("gate")
@@ -211,151 +170,35 @@ def gate_cmd(
     ddir = Path(data_dir) if data_dir else default_data_dir(repo)
     if not deploy:  # the merge gate logs its decision
         lock_data_dir(ddir)
-    token = os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN")
-    if token:
-        from diffrisk.hosts.github.actions import add_mask, in_actions
-
-        if in_actions():
-            add_mask(token)
-    gh = (
-        publish.client(repository, token, api_url, write_interval)
-        if (repository and token)
-        else None
+    common: dict[str, Any] = dict(
+        repo=repo,
+        data_dir=ddir,
+        config_path=config_path,
+        worktree_config=worktree_config,
+        score_file=score_file,
+        base=base,
+        head=head,
+        check=check,
+        check_name=check_name,
+        repository=repository,
+        token=os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN"),
+        api_url=api_url,
+        write_interval=write_interval,
+        as_json=as_json,
+        quiet=quiet,
     )
-    event = _event()
-    ev_number, ev_base, ev_head = pr_from_event(event)
-
     if deploy:
-        head = head or "HEAD"
-        if base is None:
-            if tag_pattern:
-                base = newest_tag(repo, head, tag_pattern)
-                if base is None:
-                    raise RepositoryError(
-                        f"no tag matching {tag_pattern!r} is reachable from {head}",
-                        hint="pass --base, or tag the last deployment",
-                    )
-            elif environment:
-                if gh is None:
-                    raise ConfigError(
-                        "--environment needs the repository on GitHub and a token",
-                        hint="set GITHUB_REPOSITORY (or --repository) and GITHUB_TOKEN",
-                    )
-                base = deploy_gate.last_successful_deployment(gh, environment)
-                if base is None:
-                    raise GitHubError(
-                        f"no successful deployment to {environment!r} was found",
-                        hint="pass --base for the first deployment",
-                    )
-            else:
-                raise ConfigError(
-                    "--deploy needs --base, --tag-pattern or --environment",
-                    hint="pass the last deployed ref with --base",
-                )
-        cfg = load_judging_config(repo, config_path, base, worktree_config)
-        gcfg = cfg.gate
-        try:
-            scored = (
-                merge.load_score_file(score_file)
-                if score_file
-                else merge.score_now(repo, ddir, base, head, cfg)
-            )
-        except NothingToScoreError:  # nothing new since the last deployment: it passes
-            scored = {"commits": [], "base": base, "head": head}
-        deploy_warnings = [] if score_file else deploy_gate.ancestry_warnings(repo, base, head)
-        commits = scored.get("commits") or []
-        changes = [
-            ShippedChange(
-                c["sha"], c.get("subject", ""), float(c["probability"]), c.get("level", "")
-            )
-            for c in commits
-        ]
-        typical = scored.get("typical_probability")
-        dd = decide_deploy(
-            changes,
-            max_risk=gcfg.deploy_max_risk,
-            max_expected=gcfg.deploy_max_expected,
-            typical_probability=None if typical is None else float(typical),
-            expected_factor=gcfg.deploy_expected_factor,
-        )
-        summary = deploy_gate.deploy_summary(
-            dd, str(scored.get("base") or base), str(scored.get("head") or head), deploy_warnings
-        )
-        publish.finish(
-            dd,
-            summary,
-            scored.get("head"),
-            gh,
-            check,
-            check_name or f"{cfg.report.check_name} deploy",
-            None,
-            as_json,
-            quiet,
-            warnings=deploy_warnings,
-        )
+        gate_deploy(DeployOptions(**common, environment=environment, tag_pattern=tag_pattern))
         return
-
-    base = base or ev_base
-    head = head or ev_head or "HEAD"
-    warnings: list[str] = []
-    res: dict[str, Any] | None = merge.load_score_file(score_file) if score_file else None
-    # the settings that judge the PR are its base's, never its own checkout's
-    trusted = base or (res or {}).get("base") or None
-    cfg = load_judging_config(repo, config_path, trusted, worktree_config)
-    gcfg = cfg.gate
-    if res is None:
-        try:
-            res = merge.score_now(repo, ddir, base, head, cfg)
-        except NothingToScoreError as err:  # e.g. only empty commits: no risk to gate on
-            warnings.append(err.message)
-    label = override_label if override_label is not None else gcfg.override_label
-    number = pr_number or ev_number
-    override = None
-    if res is not None and number is not None and gh is not None:
-        override = merge.read_acceptance(
-            gh,
-            int(number),
-            label,
-            list(gcfg.approvers),
-            head_sha=str(res.get("head") or ev_head or "") or None,
-            warnings=warnings,
+    gate_merge(
+        MergeOptions(
+            **common,
+            fail_on=fail_on,
+            warn_on=warn_on,
+            override_label=override_label,
+            pr_number=pr_number,
+            comment_mode=comment_mode,
         )
-    decision = decide(
-        res["level"] if res is not None else "low",
-        fail_on=fail_on or gcfg.fail_on,
-        warn_on=warn_on or gcfg.warn_on,
-        override=override,
-        probability=res.get("probability") if res is not None else None,
-    )
-    head_sha = str((res or {}).get("head") or ev_head or head)
-    if res is not None:
-        merge.log_decision(ddir, res, decision.outcome, warnings)
-    if (
-        res is not None
-        and number is not None
-        and gh is not None
-        and (comment_mode or cfg.report.comment_mode) != "off"
-    ):
-        w = merge.comment_decision(gh, int(number), res, decision, cfg)
-        if w:
-            warnings.append(w)
-    if gh is None and number is not None:
-        warnings.append(
-            "no GitHub token (or repository): the pull request's labels and reviews were not "
-            "read and nothing was posted; set GITHUB_TOKEN and GITHUB_REPOSITORY"
-        )
-    publish.finish(
-        decision,
-        merge.merge_summary(decision, head_sha),
-        head_sha,
-        gh,
-        check,
-        check_name or cfg.report.check_name,
-        res,
-        as_json,
-        quiet,
-        cfg,
-        warnings,
     )
 
 

@@ -88,27 +88,6 @@ worktree_config_option = click.option(
 )
 
 
-def load_judging_config(
-    repo: str, config_path: str | None, base: str | None, worktree_config: bool
-) -> Any:
-    """The configuration a change based on ``base`` is judged by: as it is in ``base``
-    (a pull request does not choose its own settings), unless ``--worktree-config``. A
-    ``--repo`` that is not a git repository (a saved result gated elsewhere) has no commits
-    to read from: its files are read as they are."""
-    from diffrisk.config import load_config
-    from diffrisk.errors import RepositoryError
-    from diffrisk.git.repo import open_repo
-
-    rev = None
-    if base and not worktree_config:
-        try:
-            open_repo(repo, allow_shallow=True)
-            rev = base
-        except RepositoryError:
-            rev = None
-    return load_config(repo, config_path, rev=rev)
-
-
 @contextmanager
 def progress_bar(quiet: bool) -> Iterator[Any]:
     """Yields a ``progress(stage, advance, total)`` callback, or None when quiet.
@@ -147,16 +126,13 @@ def lock_data_dir(data_dir: Path, *, repo: str | None = None) -> None:
     made)."""
     from diffrisk.data.lock import data_dir_lock
 
-    if repo is not None and not data_dir.is_dir():
-        from diffrisk.git.repo import open_repo
-
-        open_repo(repo)
     ctx = click.get_current_context()
     ctx.with_resource(
         data_dir_lock(
             data_dir,
             command=ctx.command_path,
             create=repo is not None,
+            repo=repo,
             on_wait=lambda msg: click.echo(msg, err=True),
         )
     )

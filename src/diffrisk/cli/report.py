@@ -9,10 +9,10 @@ import click
 from diffrisk.cli.output import (
     config_option,
     json_option,
-    load_judging_config,
     repo_option,
     worktree_config_option,
 )
+from diffrisk.config import load_judging_config
 from diffrisk.report.terminal import Console, print_json
 
 

@@ -12,13 +12,13 @@ from diffrisk.cli.output import (
     config_option,
     data_dir_option,
     json_option,
-    load_judging_config,
     lock_data_dir,
     log_prediction,
     quiet_option,
     repo_option,
     worktree_config_option,
 )
+from diffrisk.config import load_judging_config
 from diffrisk.git.revisions import DEFAULT_BASES, default_base
 from diffrisk.report.terminal import Console, stderr_console
 

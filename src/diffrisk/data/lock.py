@@ -100,13 +100,15 @@ def data_dir_lock(
     *,
     command: str = "diffrisk",
     create: bool = False,
+    repo: str | Path | None = None,
     wait: float | None = None,
     on_wait: Callable[[str], None] | None = None,
 ) -> Iterator[bool]:
     """Hold the data directory's lock; yields whether it is held.
 
     ``create``: make the data directory when it does not exist (else there is nothing
-    to lock: the command will say what is missing). ``wait``: seconds to wait for
+    to lock: the command will say what is missing); with ``repo``, only once ``repo``
+    opens as a repository (else its error, and nothing made). ``wait``: seconds to wait for
     another run (default :func:`wait_seconds`); ``on_wait`` is told once that this run
     waits, and for whom. Nested use in one process holds the one lock.
     """
@@ -117,6 +119,10 @@ def data_dir_lock(
         if not create:
             yield False
             return
+        if repo is not None:
+            from diffrisk.git.repo import open_repo
+
+            open_repo(repo)
         try:
             data.mkdir(parents=True, exist_ok=True)
         except OSError:

@@ -1,22 +1,130 @@
-"""The merge gate around :mod:`diffrisk.gating.decide`: who accepted the risk (labels and
-reviews read from GitHub), the score to decide on, the decision added to the sticky PR
-comment and the prediction log.
+"""The merge gate (:func:`gate_merge`) around :mod:`diffrisk.gating.decide`: the score to
+decide on, who accepted the risk (labels and reviews read from GitHub), the decision added
+to the sticky PR comment and the prediction log, then published (:mod:`diffrisk.gating.publish`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from diffrisk.errors import ConfigError, DataError, GitHubError
+from diffrisk.config import load_judging_config
+from diffrisk.errors import GitHubError, NothingToScoreError
+from diffrisk.gating import publish
 from diffrisk.gating.decide import (
     GateDecision,
     LabelEvent,
     Override,
     Review,
+    decide,
     find_override,
     stale_approvals,
 )
+from diffrisk.scoring.result import ScoreResult
+
+
+@dataclass(frozen=True)
+class MergeOptions(publish.GateOptions):
+    """The merge gate's options (None: from the configuration, or the event)."""
+
+    fail_on: str | None = None
+    warn_on: str | None = None
+    override_label: str | None = None
+    pr_number: int | None = None
+    comment_mode: str | None = None
+
+
+def gate_merge(opts: MergeOptions) -> None:
+    """Decide whether the pull request may merge and publish the decision; raises
+    :class:`~diffrisk.errors.GateFailure` when it is blocked.
+
+    The change is ``opts.score_file``'s, or base...head scored now (base and head default
+    to the event's pull request); the settings are those of its base. With GitHub, the
+    PR's override label and approvals can accept the risk, and the decision is added to
+    the report's sticky comment and posted as a check run.
+    """
+    gh = publish.connect(opts)
+    ev_number, ev_base, ev_head = pr_from_event(_event())
+    base = opts.base or ev_base
+    head = opts.head or ev_head or "HEAD"
+    warnings: list[str] = []
+    res = publish.load_score_file(opts.score_file) if opts.score_file else None
+    # the settings that judge the PR are its base's, never its own checkout's
+    trusted = base or (res.base if res is not None else None) or None
+    cfg = load_judging_config(opts.repo, opts.config_path, trusted, opts.worktree_config)
+    gcfg = cfg.gate
+    if res is None:
+        try:
+            res = publish.score_now(opts.repo, opts.data_dir, base, head, cfg)
+        except NothingToScoreError as err:  # e.g. only empty commits: no risk to gate on
+            warnings.append(err.message)
+    label = opts.override_label if opts.override_label is not None else gcfg.override_label
+    number = opts.pr_number or ev_number
+    override = None
+    if res is not None and number is not None and gh is not None:
+        override = read_acceptance(
+            gh,
+            int(number),
+            label,
+            list(gcfg.approvers),
+            head_sha=str(res.head or ev_head or "") or None,
+            warnings=warnings,
+        )
+    decision = decide(
+        res.level if res is not None else "low",
+        fail_on=opts.fail_on or gcfg.fail_on,
+        warn_on=opts.warn_on or gcfg.warn_on,
+        override=override,
+        probability=res.probability if res is not None else None,
+    )
+    head_sha = str((res.head if res is not None else None) or ev_head or head)
+    if res is not None:
+        log_decision(opts.data_dir, res, decision.outcome, warnings)
+    if (
+        res is not None
+        and number is not None
+        and gh is not None
+        and (opts.comment_mode or cfg.report.comment_mode) != "off"
+    ):
+        w = comment_decision(gh, int(number), res, decision, cfg)
+        if w:
+            warnings.append(w)
+    if gh is None and number is not None:
+        warnings.append(
+            "no GitHub token (or repository): the pull request's labels and reviews were not "
+            "read and nothing was posted; set GITHUB_TOKEN and GITHUB_REPOSITORY"
+        )
+    publish.finish(
+        decision,
+        merge_summary(decision, head_sha),
+        head_sha,
+        gh,
+        opts.check,
+        opts.check_name or cfg.report.check_name,
+        res,
+        opts.as_json,
+        opts.quiet,
+        cfg,
+        warnings,
+    )
+
+
+def _event() -> dict[str, Any]:
+    from diffrisk.hosts.github.actions import read_event
+
+    return read_event()
+
+
+def pr_from_event(event: dict[str, Any]) -> tuple[int | None, str | None, str | None]:
+    """(number, base sha, head sha) of the pull request in a pull_request(_target/_review) or
+    workflow_run payload; Nones when there is none."""
+    from diffrisk.hosts.github.events import pull_request_of
+
+    pr = pull_request_of(event)
+    if pr is None or pr.kind == "issue" or (pr.kind == "workflow_run" and pr.number is None):
+        return None, None, None
+    return pr.number, pr.base, pr.head
 
 
 def read_acceptance(
@@ -60,34 +168,8 @@ def read_acceptance(
     return found
 
 
-def post_check(
-    client: Any,
-    head_sha: str,
-    name: str,
-    conclusion: str,
-    title: str,
-    summary: str,
-    annotations: list[dict[str, Any]],
-) -> str | None:
-    """A completed check run (a commit status when check runs are refused); a warning
-    instead of an error when the token may write neither (a fork's pull request)."""
-    from diffrisk.errors import GitHubError
-    from diffrisk.hosts.github.client import PermissionDenied
-
-    try:
-        client.publish_check(head_sha, name, conclusion, title, summary, annotations)
-    except PermissionDenied:
-        return (
-            "could not create the check run or commit status: the token needs `checks: write` "
-            "(fork pull requests get a read-only token: use the workflow_run pattern in docs/gating.md)"
-        )
-    except GitHubError as err:  # the exit code still carries the decision
-        return f"the check run was not posted: {err.message}"
-    return None
-
-
 def comment_decision(
-    client: Any, number: int, result: dict[str, Any], decision: GateDecision, cfg: Any
+    client: Any, number: int, result: ScoreResult, decision: GateDecision, cfg: Any
 ) -> str | None:
     """Edit the report's sticky comment so it ends with the gate's decision (who accepted the
     risk, or why the merge is blocked); a warning instead of an error when not allowed."""
@@ -96,10 +178,10 @@ def comment_decision(
     from diffrisk.report import render as report
 
     context = GitHubContext.from_env()
-    result = report.result_dict(result)
-    add_reviewer_logins(result, client, context.server_url)
+    scored = report.result_dict(result)
+    add_reviewer_logins(scored, client, context.server_url)
     body = report.render_comment(
-        result, cfg.report, repo_root=cfg.source, summary_url=context.run_url
+        scored, cfg.report, repo_root=cfg.source, summary_url=context.run_url
     )
     section = "\n\n---\n\n" + merge_summary(decision, None)
     body = cut_markdown(body, report.COMMENT_LIMIT - len(section), "_(cut)_") + section
@@ -129,38 +211,11 @@ def merge_summary(d: GateDecision, head: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def log_decision(data_dir: Path, result: dict[str, Any], outcome: str, warnings: list[str]) -> None:
+def log_decision(data_dir: Path, result: ScoreResult, outcome: str, warnings: list[str]) -> None:
     """The merge gate's prediction and decision, in the prediction log (``diffrisk
     monitor`` counts what was flagged and blocked); a failure to log is a warning."""
     from diffrisk.data.predlog import log_result
 
-    err = log_result(data_dir, result, decision=outcome)
+    err = log_result(data_dir, result.to_dict(), decision=outcome)
     if err is not None:
         warnings.append(f"prediction not logged: {err.message}")
-
-
-def load_score_file(path: str) -> dict[str, Any]:
-    """A result saved by ``diffrisk score --json --output`` (checked by diffrisk.report.render)."""
-    from diffrisk.report import render as report
-
-    try:
-        d = report.result_dict(report.load_result(path))
-    except DataError as err:
-        raise DataError(
-            err.message, hint=err.hint or "write it with `diffrisk score --json --output FILE`"
-        ) from None
-    if d.get("level") not in ("low", "medium", "high"):
-        raise DataError(
-            f"{path} has no risk level low|medium|high",
-            hint="write it with `diffrisk score --json --output FILE`",
-        )
-    return d
-
-
-def score_now(repo: str, data_dir: Path, base: str | None, head: str, cfg: Any) -> dict[str, Any]:
-    """Run the score stage for base...head and return its ``to_dict()``."""
-    from diffrisk.scoring.score import score
-
-    if not base:
-        raise ConfigError("no base revision to score against", hint="pass --base (or --score-file)")
-    return score(repo, base, head, data_dir=data_dir, config=cfg).to_dict()

@@ -1,20 +1,48 @@
-"""Publishing a gate's decision: the check run, the step outputs and job summary, the
-annotations, the terminal summary, then the exit code (1: blocked).
+"""What both gates share: their options (:class:`GateOptions`), the GitHub connection, the
+score to decide on (a saved result or base...head scored now), and publishing a decision:
+the check run, the step outputs and job summary, the annotations, the terminal summary,
+then the exit code (1: blocked).
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import click
 
-from diffrisk.errors import ConfigError, GateFailure
+from diffrisk.errors import ConfigError, DataError, GateFailure
 from diffrisk.gating.decide import DeployDecision, GateDecision
-from diffrisk.gating.merge import post_check
 from diffrisk.report.terminal import Console, print_json
+from diffrisk.scoring.result import ScoreResult, load_result
 
 DEFAULT_API = "https://api.github.com"
+
+
+@dataclass(frozen=True)
+class GateOptions:
+    """What ``diffrisk gate`` was asked, common to the merge and the deployment gate."""
+
+    repo: str
+    data_dir: Path
+    config_path: str | None = None
+    worktree_config: bool = False
+    #: A saved ``diffrisk score --json`` result; None: score base...head now.
+    score_file: str | None = None
+    base: str | None = None
+    head: str | None = None
+    #: Post a check run (None: when GitHub, a token and the head are known).
+    check: bool | None = None
+    check_name: str | None = None
+    #: ``owner/name`` on GitHub and a token: without both nothing is read from or posted to GitHub.
+    repository: str | None = None
+    token: str | None = None
+    api_url: str | None = DEFAULT_API
+    write_interval: float = 1.0
+    as_json: bool = False
+    quiet: bool = False
 
 
 def client(
@@ -30,6 +58,70 @@ def client(
         seconds_between_writes=write_interval,
         **options,
     )
+
+
+def connect(opts: GateOptions) -> Any:
+    """The GitHub client of the gate's repository, or None without a repository and a
+    token; inside Actions the token is masked in the log first."""
+    if opts.token:
+        from diffrisk.hosts.github.actions import add_mask, in_actions
+
+        if in_actions():
+            add_mask(opts.token)
+    if opts.repository and opts.token:
+        return client(opts.repository, opts.token, opts.api_url, opts.write_interval)
+    return None
+
+
+def load_score_file(path: str) -> ScoreResult:
+    """A result saved by ``diffrisk score --json --output``, with a risk level to decide on."""
+    try:
+        result = load_result(path)
+    except DataError as err:
+        raise DataError(
+            err.message, hint=err.hint or "write it with `diffrisk score --json --output FILE`"
+        ) from None
+    if result.level not in ("low", "medium", "high"):
+        raise DataError(
+            f"{path} has no risk level low|medium|high",
+            hint="write it with `diffrisk score --json --output FILE`",
+        )
+    return result
+
+
+def score_now(repo: str, data_dir: Path, base: str | None, head: str, cfg: Any) -> ScoreResult:
+    """Run the score stage for base...head."""
+    from diffrisk.scoring.score import score
+
+    if not base:
+        raise ConfigError("no base revision to score against", hint="pass --base (or --score-file)")
+    return score(repo, base, head, data_dir=data_dir, config=cfg)
+
+
+def post_check(
+    client: Any,
+    head_sha: str,
+    name: str,
+    conclusion: str,
+    title: str,
+    summary: str,
+    annotations: list[dict[str, Any]],
+) -> str | None:
+    """A completed check run (a commit status when check runs are refused); a warning
+    instead of an error when the token may write neither (a fork's pull request)."""
+    from diffrisk.errors import GitHubError
+    from diffrisk.hosts.github.client import PermissionDenied
+
+    try:
+        client.publish_check(head_sha, name, conclusion, title, summary, annotations)
+    except PermissionDenied:
+        return (
+            "could not create the check run or commit status: the token needs `checks: write` "
+            "(fork pull requests get a read-only token: use the workflow_run pattern in docs/gating.md)"
+        )
+    except GitHubError as err:  # the exit code still carries the decision
+        return f"the check run was not posted: {err.message}"
+    return None
 
 
 def set_outputs_and_summary(decision: GateDecision | DeployDecision, summary_md: str) -> None:
@@ -51,7 +143,7 @@ def finish(
     gh: Any,
     check: bool | None,
     check_name: str,
-    result: dict[str, Any] | None,
+    result: ScoreResult | None,
     as_json: bool,
     quiet: bool,
     cfg: Any = None,
@@ -74,16 +166,17 @@ def finish(
             from diffrisk.hosts.github.publish import annotations_for
             from diffrisk.report import render as report
 
+            scored = report.result_dict(result)
             body = (
                 summary
                 + "\n---\n\n"
                 + report.render_check_summary(
-                    result,
+                    scored,
                     cfg.report if cfg else None,
                     repo_root=cfg.source if cfg else None,
                 )
             )
-            annotations = annotations_for(result)
+            annotations = annotations_for(scored)
         w = post_check(gh, head_sha, check_name, decision.conclusion, title, body, annotations)
         if w:
             warnings.append(w)
