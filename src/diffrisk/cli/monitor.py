@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -17,7 +16,6 @@ from diffrisk.cli.output import (
     quiet_option,
     repo_option,
 )
-from diffrisk.config import load_config
 from diffrisk.data.paths import default_data_dir
 from diffrisk.report.terminal import Console, print_json, stderr_console
 
@@ -103,66 +101,30 @@ def monitor_cmd(
     the gate, Recall@20%Effort per quarter), and recommends retraining on drift, a drop
     of the realized ROC-AUC or a stale model. See docs/monitoring.md.
     """
-    from diffrisk.data.store import atomic_write_bytes
-    from diffrisk.errors import ConfigError
-    from diffrisk.git.repo import open_repo
-    from diffrisk.hosts.github import actions as ghactions
-    from diffrisk.monitoring.issue import publish_issue
-    from diffrisk.monitoring.monitor import monitor
-    from diffrisk.monitoring.plots import write_plots
-    from diffrisk.monitoring.render import render_terminal, to_markdown
-    from diffrisk.monitoring.retrain import retrain as retrain_model
+    from diffrisk.monitoring.render import render_terminal
+    from diffrisk.monitoring.run import MonitorOptions, run_monitor
 
-    open_repo(repo, allow_shallow=True)  # a wrong --repo is an error, as for every command
-    cfg = load_config(repo, config_path, rev=config_rev)
     out_dir = Path(data_dir) if data_dir else default_data_dir(repo)
     if retrain:
         lock_data_dir(out_dir)
-    if issue:
-        github_repo = github_repo or os.environ.get("GITHUB_REPOSITORY")
-        if not github_repo or not github_token:
-            raise ConfigError(
-                "--issue needs a repository and a token",
-                hint="pass --github-repo OWNER/NAME and set GITHUB_TOKEN (inside Actions both are set)",
-            )
-    report = monitor(out_dir, cfg, recent_days=recent_days)
-    if retrain and report.decision.retrain:
-        report.retrain_result = retrain_model(repo, out_dir, cfg, report)
-    if plots_dir:
-        write_plots(report, plots_dir, plot_format)
-    md = ""
-    if markdown_path or summary or issue:
-        md = to_markdown(report)
-    if markdown_path:
-        atomic_write_bytes(Path(markdown_path), md.encode())
-    if summary:
-        ghactions.append_summary(md)
-    if issue:
-        from diffrisk.hosts.github.client import GitHubClient
-
-        assert github_repo and github_token  # checked above
-        api_url = os.environ.get("GITHUB_API_URL") or "https://api.github.com"
-        with GitHubClient(github_repo, github_token, api_url=api_url) as client:
-            outcome = publish_issue(client, md, cfg.monitor.issue_title)
-        issue_info = {
-            "action": outcome.action,
-            "number": outcome.number,
-            "url": outcome.url,
-            "pinned": outcome.pinned,
-        }
-    else:
-        issue_info = None
-    if ghactions.in_actions():
-        ghactions.set_outputs(
-            {
-                "retrain": str(report.decision.retrain).lower(),
-                "drift": report.drift_status,
-                "realized-auc": ""
-                if report.decision.realized_auc is None
-                else f"{report.decision.realized_auc:.4f}",
-                "promoted": str(bool((report.retrain_result or {}).get("promoted"))).lower(),
-            }
+    done = run_monitor(
+        MonitorOptions(
+            repo=repo,
+            data_dir=out_dir,
+            config_path=config_path,
+            config_rev=config_rev,
+            recent_days=recent_days,
+            markdown_path=markdown_path,
+            summary=summary,
+            plots_dir=plots_dir,
+            plot_format=plot_format,
+            retrain=retrain,
+            issue=issue,
+            github_repo=github_repo,
+            github_token=github_token,
         )
+    )
+    report, issue_info = done.report, done.issue
     if as_json:
         d = report.to_dict()
         d.pop("risk_series", None)

@@ -64,3 +64,17 @@ def publish_issue(client: Any, markdown: str, title: str, *, pin: bool = True) -
         except GithubException:
             pinned = False
     return IssueOutcome("created", issue.number, issue.html_url, pinned)
+
+
+def publish_issue_to(
+    repository: str, token: str, markdown: str, title: str, *, api_url: str | None = None
+) -> IssueOutcome:
+    """:func:`publish_issue` in ``owner/name`` on GitHub (``api_url`` defaults to
+    ``$GITHUB_API_URL``, else github.com's)."""
+    import os
+
+    from diffrisk.hosts.github.client import GitHubClient
+
+    url = api_url or os.environ.get("GITHUB_API_URL") or "https://api.github.com"
+    with GitHubClient(repository, token, api_url=url) as client:
+        return publish_issue(client, markdown, title)
