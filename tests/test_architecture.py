@@ -97,9 +97,31 @@ def test_each_stage_imports_only_downward():
 def test_reading_results_loads_neither_scikit_learn_nor_the_miner():
     code = (
         "import sys, diffrisk.report.render, diffrisk.gating.merge, diffrisk.gating.publish, "
+        "diffrisk.gating.deploy, "
         "diffrisk.scoring.result, diffrisk.hosts.github.client; "
         "print(sorted(m for m in ('sklearn', 'diffrisk.mining.mine', 'diffrisk.training.train') "
         "if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_commands_talk_to_neither_git_nor_github_themselves():
+    """cli/ parses options and calls a stage: no repository opened, no git process run, no
+    GitHub client made there (git.revisions answers, the event parsers and the publisher
+    are the stages' functions)."""
+    found = []
+    for f in sorted((SRC / "diffrisk" / "cli").glob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module in (
+                "diffrisk.git.repo",
+                "diffrisk.hosts.github.client",
+            ):
+                found += [
+                    f"{f.name}: {a.name}"
+                    for a in node.names
+                    if a.name in ("open_repo", "GitRepo", "CatFile", "GitHubClient")
+                ]
+            elif isinstance(node, ast.Attribute) and node.attr == "run":
+                found.append(f"{f.name}:{node.lineno}: .run")
+    assert found == []
