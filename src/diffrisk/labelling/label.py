@@ -42,7 +42,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from diffrisk.config import LabelConfig
-from diffrisk.data import store
+from diffrisk.data import paths, store
+from diffrisk.data.datadir import DataDir
 from diffrisk.data.schema import arrow_schema
 from diffrisk.errors import DataError, GitHubError, Interrupted, signal_number
 from diffrisk.features.source import SourceFilter
@@ -58,9 +59,9 @@ from diffrisk.trusted import SettingsSource
 
 Progress = Callable[[str, int, int | None], None]
 
-LABELS_FILE = "labels.parquet"
-LINKS_FILE = "szz_links.parquet"
-CACHE_FILE = "szz_cache.parquet"
+LABELS_FILE = paths.LABELS_FILE
+LINKS_FILE = paths.LINKS_FILE
+CACHE_FILE = paths.SZZ_CACHE_FILE
 #: How often a long blame writes what it found so far into the cache.
 CHECKPOINT_SECONDS = 60.0
 #: Bump when the blame procedure changes in a way that changes its results (2: docstrings
@@ -800,34 +801,14 @@ def _merges(repo: Any, head: str | None) -> set[str]:
     return set(out.decode().split())
 
 
-def _read_labelled(data_dir: Path, name: str, what: str) -> pd.DataFrame:
-    path = data_dir / name
-    if not path.exists():
-        raise DataError(f"no {what} in {data_dir}", hint="run `diffrisk label` first")
-    meta = store.read_meta(data_dir)
-    try:
-        table = pq.read_table(path)
-    except (OSError, pa.ArrowInvalid) as err:
-        raise DataError(
-            f"{path} is corrupt or unreadable ({err})", hint="run `diffrisk label` again"
-        ) from None
-    gen = (table.schema.metadata or {}).get(b"diffrisk.generation", b"").decode()
-    if meta is not None and gen != meta.get("generation"):
-        raise DataError(
-            f"{path} was computed for an older dataset (mined again since)",
-            hint="run `diffrisk label` again",
-        )
-    return table.to_pandas()
-
-
 def load_labels(data_dir: str | Path) -> pd.DataFrame:
     """labels.parquet; a :class:`DataError` when missing or older than the mined dataset."""
-    return _read_labelled(Path(data_dir), LABELS_FILE, "labels")
+    return DataDir(data_dir).labels()
 
 
 def load_links(data_dir: str | Path) -> pd.DataFrame:
     """szz_links.parquet (every fix -> inducing link, with why it was dropped, if it was)."""
-    return _read_labelled(Path(data_dir), LINKS_FILE, "SZZ links")
+    return DataDir(data_dir).links()
 
 
 def sample_links(data_dir: str | Path, n: int, seed: int | None = None) -> list[dict[str, Any]]:
