@@ -381,10 +381,21 @@ class TrainConfig(_Section):
 class ScoreConfig(_Section):
     """Risk levels and what a score report shows."""
 
+    levels: Literal["rank", "probability"] = "rank"
+    """How a change's level is decided: by its rank among the repository's changes of the
+    past year (``high_share``, ``medium_share``: the same share of changes is high on every
+    repository), or by its probability (``medium``, ``high``)."""
+    high_share: float = Field(0.05, gt=0, lt=1)
+    """With ``levels = "rank"``: the riskiest share of changes that is high risk."""
+    medium_share: float = Field(0.15, ge=0, lt=1)
+    """With ``levels = "rank"``: the share of changes after those that is medium risk."""
+    min_reference: int = Field(100, ge=10)
+    """Past-year changes needed to rank by; fewer: the whole mined history, then the
+    model's own reference distribution (the bundled model's), then the probabilities."""
     medium: float = Field(0.4, ge=0, le=1)
-    """Probability from which a change is medium risk."""
+    """With ``levels = "probability"``: probability from which a change is medium risk."""
     high: float = Field(0.7, ge=0, le=1)
-    """Probability from which a change is high risk."""
+    """With ``levels = "probability"``: probability from which a change is high risk."""
     top_factors: int = Field(5, ge=1)
     """Factors shown in each direction (raising and lowering the risk)."""
     top_files: int = Field(10, ge=1)
@@ -394,6 +405,11 @@ class ScoreConfig(_Section):
     def _ordered(self) -> ScoreConfig:
         if self.medium > self.high:
             raise ValueError(f"medium ({self.medium}) must not exceed high ({self.high})")
+        if self.high_share + self.medium_share >= 1:
+            raise ValueError(
+                f"high_share + medium_share ({self.high_share} + {self.medium_share}) must be "
+                "below 1: some changes must be low risk"
+            )
         return self
 
 
@@ -417,6 +433,12 @@ class GateConfig(_Section):
     """Block the merge (exit 1, check failure) at or above this risk level."""
     warn_on: Literal["high", "medium", "never"] = "medium"
     """Pass with a warning (check neutral) at or above this level."""
+    fail_budget: float | None = Field(None, gt=0, lt=100)
+    """Also block a change among the riskiest this-many percent of the reference changes
+    (``score.levels`` rank reference), e.g. 10: about one change in ten is blocked on any
+    repository. Unset: the level alone decides."""
+    fail_probability: float | None = Field(None, gt=0, le=1)
+    """Also block a change whose estimated probability reaches this. Unset: not used."""
     override_label: str = "diffrisk:accepted"
     """A PR label that accepts the risk: a block becomes a pass, and the report says who."""
     approvers: list[str] = Field(default_factory=list)

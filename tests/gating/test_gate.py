@@ -945,3 +945,53 @@ def test_gate_messages_print_probabilities_as_the_report_does():
     assert decide("high", probability=0.997).message.startswith("high risk (>99%) is at or above")
     d = decide_deploy([ShippedChange("a" * 40, "s", 0.004)], max_expected=5.0)
     assert "riskiest aaaaaaaaaaaa (<1%)" in d.message
+
+
+@pytest.mark.parametrize(
+    ("level", "percentile", "probability", "budget", "min_p", "outcome", "reason"),
+    [
+        ("medium", 91.0, 0.3, 10.0, None, "fail", "budget"),  # among the riskiest 10 %
+        ("medium", 89.0, 0.3, 10.0, None, "warn", None),
+        ("low", 50.0, 0.55, None, 0.5, "fail", "probability"),
+        ("low", 50.0, 0.45, None, 0.5, "pass", None),
+        ("high", 99.0, 0.9, 10.0, 0.5, "fail", "level"),  # the level is named first
+        ("medium", None, 0.3, 10.0, None, "warn", None),  # no rank known: no budget block
+    ],
+)
+def test_budget_and_probability_gates(
+    level, percentile, probability, budget, min_p, outcome, reason
+):
+    d = decide(
+        level,
+        probability=probability,
+        percentile=percentile,
+        fail_budget=budget,
+        fail_probability=min_p,
+    )
+    assert d.outcome == outcome
+    assert d.to_dict()["reason"] == reason
+    if reason == "budget":
+        assert "fail-budget=10%" in d.message and "riskier than 91%" in d.message
+    if reason == "probability":
+        assert "fail-probability=50%" in d.message
+
+
+def test_cli_fail_budget(tmp_path, httpserver):
+    from diffrisk.scoring.result import ScoreResult
+
+    api = _serve_pr(httpserver)
+    res_file = tmp_path / "s.json"
+    r = ScoreResult(
+        repo="r", base=BASE, head=HEAD, probability=0.2, level="medium", percentile=93.0,
+        model_version="m1", model_source="bundled", model_metrics={}, features={"la": 10},
+    )  # fmt: skip
+    res_file.write_text(json.dumps(r.to_dict()))
+    res, out, _ = _run(["--score-file", str(res_file), "--no-check"], api, tmp_path, PR_EVENT)
+    assert res.exit_code == 0 and "\nwarn\n" in out
+    res, out, _ = _run(
+        ["--score-file", str(res_file), "--no-check", "--fail-budget", "10"],
+        api,
+        tmp_path,
+        PR_EVENT,
+    )
+    assert res.exit_code == 1 and "\nfail\n" in out

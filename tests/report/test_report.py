@@ -386,7 +386,8 @@ def test_terminal_rendering() -> None:
     text = buf.getvalue()
     assert (
         text.splitlines()[0]
-        == "High risk (82%)  riskier than 95% of the past year's commits (this change combines 3 "
+        == "High risk (82%)  riskier than 95% of this repository's commits in the past year "
+            "(this change combines 3 "
         "commits, and larger changes rank higher)"
     )
     assert "src/[bold]x[/bold].py" in text  # rich markup in a path is shown, not applied

@@ -37,10 +37,11 @@ from diffrisk.config import Config, MineConfig
 from diffrisk.data.schema import KAMEI
 from diffrisk.errors import DataError, GitHubError, RepositoryError
 from diffrisk.hosts.github.events import pull_request_from_event
+from diffrisk.levels import percentile_of
 from diffrisk.mining.mine import mine
 from diffrisk.model.registry import load_model
 from diffrisk.scoring import explain
-from diffrisk.scoring.score import percentile_of, score
+from diffrisk.scoring.score import score
 from modelbuilder import install_model
 from repobuilder import RepoBuilder, ts
 
@@ -841,3 +842,37 @@ def test_factors_too_small_to_show_are_left_out() -> None:
     row = pd.Series({"nf": 1, "ld": 4, "entropy": 0.0})
     got = factors(pd.Series({"nf": 0.2, "ld": MIN_EFFECT / 2, "entropy": -0.001}), row, ctx, 5)
     assert [f.feature for f in got] == ["nf"]  # +0.0025 and -0.001 would read "+0.00"
+
+
+def test_levels_by_rank_follow_the_printed_percentile(world: dict, risky) -> None:
+    from diffrisk.config import ScoreConfig
+    from diffrisk.levels import level_by_rank
+
+    # 18 past-year changes: too few for the default reference of 100, so the model's
+    # probabilities decide (this test model keeps no reference distribution)
+    assert risky.level_rule["basis"] == "probability"
+    cfg = Config(score=ScoreConfig(min_reference=10, high_share=0.1, medium_share=0.3))
+    r = score(world["repo"], "main", "risky", world["data"], cfg)
+    s = score(world["repo"], "main", "safe", world["data"], cfg)
+    assert r.level_rule["basis"] == "rank" and r.level_rule["reference"] == "past_year"
+    assert r.level_rule["compared"] == len(MAIN) == r.compared_changes
+    for res in (r, s):
+        assert res.level == level_by_rank(res.percentile, 0.1, 0.3)
+        assert (res.level == "high") == (res.probability >= res.thresholds["high"])
+        for c in res.commits:
+            assert (c.level != "low") == (c.probability >= res.thresholds["medium"])
+    assert r.percentile > s.percentile
+    text = render_markdown_for(r)
+    assert (
+        f"riskier than {round(r.percentile)}% of this repository's commits in the past year" in text
+    )
+    assert (
+        "Levels by rank among this repository's commits in the past year: high is the riskiest 10%"
+        in text
+    )
+
+
+def render_markdown_for(result) -> str:  # type: ignore[no-untyped-def]
+    from diffrisk.report.render import render_comment
+
+    return render_comment(result)

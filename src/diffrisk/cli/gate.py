@@ -61,6 +61,21 @@ THRESHOLDS = click.Choice(["high", "medium", "never"])
     help="Warn at or above this level. Default: config gate.warn_on (medium).",
 )
 @click.option(
+    "--fail-budget",
+    type=click.FloatRange(min=0, max=100, min_open=True, max_open=True),
+    default=None,
+    metavar="PERCENT",
+    help="Also block a change among the riskiest PERCENT of the repository's changes. "
+    "Default: config gate.fail_budget (unset).",
+)
+@click.option(
+    "--fail-probability",
+    type=click.FloatRange(min=0, max=1, min_open=True),
+    default=None,
+    help="Also block at or above this estimated probability. Default: config "
+    "gate.fail_probability (unset).",
+)
+@click.option(
     "--override-label",
     default=None,
     help="PR label that accepts the risk. Default: config gate.override_label.",
@@ -136,6 +151,8 @@ def gate_cmd(
     head: str | None,
     fail_on: str | None,
     warn_on: str | None,
+    fail_budget: float | None,
+    fail_probability: float | None,
     override_label: str | None,
     pr_number: int | None,
     repository: str | None,
@@ -195,6 +212,8 @@ def gate_cmd(
             **common,
             fail_on=fail_on,
             warn_on=warn_on,
+            fail_budget=fail_budget,
+            fail_probability=fail_probability,
             override_label=override_label,
             pr_number=pr_number,
             comment_mode=comment_mode,

@@ -151,6 +151,11 @@ class GateDecision:
     warn_on: str
     probability: float | None = None
     accepted_by: Override | None = None
+    percentile: float | None = None
+    fail_budget: float | None = None
+    fail_probability: float | None = None
+    reason: str = "level"
+    """What blocks (or would): ``level`` (fail_on), ``budget`` or ``probability``."""
 
     @property
     def blocked(self) -> bool:
@@ -171,13 +176,23 @@ class GateDecision:
             f" ({_prob(self.probability)})" if self.probability is not None else ""
         )
         if self.outcome == "fail":
-            return f"{risk} is at or above fail-on={self.fail_on}: merge blocked"
+            return f"{risk} {self._why()}: merge blocked"
         if self.outcome == "accepted":
             assert self.accepted_by is not None
             return f"{risk} would block the merge; risk accepted: {self.accepted_by.describe()}"
         if self.outcome == "warn":
             return f"{risk} is at or above warn-on={self.warn_on}: passing with a warning"
         return f"{risk}: passing"
+
+    def _why(self) -> str:
+        if self.reason == "budget" and self.percentile is not None:
+            return (
+                f"ranks above {100 - (self.fail_budget or 0):g}% of the reference changes "
+                f"(riskier than {self.percentile:.0f}%; fail-budget={self.fail_budget:g}%)"
+            )
+        if self.reason == "probability":
+            return f"is at or above fail-probability={_prob(self.fail_probability or 0)}"
+        return f"is at or above fail-on={self.fail_on}"
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -189,6 +204,10 @@ class GateDecision:
             "probability": self.probability,
             "fail_on": self.fail_on,
             "warn_on": self.warn_on,
+            "fail_budget": self.fail_budget,
+            "fail_probability": self.fail_probability,
+            "percentile": self.percentile,
+            "reason": self.reason if self.blocked else None,
             "accepted_by": asdict(self.accepted_by) if self.accepted_by else None,
             "message": self.message,
         }
@@ -207,13 +226,38 @@ def decide(
     warn_on: str = "medium",
     override: Override | None = None,
     probability: float | None = None,
+    percentile: float | None = None,
+    fail_budget: float | None = None,
+    fail_probability: float | None = None,
 ) -> GateDecision:
-    """The merge-gate decision for one pull request (see the module docstring)."""
+    """The merge-gate decision for one pull request (see the module docstring): blocked
+    when the level reaches ``fail_on``, or (when set) the change ranks among the riskiest
+    ``fail_budget`` percent, or its probability reaches ``fail_probability``."""
+    reason = None
     if at_least(level, fail_on):
+        reason = "level"
+    elif fail_budget is not None and percentile is not None and percentile >= 100 - fail_budget:
+        reason = "budget"
+    elif (
+        fail_probability is not None and probability is not None and probability >= fail_probability
+    ):
+        reason = "probability"
+    if reason is not None:
         outcome: Outcome = "accepted" if override is not None else "fail"
-        return GateDecision(outcome, level, fail_on, warn_on, probability, override)
-    outcome = "warn" if at_least(level, warn_on) else "pass"
-    return GateDecision(outcome, level, fail_on, warn_on, probability, None)
+    else:
+        outcome = "warn" if at_least(level, warn_on) else "pass"
+    return GateDecision(
+        outcome,
+        level,
+        fail_on,
+        warn_on,
+        probability,
+        override if reason is not None else None,
+        percentile=percentile,
+        fail_budget=fail_budget,
+        fail_probability=fail_probability,
+        reason=reason or "level",
+    )
 
 
 @dataclass(frozen=True)

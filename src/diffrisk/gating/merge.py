@@ -30,6 +30,8 @@ class MergeOptions(publish.GateOptions):
 
     fail_on: str | None = None
     warn_on: str | None = None
+    fail_budget: float | None = None
+    fail_probability: float | None = None
     override_label: str | None = None
     pr_number: int | None = None
     comment_mode: str | None = None
@@ -77,6 +79,11 @@ def gate_merge(opts: MergeOptions) -> None:
         warn_on=opts.warn_on or gcfg.warn_on,
         override=override,
         probability=res.probability if res is not None else None,
+        percentile=res.percentile if res is not None else None,
+        fail_budget=opts.fail_budget if opts.fail_budget is not None else gcfg.fail_budget,
+        fail_probability=(
+            opts.fail_probability if opts.fail_probability is not None else gcfg.fail_probability
+        ),
     )
     head_sha = str((res.head if res is not None else None) or ev_head or head)
     if res is not None:

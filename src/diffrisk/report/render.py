@@ -240,6 +240,11 @@ def result_dict(result: ScoreResult | Mapping[str, Any]) -> dict[str, Any]:
         d[key] = list(d.get(key) or [])
     d.setdefault("percentile", None)
     d.setdefault("model_metrics", {})
+    # a result saved before levels by rank: probability cut-offs, past-year percentile
+    lr = dict(d.get("level_rule") or {})
+    lr.setdefault("basis", "probability")
+    lr.setdefault("reference_text", "this repository's commits in the past year")
+    d["level_rule"] = lr
     return d
 
 
@@ -412,7 +417,7 @@ def render_terminal(result: ScoreResult | Mapping[str, Any], console: Any = None
     colour = {"high": "red", "medium": "yellow", "low": "green"}.get(d["level"], "white")
     line = f"[bold {colour}]{escape(title(d))}[/]"
     if d.get("percentile") is not None:
-        line += f"  riskier than {pct(d['percentile'])} of the past year's commits"
+        line += f"  riskier than {pct(d['percentile'])} of {d['level_rule']['reference_text']}"
         if len(d["commits"]) > 1:
             line += f" (this change combines {len(d['commits'])} commits, and larger changes rank higher)"
     con.print(line)

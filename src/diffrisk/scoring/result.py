@@ -72,6 +72,9 @@ class ScoreResult:
     advice: list[str] = field(default_factory=list)
     reviewers: list[tuple[str, int]] = field(default_factory=list)
     thresholds: dict[str, float] = field(default_factory=dict)
+    #: How ``level`` was decided (:class:`diffrisk.scoring.ranking.LevelRule`): ``basis``
+    #: (rank or probability), the reference and its shares.
+    level_rule: dict[str, Any] = field(default_factory=dict)
     merge_base: str = ""
     author: str = ""
     compared_changes: int = 0  # past-year changes behind ``percentile``

@@ -37,23 +37,14 @@ from diffrisk.errors import (
 from diffrisk.git.repo import MAILMAP_MISSING, open_repo
 from diffrisk.hosts.github.events import PullRequest
 from diffrisk.jsonutil import jsonable
-from diffrisk.levels import level_of
+from diffrisk.levels import MIN_COMPARED, percentile_of
 from diffrisk.scoring.analysis import LABEL_COLUMNS, analyze, past_year
+from diffrisk.scoring.ranking import level_rule
 from diffrisk.scoring.result import CommitRisk, ScoreResult
 
-#: Fewer past-year changes than this give no percentile ("riskier than 100 % of the
-#: past year's commits" said of one commit is no comparison).
-MIN_COMPARED = 10
-
-
-def percentile_of(p: float, scores: np.ndarray) -> float | None:
-    """Share (0-100) of ``scores`` below ``p``, ties counted half; None for fewer than
-    :data:`MIN_COMPARED` scores."""
-    if len(scores) < MIN_COMPARED:
-        return None
-    below = float(np.sum(scores < p))
-    ties = float(np.sum(scores == p))
-    return 100.0 * (below + 0.5 * ties) / len(scores)
+#: "Every mined change in the history": the reference of a repository too quiet to rank
+#: by its past year alone.
+HISTORY_DAYS = 365 * 200
 
 
 def _predict(model: Any, df: pd.DataFrame) -> np.ndarray:
@@ -130,9 +121,17 @@ def score(
     if progress:
         progress("model")
     p = float(_predict(model, a.pr_row)[0])
-    level = level_of(p, scfg.medium, scfg.high)
     past = past_year(a, dataset, a.label_config)
     past_scores = _predict(model, past)
+    meta = getattr(model, "metadata", {}) or {}
+    rule = level_rule(
+        scfg,
+        past_scores,
+        lambda: _predict(model, past_year(a, dataset, a.label_config, days=HISTORY_DAYS)),
+        meta.get("score_quantiles"),
+    )
+    level = rule.level(p)
+    percentile = rule.percentile(p) if rule.basis == "rank" else percentile_of(p, past_scores)
     file_scores = _predict(model, a.file_rows)
     commit_scores = _predict(model, a.commit_rows)
     try:
@@ -157,7 +156,7 @@ def score(
             str(r.sha),
             str(r.subject),
             float(s),
-            level_of(float(s), scfg.medium, scfg.high),
+            rule.level(float(s)),
             author=str(r.author_email),
             time=int(pd.Timestamp(r.author_time).timestamp()),
         )
@@ -185,14 +184,13 @@ def score(
     warnings.extend(pull_request_notes(cfg, a.head))
     if repo.mailmap_missing:
         warnings.append(MAILMAP_MISSING)
-    meta = getattr(model, "metadata", {}) or {}
     return ScoreResult(
         repo=str(repo_path),
         base=a.base,
         head=a.head,
         probability=p,
         level=level,
-        percentile=percentile_of(p, past_scores),
+        percentile=percentile,
         model_version=str(getattr(model, "version", "")),
         model_source=str(getattr(model, "source", "")),
         model_metrics=jsonable(dict(meta.get("metrics") or {})),
@@ -202,7 +200,8 @@ def score(
         commits=commits,
         advice=advice,
         reviewers=reviewers,
-        thresholds={"medium": scfg.medium, "high": scfg.high},
+        thresholds={"medium": rule.medium, "high": rule.high},
+        level_rule=rule.to_dict(),
         merge_base=a.merge_base,
         author=a.author,
         compared_changes=len(past_scores),
