@@ -59,6 +59,7 @@ from diffrisk.model.registry import (
     sha256_bytes,
 )
 from diffrisk.model.transforms import raw_features
+from diffrisk.scoring.ranking import score_quantiles
 from diffrisk.training.evaluate import (
     all_metrics,
     effort_of,
@@ -121,6 +122,20 @@ def prepare(
         file=sys.stderr,
     )
     return frame
+
+
+def reference_quantiles(est: Any, frames: dict[str, pd.DataFrame]) -> list[float]:
+    """The bundled model's reference distribution (``score_quantiles``, what levels by rank
+    fall back on for a repository too young to rank by its own past year): each training
+    project's last year of changes scored, their 101 quantiles averaged over the projects
+    (each project weighs the same)."""
+    per_project = []
+    for fr in frames.values():
+        t = pd.to_datetime(fr["author_time"], utc=True)
+        last = fr[t >= t.max() - pd.Timedelta(days=365)]
+        scores = np.asarray(est.predict_proba(last)[:, 1], dtype=float)
+        per_project.append(score_quantiles(scores))
+    return [round(float(v), 6) for v in np.mean(np.asarray(per_project), axis=0)]
 
 
 def _r(v: Any) -> Any:
@@ -335,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         data = dumps_model(est)
         created = datetime.now(timezone.utc).replace(microsecond=0)
+        quantiles = reference_quantiles(est, frames)
         md = (
             build_metadata(
                 chosen,
@@ -379,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             .to_dict()
         )
+        md["score_quantiles"] = quantiles  # kept by ModelMetadata as an extra key
         args.out.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(args.out / MODEL_FILE, data)
         atomic_write_bytes(args.out / METADATA_FILE, json.dumps(_jsonable(md), indent=2).encode())
