@@ -387,7 +387,7 @@ def test_terminal_rendering() -> None:
     assert (
         text.splitlines()[0]
         == "High risk (82%)  riskier than 95% of this repository's commits in the past year "
-            "(this change combines 3 "
+        "(this change combines 3 "
         "commits, and larger changes rank higher)"
     )
     assert "src/[bold]x[/bold].py" in text  # rich markup in a path is shown, not applied
@@ -410,3 +410,31 @@ def test_registry_metrics_are_shown_not_reported_missing() -> None:
     assert "No accuracy measurements" not in text
     assert "| ROC AUC | 0.814 (baseline 0.813) |" in text
     assert "held-out later changes (baseline: ranking by lines added)" in text
+
+
+def test_review_order_and_rank_levels_are_said() -> None:
+    from diffrisk.report.render import render_comment, render_summary
+
+    r = high_result()
+    plain = render_comment(r)
+    assert "in this order" not in plain
+    r.review_files = [f.path for f in reversed(r.files)]
+    r.review_commits = [c.sha for c in reversed(r.commits)]
+    r.level_rule = {
+        "basis": "rank",
+        "reference_text": "this repository's commits in the past year",
+        "high_share": 0.05,
+        "medium_share": 0.15,
+    }
+    r.percentile = 97.0
+    for text in (render_comment(r), render_summary(r)):
+        assert "read the files in this order (risk per changed line" in text
+        assert "read the commits in this order" in text
+        assert (
+            "This change ranks among the riskiest 5%: riskier than 97% of this repository's" in text
+        )
+        assert (
+            "Levels by rank among this repository's commits in the past year: high is the riskiest 5%"
+            in text
+        )
+        assert "likely to introduce a defect" not in text

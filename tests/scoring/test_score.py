@@ -876,3 +876,21 @@ def render_markdown_for(result) -> str:  # type: ignore[no-untyped-def]
     from diffrisk.report.render import render_comment
 
     return render_comment(result)
+
+
+def test_review_order_by_risk_per_changed_line(risky) -> None:
+    # three files: the risk order is a, b, c; per changed line c (5 lines) comes first
+    items = [("a.py", 0.6, 300), ("b.py", 0.5, 100), ("c.py", 0.2, 5)]
+    assert explain.review_order(items) == ["c.py", "b.py", "a.py"]
+    assert explain.review_order([("a.py", 0.6, 10), ("b.py", 0.5, 100)]) == []  # same order
+    assert explain.review_order([("a.py", 0.6, 10)]) == []
+    assert explain.review_order([("a.py", 0.6, 0), ("b.py", 0.7, 100)]) == ["a.py", "b.py"]
+    # the risky PR: its order is the files' by score / (la + ld), when that differs
+    by_line = sorted(risky.files, key=lambda f: (-f.score / max(f.la + f.ld, 1), f.path))
+    expected = [f.path for f in by_line]
+    if expected == [f.path for f in sorted(risky.files, key=lambda f: (-f.score, f.path))]:
+        expected = []
+    assert risky.review_files == expected
+    text = render_markdown_for(risky)
+    if expected:
+        assert "read the files in this order (risk per changed line" in text

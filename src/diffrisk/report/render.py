@@ -236,7 +236,16 @@ def result_dict(result: ScoreResult | Mapping[str, Any]) -> dict[str, Any]:
     th.setdefault("medium", defaults.medium)
     th.setdefault("high", defaults.high)
     d["thresholds"] = th
-    for key in ("factors", "files", "commits", "advice", "reviewers", "warnings"):
+    for key in (
+        "factors",
+        "files",
+        "commits",
+        "advice",
+        "reviewers",
+        "warnings",
+        "review_files",
+        "review_commits",
+    ):
         d[key] = list(d.get(key) or [])
     d.setdefault("percentile", None)
     d.setdefault("model_metrics", {})

@@ -84,6 +84,10 @@ class ScoreResult:
     seconds: float | None = None
     realized: str | None = None  # the model's realized accuracy, once later fixes reveal it
     reviewer_commits: dict[str, str] = field(default_factory=dict)  # email -> a commit of theirs
+    #: Hotspot files and commits by risk per changed line (empty when that is the risk
+    #: order): what to read first with little time (:func:`~diffrisk.scoring.explain.review_order`).
+    review_files: list[str] = field(default_factory=list)
+    review_commits: list[str] = field(default_factory=list)
 
     @property
     def raised(self) -> list[Factor]:

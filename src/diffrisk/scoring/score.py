@@ -163,6 +163,13 @@ def score(
         for r, s in zip(a.commit_rows.itertuples(index=False), commit_scores, strict=True)
     ]
     commits.sort(key=lambda c: -c.probability)
+    commit_lines = {
+        str(r.sha): int(r.la) + int(r.ld) for r in a.commit_rows.itertuples(index=False)
+    }
+    review_files = explain.review_order((f.path, f.score, f.la + f.ld) for f in files)
+    review_commits = explain.review_order(
+        (c.sha, c.probability, commit_lines.get(c.sha, 0)) for c in commits
+    )
     reviewers = explain.reviewers(a)
     reviewer_shas = explain.reviewer_commits(a, [e for e, _n in reviewers])
     advice = explain.advice(a, reviewers, a.label_config) if level == "high" else []
@@ -213,4 +220,6 @@ def score(
         seconds=round(time.perf_counter() - t0, 3),
         realized=realized_footer(data.root, cfg),
         reviewer_commits=reviewer_shas,
+        review_files=review_files,
+        review_commits=review_commits,
     )
