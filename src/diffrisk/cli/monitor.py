@@ -98,8 +98,10 @@ def monitor_cmd(
     Compares the features of the recent changes with the model's training window (PSI
     and a Kolmogorov-Smirnov test per feature), joins the SZZ labels to the prediction
     log and to the history scored by the current model (ROC-AUC, precision and recall of
-    the gate, Recall@20%Effort per quarter), and recommends retraining on drift, a drop
-    of the realized ROC-AUC or a stale model. See docs/monitoring.md.
+    the gate, Recall@20%Effort per quarter), gives the share of the logged changes later
+    found buggy that were among the riskiest 5%, 10% and 20% (next to ranking them by lines
+    added), and recommends retraining on drift, a drop of the realized ROC-AUC or a
+    stale model. See docs/monitoring.md.
     """
     from diffrisk.monitoring.render import render_terminal
     from diffrisk.monitoring.run import MonitorOptions, run_monitor

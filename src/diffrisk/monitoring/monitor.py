@@ -4,7 +4,8 @@
 current model of a data directory and returns a :class:`MonitorReport`: feature drift
 against the model's training window (:mod:`~diffrisk.monitoring.drift`), realized accuracy
 of the history scored by the model (:mod:`~diffrisk.monitoring.accuracy`), what became of
-the logged predictions (:mod:`diffrisk.data.outcomes`) and whether to retrain.
+the logged predictions (:mod:`diffrisk.data.outcomes`), their capture at a review budget
+(:mod:`~diffrisk.monitoring.capture`) and whether to retrain.
 Retraining is recommended when a feature the model weighs drifts into alert, when the
 realized ROC-AUC is more than ``monitor.auc_drop`` below the model's recorded one, when
 the model is older than ``monitor.max_model_age_days``, or when the bundled model is in
@@ -27,6 +28,7 @@ from diffrisk.data.outcomes import load_labels, log_summary, no_labels, predicti
 from diffrisk.errors import DataError, DiffriskError
 from diffrisk.jsonutil import jsonable
 from diffrisk.monitoring.accuracy import accuracy, eligible, gate_threshold, monthly_risk, windows
+from diffrisk.monitoring.capture import realized_capture
 from diffrisk.monitoring.drift import (
     DEFAULT_FEATURES,
     FeatureDrift,
@@ -140,6 +142,9 @@ class MonitorReport:
     seconds: float | None = None
     risk_series: list[dict[str, Any]] = field(default_factory=list, repr=False)
     drift_thresholds: dict[str, float] = field(default_factory=dict)
+    capture: dict[str, Any] | None = None
+    """Capture at the review budgets of the logged predictions whose label is known
+    (:func:`~diffrisk.monitoring.capture.realized_capture`); None without labels."""
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(asdict(self))
@@ -266,6 +271,15 @@ def monitor(
     now_ts = now_ts.tz_localize("UTC") if now_ts.tzinfo is None else now_ts
     log_all = log_summary(outcomes, cfg)
     log_recent = log_summary(outcomes, cfg, days=mcfg.footer_days, now=now_ts)
+    capture = None
+    if labels is not None:
+        # as for realized accuracy: younger changes cannot be told clean yet
+        capture = realized_capture(
+            outcomes,
+            frame,
+            mature=end - pd.Timedelta(days=cfg.label.verification_days),
+            min_buggy=mcfg.min_buggy,
+        )
 
     # decision
     rec_auc = recorded_auc(meta, whole_history=getattr(model, "source", None) == "bundled-chosen")
@@ -371,4 +385,5 @@ def monitor(
             "psi_alert": mcfg.psi_alert,
             "ks_alpha": mcfg.ks_alpha,
         },
+        capture=capture,
     )

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from diffrisk.monitoring.capture import BASELINE_FEATURES
 from diffrisk.monitoring.drift import MIN_INFLUENCE
 from diffrisk.monitoring.monitor import MonitorReport
 from diffrisk.report.format import plural as _n
@@ -134,6 +135,22 @@ def to_markdown(report: MonitorReport | Mapping[str, Any], *, plots_url: str | N
                 f"{s['clean']} | {s['unlabelled']} | {s['unmerged']} |"
             )
         out.append("")
+    cap = d.get("capture")
+    if cap and cap["predictions"]:
+        out += [
+            "### Capture at a review budget",
+            "",
+            f"{_capture_intro(cap)} {_capture_counts(cap)}",
+            "",
+        ]
+        rows = _capture_rows(cap)
+        if rows:
+            out += [
+                f"| riskiest | changes | diffrisk | {_baseline_name(cap)} |",
+                "| --- | ---: | ---: | ---: |",
+            ]
+            out += [f"| {' | '.join(r)} |" for r in rows]
+            out.append("")
     if d["plots"]:
         out += [
             "Plots: "
@@ -144,6 +161,80 @@ def to_markdown(report: MonitorReport | Mapping[str, Any], *, plots_url: str | N
     for w in d["warnings"]:
         out.append(f"> ⚠️ {w}")
     return "\n".join(out).rstrip() + "\n"
+
+
+def _baseline_name(cap: Mapping[str, Any]) -> str:
+    f = cap.get("baseline_feature")
+    return "lines added" + (f" (`{f}`)" if f else "")
+
+
+def _capture_intro(cap: Mapping[str, Any]) -> str:
+    """What the capture figures are (Markdown)."""
+    to = " to source files" if cap.get("baseline_feature") == BASELINE_FEATURES[0] else ""
+    return (
+        "Share of the changes later found buggy that were among the riskiest 5%, 10% and 20% "
+        "of the changes scored before merge (the prediction log; ties counted by share), "
+        f"next to ranking the same changes by the lines they added{to}."
+    )
+
+
+def _capture_counts(cap: Mapping[str, Any]) -> str:
+    """Which logged changes the capture figures count, and what they mean (Markdown)."""
+    left = [
+        (cap["unlabelled"], "still unlabelled"),
+        (cap["too_young"], "younger than the verification latency"),
+        (cap["unmerged"], "not merged"),
+        (cap["unlabelable"], "that SZZ cannot label (no source file changed)"),
+        (cap["superseded"], "superseded by a later prediction of the same pull request"),
+    ]
+    out = (
+        f"{_n(cap['n'], 'logged change')} with a known label "
+        f"({cap['n_buggy']} buggy, {cap['n_clean']} clean)"
+    )
+    gone = [f"{k} {what}" for k, what in left if k]
+    out += ("; left out: " + ", ".join(gone) if gone else "") + "."
+    if not cap["n"]:
+        return out + " No capture to measure yet."
+    if not cap["n_buggy"]:
+        return out + " None of them was found buggy: no capture to measure yet."
+    if cap["too_uncertain"]:
+        out += (
+            f" **Too uncertain to report a figure:** only {cap['n_buggy']} buggy "
+            f"(fewer than {cap['min_buggy']}, `monitor.min_buggy`); the 95% intervals show how "
+            "little they tell."
+        )
+    else:
+        out += " In brackets: Wilson 95% intervals."
+    if cap.get("baseline_feature") is None:
+        out += (
+            f" No baseline: {cap['baseline_missing']} of the changes logged no lines-added feature."
+        )
+    return out
+
+
+def _capture_cell(cap: Mapping[str, Any], b: Mapping[str, Any], name: str) -> str:
+    v, ci = b.get(name), b.get(f"{name}_ci")
+    if v is None:
+        return "–"
+    interval = f"95% CI {_pct(ci[0])}–{_pct(ci[1])}" if ci else ""
+    if cap["too_uncertain"]:
+        return f"too uncertain ({interval})"
+    return f"{_pct(v)} ({interval})"
+
+
+def _capture_rows(cap: Mapping[str, Any]) -> list[list[str]]:
+    """One row per review budget: share, changes, diffrisk's capture, the baseline's."""
+    if not cap["n_buggy"]:
+        return []
+    return [
+        [
+            _pct(b["share"]),
+            str(b["changes"]),
+            _capture_cell(cap, b, "model"),
+            _capture_cell(cap, b, "baseline"),
+        ]
+        for b in cap["budgets"]
+    ]
 
 
 def _day(iso: str | None) -> str:
@@ -250,5 +341,17 @@ def render_terminal(report: MonitorReport, console: Any = None) -> None:
             f"{lg['buggy_flagged']} of them flagged in time, {lg['buggy_blocked']} blocked; "
             f"{lg['unlabelled']} still unlabelled, {lg['unmerged']} not merged"
         )
+    cap = d.get("capture")
+    if cap and cap["predictions"]:
+        rows = _capture_rows(cap)
+        counts = _capture_counts(cap).replace("**", "").replace("`", "")
+        if rows:
+            ct = Table(title="capture at a review budget (prediction log)")
+            for c in ("riskiest", "changes", "diffrisk", _baseline_name(cap).replace("`", "")):
+                ct.add_column(c, justify="right")
+            for r in rows:
+                ct.add_row(*r)
+            con.print(ct)
+        con.print(f"capture: {counts}", style="dim", markup=False, highlight=False)
     for w in d["warnings"]:
         con.print(f"[yellow]warning:[/] {w}")
