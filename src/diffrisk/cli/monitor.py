@@ -100,8 +100,8 @@ def monitor_cmd(
     log and to the history scored by the current model (ROC-AUC, precision and recall of
     the gate, Recall@20%Effort per quarter), gives the share of the logged changes later
     found buggy that were among the riskiest 5%, 10% and 20% (next to ranking them by lines
-    added), and recommends retraining on drift, a drop of the realized ROC-AUC or a
-    stale model. See docs/monitoring.md.
+    added) and the quality of the labels, and recommends retraining on drift, a drop of
+    the realized ROC-AUC or a stale model. See docs/monitoring.md.
     """
     from diffrisk.monitoring.render import render_terminal
     from diffrisk.monitoring.run import MonitorOptions, run_monitor

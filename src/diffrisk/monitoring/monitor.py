@@ -5,7 +5,8 @@ current model of a data directory and returns a :class:`MonitorReport`: feature 
 against the model's training window (:mod:`~diffrisk.monitoring.drift`), realized accuracy
 of the history scored by the model (:mod:`~diffrisk.monitoring.accuracy`), what became of
 the logged predictions (:mod:`diffrisk.data.outcomes`), their capture at a review budget
-(:mod:`~diffrisk.monitoring.capture`) and whether to retrain.
+(:mod:`~diffrisk.monitoring.capture`), the quality of the labels
+(:mod:`~diffrisk.monitoring.labelquality`) and whether to retrain.
 Retraining is recommended when a feature the model weighs drifts into alert, when the
 realized ROC-AUC is more than ``monitor.auc_drop`` below the model's recorded one, when
 the model is older than ``monitor.max_model_age_days``, or when the bundled model is in
@@ -36,6 +37,7 @@ from diffrisk.monitoring.drift import (
     drift_status,
     feature_drift,
 )
+from diffrisk.monitoring.labelquality import label_quality
 from diffrisk.monitoring.modelinfo import model_age_days, recorded_auc, training_window
 from diffrisk.monitoring.retrain_record import last_retrain, reason_kind
 
@@ -145,6 +147,9 @@ class MonitorReport:
     capture: dict[str, Any] | None = None
     """Capture at the review budgets of the logged predictions whose label is known
     (:func:`~diffrisk.monitoring.capture.realized_capture`); None without labels."""
+    label_quality: dict[str, Any] | None = None
+    """``LabelQuality.to_dict()`` of the labels; None without labels (or when the
+    report cannot be made: a warning says why)."""
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(asdict(self))
@@ -272,6 +277,7 @@ def monitor(
     log_all = log_summary(outcomes, cfg)
     log_recent = log_summary(outcomes, cfg, days=mcfg.footer_days, now=now_ts)
     capture = None
+    quality = None
     if labels is not None:
         # as for realized accuracy: younger changes cannot be told clean yet
         capture = realized_capture(
@@ -280,6 +286,7 @@ def monitor(
             mature=end - pd.Timedelta(days=cfg.label.verification_days),
             min_buggy=mcfg.min_buggy,
         )
+        quality = label_quality(data_dir, warnings)
 
     # decision
     rec_auc = recorded_auc(meta, whole_history=getattr(model, "source", None) == "bundled-chosen")
@@ -386,4 +393,5 @@ def monitor(
             "ks_alpha": mcfg.ks_alpha,
         },
         capture=capture,
+        label_quality=quality,
     )

@@ -9,6 +9,7 @@ from typing import Any
 
 from diffrisk.monitoring.capture import BASELINE_FEATURES
 from diffrisk.monitoring.drift import MIN_INFLUENCE
+from diffrisk.monitoring.labelquality import section_markdown, section_rows
 from diffrisk.monitoring.monitor import MonitorReport
 from diffrisk.report.format import plural as _n
 
@@ -151,6 +152,8 @@ def to_markdown(report: MonitorReport | Mapping[str, Any], *, plots_url: str | N
             ]
             out += [f"| {' | '.join(r)} |" for r in rows]
             out.append("")
+    if d.get("label_quality"):
+        out += [section_markdown(d["label_quality"]).rstrip(), ""]
     if d["plots"]:
         out += [
             "Plots: "
@@ -353,5 +356,12 @@ def render_terminal(report: MonitorReport, console: Any = None) -> None:
                 ct.add_row(*r)
             con.print(ct)
         con.print(f"capture: {counts}", style="dim", markup=False, highlight=False)
+    if d.get("label_quality"):
+        qt = Table(title="label quality", show_header=False)
+        qt.add_column("", justify="left")
+        qt.add_column("", justify="left")
+        for k, v in section_rows(d["label_quality"]):
+            qt.add_row(k, v)
+        con.print(qt)
     for w in d["warnings"]:
         con.print(f"[yellow]warning:[/] {w}")
