@@ -33,7 +33,7 @@ from diffrisk.config import Config, load_config
 from diffrisk.data.datadir import DataDir
 from diffrisk.levels import level_by_rank, percentile_of
 from diffrisk.model.registry import load_model
-from diffrisk.training.evaluate import prepare_frame
+from diffrisk.training.evaluate import capture_at, prepare_frame
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -61,21 +61,6 @@ def rolling_levels(
         pct = percentile_of(float(scores[i]), ref)
         out.append(None if pct is None else level_by_rank(pct, high, medium))
     return out
-
-
-def capture(scores: np.ndarray, y: np.ndarray, share: float) -> float:
-    """Share of buggy changes among the riskiest ``share`` (ties by their share)."""
-    if y.sum() == 0:
-        return math.nan
-    k = share * len(scores)
-    order = np.argsort(-scores, kind="stable")
-    s_sorted, y_sorted = scores[order], y[order]
-    cut = s_sorted[int(math.ceil(k)) - 1] if k >= 1 else s_sorted[0]
-    above = s_sorted > cut
-    tie = s_sorted == cut
-    room = k - above.sum()
-    found = y_sorted[above].sum() + (y_sorted[tie].mean() * room if tie.any() else 0)
-    return float(found / y.sum())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         high_mask = (lab["level"] == "high").to_numpy()
         out["capture_high_level"] = float(y[high_mask].sum() / y.sum())
         out["capture_10"] = {
-            "model": capture(lab["score"].to_numpy(), y, 0.10),
-            "lines_added": capture(la, y, 0.10),
+            "model": capture_at(y, lab["score"].to_numpy(), 0.10),
+            "lines_added": capture_at(y, la, 0.10),
         }
     print(f"{args.repo}: model {out['model']} ({out['model_source']}), {len(ranked)} of "
           f"{len(frame)} changes ranked (window {args.window} days)")  # fmt: skip
