@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 Level = Literal["low", "medium", "high"]
 Threshold = Literal["high", "medium", "never"]
@@ -43,6 +44,7 @@ MIN_COMPARED = 10
 def percentile_of(p: float, scores: Sequence[float] | np.ndarray) -> float | None:
     """Share (0-100) of ``scores`` below ``p``, ties counted half; None for fewer than
     :data:`MIN_COMPARED` scores."""
+    import numpy as np  # here: reading a level (the gate) needs no numpy
     s = np.asarray(scores, dtype=float)
     if len(s) < MIN_COMPARED:
         return None
@@ -68,6 +70,7 @@ def rank_cutoffs(
 ) -> tuple[float, float]:
     """(medium, high): the lowest probability that reaches each level among ``scores``
     under :func:`level_by_rank` (for display: "high from 23 %")."""
+    import numpy as np
     s = np.sort(np.asarray(scores, dtype=float))
     if not len(s):
         return (float("nan"), float("nan"))
