@@ -373,7 +373,9 @@ def test_parse_patches_renames_and_quoting() -> None:
         b'--- "a/\\303\\251.py"\n+++ "b/\\303\\251.py"\n@@ -0,0 +1 @@\n+new\n'
     )
     files = parse_patches(data)["a" * 40]
-    assert len(files) == 1
+    assert len(files) == 2
+    # a file the fix only inserts into keeps where: around old line 0, so line 1
+    assert (files[1].old_path, files[1].deleted, files[1].adjacent) == ("é.py", [], [1])
     f = files[0]
     assert (f.old_path, f.new_path, f.deleted) == ("old name.py", "new.py", [3, 4, 10])
     assert f.old_blob == "1" * 40
@@ -673,3 +675,26 @@ def test_differing_lines_leave_out_only_whole_shared_lines() -> None:
         assert splits, (a, b, da, db)
         assert (count(a) == count(b)) == (count(da) == count(db)), (a, b, da, db)
         assert (da or db) if a != b else True
+
+
+def test_cli_a_refusing_github_is_a_warning_and_the_other_sources_go_on(
+    history: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, httpserver: HTTPServer
+) -> None:
+    _serve_repo(httpserver)
+    httpserver.expect_request("/repos/o/n/labels").respond_with_json(
+        {"message": "Bad credentials"}, status=401
+    )
+    monkeypatch.setenv("GITHUB_API_URL", httpserver.url_for("/").rstrip("/"))
+    repo = tmp_path / "repo"
+    data = tmp_path / "data"
+    mine(repo, data, config=MineConfig(code_metrics=False))
+    r = CliRunner().invoke(
+        cli,
+        ["label", "--repo", str(repo), "--data-dir", str(data), "--github-repo", "o/n",
+         "--github-token", "s3cret", "--json"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["fixes"] == 1 and d["buggy"] == 1  # the keyword rule still labels
+    assert any(w.startswith("GitHub source skipped:") and "401" in w for w in d["warnings"])
+    assert "s3cret" not in r.output

@@ -25,7 +25,7 @@ from diffrisk.data.paths import default_data_dir
 from diffrisk.labelling.label import (
     GitHubBugs,
     blame_given,
-    fetch_github_bugs,
+    github_source,
     label,
     sample_links,
     write_links,
@@ -154,8 +154,9 @@ def label_cmd(
     github_repo = github_repo or os.environ.get("GITHUB_REPOSITORY") or None
     console = stderr_console()
     bugs: GitHubBugs | None = None
+    source_warnings: list[str] = []
     if github_token and github_repo:
-        bugs = fetch_github_bugs(github_repo, github_token, cfg.label.bug_labels)
+        bugs, source_warnings = github_source(github_repo, github_token, cfg.label.bug_labels)
     elif github_repo and not github_token and not quiet:
         console.print(
             "[yellow]note:[/] no GitHub token: bug labels are not used (keyword rule only)"
@@ -171,6 +172,7 @@ def label_cmd(
             overrides=overrides,
             settings_rev=None if jira_export else config_rev,
         )
+    res.warnings[:0] = source_warnings
     links = sample_links(out_dir, sample, seed) if sample else []
     quality = assess_data_dir(out_dir) if report else None
     if as_json:

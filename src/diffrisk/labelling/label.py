@@ -159,6 +159,21 @@ def fetch_github_bugs(
     return GitHubBugs(issues=issues, pulls=pulls, labels=labels)
 
 
+def github_source(
+    repo_name: str, token: str, bug_labels: list[str], base_url: str | None = None
+) -> tuple[GitHubBugs | None, list[str]]:
+    """:func:`fetch_github_bugs`, or None and a warning naming the source when GitHub
+    refuses or fails (401, 404, rate limit, unreachable): the other sources go on. A
+    malformed ``owner/name`` is the caller's error and raises."""
+    if repo_name.count("/") != 1:
+        return fetch_github_bugs(repo_name, token, bug_labels, base_url), []  # raises
+    try:
+        return fetch_github_bugs(repo_name, token, bug_labels, base_url), []
+    except GitHubError as err:
+        hint = f" ({err.hint})" if getattr(err, "hint", None) else ""
+        return None, [f"GitHub source skipped: {err.message}{hint}"]
+
+
 def _pr_number(subject: str) -> int | None:
     """The pull request a squash-merged commit came from: a trailing "(#123)"."""
     s = subject.rstrip()
@@ -188,6 +203,7 @@ def settings_key(cfg: LabelConfig) -> str:
         "annotation_commits": cfg.skip_annotation_commits,
         "indent": cfg.python_indentation and cfg.ignore_whitespace,
         "incidental": cfg.skip_incidental,
+        "additions": cfg.blame_additions,
         # the look-throughs parse Python with the running interpreter: newer syntax (PEP
         # 695, 701) parses on newer versions only
         "python": list(sys.version_info[:2])
@@ -211,6 +227,7 @@ def _blame_settings(cfg: LabelConfig) -> BlameSettings:
         skip_annotation_commits=cfg.skip_annotation_commits,
         python_indentation=cfg.python_indentation,
         skip_incidental=cfg.skip_incidental,
+        blame_additions=cfg.blame_additions,
     )
 
 
