@@ -85,7 +85,7 @@ def test_a_python_file_over_the_size_cap_is_reported_as_such(
     said = " ".join(res.warnings)
     assert "1 Python file changes could not be parsed (Python 2 or syntax errors)" in said
     assert (
-        "1 Python file changes were not measured: a version is over the code metrics' size "
+        "1 source file changes were not measured: a version is over the code metrics' size "
         f"cap of {MAX_BLOB_BYTES:,} bytes"
     ) in said
 

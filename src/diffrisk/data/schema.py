@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 TS = pa.timestamp("s", tz="UTC")
 
@@ -120,7 +120,10 @@ CHANGES: tuple[Column, ...] = (
     Column(
         "cc_delta",
         pa.float64(),
-        "change in total cyclomatic complexity (radon) of the modified Python files; null without code metrics",
+        "change in total cyclomatic complexity of the modified source files with code metrics "
+        "(Python: radon; Java, C/C++, C#, JavaScript/TypeScript, Go, Rust, Ruby, PHP, Swift, Kotlin, "
+        "Scala, Lua, ...: lizard; tests, docs and other label.exclude_paths are left out); "
+        "null without code metrics or without such files",
     ),
     Column(
         "cc_max_touched",
@@ -130,17 +133,22 @@ CHANGES: tuple[Column, ...] = (
     Column(
         "mi_before",
         pa.float64(),
-        "mean maintainability index (radon formula, 0-100) of the modified Python files before the change",
+        "mean maintainability index (radon formula, 0-100) of those files before the change",
     ),
     Column("mi_after", pa.float64(), "likewise after the change"),
-    Column(
-        "hv_delta", pa.float64(), "change in total Halstead volume of the modified Python files"
-    ),
+    Column("hv_delta", pa.float64(), "change in total Halstead volume of those files"),
     Column(
         "unparsable_files",
         pa.int32(),
-        "modified Python files that do not parse as Python 3, or are over the 2 MB size cap "
-        "(either side); their metrics are left out",
+        "modified files with code metrics that do not parse (Python 3), cannot be read as text "
+        "(NUL bytes: UTF-16, binary) or are over the 2 MB size cap (either side); their metrics "
+        "are left out",
+    ),
+    Column(
+        "metric_files",
+        pa.int32(),
+        "modified source files measured by the code metrics (both versions measured); "
+        "null without code metrics",
     ),
 )
 
@@ -187,7 +195,7 @@ FILES: tuple[Column, ...] = (
     Column(
         "cc_before",
         pa.float64(),
-        "total cyclomatic complexity before (null: not Python, absent or unparsable)",
+        "total cyclomatic complexity before (null: no code metrics for the file, absent or unparsable)",
     ),
     Column("cc_after", pa.float64(), "total cyclomatic complexity after"),
     Column(
@@ -202,18 +210,29 @@ FILES: tuple[Column, ...] = (
     Column(
         "parse_error", pa.bool_(), "a side of this file did not parse (or is over the 2 MB cap)"
     ),
+    Column(
+        "language",
+        pa.string(),
+        "the language whose code metrics the file gets, by its ending: 'python' (radon) or a "
+        "lizard language ('java', 'javascript', 'typescript', 'go', 'cpp', ...); null for others",
+    ),
 )
 
 BLOB_METRICS: tuple[Column, ...] = (
     Column("blob", pa.string(), "blob id"),
-    Column("ok", pa.bool_(), "the blob parsed as Python 3"),
+    Column("ok", pa.bool_(), "the blob was measured (Python: it parsed as Python 3)"),
     Column(
         "cc",
         pa.float64(),
-        "total cyclomatic complexity (sum over functions, methods and module-level code)",
+        "total cyclomatic complexity (sum over functions, methods and module-level code; radon "
+        "for Python, lizard's CCN for the other languages)",
     ),
     Column("mi", pa.float64(), "maintainability index"),
-    Column("hv", pa.float64(), "Halstead volume"),
+    Column(
+        "hv",
+        pa.float64(),
+        "Halstead volume (Python: radon's; lizard languages: N log2 n over the code tokens)",
+    ),
     Column(
         "functions",
         pa.list_(pa.struct([("name", pa.string()), ("cc", pa.int32()), ("h", pa.int64())])),
@@ -328,6 +347,7 @@ CODE_METRICS = (
     "mi_after",
     "hv_delta",
     "unparsable_files",
+    "metric_files",
 )
 
 TABLES: dict[str, tuple[Column, ...]] = {
@@ -371,7 +391,7 @@ def to_markdown() -> str:
 
 @dataclass(frozen=True, slots=True)
 class BlobMetrics:
-    """radon's metrics of one blob, as ``blob_metrics.parquet`` stores them (``ok`` False:
+    """Code metrics of one blob (radon's or lizard's), as ``blob_metrics.parquet`` stores them (``ok`` False:
     not measured)."""
 
     ok: bool

@@ -3,7 +3,8 @@
 
 One ``git log --raw --numstat`` process streams every commit still to mine; the
 history features come from :class:`~diffrisk.features.history.HistoryState` in the same pass;
-radon metrics are computed once per distinct Python blob, in parallel, and cached.
+code metrics (radon for Python, lizard for the other languages) are computed once per
+distinct blob of a source file, in parallel, and cached.
 
 A second run on the same data directory replays the stored rows into the history
 state (no git work) and mines only commits it has not seen. A commit's features depend
@@ -41,13 +42,18 @@ from diffrisk.features.codelines import (
 )
 from diffrisk.features.codemetrics import (
     MAX_BLOB_BYTES,
+    PYTHON,
     BlobMetrics,
     compute_blob_metrics,
+    lizard_version,
+    metric_key,
+    metric_language,
     touched_max_cc,
 )
 from diffrisk.features.cosmetic import cosmetic_change, is_python_path
 from diffrisk.features.fixes import RULE_VERSION, FixRule, linked_issues
 from diffrisk.features.history import (
+    GITLINK,
     LOG_FORMAT,
     CommitRecord,
     FileChange,
@@ -485,9 +491,21 @@ def file_rows(rec: CommitRecord) -> list[dict[str, Any]]:
             "blob_before": f.old_blob,
             "blob_after": f.new_blob,
             "is_python": f.is_python,
+            "language": file_language(f),
         }
         for f in rec.files
     ]
+
+
+SYMLINK = "120000"
+
+
+def file_language(f: FileChange) -> str | None:
+    """The language whose code metrics a file change gets (:func:`metric_language`);
+    None for a submodule or a symbolic link on either side (no code)."""
+    if {f.old_mode, f.new_mode} & {GITLINK, SYMLINK}:
+        return None
+    return metric_language(f.path)
 
 
 def files_from_rows(df: pd.DataFrame) -> list[FileChange]:
@@ -538,20 +556,71 @@ def files_by_sha(df: pd.DataFrame) -> dict[str, list[FileChange]]:
     return out
 
 
+@functools.cache
+def _default_source() -> SourceFilter:
+    return SourceFilter.of_config(LabelConfig())
+
+
+def metric_rows(files_df: pd.DataFrame, source: Callable[[str], bool] | None = None) -> pd.Series:
+    """The file rows that get code metrics: a language with metrics (the ``language``
+    column, else the path's ending) and a source file by ``source`` (default: the
+    ``label`` settings' :class:`~diffrisk.features.source.SourceFilter`, the rule SZZ
+    blames by: tests, docs and vendored paths are not measured)."""
+    if files_df.empty:
+        return pd.Series(False, index=files_df.index, dtype=bool)
+    rule = source if source is not None else _default_source()
+    paths = files_df["path"].astype(str)
+    has = "language" in files_df.columns
+    lang = files_df["language"] if has else paths.map(metric_language)
+    ok = {p: bool(rule(p)) for p in pd.unique(paths)}
+    return lang.notna() & paths.map(ok).astype(bool)
+
+
+def metric_blobs(
+    files_df: pd.DataFrame, source: Callable[[str], bool] | None = None
+) -> dict[str, str]:
+    """The blobs the code metrics read, by id, with how each is measured (the
+    :func:`~diffrisk.features.codemetrics.metric_key` of its path: the version before
+    a rename is read as its old path says) for the rows :func:`metric_rows` selects."""
+    rows = files_df[metric_rows(files_df, source)]
+    out: dict[str, str] = {}
+    old_paths = rows["old_path"] if "old_path" in rows.columns else rows["path"]
+    for path, old, before, after in zip(
+        rows["path"].astype(str), old_paths, rows["blob_before"], rows["blob_after"], strict=True
+    ):
+        if isinstance(after, str):
+            key = metric_key(path)
+            if key is not None:
+                out.setdefault(after, key)
+        if isinstance(before, str):
+            key = metric_key(old if isinstance(old, str) else path)
+            if key is not None:
+                out.setdefault(before, key)
+    return out
+
+
 def code_metric_columns(
-    files_df: pd.DataFrame, metrics: dict[str, BlobMetrics]
+    files_df: pd.DataFrame,
+    metrics: dict[str, BlobMetrics],
+    source: Callable[[str], bool] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-file radon columns and their per-commit aggregates."""
-    py = files_df[files_df["is_python"]]
+    """Per-file code metric columns and their per-commit aggregates, over the rows
+    :func:`metric_rows` selects. A row one of whose blobs has no entry in ``metrics``
+    (missing from the repository, or not measured) is unknown and left out."""
+    sel = files_df[metric_rows(files_df, source)]
     rows = []
-    for r in py.itertuples(index=False):
-        b = metrics.get(r.blob_before) if isinstance(r.blob_before, str) else None
-        a = metrics.get(r.blob_after) if isinstance(r.blob_after, str) else None
+    for sha, path, bb, ba in zip(
+        sel["sha"], sel["path"], sel["blob_before"], sel["blob_after"], strict=True
+    ):
+        b = metrics.get(bb) if isinstance(bb, str) else None
+        a = metrics.get(ba) if isinstance(ba, str) else None
+        if (isinstance(bb, str) and b is None) or (isinstance(ba, str) and a is None):
+            continue  # not measured: unknown
         parse_error = (b is not None and not b.ok) or (a is not None and not a.ok)
         rows.append(
             {
-                "sha": r.sha,
-                "path": r.path,
+                "sha": sha,
+                "path": path,
                 "cc_before": b.cc if b is not None and b.ok else None,
                 "cc_after": a.cc if a is not None and a.ok else None,
                 "cc_max_touched": touched_max_cc(b, a) if not parse_error else None,
@@ -574,6 +643,7 @@ def code_metric_columns(
     per_file = pd.DataFrame(rows, columns=["sha", "path", *cols, "parse_error"])
     for c in cols:
         per_file[c] = per_file[c].astype("float64")
+    per_file["parse_error"] = per_file["parse_error"].astype(bool)
     if per_file.empty:
         agg = pd.DataFrame(columns=["sha", *CODE_AGG])
         return per_file, agg
@@ -598,18 +668,28 @@ def code_metric_columns(
             "mi_before": g["mib"].mean(),
             "mi_after": g["mia"].mean(),
             "hv_delta": g["hvd"].sum(),
+            "metric_files": g["ccd"].size(),
         }
     )
     bad = per_file.groupby("sha")["parse_error"].sum().rename("unparsable_files")
     agg = agg.join(bad, how="outer").reset_index().rename(columns={"index": "sha"})
     agg["unparsable_files"] = agg["unparsable_files"].fillna(0).astype("int32")
-    # commits whose Python files all failed to parse still get a cc_delta of 0
+    agg["metric_files"] = agg["metric_files"].fillna(0).astype("int32")
+    # commits whose measured files all failed still get a cc_delta of 0
     for c in ("cc_delta", "hv_delta", "cc_max_touched"):
         agg[c] = agg[c].fillna(0.0)
     return per_file, agg
 
 
-CODE_AGG = ["cc_delta", "cc_max_touched", "mi_before", "mi_after", "hv_delta", "unparsable_files"]
+CODE_AGG = [
+    "cc_delta",
+    "cc_max_touched",
+    "mi_before",
+    "mi_after",
+    "hv_delta",
+    "unparsable_files",
+    "metric_files",
+]
 
 
 # -- the stage ------------------------------------------------------------------------
@@ -633,20 +713,19 @@ def mine(
     the models never count, are not judged for cosmetic changes (``cosmetic`` is null).
     """
     cfg = config or MineConfig()
-    exts = (
-        sorted(
-            {
-                e.lower()
-                for e in (
-                    source_extensions
-                    if source_extensions is not None
-                    else LabelConfig().source_extensions
-                )
-            }
-        )
-        if cfg.code_lines
-        else []
+    src_exts = sorted(
+        {
+            e.lower()
+            for e in (
+                source_extensions
+                if source_extensions is not None
+                else LabelConfig().source_extensions
+            )
+        }
     )
+    exts = src_exts if cfg.code_lines else []
+    excluded = list(exclude_paths if exclude_paths is not None else LabelConfig().exclude_paths)
+    source = SourceFilter.of(src_exts, excluded)
     rule = FixRule.from_config(fixes)
     repo = open_repo(repo_path)
     head = repo.resolve(rev)
@@ -659,6 +738,11 @@ def mine(
         "code_line_extensions": exts,
         "fix_rule": [RULE_VERSION, *sorted(rule.keywords), "|", *sorted(rule.exclude), rule.scope],
     }
+    if cfg.code_metrics:
+        # what the stored metrics were measured on and with (another lizard may count
+        # otherwise; the blob cache would mix both)
+        settings["code_metrics_source"] = [*src_exts, "|", *excluded]
+        settings["code_metrics_tools"] = [f"lizard {lizard_version()}"]
     try:
         previous = store.read_meta(data)
     except DataError:
@@ -729,6 +813,7 @@ def mine(
             "blob_before",
             "blob_after",
             "is_python",
+            "language",
         ],
     )
     counts = _all_code_lines(repo, files_df, code_job.result(), endings, exts)
@@ -737,7 +822,6 @@ def mine(
     files_df["code_tokens"] = cols["code_tokens"]
     with CatFile(repo) as cat:
         keys = ["sha", "path", "status", "blob_before", "blob_after"]
-        excluded = exclude_paths if exclude_paths is not None else LabelConfig().exclude_paths
         files_df["cosmetic"] = cosmetic_values(
             files_df[keys].to_dict("records"),
             counts,
@@ -747,27 +831,26 @@ def mine(
         )
 
     blob_cache = old.blob_metrics if old is not None else {}
-    oversized = 0
+    failures = MetricFailures()
     if cfg.code_metrics:
-        need = set(files_df.loc[files_df["is_python"], "blob_before"].dropna()) | set(
-            files_df.loc[files_df["is_python"], "blob_after"].dropna()
-        )
-        need -= set(blob_cache)
+        wanted_blobs = metric_blobs(files_df, source)
+        need = sorted((oid, key) for oid, key in wanted_blobs.items() if oid not in blob_cache)
         if progress:
             progress("metrics", 0, len(need))
         for oid, m in compute_blob_metrics(
             str(repo.git_dir),
             str(repo.path),
-            sorted(need),
+            need,
             cfg.workers,
             on_done=(lambda k: progress("metrics", k, None)) if progress else None,
         ):
             if m is not None:
                 blob_cache[oid] = m
-        per_file, agg = code_metric_columns(files_df, blob_cache)
+        per_file, agg = code_metric_columns(files_df, blob_cache, source)
         files_df = files_df.merge(per_file, on=["sha", "path"], how="left")
         changes = changes.merge(agg, on="sha", how="left")
-        oversized = oversized_file_changes(repo, files_df, blob_cache)
+        changes["metric_files"] = changes["metric_files"].fillna(0)
+        failures = metric_failures(repo, files_df, blob_cache)
     else:
         for c in CODE_AGG:
             changes[c] = np.nan
@@ -783,32 +866,55 @@ def mine(
             ignore_index=True,
         )
     store.save_dataset(data, changes, files_df, blob_cache, head=head, settings=settings)
-    _fill_counts(result, changes, set(todo), oversized)
+    _fill_counts(result, changes, set(todo), failures)
     return result
 
 
-def oversized_file_changes(
+@dataclass(frozen=True)
+class MetricFailures:
+    """File changes whose code metrics failed, by why: Python that does not parse, text
+    in another language lizard could not read (NUL bytes: UTF-16, binary), and either
+    over :data:`~diffrisk.features.codemetrics.MAX_BLOB_BYTES` (not read at all)."""
+
+    python: int = 0
+    other: int = 0
+    oversized: int = 0
+
+
+def metric_failures(
     repo: GitRepo, files: pd.DataFrame, metrics: dict[str, BlobMetrics]
-) -> int:
-    """Python file rows whose metrics failed because a version is over
-    :data:`~diffrisk.features.codemetrics.MAX_BLOB_BYTES` (not parsed at all), not because it
-    does not parse; the sizes come from ``git cat-file --batch-check``."""
-    py = files[files["is_python"].astype(bool)]
+) -> MetricFailures:
+    """:class:`MetricFailures` of file rows with code metrics (``parse_error`` set); the
+    sizes come from ``git cat-file --batch-check``."""
+    if "parse_error" not in files.columns:
+        return MetricFailures()
+    bad = files[files["parse_error"].fillna(False).astype(bool)]
+    if bad.empty:
+        return MetricFailures()
     failed = {
         oid
         for col in ("blob_before", "blob_after")
-        for oid in py[col].dropna()
+        for oid in bad[col].dropna()
         if (m := metrics.get(oid)) is not None and not m.ok
     }
-    if not failed:
-        return 0
-    out = repo.run("cat-file", "--batch-check", input="".join(f"{o}\n" for o in failed).encode())
     big = set()
-    for line in out.decode().splitlines():
-        oid, _, size = [*line.split(), "", "", ""][:3]
-        if size.isdigit() and int(size) > MAX_BLOB_BYTES:
-            big.add(oid)
-    return sum(1 for b, a in zip(py["blob_before"], py["blob_after"], strict=True) if {b, a} & big)
+    if failed:
+        out = repo.run(
+            "cat-file", "--batch-check", input="".join(f"{o}\n" for o in failed).encode()
+        )
+        for line in out.decode().splitlines():
+            oid, _, size = [*line.split(), "", "", ""][:3]
+            if size.isdigit() and int(size) > MAX_BLOB_BYTES:
+                big.add(oid)
+    python = other = oversized = 0
+    for b, a, lang in zip(bad["blob_before"], bad["blob_after"], bad["language"], strict=True):
+        if {b, a} & big:
+            oversized += 1
+        elif lang == PYTHON:
+            python += 1
+        else:
+            other += 1
+    return MetricFailures(python, other, oversized)
 
 
 def _all_code_lines(
@@ -975,30 +1081,38 @@ def cap_code_lines(counts: pd.DataFrame, la: Any) -> pd.DataFrame:
 
 
 def _fill_counts(
-    result: MineResult, changes: pd.DataFrame, new: set[str] | None = None, oversized: int = 0
+    result: MineResult,
+    changes: pd.DataFrame,
+    new: set[str] | None = None,
+    failures: MetricFailures | None = None,
 ) -> None:
     """Counts over the whole dataset; warnings only for the commits mined in this run
     (``new``; None: all of them), so a known gap is not reported again on every run.
-    ``oversized``: of their unparsable Python file changes, those over the size cap."""
+    ``failures``: why their file changes with code metrics failed."""
     result.unknown_files = int(changes["unknown_files"].sum())
     result.unparsable_files = int(changes["unparsable_files"].fillna(0).sum())
     result.huge_commits = int(changes["huge"].sum())
     fresh = changes if new is None else changes[changes["sha"].isin(new)]
     unknown = int(fresh["unknown_files"].sum())
-    unparsable = int(fresh["unparsable_files"].fillna(0).sum())
+    failed = failures or MetricFailures()
     if unknown:
         result.warnings.append(
             f"{unknown} file changes have unknown line counts: their objects are missing "
             "from the repository (a partial clone or an incomplete mirror)"
         )
-    if unparsable > oversized:
+    if failed.python:
         result.warnings.append(
-            f"{unparsable - oversized} Python file changes could not be parsed (Python 2 or "
+            f"{failed.python} Python file changes could not be parsed (Python 2 or "
             "syntax errors); their code metrics are left out"
         )
-    if oversized:
+    if failed.other:
         result.warnings.append(
-            f"{oversized} Python file changes were not measured: a version is over the code "
-            f"metrics' size cap of {MAX_BLOB_BYTES:,} bytes (generated or vendored code, not "
-            "parsed); their code metrics are left out"
+            f"{failed.other} file changes in other languages could not be measured (text "
+            "with NUL bytes: UTF-16 or binary, or lizard failed); their code metrics are left out"
+        )
+    if failed.oversized:
+        result.warnings.append(
+            f"{failed.oversized} source file changes were not measured: a version is over the "
+            f"code metrics' size cap of {MAX_BLOB_BYTES:,} bytes (generated or vendored code, "
+            "not parsed); their code metrics are left out"
         )
