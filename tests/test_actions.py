@@ -25,7 +25,10 @@ from github_api_server import GitHubApiRoutes  # noqa: E402
 
 ACTION_FILES = [ROOT / "action.yml", *sorted((ROOT / "actions").glob("*/action.yml"))]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
-EXAMPLES = sorted((ROOT / "docs" / "examples").glob("*.yml"))
+# GitHub workflows; the GitLab CI example is checked in tests/hosts/gitlab/test_example.py
+EXAMPLES = sorted(
+    p for p in (ROOT / "docs" / "examples").glob("*.yml") if p.name != "gitlab-ci.yml"
+)
 BIN = Path(sys.executable).parent
 SHA_PIN = re.compile(r"uses:\s*([\w.-]+/[\w./-]+)@([0-9a-f]{40}) # v\d+(\.\d+)*\s*$")
 

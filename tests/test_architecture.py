@@ -13,13 +13,13 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 #: Lowest first. A module may import from its own layer or any layer before it.
 LAYERS = [
     {"errors", "jsonutil", "notices", "levels", "__init__"},
-    {"config", "trusted", "git", "hosts"},  # hosts: the GitHub API client and event parsing
+    {"config", "trusted", "git", "hosts"},  # hosts: the GitHub/GitLab clients and event parsing
     {"data"},
     {"features"},
     {"mining", "labelling"},
     {"model"},
     {"training"},
-    {"scoring", "report", "hosts.github.publish"},
+    {"scoring", "report", "hosts.github.publish", "hosts.gitlab.publish"},
     {"gating", "monitoring"},
     {"pipeline", "train"},  # train: the compat module for models saved by 0.1.0
     {"cli", "__main__"},
@@ -98,9 +98,9 @@ def test_reading_results_loads_neither_scikit_learn_nor_the_miner():
     code = (
         "import sys, diffrisk.report.render, diffrisk.gating.merge, diffrisk.gating.publish, "
         "diffrisk.gating.deploy, "
-        "diffrisk.scoring.result, diffrisk.hosts.github.client; "
+        "diffrisk.scoring.result, diffrisk.hosts.github.client, diffrisk.hosts.gitlab.client; "
         "print(sorted(m for m in ('sklearn', 'diffrisk.mining.mine', 'diffrisk.training.train', "
-        "'pandas', 'numpy') if m in sys.modules))"
+        "'pandas', 'numpy', 'gitlab') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     # not even pandas or numpy: `diffrisk gate --score-file` starts in a quarter second
@@ -117,11 +117,12 @@ def test_the_commands_talk_to_neither_git_nor_github_themselves():
             if isinstance(node, ast.ImportFrom) and node.module in (
                 "diffrisk.git.repo",
                 "diffrisk.hosts.github.client",
+                "diffrisk.hosts.gitlab.client",
             ):
                 found += [
                     f"{f.name}: {a.name}"
                     for a in node.names
-                    if a.name in ("open_repo", "GitRepo", "CatFile", "GitHubClient")
+                    if a.name in ("open_repo", "GitRepo", "CatFile", "GitHubClient", "GitLabClient")
                 ]
             elif isinstance(node, ast.Attribute) and node.attr == "run":
                 found.append(f"{f.name}:{node.lineno}: .run")

@@ -27,6 +27,7 @@ from diffrisk.data.paths import default_data_dir
 from diffrisk.gating.deploy import DeployOptions, gate_deploy
 from diffrisk.gating.merge import MergeOptions, gate_merge
 from diffrisk.gating.publish import DEFAULT_API
+from diffrisk.hosts.gitlab.events import detect_host
 
 THRESHOLDS = click.Choice(["high", "medium", "never"])
 
@@ -85,7 +86,16 @@ THRESHOLDS = click.Choice(["high", "medium", "never"])
     "pr_number",
     type=int,
     default=None,
-    help="Pull request number. Default: from $GITHUB_EVENT_PATH.",
+    help="Pull request number (GitLab: merge request IID). Default: from $GITHUB_EVENT_PATH "
+    "($CI_MERGE_REQUEST_IID).",
+)
+@click.option(
+    "--host",
+    type=click.Choice(["auto", "github", "gitlab"]),
+    default="auto",
+    show_default=True,
+    help="Where the change is reviewed: GitHub, or GitLab (the merge request, project and "
+    "token from GitLab CI's variables and $GITLAB_TOKEN). auto: gitlab inside GitLab CI.",
 )
 @click.option(
     "--repository",
@@ -155,6 +165,7 @@ def gate_cmd(
     fail_probability: float | None,
     override_label: str | None,
     pr_number: int | None,
+    host: str,
     repository: str | None,
     api_url: str,
     check: bool | None,
@@ -174,7 +185,9 @@ def gate_cmd(
     has the override label or an approving review by one of gate.approvers (then it
     passes and the report names who accepted the risk). At or above --warn-on it passes
     with a warning. The token comes from $GITHUB_TOKEN (needs pull-requests: read;
-    checks: write for the check run).
+    checks: write for the check run). With --host gitlab (auto inside GitLab CI): the
+    merge request of the job, its label and approvals, a note and a commit status; the
+    token from $GITLAB_TOKEN (docs/gitlab.md).
 
     \b
     Deployment gate (--deploy): scores each non-merge commit in BASE..HEAD and exits 1
@@ -203,6 +216,7 @@ def gate_cmd(
         write_interval=write_interval,
         as_json=as_json,
         quiet=quiet,
+        host=detect_host(host),
     )
     if deploy:
         gate_deploy(DeployOptions(**common, environment=environment, tag_pattern=tag_pattern))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,6 +16,10 @@ from diffrisk.cli.output import (
 )
 from diffrisk.config import load_judging_config
 from diffrisk.report.terminal import Console, print_json
+
+if TYPE_CHECKING:
+    from diffrisk.config import Config
+    from diffrisk.scoring.result import ScoreResult
 
 
 @click.command("report")
@@ -44,14 +50,24 @@ from diffrisk.report.terminal import Console, print_json
 @click.option(
     "--publish/--no-publish",
     default=None,
-    help="Post to GitHub and write the job summary and step outputs. Default: on inside GitHub Actions.",
+    help="Post to GitHub and write the job summary and step outputs. Default: on inside GitHub Actions "
+    "(and GitLab CI with --host gitlab).",
+)
+@click.option(
+    "--host",
+    type=click.Choice(["auto", "github", "gitlab"]),
+    default="auto",
+    show_default=True,
+    help="Where to publish: GitHub, or GitLab (a merge request note and a commit status; the "
+    "token from $GITLAB_TOKEN). auto: gitlab inside GitLab CI ($GITLAB_CI=true).",
 )
 @click.option(
     "--pr",
     "pr_number",
     type=int,
     default=None,
-    help="Pull request number. Default: from the event.",
+    help="Pull request number (GitLab: merge request IID). Default: from the event "
+    "($CI_MERGE_REQUEST_IID).",
 )
 @click.option(
     "--sha", default=None, help="Commit for the check run. Default: the PR head from the event."
@@ -115,6 +131,7 @@ def report(
     fmt: str,
     output: str | None,
     publish: bool | None,
+    host: str,
     pr_number: int | None,
     sha: str | None,
     comment_mode: str | None,
@@ -141,13 +158,15 @@ def report(
     from diffrisk.hosts.github import actions as ghactions
     from diffrisk.hosts.github.client import GitHubContext
     from diffrisk.hosts.github.publish import publish as do_publish
+    from diffrisk.hosts.gitlab.events import detect_host, in_gitlab_ci
     from diffrisk.report import render as rpt
 
     result = rpt.load_result(input_path)
     # settings and templates as they are in the scored change's base, not the PR's checkout
     cfg = load_judging_config(repo, config_path, result.base, worktree_config)
+    host = detect_host(host)
     if publish is None:
-        publish = ghactions.in_actions()
+        publish = in_gitlab_ci() if host == "gitlab" else ghactions.in_actions()
     if not publish:
         if fmt == "terminal" and output is None:
             rpt.render_terminal(result, Console())
@@ -164,6 +183,11 @@ def report(
             atomic_write_bytes(Path(output), text.encode("utf-8"))
         else:
             click.echo(text, nl=not text.endswith("\n"))
+        return
+    if host == "gitlab":
+        _publish_gitlab(
+            result, cfg, pr_number, sha, report_path, comment_mode, check, comment_author, as_json
+        )
         return
     ctx = GitHubContext.from_env()
     if pr_number is not None:
@@ -195,6 +219,45 @@ def report(
     if outcome.check is not None:
         kind = "check run" if outcome.check.kind == "check_run" else "commit status"
         click.echo(f"{kind}: {outcome.check.url or 'set'}", err=True)
+
+
+def _publish_gitlab(
+    result: ScoreResult,
+    cfg: Config,
+    mr_iid: int | None,
+    sha: str | None,
+    report_path: str | None,
+    comment_mode: str | None,
+    check: bool,
+    comment_author: str | None,
+    as_json: bool,
+) -> None:
+    """--host gitlab: the note and commit status of the GitLab CI job's merge request
+    (--pr: its IID; --sha: the commit; --retries when given, else $DIFFRISK_GITLAB_RETRIES)."""
+    from click.core import ParameterSource
+
+    from diffrisk.hosts.gitlab.publish import publish as gitlab_publish
+
+    ctx = click.get_current_context()
+    given = ctx.get_parameter_source("retries") == ParameterSource.COMMANDLINE
+    outcome = gitlab_publish(
+        result,
+        cfg,
+        repo_root=cfg.source,
+        mr_iid=mr_iid,
+        head_sha=sha,
+        report_path=report_path,
+        comment_mode=comment_mode,
+        check=check,
+        comment_author=comment_author,
+        client_options={"retries": ctx.params["retries"]} if given else {},
+        stream=sys.stderr if as_json else None,
+    )
+    if as_json:
+        print_json(outcome.to_dict())
+        return
+    for line in outcome.lines():
+        click.echo(line, err=True)
 
 
 def _terminal_text(result: object) -> str:

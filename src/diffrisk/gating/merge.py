@@ -47,7 +47,9 @@ def gate_merge(opts: MergeOptions) -> None:
     the report's sticky comment and posted as a check run.
     """
     gh = publish.connect(opts)
-    ev_number, ev_base, ev_head = pr_from_event(_event())
+    ev_number, ev_base, ev_head = (
+        _gitlab_merge_request() if opts.host == "gitlab" else pr_from_event(_event())
+    )
     base = opts.base or ev_base
     head = opts.head or ev_head or "HEAD"
     warnings: list[str] = []
@@ -94,10 +96,14 @@ def gate_merge(opts: MergeOptions) -> None:
         and gh is not None
         and (opts.comment_mode or cfg.report.comment_mode) != "off"
     ):
-        w = comment_decision(gh, int(number), res, decision, cfg)
+        w = comment_decision(gh, int(number), res, decision, cfg, opts.host)
         if w:
             warnings.append(w)
-    if gh is None and number is not None:
+    if gh is None and number is not None and opts.host == "gitlab":
+        from diffrisk.hosts.gitlab.publish import no_token_warning
+
+        warnings.append(no_token_warning())
+    elif gh is None and number is not None:
         warnings.append(
             "no GitHub token (or repository): the pull request's labels and reviews were not "
             "read and nothing was posted; set GITHUB_TOKEN and GITHUB_REPOSITORY"
@@ -121,6 +127,12 @@ def _event() -> dict[str, Any]:
     from diffrisk.hosts.github.actions import read_event
 
     return read_event()
+
+
+def _gitlab_merge_request() -> tuple[int | None, str | None, str | None]:
+    from diffrisk.hosts.gitlab.events import merge_request_from_env
+
+    return merge_request_from_env()
 
 
 def pr_from_event(event: dict[str, Any]) -> tuple[int | None, str | None, str | None]:
@@ -147,14 +159,17 @@ def read_acceptance(
     Only an approval of ``head_sha`` counts; older ones, and a failure to read the PR
     (then nothing is accepted: the gate decides on the risk alone), add to ``warnings``.
     """
+    from diffrisk.hosts.gitlab.client import GitLabError
+
     notes = warnings if warnings is not None else []
     try:
         labels, raw_events, raw_reviews = client.pull_acceptance(
             number, override_label, bool(approvers)
         )
-    except GitHubError as err:
+    except (GitHubError, GitLabError) as err:
         notes.append(f"no override was read, so none applies: {err.message}")
         return None
+    notes.extend(getattr(client, "acceptance_notes", None) or [])  # GitLab: approvals unread
     events = [LabelEvent(*e) for e in raw_events]
     reviews = [Review(*r) for r in raw_reviews]
     found = find_override(
@@ -176,10 +191,20 @@ def read_acceptance(
 
 
 def comment_decision(
-    client: Any, number: int, result: ScoreResult, decision: GateDecision, cfg: Any
+    client: Any,
+    number: int,
+    result: ScoreResult,
+    decision: GateDecision,
+    cfg: Any,
+    host: str = "github",
 ) -> str | None:
-    """Edit the report's sticky comment so it ends with the gate's decision (who accepted the
-    risk, or why the merge is blocked); a warning instead of an error when not allowed."""
+    """Edit the report's sticky comment (on GitLab, the merge request note) so it ends with
+    the gate's decision (who accepted the risk, or why the merge is blocked); a warning
+    instead of an error when not allowed."""
+    if host == "gitlab":
+        from diffrisk.hosts.gitlab.publish import note_decision
+
+        return note_decision(client, number, result, merge_summary(decision, None), cfg)
     from diffrisk.hosts.github.actions import cut_markdown
     from diffrisk.hosts.github.client import GitHubContext, PermissionDenied, add_reviewer_logins
     from diffrisk.report import render as report

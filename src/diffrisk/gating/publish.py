@@ -43,6 +43,10 @@ class GateOptions:
     write_interval: float = 1.0
     as_json: bool = False
     quiet: bool = False
+    #: Where the change is reviewed: ``github`` (Actions) or ``gitlab`` (GitLab CI: the
+    #: project, merge request and token come from the job's variables, see
+    #: :mod:`diffrisk.hosts.gitlab.events`).
+    host: str = "github"
 
 
 def client(
@@ -62,7 +66,12 @@ def client(
 
 def connect(opts: GateOptions) -> Any:
     """The GitHub client of the gate's repository, or None without a repository and a
-    token; inside Actions the token is masked in the log first."""
+    token; inside Actions the token is masked in the log first. On GitLab, the GitLab
+    client of the job's project, or None without a token."""
+    if opts.host == "gitlab":
+        from diffrisk.hosts.gitlab.publish import gate_client
+
+        return gate_client()
     if opts.token:
         from diffrisk.hosts.github.actions import add_mask, in_actions
 
@@ -111,9 +120,14 @@ def post_check(
     instead of an error when the token may write neither (a fork's pull request)."""
     from diffrisk.errors import GitHubError
     from diffrisk.hosts.github.client import PermissionDenied
+    from diffrisk.hosts.gitlab.client import GitLabError
 
     try:
         client.publish_check(head_sha, name, conclusion, title, summary, annotations)
+    except GitLabError as err:  # GitLab: a commit status; the exit code carries the decision
+        from diffrisk.hosts.gitlab.publish import status_warning
+
+        return status_warning(client, err)
     except PermissionDenied:
         return (
             "could not create the check run or commit status: the token needs `checks: write` "
