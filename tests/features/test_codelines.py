@@ -145,33 +145,58 @@ def test_line_classification() -> None:
 
 
 @pytest.mark.parametrize(
-    ("line", "control"),
+    ("path", "line", "control"),
     [
-        (b"if x:", True),
-        (b"elif x > 1:", True),
-        (b"} else if (x) {", True),
-        (b"for (i = 0; i < n; i++) {", True),
-        (b"return", True),
-        (b"raise ValueError(x)", True),
-        (b"with open(f) as fh:", True),
-        (b"except KeyError:", True),
-        (b"match command:", True),
-        (b"match = re.match(p, s)", False),  # a name, not the keyword
-        (b"case.value = 1", False),
-        (b"returned = 1", False),
-        (b"if_x = 2", False),
-        (b'print("if")', False),
-        (b"}", False),
-        (b"else: x = 1", True),
-        (b"finally: y = 2", True),
-        (b"match(p, s)", False),
-        (b"match: re.Match = m", False),
-        (b"case 1:", True),
-        (b"select {", True),
+        ("a.py", b"if x:", True),
+        ("a.py", b"elif x > 1:", True),
+        ("a.c", b"} else if (x) {", True),
+        ("a.c", b"for (i = 0; i < n; i++) {", True),
+        ("a.py", b"return", True),
+        ("a.py", b"raise ValueError(x)", True),
+        ("a.py", b"with open(f) as fh:", True),
+        ("a.py", b"async with lock:", True),
+        ("a.py", b"except KeyError:", True),
+        ("a.py", b"match command:", True),
+        ("a.py", b"match = re.match(p, s)", False),  # a name, not the keyword
+        ("a.py", b"case.value = 1", False),
+        ("a.py", b"returned = 1", False),
+        ("a.py", b"if_x = 2", False),
+        ("a.py", b'print("if")', False),
+        ("a.c", b"}", False),
+        ("a.py", b"else: x = 1", True),
+        ("a.py", b"finally: y = 2", True),
+        ("a.py", b"match(p, s)", False),
+        ("a.py", b"match: re.Match = m", False),
+        ("a.py", b"case 1:", True),
+        ("a.go", b"select {", True),
+        ("a.go", b"defer f.Close()", True),
+        ("a.go", b"default:", True),
+        ("a.py", b"next(it)", False),  # a Ruby and Perl keyword, a Python builtin
+        ("a.rb", b"next if x.nil?", True),
+        ("a.rb", b"when :a then 1", True),
+        ("a.rb", b"rescue StandardError => e", True),
+        ("a.py", b"switch(x)", False),  # no switch in Python
+        ("A.java", b"switch (x) {", True),
+        ("A.java", b"case FOO:", True),
+        ("A.java", b"} catch (IOException e) {", True),
+        ("A.java", b"with(x);", False),  # not a Java keyword
+        ("a.ts", b"default:", True),
+        ("a.ts", b"yield* inner();", True),
+        ("a.rs", b"loop {", True),
+        ("a.rs", b"match x {", True),
+        ("a.kt", b"when (x) {", True),
+        ("a.swift", b"guard let y = x else { return }", True),
+        ("a.scala", b"case Some(x) => x", True),
+        ("a.scala", b"case class Point(x: Int)", False),  # a declaration
+        ("a.lua", b"elseif x then", True),
+        ("a.lua", b"repeat", True),
+        ("a.sh", b"exit 1", True),
+        ("a.php", b"} elseif ($x) {", True),
+        ("a.php", b"foreach ($xs as $x) {", True),
     ],
 )
-def test_control_flow_lines(line: bytes, control: bool) -> None:
-    assert classify_added("a.py", [line]) == (1, int(control))
+def test_control_flow_lines(path: str, line: bytes, control: bool) -> None:
+    assert classify_added(path, [line]) == (1, int(control))
 
 
 def test_reindented_and_moved_lines_are_not_counted() -> None:

@@ -3,10 +3,15 @@
 SZZ (``diffrisk.labelling.szz``) leaves blank lines, comment-only lines and Python
 docstrings (:func:`diffrisk.features.cosmetic.cosmetic_lines`) out when it blames a fix's
 deleted lines, so such lines can never make a change defect-inducing. ``la_code`` counts the other added lines of each file: lines added minus
-blank, comment-only (``#`` or ``//``/``/* */`` by file type) and docstring lines, and
-minus lines the same file diff also deletes (ignoring whitespace): re-indented or moved
-lines, which ``git blame -w -M`` leaves with the commit that wrote them. ``la_control``
-counts the control-flow lines among them. The lines are classified one by one as git's
+blank, comment-only and docstring lines, and minus lines the same file diff also deletes
+(ignoring whitespace): re-indented or moved lines, which ``git blame -w -M`` leaves with
+the commit that wrote them. Comments are known by the file's language
+(:func:`comment_style`): ``//`` and ``/* */`` (C, C++, Java, JavaScript/TypeScript, Go,
+Rust, C#, Swift, Kotlin, Scala, ...), ``#`` (Python, shell, Ruby with ``=begin``/``=end``,
+Perl with POD, R, ...), ``--`` (Lua with ``--[[ ]]``, SQL, Haskell), ``<!-- -->`` (HTML,
+XML, and the templates of Vue and Svelte files), and more. ``la_control`` counts the
+control-flow lines among them, by the keywords of the file's language
+(:func:`control_pattern`). The lines are classified one by one as git's
 diff shows them (``-U0``, no surrounding file text): a triple-quoted string that starts
 a statement counts as a docstring until it closes within the added lines of that hunk.
 
@@ -18,10 +23,12 @@ and files whose diff git cannot produce (missing objects) get no count (null).
 from __future__ import annotations
 
 import collections
+import functools
 import re
 import subprocess
 import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from diffrisk.errors import GitCommandError
@@ -113,10 +120,406 @@ CONTROL_KEYWORDS = (
 #: Soft keywords: they begin a control-flow line only as a statement header (followed by
 #: a space or "(" and ending in ":" or "{"), not as a name (``match = ...``).
 SOFT_CONTROL_KEYWORDS = ("match", "case", "select")
-_CONTROL = re.compile(
-    rb"^[}\s]*(?:(?:" + "|".join(CONTROL_KEYWORDS).encode() + rb")\b"
-    rb"|(?:" + "|".join(SOFT_CONTROL_KEYWORDS).encode() + rb")[\s(].*[:{]\s*$)"
-)
+
+
+def _control(hard: Sequence[str], soft: Sequence[str] = (), more: bytes = b"") -> re.Pattern[bytes]:
+    """A line that begins, after closing braces, with one of ``hard`` (a whole word), or
+    with one of ``soft`` as a statement header (followed by a space or "(" and ending in
+    ":" or "{"), or matches ``more`` there."""
+    alts = [rb"(?:" + "|".join(hard).encode() + rb")\b"]
+    if soft:
+        alts.append(rb"(?:" + "|".join(soft).encode() + rb")[\s(].*[:{]\s*$")
+    if more:
+        alts.append(more)
+    return re.compile(rb"^[}\s]*(?:" + b"|".join(alts) + rb")")
+
+
+#: The union, for files of no known language.
+_CONTROL = _control(CONTROL_KEYWORDS, SOFT_CONTROL_KEYWORDS)
+_C_FAMILY = ("if", "else", "for", "while", "do", "switch", "try", "catch", "finally",
+             "return", "throw", "break", "continue", "goto")  # fmt: skip
+_DEFAULT_LABEL = rb"default\s*:"
+#: Per language: the keywords that begin a control-flow line (a name that is only a
+#: keyword in other languages, such as ``next``, ``when`` or ``loop``, is not one).
+_CONTROL_BY_LANGUAGE: dict[str, re.Pattern[bytes]] = {
+    "python": _control(
+        (
+            "if",
+            "elif",
+            "else",
+            "for",
+            "while",
+            "try",
+            "except",
+            "finally",
+            "with",
+            "return",
+            "raise",
+            "yield",
+            "assert",
+            "break",
+            "continue",
+        ),
+        ("match", "case"),
+        rb"async\s+(?:for|with)\b",
+    ),
+    "c": _control(
+        (*_C_FAMILY, "yield", "co_return", "co_yield", "co_await"), ("case",), _DEFAULT_LABEL
+    ),
+    "csharp": _control((*_C_FAMILY, "foreach", "yield"), ("case",), _DEFAULT_LABEL),
+    "javascript": _control((*_C_FAMILY, "yield"), ("case",), _DEFAULT_LABEL),
+    "go": _control(
+        (
+            "if",
+            "else",
+            "for",
+            "switch",
+            "select",
+            "return",
+            "break",
+            "continue",
+            "goto",
+            "defer",
+            "fallthrough",
+        ),
+        ("case",),
+        _DEFAULT_LABEL,
+    ),
+    "rust": _control(
+        ("if", "else", "for", "while", "loop", "match", "return", "break", "continue")
+    ),
+    "kotlin": _control((*_C_FAMILY, "when")),
+    "swift": _control(
+        (
+            "if",
+            "else",
+            "guard",
+            "for",
+            "while",
+            "repeat",
+            "switch",
+            "do",
+            "catch",
+            "defer",
+            "return",
+            "throw",
+            "break",
+            "continue",
+            "fallthrough",
+        ),
+        ("case",),
+        _DEFAULT_LABEL,
+    ),
+    "scala": _control(
+        (
+            "if",
+            "else",
+            "for",
+            "while",
+            "do",
+            "match",
+            "try",
+            "catch",
+            "finally",
+            "return",
+            "throw",
+            "yield",
+        ),
+        (),
+        rb"case\s+(?!class\b|object\b)",
+    ),
+    "php": _control((*_C_FAMILY, "elseif", "foreach", "yield", "match"), ("case",), _DEFAULT_LABEL),
+    "ruby": _control(
+        (
+            "if",
+            "elsif",
+            "else",
+            "unless",
+            "case",
+            "when",
+            "while",
+            "until",
+            "for",
+            "begin",
+            "rescue",
+            "ensure",
+            "return",
+            "raise",
+            "yield",
+            "break",
+            "next",
+            "redo",
+            "retry",
+        ),
+    ),
+    "perl": _control(
+        (
+            "if",
+            "elsif",
+            "else",
+            "unless",
+            "for",
+            "foreach",
+            "while",
+            "until",
+            "return",
+            "die",
+            "croak",
+            "confess",
+            "last",
+            "next",
+            "redo",
+            "goto",
+        ),
+    ),
+    "shell": _control(
+        (
+            "if",
+            "elif",
+            "else",
+            "for",
+            "while",
+            "until",
+            "case",
+            "select",
+            "return",
+            "exit",
+            "break",
+            "continue",
+        ),
+    ),
+    "lua": _control(
+        ("if", "elseif", "else", "for", "while", "repeat", "until", "return", "break", "goto"),
+    ),
+    "elixir": _control(
+        (
+            "if",
+            "unless",
+            "else",
+            "case",
+            "cond",
+            "with",
+            "try",
+            "rescue",
+            "catch",
+            "after",
+            "raise",
+            "throw",
+            "receive",
+        ),
+    ),
+}
+_CONTROL_LANGUAGE_OF: dict[str, str] = {
+    **dict.fromkeys((".py", ".pyi", ".pyx", ".pxd"), "python"),
+    **dict.fromkeys(
+        (
+            ".c",
+            ".h",
+            ".cc",
+            ".cpp",
+            ".cxx",
+            ".c++",
+            ".hh",
+            ".hpp",
+            ".hxx",
+            ".h++",
+            ".m",
+            ".mm",
+            ".java",
+            ".dart",
+            ".groovy",
+            ".y",
+            ".yy",
+            ".l",
+            ".ll",
+            ".cu",
+            ".cuh",
+            ".sol",
+        ),
+        "c",
+    ),
+    ".cs": "csharp",
+    **dict.fromkeys(
+        (".js", ".jsx", ".mjs", ".cjs", ".ts", ".tsx", ".mts", ".cts", ".vue", ".svelte"),
+        "javascript",
+    ),
+    ".go": "go",
+    ".rs": "rust",
+    **dict.fromkeys((".kt", ".kts"), "kotlin"),
+    ".swift": "swift",
+    **dict.fromkeys((".scala", ".sc"), "scala"),
+    ".php": "php",
+    **dict.fromkeys((".rb", ".rake", ".gemspec"), "ruby"),
+    **dict.fromkeys((".pl", ".pm"), "perl"),
+    **dict.fromkeys((".sh", ".bash", ".zsh", ".ksh"), "shell"),
+    ".lua": "lua",
+    **dict.fromkeys((".ex", ".exs"), "elixir"),
+}
+
+
+def control_pattern(path: str) -> re.Pattern[bytes]:
+    """What begins a control-flow line in ``path``'s language (by its ending); for a
+    language not listed, the keywords of all of them (:data:`CONTROL_KEYWORDS`)."""
+    lang = _CONTROL_LANGUAGE_OF.get(PurePosixPath(path).suffix.lower())
+    return _CONTROL_BY_LANGUAGE[lang] if lang is not None else _CONTROL
+
+
+# -- comments by language -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CommentStyle:
+    """How a language writes comments.
+
+    ``line``: markers that start a comment running to the end of the line (``not_line``:
+    prefixes that begin with one but are code, as PHP's ``#[`` attributes); ``blocks``:
+    (opening, closing) pairs, anywhere on a line; ``star_lines``: a line starting with
+    ``* `` continues a ``/* */`` comment whose opening line a hunk does not show;
+    ``line_blocks``: (openers, closer) of comment blocks whose markers stand at the start
+    of a line (Ruby's ``=begin``/``=end``, Perl's POD ``=pod`` ... ``=cut``)."""
+
+    line: tuple[bytes, ...] = ()
+    blocks: tuple[tuple[bytes, bytes], ...] = ()
+    star_lines: bool = False
+    line_blocks: tuple[tuple[tuple[bytes, ...], bytes], ...] = ()
+    not_line: tuple[bytes, ...] = ()
+
+
+_C_BLOCK = (b"/*", b"*/")
+_HTML_BLOCK = (b"<!--", b"-->")
+NO_COMMENTS = CommentStyle()
+C_STYLE = CommentStyle(line=(b"//",), blocks=(_C_BLOCK,), star_lines=True)
+HASH_STYLE = CommentStyle(line=(b"#",))
+_STYLES: dict[str, CommentStyle] = {
+    **dict.fromkeys(SLASH_COMMENT_EXTENSIONS, C_STYLE),
+    **dict.fromkeys(
+        (".cu", ".cuh", ".sol", ".proto", ".d", ".sc", ".c++", ".h++", ".scss", ".less"), C_STYLE
+    ),
+    ".zig": CommentStyle(line=(b"//",)),
+    ".css": CommentStyle(blocks=(_C_BLOCK,), star_lines=True),
+    ".php": CommentStyle(
+        line=(b"//", b"#"), blocks=(_C_BLOCK,), star_lines=True, not_line=(b"#[",)
+    ),
+    # single-file components: a script (//, /* */) and a template (<!-- -->)
+    **dict.fromkeys(
+        (".vue", ".svelte", ".astro"),
+        CommentStyle(line=(b"//",), blocks=(_C_BLOCK, _HTML_BLOCK), star_lines=True),
+    ),
+    **dict.fromkeys(
+        (".html", ".htm", ".xhtml", ".xml", ".svg", ".jsp", ".erb"),
+        CommentStyle(blocks=(_HTML_BLOCK,)),
+    ),
+    **dict.fromkeys(HASH_COMMENT_EXTENSIONS, HASH_STYLE),
+    **dict.fromkeys(
+        (
+            ".zsh",
+            ".ksh",
+            ".fish",
+            ".tcl",
+            ".cr",
+            ".coffee",
+            ".rake",
+            ".gemspec",
+            ".awk",
+            ".ps1",
+            ".psm1",
+            ".nix",
+            ".bzl",
+            ".gd",
+        ),
+        HASH_STYLE,
+    ),
+    **dict.fromkeys(
+        (".rb", ".rake", ".gemspec"),
+        CommentStyle(line=(b"#",), line_blocks=(((b"=begin",), b"=end"),)),
+    ),
+    **dict.fromkeys(
+        (".pl", ".pm", ".t"),
+        CommentStyle(
+            line=(b"#",),
+            line_blocks=(
+                (
+                    (
+                        b"=pod",
+                        b"=head",
+                        b"=over",
+                        b"=item",
+                        b"=begin",
+                        b"=for",
+                        b"=encoding",
+                        b"=back",
+                    ),
+                    b"=cut",
+                ),
+            ),
+        ),
+    ),
+    ".jl": CommentStyle(line=(b"#",), blocks=((b"#=", b"=#"),)),
+    ".nim": CommentStyle(line=(b"#",), blocks=((b"#[", b"]#"),)),
+    ".lua": CommentStyle(
+        line=(b"--",), blocks=((b"--[[", b"]]"), (b"--[=[", b"]=]"), (b"--[==[", b"]==]"))
+    ),
+    **dict.fromkeys(
+        (".sql", ".pks", ".pkb", ".pls", ".plb", ".pck", ".psql", ".hql"),
+        CommentStyle(line=(b"--",), blocks=(_C_BLOCK,), star_lines=True),
+    ),
+    **dict.fromkeys(
+        (".hs", ".elm", ".purs", ".agda", ".idr"),
+        CommentStyle(line=(b"--",), blocks=((b"{-", b"-}"),)),
+    ),
+    **dict.fromkeys((".adb", ".ads", ".vhd", ".vhdl"), CommentStyle(line=(b"--",))),
+    **dict.fromkeys((".erl", ".hrl", ".tex", ".sty", ".cls"), CommentStyle(line=(b"%",))),
+    **dict.fromkeys(
+        (
+            ".clj",
+            ".cljs",
+            ".cljc",
+            ".edn",
+            ".el",
+            ".lisp",
+            ".lsp",
+            ".scm",
+            ".ss",
+            ".rkt",
+            ".fnl",
+            ".asm",
+        ),
+        CommentStyle(line=(b";",)),
+    ),
+    **dict.fromkeys((".f", ".for", ".f90", ".f95", ".f03", ".f08"), CommentStyle(line=(b"!",))),
+    **dict.fromkeys((".vb", ".bas", ".vbs"), CommentStyle(line=(b"'",))),
+    **dict.fromkeys((".ml", ".mli"), CommentStyle(blocks=((b"(*", b"*)"),))),
+    ".fs": CommentStyle(line=(b"//",), blocks=((b"(*", b"*)"),)),
+}
+
+
+@functools.cache
+def comment_style(path: str) -> CommentStyle:
+    """The comment syntax of ``path``'s language, by its ending (any case); none known:
+    every non-blank line is code."""
+    return _STYLES.get(PurePosixPath(path).suffix.lower(), NO_COMMENTS)
+
+
+def _outside_quotes(s: bytes, at: int) -> bool:
+    """Whether position ``at`` of a line is outside string quotes (an even number of
+    each quote before it; escapes and other languages' quotes are not looked into)."""
+    head = s[:at]
+    return head.count(b'"') % 2 == 0 and head.count(b"'") % 2 == 0
+
+
+def comment_only_lines(path: str, text: bytes) -> set[int]:
+    """The line numbers (from 1) of the whole file ``text`` that hold only comment, by
+    ``path``'s language (:func:`comment_style`; Python docstrings are not looked for):
+    the rule ``la_code`` counts added lines by, for a whole version of a file."""
+    c = _Counter(path)
+    out = set()
+    for no, line in enumerate(text.split(b"\n"), 1):
+        s = line.strip()
+        if s and c.comment_only(line, s):
+            out.add(no)
+    return out
+
+
 _PREFIX = b"rRuUbBfF"
 _HUNK = re.compile(rb"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 #: A line with what a change of type annotations alone touches: a return annotation, an
@@ -150,8 +553,8 @@ class _Counter:
 
     def __init__(self, path: str) -> None:
         ext = PurePosixPath(path).suffix.lower()
-        self.hash = ext in HASH_COMMENT_EXTENSIONS
-        self.slash = ext in SLASH_COMMENT_EXTENSIONS
+        self.style = comment_style(path)
+        self.control = control_pattern(path)
         self.python = ext in PYTHON_EXTENSIONS
         self.code: list[tuple[bytes, bool, bytes]] = []  # (no whitespace, control, line)
         self.deleted: collections.Counter[bytes] = collections.Counter()
@@ -199,7 +602,8 @@ class _Counter:
                 self.hunks.append((int(o), int(oc or 1), int(n), int(nc or 1)))
         self.in_doc: bytes | None = None  # the open docstring's quote
         self.in_str: bytes | None = None  # the open quote of another triple-quoted string
-        self.in_block = False  # inside /* ... */
+        self.block_end: bytes | None = None  # inside a block comment: what closes it
+        self.line_block_end: bytes | None = None  # inside =begin ... =end: what closes it
 
     def add(self, line: bytes) -> None:
         if self.python:
@@ -216,50 +620,72 @@ class _Counter:
             return
         if not s:
             return
-        if self.hash and s.startswith(b"#"):
-            return
         if self.python:
+            if s.startswith(b"#"):
+                return
             head = s.lstrip(_PREFIX)[:3]
             if head in _TRIPLE and len(s) - len(s.lstrip(_PREFIX)) <= 2:
                 if s.count(head) % 2 == 1:
                     self.in_doc = head
                 return
-        if self.slash and self._slash_comment(s):
+        elif self.comment_only(line, s):
             return
         if self.python:
             for q in _TRIPLE:
                 if s.count(q) % 2 == 1:
                     self.in_str = q
                     break
-        self.code.append((b"".join(s.split()), bool(_CONTROL.match(s)), s))
+        self.code.append((b"".join(s.split()), bool(self.control.match(s)), s))
 
-    def _slash_comment(self, s: bytes) -> bool:
-        """Whether ``s`` is only comment; tracks ``/* */`` across lines. A line starting
-        with ``* `` (or a lone ``*``, or ``*/``) continues a block comment whose opening
+    def comment_only(self, line: bytes, s: bytes) -> bool:
+        """Whether the line (``s``: stripped, not empty) is only comment, by the file's
+        :class:`CommentStyle`; tracks block comments across lines. A line starting with
+        ``* `` (or a lone ``*``, or ``*/``) continues a ``/* */`` comment whose opening
         line the hunk does not show."""
-        if not self.in_block and (s == b"*" or s.startswith((b"* ", b"*/"))):
+        st = self.style
+        if self.line_block_end is not None:
+            if line.startswith(self.line_block_end):
+                self.line_block_end = None
+            return True
+        for openers, closer in st.line_blocks:
+            if line.startswith(openers):
+                self.line_block_end = closer
+                return True
+        if st.star_lines and self.block_end is None and (s == b"*" or s.startswith((b"* ", b"*/"))):
             return True
         code = False
         while s:
-            if self.in_block:
-                end = s.find(b"*/")
+            if self.block_end is not None:
+                end = s.find(self.block_end)
                 if end < 0:
                     return not code
-                self.in_block = False
-                s = s[end + 2 :].strip()
-            elif s.startswith(b"//"):
+                s = s[end + len(self.block_end) :].strip()
+                self.block_end = None
+                continue
+            opened = next((b for b in st.blocks if s.startswith(b[0])), None)
+            if opened is not None:
+                self.block_end = opened[1]
+                s = s[len(opened[0]) :]
+                continue
+            if s.startswith(st.line) and not s.startswith(st.not_line or (b"\0",)):
                 break
-            elif s.startswith(b"/*"):
-                self.in_block = True
-                s = s[2:]
-            else:
-                code = True
-                start = s.find(b"/*")
-                if start >= 0 and b"//" not in s[:start]:
-                    self.in_block = True
-                    s = s[start + 2 :]
-                else:
-                    break
+            code = True
+            # a block comment opening after code (not in a string, nor in a trailing
+            # line comment) goes on over the next lines
+            first = None
+            for op, close in st.blocks:
+                at = s.find(op, 1)
+                while at > 0 and not _outside_quotes(s, at):
+                    at = s.find(op, at + 1)
+                if at > 0 and (first is None or at < first[0]):
+                    first = (at, op, close)
+            if first is None:
+                break
+            at, op, close = first
+            if any(0 < s.find(m) < at for m in st.line):
+                break
+            self.block_end = close
+            s = s[at + len(op) :]
         return not code
 
 
