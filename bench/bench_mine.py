@@ -10,9 +10,15 @@ measurement in its own child process (so its peak memory is its own):
   fresh data dir, then the same command again (incremental re-run, no new commits),
 - diffrisk ``mine --no-code-metrics`` (the Kamei features plus ``la_code``, the added
   lines of code, which needs the source files' diffs), and its re-run,
-- diffrisk ``mine`` with radon code metrics into another fresh data dir, and its re-run,
+- diffrisk ``mine`` with code metrics (radon for Python, lizard for the other languages)
+  into another fresh data dir, and its re-run,
 - PyDriller: for each non-merge commit, each modified file's ``added_lines`` and
-  ``deleted_lines``; then a second traversal that also reads ``complexity`` (lizard).
+  ``deleted_lines``; then a second traversal that also reads ``complexity`` (lizard on
+  the version after the change, every modified file in a language lizard reads); then a
+  third that computes what diffrisk's code metrics hold, for the files diffrisk measures
+  (source files by the default ``label`` settings, in a language with code metrics):
+  ``complexity`` after, ``methods_before`` (lizard on the version before) and
+  ``changed_methods`` (the functions the diff touches, for ``cc_max_touched``).
 
 PyDriller needs a work tree, so it runs on a ``git clone --shared --no-checkout`` of
 REPO in a temporary directory (objects are borrowed from REPO; nothing is checked out).
@@ -140,6 +146,17 @@ def pydriller_worker(clone: str, sha: str, mode: str, sample_every: int) -> None
     """Traverse like the benchmark says; print JSON with the times on stdout."""
     from pydriller import Repository
 
+    measured = None
+    if mode == "metrics":
+        from diffrisk.config import LabelConfig
+        from diffrisk.features.codemetrics import metric_language
+        from diffrisk.features.source import SourceFilter
+
+        source = SourceFilter.of_config(LabelConfig())
+
+        def measured(path: str | None) -> bool:
+            return bool(path) and metric_language(path) is not None and source(path)
+
     t0 = time.perf_counter()
     work = 0.0
     commits = done = files = total = 0
@@ -154,6 +171,12 @@ def pydriller_worker(clone: str, sha: str, mode: str, sample_every: int) -> None
             total += m.added_lines + m.deleted_lines
             if mode == "complexity":
                 m.complexity  # noqa: B018 - runs lizard
+            elif measured is not None and measured(m.new_path or m.old_path):
+                # diffrisk's cc_after, cc_before and cc_max_touched
+                after = m.complexity
+                before = sum(x.complexity for x in m.methods_before)
+                touched = max((x.complexity for x in m.changed_methods), default=0)
+                total += (after or 0) + before + touched
             files += 1
         work += time.perf_counter() - t
         done += 1
@@ -215,8 +238,8 @@ def diffrisk_argv(
         rev,
     ]
     argv += ["-q", "--json"]
-    if not code_metrics:
-        argv.append("--no-code-metrics")
+    # code metrics are off by default (mine.code_metrics): ask for them either way
+    argv.append("--code-metrics" if code_metrics else "--no-code-metrics")
     if not code_lines:
         argv.append("--no-code-lines")
     if workers:
@@ -247,7 +270,7 @@ def bench(a: argparse.Namespace) -> dict[str, Any]:
         runs["floor"] = min(floor, key=lambda r: r.wall)
         say(f"  floor (git log --numstat): {runs['floor'].wall:.2f} s")
         modes = [("kamei", False, False), ("kamei_code", False, True)]
-        modes += [] if a.skip_code_metrics else [("radon", True, True)]
+        modes += [] if a.skip_code_metrics else [("metrics", True, True)]
         for mode, cm, cl in modes:
             data = tmp / f"data-{mode}"
             argv = diffrisk_argv(repo, data, sha, cm, a.workers, code_lines=cl)
@@ -260,7 +283,9 @@ def bench(a: argparse.Namespace) -> dict[str, Any]:
             say(f"  diffrisk mine ({mode}, re-run): {runs[f'diffrisk_{mode}_rerun'].wall:.2f} s")
             shutil.rmtree(data, ignore_errors=True)
         if not a.skip_pydriller:
-            for mode in ("lines", "complexity"):
+            for mode in ("lines", "complexity", "metrics"):
+                if mode != "lines" and a.skip_code_metrics:
+                    continue
                 limit = (
                     a.pydriller_limit
                     if mode == "lines"
@@ -277,7 +302,7 @@ def bench(a: argparse.Namespace) -> dict[str, Any]:
     res["runs"] = {k: asdict(v) for k, v in runs.items()}
     res["ratios"] = ratios(runs)
     res["per_commit_ms"] = {
-        k: round(1000 * runs[k].wall / max(1, n_commits), 3) for k in ("floor", "diffrisk_kamei", "diffrisk_kamei_code", "diffrisk_radon")
+        k: round(1000 * runs[k].wall / max(1, n_commits), 3) for k in ("floor", "diffrisk_kamei", "diffrisk_kamei_code", "diffrisk_metrics")
         if k in runs
     }  # fmt: skip
     return res
@@ -293,10 +318,11 @@ def ratios(runs: dict[str, Run]) -> dict[str, float]:
 
     put("kamei_over_floor", "diffrisk_kamei", "floor")
     put("kamei_code_over_floor", "diffrisk_kamei_code", "floor")
-    put("radon_over_floor", "diffrisk_radon", "floor")
+    put("metrics_over_floor", "diffrisk_metrics", "floor")
     put("pydriller_lines_over_kamei", "pydriller_lines", "diffrisk_kamei")
     put("pydriller_lines_over_kamei_code", "pydriller_lines", "diffrisk_kamei_code")
-    put("pydriller_complexity_over_radon", "pydriller_complexity", "diffrisk_radon")
+    put("pydriller_complexity_over_metrics", "pydriller_complexity", "diffrisk_metrics")
+    put("pydriller_metrics_over_metrics", "pydriller_metrics", "diffrisk_metrics")
     return out
 
 
@@ -306,10 +332,11 @@ LABELS = {
     "diffrisk_kamei_rerun": "  re-run, no new commits",
     "diffrisk_kamei_code": "diffrisk mine --no-code-metrics (Kamei + la_code)",
     "diffrisk_kamei_code_rerun": "  re-run, no new commits",
-    "diffrisk_radon": "diffrisk mine (radon metrics)",
-    "diffrisk_radon_rerun": "  re-run, no new commits",
+    "diffrisk_metrics": "diffrisk mine (code metrics: radon for Python, lizard for the rest)",
+    "diffrisk_metrics_rerun": "  re-run, no new commits",
     "pydriller_lines": "PyDriller added/deleted lines",
-    "pydriller_complexity": "PyDriller + complexity (lizard)",
+    "pydriller_complexity": "PyDriller + complexity (lizard, after the change, every file)",
+    "pydriller_metrics": "PyDriller + lizard before and after, changed methods (diffrisk's files)",
 }
 
 
@@ -333,10 +360,11 @@ def render(res: dict[str, Any]) -> str:
     names = {
         "kamei_over_floor": "diffrisk (Kamei) / floor",
         "kamei_code_over_floor": "diffrisk (Kamei + la_code) / floor",
-        "radon_over_floor": "diffrisk (radon) / floor",
+        "metrics_over_floor": "diffrisk (code metrics) / floor",
         "pydriller_lines_over_kamei": "PyDriller lines / diffrisk (Kamei)",
         "pydriller_lines_over_kamei_code": "PyDriller lines / diffrisk (Kamei + la_code)",
-        "pydriller_complexity_over_radon": "PyDriller complexity / diffrisk (radon)",
+        "pydriller_complexity_over_metrics": "PyDriller complexity / diffrisk (code metrics)",
+        "pydriller_metrics_over_metrics": "PyDriller before+after+changed methods / diffrisk (code metrics)",
     }
     r = res["ratios"]
     lines += [f"- {names[k]}: **{r[k]}x** wall, {r[k + '_cpu']}x CPU" for k in names if k in r]
@@ -366,7 +394,9 @@ def main() -> int:
     ap.add_argument("--pydriller-complexity-limit", type=int, metavar="N",
                     help="the same, for the complexity traversal only (default: --pydriller-limit)")  # fmt: skip
     ap.add_argument(
-        "--skip-code-metrics", action="store_true", help="do not run diffrisk with radon metrics"
+        "--skip-code-metrics",
+        action="store_true",
+        help="do not measure code metrics (diffrisk's, or PyDriller's lizard traversals)",
     )
     ap.add_argument(
         "--workers", type=int, help="diffrisk --workers for code metrics (default: all cores)"

@@ -212,42 +212,21 @@ def _lizard() -> tuple[Any, ...]:
     return lizard.FileInfoBuilder, lizard.get_reader_for, processors, lizard.preprocessing
 
 
-class _TokenStats:
-    """A lizard token processor (it runs before comments are dropped): the lines that
-    hold code and the lines that hold comments, and the code tokens' count and distinct
-    count (Halstead's length and vocabulary, every token an operator or an operand)."""
+class _Vocabulary:
+    """A lizard token processor that runs after comments and blank space are dropped:
+    the distinct code tokens (Halstead's vocabulary, every token an operator or an
+    operand; lizard's ``token_count`` is the length)."""
 
-    __slots__ = ("code_lines", "comment_lines", "length", "vocabulary")
+    __slots__ = ("tokens",)
 
     def __init__(self) -> None:
-        self.code_lines: set[int] = set()
-        self.comment_lines: set[int] = set()
-        self.length = 0
-        self.vocabulary: set[str] = set()
+        self.tokens: set[str] = set()
 
     def __call__(self, tokens: Iterable[str], reader: Any) -> Iterator[str]:
-        line = 1
-        comment_of = reader.get_comment_from_token
-        code, comments, vocabulary = self.code_lines, self.comment_lines, self.vocabulary
-        length = 0
+        add = self.tokens.add
         for tok in tokens:
-            if tok == "\n":
-                line += 1
-                yield tok
-                continue
-            n = tok.count("\n")
-            if comment_of(tok) is not None:
-                comments.update(range(line, line + n + 1))
-            elif not tok.isspace():
-                if n:
-                    code.update(range(line, line + n + 1))
-                else:
-                    code.add(line)
-                length += 1
-                vocabulary.add(tok)
-            line += n
+            add(tok)
             yield tok
-        self.length = length
 
 
 def _decode(src: bytes) -> str:
@@ -271,7 +250,7 @@ def analyze_lizard(src: bytes, ext: str) -> BlobMetrics:
     - ``hv``: Halstead volume ``N log2 n`` with every code token an operator or operand
       (N tokens, n distinct ones; comments and whitespace are not tokens);
     - ``mi``: radon's ``mi_compute`` of that volume, ``cc``, lizard's lines of code and
-      the share of comment-only lines among the non-blank ones;
+      the share of the other non-blank lines (comment-only) among the non-blank ones;
     - ``functions``: (name with parameters, CCN, hash of the source lines) per function.
 
     Text with NUL bytes (UTF-16 or -32, binary), over :data:`MAX_BLOB_BYTES`, or that
@@ -289,12 +268,11 @@ def analyze_lizard(src: bytes, ext: str) -> BlobMetrics:
             return FAILED
         context = builder(name)
         reader = reader_class(context)
-        stats = _TokenStats()
-        tokens: Iterable[str] = reader.generate_tokens(text)
-        tokens = stats(preprocessing(tokens, reader), reader)
+        vocabulary = _Vocabulary()
+        tokens: Iterable[str] = preprocessing(reader.generate_tokens(text), reader)
         for step in processors:
             tokens = step(tokens, reader)
-        for _ in reader(tokens, reader):
+        for _ in reader(vocabulary(tokens, reader), reader):
             pass
         info = context.fileinfo
         outside = context.global_pseudo_function.cyclomatic_complexity - 1
@@ -310,12 +288,12 @@ def analyze_lizard(src: bytes, ext: str) -> BlobMetrics:
         funcs.append(
             (" ".join(str(f.long_name).split()), ccn, zlib.crc32(body.encode("utf-8", "replace")))
         )
-    n = len(stats.vocabulary)
-    hv = stats.length * math.log2(n) if n > 1 else 0.0
-    nonblank = len(stats.code_lines | stats.comment_lines)
-    comment_only = len(stats.comment_lines - stats.code_lines)
-    pct = 100.0 * comment_only / nonblank if nonblank else 0.0
+    n = len(vocabulary.tokens)
+    hv = int(info.token_count) * math.log2(n) if n > 1 else 0.0
+    # lines of code are lizard's; the other non-blank lines hold only comments
     lloc = int(info.nloc)
+    nonblank = sum(1 for ln in lines if ln.strip())
+    pct = 100.0 * max(nonblank - lloc, 0) / nonblank if nonblank else 0.0
     mi = float(mi_compute(hv, cc, lloc, pct)) if lloc else 100.0
     return BlobMetrics(ok=True, cc=float(cc), mi=mi, hv=float(hv), functions=tuple(funcs))
 
