@@ -28,6 +28,23 @@ class Factor:
 
 
 @dataclass
+class RiskyLines:
+    """A range of added lines (head version) that drive a file's risk
+    (:mod:`diffrisk.scoring.lines`): ``score`` is its best line's score, ``lines`` the
+    picked lines' text (stripped), ``tokens`` the names that weigh most, ``reason`` why in
+    words; ``basis`` says what ranked them (``tokens``: the model's token weights;
+    ``control-flow``: a heuristic, for models that do not weigh lines)."""
+
+    first_line: int
+    last_line: int
+    score: float
+    lines: list[str] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list)
+    reason: str = ""
+    basis: str = ""
+
+
+@dataclass
 class FileRisk:
     """A touched file: ``score`` is the model's probability for this file's change alone."""
 
@@ -42,6 +59,8 @@ class FileRisk:
     past_bugs: int = 0
     first_line: int | None = None  # lines an annotation points at (the riskiest added range)
     last_line: int | None = None
+    #: The riskiest added lines of this file, best first (empty: none, or not a source file).
+    risky_lines: list[RiskyLines] = field(default_factory=list)
 
 
 @dataclass
@@ -88,6 +107,9 @@ class ScoreResult:
     #: order): what to read first with little time (:func:`~diffrisk.scoring.explain.review_order`).
     review_files: list[str] = field(default_factory=list)
     review_commits: list[str] = field(default_factory=list)
+    #: What ranked the files' ``risky_lines``: "tokens" (the model's token weights),
+    #: "control-flow" (a heuristic), or "" (no file has any).
+    risky_lines_basis: str = ""
 
     @property
     def raised(self) -> list[Factor]:
@@ -111,12 +133,20 @@ def _build(cls: type, data: Mapping[str, Any]) -> Any:
     return cls(**{k: v for k, v in data.items() if k in names})
 
 
+def _file_risk(data: Mapping[str, Any]) -> FileRisk:
+    f = _build(FileRisk, data)
+    f.risky_lines = [
+        r if isinstance(r, RiskyLines) else _build(RiskyLines, r) for r in f.risky_lines or []
+    ]
+    return f
+
+
 def result_from_dict(data: Mapping[str, Any]) -> ScoreResult:
     """Rebuild a :class:`ScoreResult` from its ``to_dict()`` form (unknown keys ignored)."""
     try:
         d = dict(data)
         d["factors"] = [_build(Factor, f) for f in d.get("factors") or []]
-        d["files"] = [_build(FileRisk, f) for f in d.get("files") or []]
+        d["files"] = [_file_risk(f) for f in d.get("files") or []]
         d["commits"] = [_build(CommitRisk, c) for c in d.get("commits") or []]
         d["reviewers"] = [
             (rv["email"], int(rv["changes"])) if isinstance(rv, Mapping) else (rv[0], int(rv[1]))

@@ -151,6 +151,9 @@ def score(
     files = explain.hotspots(a, file_scores, scfg.top_files)
     for f in files:
         f.first_line, f.last_line = a.added_ranges.get(f.path, (None, None))
+    from diffrisk.scoring.lines import add_risky_lines
+
+    risky_basis = add_risky_lines(repo, a, files, getattr(model, "estimator", None))
     commits = [
         CommitRisk(
             str(r.sha),
@@ -222,4 +225,5 @@ def score(
         reviewer_commits=reviewer_shas,
         review_files=review_files,
         review_commits=review_commits,
+        risky_lines_basis=risky_basis,
     )

@@ -43,24 +43,42 @@ def conclusion_for(level: str, config: Config) -> str:
 
 
 def annotations_for(result: Mapping[str, Any], limit: int | None = None) -> list[dict[str, Any]]:
-    """Check-run annotations for the hotspot files, on the range of lines each adds with
-    the most control-flow lines (line 1 when it adds none: a deleted file, a rename)."""
+    """Check-run annotations for the hotspot files, riskiest file first: one on each of
+    the file's risky line ranges (``risky_lines``, best first, saying why), then one for
+    the file on the range of lines it adds with the most control-flow lines (line 1 when
+    it adds none: a deleted file, a rename), saying why the file is risky. At most
+    ``limit`` annotations."""
     high = float((result.get("thresholds") or {}).get("high", 0.7))
-    out = []
-    for f in (result.get("files") or [])[:limit]:
+    out: list[dict[str, Any]] = []
+    for f in result.get("files") or []:
         reasons = "; ".join(str(r) for r in f.get("reasons") or [])
         score = float(f.get("score") or 0)
+        level = "warning" if score >= high else "notice"
+        for r in f.get("risky_lines") or []:
+            if not isinstance(r, Mapping):
+                continue
+            first = int(r.get("first_line") or 1)
+            out.append(
+                {
+                    "path": str(f["path"]),
+                    "start_line": first,
+                    "end_line": max(int(r.get("last_line") or first), first),
+                    "annotation_level": level,
+                    "title": f"diffrisk: risky lines (file risk {score:.2f})",
+                    "message": str(r.get("reason") or "among the riskiest lines of this change"),
+                }
+            )
         out.append(
             {
                 "path": str(f["path"]),
                 "start_line": int(f.get("first_line") or 1),
                 "end_line": int(f.get("last_line") or f.get("first_line") or 1),
-                "annotation_level": "warning" if score >= high else "notice",
+                "annotation_level": level,
                 "title": f"diffrisk hotspot (risk {score:.2f})",
                 "message": reasons or "one of the riskiest files of this change",
             }
         )
-    return out
+    return out[:limit]
 
 
 @dataclass

@@ -1,0 +1,313 @@
+"""The risky lines: which added lines of a change drive its risk (line-level ranking).
+
+With the ``tokens`` model this is JITLine's recipe (Pornprasit and Tantithamthavorn, MSR
+2021): the model's weight of each token (Platt slope x coefficient, averaged over the
+calibration members) mapped back to the added lines, each line scoring the sum of the
+weights of its distinct tokens (the bag is binary, so a token counts once per line). The
+change's vector is scaled to unit length before the model sees it; that scale is the same
+for every line of a change, so it changes no ranking and is left out: a line's score is
+relative, not a share of the change's log-odds.
+
+Other model kinds weigh whole changes (lines added, files touched, history), never the
+words of a line, so no model can say which line is risky. Their fallback is honest about
+being a heuristic (:data:`BASIS_CONTROL`): the added control-flow lines (``if``, ``for``,
+``return``, ``raise``, ...: the lines fixes most often change), the more deeply indented
+first (indentation as a proxy for complexity, Hindle et al. 2008). How well either finds
+the lines later fixes changed is measured by ``bench/bench_lines.py`` (docs/scoring.md).
+
+Lines ranked are the added lines the models count (``la_code``, classified by
+:mod:`diffrisk.features.codelines`): not blank, comment or docstring lines, not lines the
+same file diff also deletes (re-indented or moved), and not the lines SZZ never blames
+(imports, ``__version__``, ``__all__``: :func:`diffrisk.features.cosmetic.incidental_lines`).
+Only source files (the label stage's rule) are read.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from diffrisk.errors import GitCommandError
+from diffrisk.features.codelines import _DIFF_FLAGS, _TOKEN, _Counter
+from diffrisk.features.cosmetic import incidental_lines
+from diffrisk.git.repo import GitRepo, unquote_path
+from diffrisk.scoring.result import FileRisk, RiskyLines
+
+if TYPE_CHECKING:
+    from diffrisk.scoring.analysis import Analysis
+
+#: The model's own token weights (the ``tokens`` model).
+BASIS_TOKENS = "tokens"
+#: No model weighs lines: added control-flow lines, the more deeply indented first.
+BASIS_CONTROL = "control-flow"
+
+#: Lines picked per file (JITLine's top-5), then joined into ranges of adjacent lines.
+TOP_LINES = 5
+#: Ranges kept per file.
+MAX_RANGES = 3
+#: Two picked lines at most this far apart (in the head version) join one range.
+JOIN_GAP = 2
+#: Longest line text kept in a result (characters).
+MAX_TEXT = 200
+#: Names shown per range.
+MAX_NAMED = 3
+
+_HUNK_NEW = re.compile(rb"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
+_INDENT = re.compile(rb"^[ \t]*")
+
+
+@dataclass(frozen=True)
+class AddedLine:
+    """One added line of code: where it is in the head version, and what it holds."""
+
+    path: str
+    line: int  # 1-based, in the head version of ``path``
+    text: str  # stripped
+    control: bool  # a control-flow line (codelines' rule)
+    indent: int  # leading whitespace in columns (a tab counts 4)
+    tokens: tuple[str, ...]  # distinct tokens, as the model's bag splits them
+
+
+def _indent(raw: bytes) -> int:
+    lead = _INDENT.match(raw)
+    s = lead.group() if lead else b""
+    return s.count(b" ") + 4 * s.count(b"\t")
+
+
+class _File:
+    """One file of the diff: its added lines fed through codelines' classifier."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.counter = _Counter(path)
+        self.at: list[tuple[int, bytes]] = []  # per code line of counter.code: (line, raw)
+        self.line = 0
+
+    def hunk(self, header: bytes) -> None:
+        m = _HUNK_NEW.match(header)
+        self.line = int(m.group(1)) if m else 0
+        self.counter.hunk(header)
+
+    def add(self, raw: bytes) -> None:
+        before = len(self.counter.code)
+        self.counter.add(raw)
+        if len(self.counter.code) > before:
+            self.at.append((self.line, raw))
+        self.line += 1
+
+    def lines(self) -> list[AddedLine]:
+        """The added lines of code, as ``la_code`` counts them (moved and re-indented lines
+        left out, the same way :meth:`_Counter.totals` leaves them out) and without the
+        lines SZZ never blames."""
+        left = self.counter.deleted.copy()
+        kept: list[tuple[int, bytes, bool, bytes]] = []
+        for (text, control, stripped), (no, raw) in zip(self.counter.code, self.at, strict=True):
+            if left[text] > 0:
+                left[text] -= 1
+                continue
+            kept.append((no, stripped, control, raw))
+        if not kept:
+            return []
+        skip = incidental_lines(self.path, [k[0] for k in kept], [k[1] for k in kept])
+        out = []
+        for no, stripped, control, raw in kept:
+            if no in skip:
+                continue
+            toks = tuple(dict.fromkeys(t.decode("ascii") for t in _TOKEN.findall(stripped)))
+            out.append(
+                AddedLine(
+                    self.path,
+                    no,
+                    stripped.decode("utf-8", "replace"),
+                    bool(control),
+                    _indent(raw),
+                    toks,
+                )
+            )
+        return out
+
+
+def parse_added_lines(
+    diff: bytes, is_source: Callable[[str], bool] | None = None
+) -> dict[str, list[AddedLine]]:
+    """Per path of a ``git diff -p -U0`` (or one commit's ``git show``), its added lines
+    of code with their line numbers in the new version; only paths ``is_source`` accepts."""
+    files: dict[str, _File] = {}
+    cur: _File | None = None
+    in_header = False
+    for line in diff.split(b"\n"):
+        if line.startswith(b"diff --git "):
+            cur, in_header = None, True
+            continue
+        if in_header:
+            if line.startswith(b"+++ "):
+                in_header = False
+                name = line[4:]
+                if name == b"/dev/null":
+                    continue
+                path = unquote_path(name, "backslashreplace")[2:]
+                if is_source is None or is_source(path):
+                    cur = files.setdefault(path, _File(path))
+            continue
+        if cur is None:
+            continue
+        if line.startswith(b"@@"):
+            cur.hunk(line)
+        elif line.startswith(b"+"):
+            cur.add(line[1:])
+        elif line.startswith(b"-"):
+            cur.counter.delete(line[1:])
+    return {p: f.lines() for p, f in files.items()}
+
+
+def diff_added_lines(
+    repo: GitRepo, base: str, head: str, is_source: Callable[[str], bool] | None = None
+) -> dict[str, list[AddedLine]]:
+    """:func:`parse_added_lines` of ``git diff base head`` with the flags the features use
+    (the whole diff: limited to some paths, git would miss their renames); {} when git
+    fails."""
+    try:
+        data = repo.run("diff", *_DIFF_FLAGS, base, head)
+    except GitCommandError:
+        return {}
+    return parse_added_lines(data, is_source)
+
+
+# -- scores --------------------------------------------------------------------------------
+
+
+def token_weights(estimator: Any) -> dict[str, float] | None:
+    """The ``tokens`` model's weight of each token of its vocabulary (Platt slope x
+    coefficient, averaged over the calibration members; a token a member lacks counts 0
+    there); None for a model without a bag of tokens."""
+    from diffrisk.model.estimators import token_members
+    from diffrisk.model.transforms import ANCHORS
+
+    members = token_members(estimator)
+    if not members:
+        return None
+    out: dict[str, float] = collections.defaultdict(float)
+    for _lines, tokens, coef, slope in members:
+        names = tokens.named_steps["bag"].get_feature_names_out()
+        for name, c in zip(names, coef[len(ANCHORS) :], strict=True):
+            out[str(name)] += float(slope) * float(c) / len(members)
+    return dict(out)
+
+
+def line_score(line: AddedLine, weights: Mapping[str, float] | None) -> float:
+    """A line's risk score: with token weights, the sum of its distinct tokens' weights
+    (JITLine); without, the heuristic (control-flow lines only, more indentation first:
+    ``1 + indent / 100``, so every control-flow line outranks every other line)."""
+    if weights is not None:
+        return float(sum(weights.get(t, 0.0) for t in line.tokens))
+    return 1.0 + min(line.indent, 99) / 100.0 if line.control else 0.0
+
+
+def rank_lines(
+    lines: Iterable[AddedLine], weights: Mapping[str, float] | None
+) -> list[tuple[AddedLine, float]]:
+    """Lines with their scores, highest first (ties: path, then line order)."""
+    scored = [(ln, line_score(ln, weights)) for ln in lines]
+    scored.sort(key=lambda s: (-s[1], s[0].path, s[0].line))
+    return scored
+
+
+def _is_name(token: str) -> bool:
+    return token[:1].isalpha() or token[:1] == "_"
+
+
+def _reason(
+    picked: Sequence[tuple[AddedLine, float]], weights: Mapping[str, float] | None
+) -> tuple[str, list[str]]:
+    if weights is None:
+        words: dict[str, None] = {}
+        for ln, _s in picked:
+            first = next((t for t in ln.tokens if _is_name(t)), "")
+            if first:
+                words[first] = None
+        named = list(words)[:MAX_NAMED]
+        what = ", ".join(f"`{w}`" for w in named)
+        text = (f"adds control flow ({what})" if what else "adds control flow") + (
+            "; the model weighs the whole change, not single lines: control-flow lines are "
+            "the lines fixes most often change"
+        )
+        return text, named
+    totals: dict[str, float] = collections.defaultdict(float)
+    for ln, _s in picked:
+        for t in ln.tokens:
+            w = weights.get(t, 0.0)
+            if w > 0 and _is_name(t):
+                totals[t] = max(totals[t], w)
+    named = [t for t, _w in sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))][:MAX_NAMED]
+    if named:
+        text = (
+            f"adds {', '.join(f'`{t}`' for t in named)}: names and keywords that went with "
+            "past defects in this repository (the model's token weights)"
+        )
+    else:
+        text = "its operators and brackets went with past defects in this repository (the model's token weights)"
+    return text, named
+
+
+def risky_ranges(
+    lines: Sequence[AddedLine],
+    weights: Mapping[str, float] | None,
+    *,
+    top: int = TOP_LINES,
+    max_ranges: int = MAX_RANGES,
+    basis: str | None = None,
+) -> list[RiskyLines]:
+    """The riskiest lines of one file's added lines, as ranges of the head version: the
+    ``top`` lines with a positive score, lines at most :data:`JOIN_GAP` apart joined into
+    one range, the ``max_ranges`` ranges with the highest best line kept (best first)."""
+    ranked = [(ln, s) for ln, s in rank_lines(lines, weights) if s > 0][:top]
+    if not ranked:
+        return []
+    basis = basis or (BASIS_TOKENS if weights is not None else BASIS_CONTROL)
+    by_line = sorted(ranked, key=lambda s: s[0].line)
+    groups: list[list[tuple[AddedLine, float]]] = []
+    for item in by_line:
+        if groups and item[0].line - groups[-1][-1][0].line <= JOIN_GAP:
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    groups.sort(key=lambda g: (-max(s for _ln, s in g), g[0][0].line))
+    out = []
+    for g in groups[:max_ranges]:
+        reason, named = _reason(g, weights)
+        out.append(
+            RiskyLines(
+                first_line=g[0][0].line,
+                last_line=g[-1][0].line,
+                score=round(max(s for _ln, s in g), 6),
+                lines=[ln.text[:MAX_TEXT] for ln, _s in g],
+                tokens=named,
+                reason=reason,
+                basis=basis,
+            )
+        )
+    return out
+
+
+def basis_of(weights: Mapping[str, float] | None) -> str:
+    return BASIS_TOKENS if weights is not None else BASIS_CONTROL
+
+
+def add_risky_lines(repo: GitRepo, a: Analysis, files: list[FileRisk], estimator: Any) -> str:
+    """Fill ``risky_lines`` of the hotspot ``files`` of the analysed change; returns the
+    basis (:data:`BASIS_TOKENS` or :data:`BASIS_CONTROL`), or "" when no file has any."""
+    from diffrisk.features.source import is_source_path
+
+    wanted = {f.path for f in files if is_source_path(f.path, a.label_config)}
+    if not wanted:
+        return ""
+    added = diff_added_lines(repo, a.merge_base, a.head, wanted.__contains__)
+    weights = token_weights(estimator)
+    found = False
+    for f in files:
+        f.risky_lines = risky_ranges(added.get(f.path, []), weights)
+        found = found or bool(f.risky_lines)
+    return basis_of(weights) if found else ""
