@@ -18,7 +18,7 @@ The pull request (branch ``pr``, day 14) appends to ``src/app.py``::
 
 so by hand: line 16 ranks first, line 24 second; lines 13-18 hold no other name the
 model knows as risky. Moving the function down by two lines (branch ``pr-moved``) moves
-the ranges by two.
+the ranges by two and keeps every SARIF fingerprint.
 """
 
 from __future__ import annotations
@@ -26,9 +26,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from diffrisk.cli import cli
 from diffrisk.hosts.github.publish import annotations_for
 from diffrisk.mining.mine import mine
 from diffrisk.report.render import render_comment, render_summary
@@ -247,3 +250,53 @@ def test_json_round_trip_keeps_the_ranges(scored, tmp_path: Path) -> None:
     back = load_result(p)
     assert back.files[0].risky_lines == scored.files[0].risky_lines
     assert back.risky_lines_basis == BASIS_TOKENS
+
+
+def test_cli_sarif_output(world: dict, tmp_path: Path) -> None:
+    out = tmp_path / "r.sarif"
+    res = CliRunner().invoke(
+        cli,
+        [
+            "score",
+            "--repo",
+            str(world["repo"]),
+            "--data-dir",
+            str(world["data"]),
+            "--base",
+            "main",
+            "--head",
+            "pr",
+            "--no-log",
+            "--format",
+            "sarif",
+            "--output",
+            str(out),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    log = json.loads(out.read_text())
+    schema = Path(__file__).resolve().parents[1] / "fixtures" / "sarif" / "sarif-schema-2.1.0.json"
+    jsonschema.Draft4Validator(json.loads(schema.read_text(encoding="utf-8"))).validate(log)
+    regions = [
+        r["locations"][0]["physicalLocation"]["region"]["startLine"]
+        for r in log["runs"][0]["results"]
+    ]
+    assert 16 in regions
+
+
+def test_fingerprints_stay_when_lines_move(world: dict) -> None:
+    from diffrisk.report.sarif import to_sarif
+
+    a = to_sarif(score(world["repo"], "main", "pr", world["data"]))
+    b = to_sarif(score(world["repo"], "main", "pr-moved", world["data"]))
+
+    def regions(log: dict) -> dict[str, tuple[int, int]]:
+        out = {}
+        for r in log["runs"][0]["results"]:
+            reg = r["locations"][0]["physicalLocation"]["region"]
+            out[r["partialFingerprints"]["diffriskRegion/v1"]] = (reg["startLine"], reg["endLine"])
+        return out
+
+    ra, rb = regions(a), regions(b)
+    assert ra and set(ra) == set(rb)
+    assert all(rb[k] == (s + 2, e + 2) for k, (s, e) in ra.items())

@@ -40,9 +40,10 @@ from diffrisk.report.terminal import Console, stderr_console
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["terminal", "markdown", "json"]),
+    type=click.Choice(["terminal", "markdown", "json", "sarif"]),
     default=None,
-    help="Output format. Default: terminal (json with --json).",
+    help="Output format. Default: terminal (json with --json). sarif: SARIF 2.1.0, one result per "
+    "risky range of lines, for GitHub code scanning (docs/reporting.md).",
 )
 @click.option(
     "--output",
@@ -108,6 +109,10 @@ def score_cmd(
     fmt = fmt or ("json" if as_json else "terminal")
     if fmt == "json":
         text = json.dumps(result.to_dict(), indent=2) + "\n"
+    elif fmt == "sarif":
+        from diffrisk.report.sarif import to_sarif
+
+        text = json.dumps(to_sarif(result), indent=2) + "\n"
     elif fmt == "markdown":
         from diffrisk.report.render import render_comment
 
