@@ -22,6 +22,7 @@ LAYERS = [
     {"scoring", "report", "hosts.github.publish", "hosts.gitlab.publish"},
     {"gating", "monitoring"},
     {"pipeline", "train"},  # train: the compat module for models saved by 0.1.0
+    {"org"},  # the pipeline over many repositories, on Dask
     {"cli", "__main__"},
 ]
 

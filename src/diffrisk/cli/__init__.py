@@ -34,6 +34,7 @@ _COMMANDS = {
     "run": "run",
     "config": "config",
     "schema": "schema",
+    "org": "org",
 }
 
 
