@@ -197,3 +197,21 @@ def test_wilson_interval() -> None:
     lo, hi = wilson(8, 10) or (0, 0)
     assert round(lo, 3) == 0.490 and round(hi, 3) == 0.943
     assert wilson(0, 0) is None
+
+
+def test_a_fix_that_only_adds_blames_the_lines_around_it(builder: RepoBuilder) -> None:
+    b = builder
+    body = "def load(path):\n    data = read(path)\n    return parse(data)\n"
+    first = b.commit({"io.py": body}, day=0, message="add load")
+    # the bug: parse the raw data without checking it
+    bug = b.commit({"io.py": body.replace("parse(data)", "parse(data, strict=True)")}, day=10)
+    fixed = body.replace("parse(data)", "parse(data, strict=True)").replace(
+        "    return", "    if not data:\n        return None\n    return"
+    )
+    fix = b.commit({"io.py": fixed}, day=300, message="fix crash on empty files")
+    links = blame_given(b.path, [FixEvidence(fix, "file")], LabelConfig(select="all"))
+    # inserted between line 2 (first's) and line 3 (bug's): both are candidates
+    assert kept(links) == sorted([first, bug])
+    assert kept(blame_given(b.path, [FixEvidence(fix, "file")])) == [bug]  # the most recent
+    off = blame_given(b.path, [FixEvidence(fix, "file")], LabelConfig(blame_additions=False))
+    assert off.empty

@@ -58,6 +58,9 @@ class FileDiff:
     old_blob: str | None
     deleted: list[int] = field(default_factory=list)
     texts: list[bytes] = field(default_factory=list)
+    adjacent: list[int] = field(default_factory=list)
+    """Lines of the parent around each place the fix only inserted lines (the line
+    before and the line after)."""
 
 
 # -- diffs ------------------------------------------------------------------------------
@@ -154,6 +157,8 @@ def parse_patches(
             m = _HUNK.match(line)
             if m:
                 line_no = int(m.group(1))
+                if m.group(2) == b"0":  # only insertions: after old line line_no
+                    cur.adjacent += [n for n in (line_no, line_no + 1) if n >= 1]
             continue
         if line.startswith(b"-"):
             cur.deleted.append(line_no)
@@ -163,7 +168,7 @@ def parse_patches(
             added.append(line[1:])
     close_hunk()
     for fs in out.values():
-        fs[:] = [f for f in fs if f.deleted]
+        fs[:] = [f for f in fs if f.deleted or f.adjacent]
     return out
 
 
@@ -270,6 +275,8 @@ class BlameSettings:
     """A Python line whose indentation changed is a changed line (with ``ignore_whitespace``)."""
     skip_incidental: bool = True
     """Imports, version strings, ``__all__`` and trailing-comment edits are not blamed."""
+    blame_additions: bool = True
+    """A fix that deletes no line to blame has the lines around its insertions blamed."""
 
 
 @dataclass(frozen=True)
@@ -340,34 +347,52 @@ class Blamer:
 
     def blame_fix(self, job: FixJob, files: list[FileDiff]) -> FixBlame:
         res = FixBlame(job.sha)
-        for f in files:
-            if self.settings.source_only and not self.is_source(f.old_path):
-                continue
-            lines = f.deleted
-            if self.settings.ignore_comments:
-                old = self.cat.read(f.old_blob) if f.old_blob else None
-                drop = cosmetic_lines(f.old_path, old, f.deleted, f.texts)
-                res.cosmetic += len(drop)
-                lines = [n for n in f.deleted if n not in drop]
-            if self.settings.skip_incidental and lines:
-                texts = dict(zip(f.deleted, f.texts, strict=True))
-                incidental = incidental_lines(f.old_path, lines, [texts[n] for n in lines])
-                res.cosmetic += len(incidental)
-                lines = [n for n in lines if n not in incidental]
-            if not lines:
-                continue
-            res.considered += len(lines)
-            blamed = self._blame(job, f.old_path, lines)
-            if blamed is None:
-                continue
-            for sha, path, _final, text in blamed:
-                key = (sha, path or f.old_path)
-                res.counts[key] = res.counts.get(key, 0) + 1
-                res.fix_paths.setdefault(key, f.old_path)
-                sample = res.links.setdefault(key, [])
-                if len(sample) < SAMPLE_LINES:
-                    sample.append(_decode(text))
+        sources = [f for f in files if not self.settings.source_only or self.is_source(f.old_path)]
+        for f in sources:
+            if f.deleted:
+                self._blame_lines(job, f, f.deleted, f.texts, res)
+        if res.considered == 0 and self.settings.blame_additions:
+            # a fix that only adds (a missing check, a forgotten call): the code around
+            # the insertion is what it corrects (the lines just before and after it)
+            for f in sources:
+                if f.adjacent:
+                    old = self.cat.read(f.old_blob) if f.old_blob else None
+                    lines = old.split(b"\n") if old is not None else []
+                    nos = sorted(
+                        {n for n in f.adjacent if n <= len(lines) and lines[n - 1].strip()}
+                    )
+                    self._blame_lines(job, f, nos, [lines[n - 1] for n in nos], res)
         return res
+
+    def _blame_lines(
+        self, job: FixJob, f: FileDiff, nos: list[int], texts: list[bytes], res: FixBlame
+    ) -> None:
+        """Blame lines ``nos`` (with their ``texts``) of ``f`` in the fix's parent, less the
+        cosmetic and incidental ones, into ``res``."""
+        lines = nos
+        if self.settings.ignore_comments:
+            old = self.cat.read(f.old_blob) if f.old_blob else None
+            drop = cosmetic_lines(f.old_path, old, nos, texts)
+            res.cosmetic += len(drop)
+            lines = [n for n in nos if n not in drop]
+        if self.settings.skip_incidental and lines:
+            by_no = dict(zip(nos, texts, strict=True))
+            incidental = incidental_lines(f.old_path, lines, [by_no[n] for n in lines])
+            res.cosmetic += len(incidental)
+            lines = [n for n in lines if n not in incidental]
+        if not lines:
+            return
+        res.considered += len(lines)
+        blamed = self._blame(job, f.old_path, lines)
+        if blamed is None:
+            return
+        for sha, path, _final, text in blamed:
+            key = (sha, path or f.old_path)
+            res.counts[key] = res.counts.get(key, 0) + 1
+            res.fix_paths.setdefault(key, f.old_path)
+            sample = res.links.setdefault(key, [])
+            if len(sample) < SAMPLE_LINES:
+                sample.append(_decode(text))
 
     def _blame(
         self, job: FixJob, path: str, lines: list[int]
