@@ -209,9 +209,10 @@ def test_a_fix_that_only_adds_blames_the_lines_around_it(builder: RepoBuilder) -
         "    return", "    if not data:\n        return None\n    return"
     )
     fix = b.commit({"io.py": fixed}, day=300, message="fix crash on empty files")
-    links = blame_given(b.path, [FixEvidence(fix, "file")], LabelConfig(select="all"))
+    on = LabelConfig(blame_additions=True)
+    links = blame_given(b.path, [FixEvidence(fix, "file")], on.model_copy(update={"select": "all"}))
     # inserted between line 2 (first's) and line 3 (bug's): both are candidates
     assert kept(links) == sorted([first, bug])
-    assert kept(blame_given(b.path, [FixEvidence(fix, "file")])) == [bug]  # the most recent
-    off = blame_given(b.path, [FixEvidence(fix, "file")], LabelConfig(blame_additions=False))
+    assert kept(blame_given(b.path, [FixEvidence(fix, "file")], on)) == [bug]  # the most recent
+    off = blame_given(b.path, [FixEvidence(fix, "file")])  # the default: off
     assert off.empty

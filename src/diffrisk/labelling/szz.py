@@ -275,7 +275,7 @@ class BlameSettings:
     """A Python line whose indentation changed is a changed line (with ``ignore_whitespace``)."""
     skip_incidental: bool = True
     """Imports, version strings, ``__all__`` and trailing-comment edits are not blamed."""
-    blame_additions: bool = True
+    blame_additions: bool = False
     """A fix that deletes no line to blame has the lines around its insertions blamed."""
 
 
