@@ -357,7 +357,7 @@ class LabelConfig(_Section):
         return v
 
 
-MODEL_KINDS = ("logistic", "hgb", "poisson", "anchored", "tokens", "la")
+MODEL_KINDS = ("logistic", "hgb", "poisson", "anchored", "tokens", "prior", "la")
 """The model kinds ``diffrisk train`` knows (``diffrisk.training.train``); ``la`` is the baseline."""
 
 
@@ -370,7 +370,9 @@ class TrainConfig(_Section):
     """Rolling-origin folds of the time-ordered evaluation."""
     gap_days: int | None = Field(None, ge=0)
     """Gap between train and test periods; default: the verification latency."""
-    model: Literal["auto", "logistic", "hgb", "poisson", "anchored", "tokens", "la"] = "auto"
+    model: Literal["auto", "logistic", "hgb", "poisson", "anchored", "tokens", "prior", "la"] = (
+        "auto"
+    )
     """Model to train; auto: the one that ranks best in the time-ordered evaluation."""
     bundled_candidate: bool = True
     """With ``model = "auto"``, the bundled cross-project model competes in the evaluation

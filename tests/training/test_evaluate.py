@@ -238,3 +238,33 @@ def test_fixed_candidates_are_scored_without_refitting():
     assert list(ev.models) == ["la"]
     with pytest.raises(ValueError, match="clash"):
         evaluate(frame, cfg, kinds=["la"], fixed={"la": wrong})
+
+
+def test_the_prior_kind_starts_from_the_given_model_and_never_from_one_that_saw_the_repository():
+    frame, cfg = _size_predictive()
+    # a real model of another history where small changes were the buggy ones: the prior
+    # kind starts from it (C = 0 would keep its backward ranking) and this history's
+    # tokens cannot turn it round, so it ranks below the baseline
+    other_changes, other_labels = _frame(n=300, seed=9)
+    other = prepare_frame(other_changes, other_labels)
+    wrong = fit_estimator("la", other, (other["la"] < other["la"].median()).astype(int))
+    ev = evaluate(frame, cfg, kinds=["prior", "la"], prior=wrong)
+    scored = [p for p in ev.predictions["prior"] if p is not None]
+    assert scored and ev.models["prior"]["overall"]["roc_auc"] < 0.3
+    # token weights from 100 training changes on; before, the prior and an intercept
+    assert ev.models["prior"]["prior_penalties"] == [
+        0.1 if f.n_train >= 100 else 0.0 for f in ev.folds if not f.skipped
+    ]
+    assert 0.0 in ev.models["prior"]["prior_penalties"]
+    for f, p in zip(ev.folds, ev.predictions["prior"], strict=True):
+        if p is not None:  # fitted on the fold's rows: a prior model, not the prior itself
+            assert not np.allclose(p, wrong.predict_proba(frame.iloc[f.test_idx])[:, 1])
+    # by default the bundled model, unless the history holds one of its training
+    # projects' commits: then the prior kind is left out, the others compete
+    ev = evaluate(frame, cfg, kinds=["prior", "la"])
+    assert ev.models["prior"]["overall"]["folds"] == len(scored)
+    seen = next(iter(load_bundled().metadata["projects"].values()))["first_sha"]
+    own = frame.assign(sha=frame["sha"].where(frame.index != 0, seen))
+    ev = evaluate(own, cfg, kinds=["prior", "la"])
+    assert all(p is None for p in ev.predictions["prior"]) and ev.chosen == "la"
+    assert ev.models["prior"]["prior_penalties"] == [None] * len(scored)

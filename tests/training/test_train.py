@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from scipy.stats import spearmanr
 
 from diffrisk.cli import cli
 from diffrisk.config import Config, LabelConfig
@@ -379,7 +380,11 @@ def test_bundled_model_is_chosen_when_the_history_misleads(builder, tmp_path):
     ev = res.evaluation
     auc = {k: m["overall"]["roc_auc"] for k, m in ev["models"].items() if m["overall"]}
     assert res.kind == "bundled" and ev["chosen"] == "bundled", auc
-    assert auc["bundled"] > max(v for k, v in auc.items() if k != "bundled")
+    # the prior model starts from it and, finding nothing in this history to trust,
+    # keeps its ranking: a tie, which the bundled model (not refitted) wins
+    assert auc["bundled"] > max(v for k, v in auc.items() if k not in ("bundled", "prior"))
+    assert auc["prior"] <= auc["bundled"]
+    assert ev["models"]["prior"]["prior_penalties"] == [0.0] * len(ev["models"]["prior"]["folds"])
     model = load_model(data)
     assert model.source == "bundled-chosen" and model.version == res.version
     md = model.metadata
@@ -410,6 +415,30 @@ def test_bundled_model_is_chosen_when_the_history_misleads(builder, tmp_path):
     res = train(builder.path, data, CFG, model="la", force=True)
     assert list(res.evaluation["models"]) == ["la"]
     assert load_model(data).source == "repository"
+
+
+def test_train_the_prior_kind_records_the_bundled_model_it_starts_from(labelled_repo):
+    repo, data = labelled_repo
+    res = train(repo, data, CFG, model="prior")
+    assert res.status == "trained" and res.kind == "prior" and res.promoted
+    model = load_model(data)
+    md = model.metadata
+    bundled = load_bundled()
+    # a model of this repository (not a copy of the bundled one), starting from it
+    assert model.source == "repository" and "origin" not in md
+    assert md["prior"]["bundled"] == bundled.version and md["prior"]["penalty"] == 0.0
+    assert md["features"] == [*bundled.features, "code_tokens"]
+    assert md["training_window"]["first_sha"]
+    card = (data / "models" / res.version / "MODEL_CARD.md").read_text()
+    assert f"starts from the bundled cross-project model `{bundled.version}`" in card
+    frame, _ = load_training_frame(data, CFG)
+    # fewer than 100 labelled changes: no token weights, the bundled model's ranking
+    assert res.n_train < 100
+    rho = spearmanr(model.predict_proba(frame), bundled.predict_proba(frame)).statistic
+    assert rho == pytest.approx(1.0)
+    contrib = model.contributions(frame.head(5))
+    assert list(contrib.columns) == [f for f in md["features"] if f in contrib.columns]
+    assert np.isfinite(contrib.to_numpy()).all()
 
 
 def test_bundled_candidate_is_left_out_on_its_own_training_projects():

@@ -16,9 +16,14 @@ The candidates:
               nested time-ordered validation inside the training rows, and ``s = 0`` is
               the baseline itself, so the extra features are used only where they helped
               out of time in the training window;
-``tokens``    the added-line counts next to the bag of tokens of the added code.
+``tokens``    the added-line counts next to the bag of tokens of the added code;
+``prior``     the bundled cross-project model's log-odds as an offset, plus an intercept
+              and the bag of tokens of the added code, L2-penalised
+              (:class:`PriorLogisticRegression`): the bundled model updated by the
+              repository's history, as far as that history bears it.
 
-The linear classifiers are fitted on all their training rows and calibrated by Platt's
+The linear classifiers (but ``prior``, whose offset keeps the bundled model's scale) are
+fitted on all their training rows and calibrated by Platt's
 sigmoid fitted on out-of-time scores (:class:`TimeCalibratedClassifier`: copies fitted on
 the older blocks of a ``TimeSeriesSplit`` score the next block); the boosted trees are
 the average of those copies, each calibrated on its next block
@@ -29,7 +34,7 @@ never scores a change with a model fitted on it or on later changes (see docs/mo
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -82,6 +87,63 @@ def _inner_folds(
     return out
 
 
+def _times_of(X: pd.DataFrame) -> np.ndarray:
+    """Author times (ns) of time-sorted rows, or one day apart when they have none."""
+    if "author_time" in X.columns:
+        return (
+            pd.to_datetime(X["author_time"], utc=True)
+            .astype("datetime64[ns, UTC]")
+            .astype("int64")
+            .to_numpy()
+        )
+    return np.arange(len(X), dtype="int64") * int(86400e9)
+
+
+def nested_choice(
+    build: Callable[[float], Any],
+    values: Sequence[float],
+    X: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    n_folds: int = 3,
+    gap_days: float = 90.0,
+) -> tuple[float, dict[float, float]]:
+    """The setting among ``values`` (smallest = simplest first) that ranks best out of
+    time inside the training rows: rolling-origin folds over the time-sorted rows,
+    ``gap_days`` between each inner train and test period, ``build(value)`` fitted on the
+    inner train rows and scored by ROC-AUC on the next period. The smallest value within
+    one standard error of the best mean wins (Breiman et al.'s one-standard-error rule),
+    so a more complex setting must win by more than fold noise. Folds with one class (or
+    fewer than 5 defect-inducing training rows) are skipped; with none left, the smallest
+    value is returned with no scores."""
+    y = np.asarray(y, dtype=int)
+    folds = [
+        (tr, te)
+        for tr, te in _inner_folds(_times_of(X), n_folds, gap_days)
+        if len(np.unique(y[tr])) == 2 and len(np.unique(y[te])) == 2 and y[tr].sum() >= 5
+    ]
+    if not folds:
+        return float(min(values)), {}
+    scores: dict[float, float] = {}
+    errors: dict[float, float] = {}
+    for v in values:
+        aucs = []
+        for tr, te in folds:
+            model = build(v).fit(X.iloc[tr], y[tr])
+            aucs.append(roc_auc_score(y[te], _ranking_score(model, X.iloc[te])))
+        scores[float(v)] = float(np.mean(aucs))
+        errors[float(v)] = float(np.std(aucs) / math.sqrt(len(aucs)))
+    best = max(scores, key=lambda v: scores[v])
+    bar = scores[best] - errors[best]
+    return min(v for v, m in scores.items() if m >= bar - 1e-12), scores
+
+
+def _ranking_score(model: Any, X: pd.DataFrame) -> np.ndarray:
+    if hasattr(model, "decision_function"):
+        return np.asarray(model.decision_function(X), dtype=float)
+    return np.asarray(model.predict_proba(X)[:, 1], dtype=float)
+
+
 def select_anchor_scale(
     X: pd.DataFrame,
     y: np.ndarray,
@@ -97,39 +159,18 @@ def select_anchor_scale(
     Rolling-origin folds inside the (time-sorted) training rows, ``gap_days`` between each
     inner train and test period; the factor with the best mean inner ROC-AUC wins, ties
     going to the smaller factor (0 = the baseline) by the one-standard-error rule. Folds
-    with one class are skipped.
+    with one class are skipped (:func:`nested_choice`).
     """
-    y = np.asarray(y, dtype=int)
-    if "author_time" in X.columns:
-        times = (
-            pd.to_datetime(X["author_time"], utc=True)
-            .astype("datetime64[ns, UTC]")
-            .astype("int64")
-            .to_numpy()
-        )
-    else:
-        times = np.arange(len(X), dtype="int64") * int(86400e9)
-    folds = [
-        (tr, te)
-        for tr, te in _inner_folds(times, n_folds, gap_days)
-        if len(np.unique(y[tr])) == 2 and len(np.unique(y[te])) == 2 and y[tr].sum() >= 5
-    ]
-    if not folds:
+    if not len(scales):
         return 0.0, {}
-    scores: dict[float, float] = {}
-    errors: dict[float, float] = {}
-    for s in scales:
-        aucs = []
-        for tr, te in folds:
-            pipe = _anchored_pipeline(s, code_metrics, pfix).fit(X.iloc[tr], y[tr])
-            aucs.append(roc_auc_score(y[te], pipe.predict_proba(X.iloc[te])[:, 1]))
-        scores[float(s)] = float(np.mean(aucs))
-        errors[float(s)] = float(np.std(aucs) / math.sqrt(len(aucs)))
-    # One-standard-error rule (Breiman et al.): the smallest factor within one standard
-    # error of the best mean, so the extra features must win by more than fold noise.
-    best = max(scores, key=lambda s: scores[s])
-    bar = scores[best] - errors[best]
-    return min(s for s, v in scores.items() if v >= bar - 1e-12), scores
+    return nested_choice(
+        lambda s: _anchored_pipeline(s, code_metrics, pfix),
+        scales,
+        X,
+        y,
+        n_folds=n_folds,
+        gap_days=gap_days,
+    )
 
 
 def _kamei_features(code_metrics: bool, pfix: bool) -> FunctionTransformer:
@@ -347,9 +388,12 @@ def _take(X: Any, idx: np.ndarray) -> Any:
 def calibrated_members(estimator: Any) -> list[tuple[Any, float]]:
     """(fitted pipeline, Platt slope on its decision values) of a calibrated model: one
     for :class:`TimeCalibratedClassifier`, one per member for a ``CalibratedClassifierCV``
-    (models saved before 2026-12-03); [] for any other estimator."""
+    (models saved before 2026-12-03), a :class:`PriorLogisticRegression` itself with
+    slope 1; [] for any other estimator."""
     if isinstance(estimator, TimeCalibratedClassifier) and hasattr(estimator, "estimator_"):
         return [(estimator.estimator_, -float(estimator.calibrator_.a_))]
+    if isinstance(estimator, PriorLogisticRegression) and hasattr(estimator, "coef_"):
+        return [(estimator, 1.0)]  # its log-odds are its probabilities' (no sigmoid on top)
     members = getattr(estimator, "calibrated_classifiers_", None) or []
     return [(m.estimator, -float(m.calibrators[0].a_)) for m in members]
 
@@ -383,6 +427,184 @@ class PoissonRiskClassifier(ClassifierMixin, BaseEstimator):
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
 
 
+def prior_log_odds(prior: Any, X: Any) -> np.ndarray:
+    """The log-odds a fitted ``prior`` model gives each row (its probabilities, clipped
+    to [1e-6, 1 - 1e-6])."""
+    p = np.asarray(prior.predict_proba(X), dtype=float)
+    p = np.clip(p[:, 1] if p.ndim == 2 else p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1.0 - p))
+
+
+class PriorLogisticRegression(ClassifierMixin, BaseEstimator):
+    """Logistic regression that starts from another model's log-odds: the fitted
+    ``prior``'s log-odds (the bundled cross-project model's) is an offset, and the
+    repository's own ``features`` (a transformer, fitted here) add an L2-penalised term:
+
+        log-odds = prior log-odds + intercept + w . features,   penalty |w|^2 / (2 C)
+
+    fitted on the rows with balanced class weights, as ``LogisticRegression(C=C,
+    class_weight="balanced")`` would be. ``C = 0`` keeps the prior's ranking (only the
+    intercept is fitted); the larger ``C``, the more the repository's rows move it. With
+    features that include the prior's own, this is the prior's coefficients updated by
+    the repository's data (a Gaussian prior centred on them, precision 1 / C).
+
+    ``prior`` is kept as it is (already fitted): cloning this estimator shares it rather
+    than returning an unfitted copy.
+    """
+
+    def __init__(
+        self,
+        prior: Any = None,
+        features: Any = None,
+        C: float = 0.01,
+        class_weight: str | None = "balanced",
+        fit_intercept: bool = True,
+        prior_base_rate: bool = False,
+        max_iter: int = 1000,
+    ) -> None:
+        self.prior = prior
+        self.features = features
+        self.C = C
+        self.class_weight = class_weight
+        self.fit_intercept = fit_intercept
+        self.prior_base_rate = prior_base_rate
+        self.max_iter = max_iter
+
+    def __sklearn_clone__(self) -> PriorLogisticRegression:
+        params = self.get_params(deep=False)
+        prior = params.pop("prior")
+        return type(self)(prior=prior, **{k: clone(v, safe=False) for k, v in params.items()})
+
+    def _design(self, X: Any, fit: bool, y: np.ndarray | None = None) -> Any:
+        if self.features is None or self.C <= 0:
+            return None
+        if fit:
+            self.features_ = clone(self.features)
+            return self.features_.fit_transform(X, y)
+        return self.features_.transform(X)
+
+    def fit(self, X: Any, y: Any) -> PriorLogisticRegression:
+        from scipy.optimize import minimize
+
+        if self.prior is None:
+            raise ValueError("PriorLogisticRegression needs a fitted prior model")
+        y = np.asarray(y)
+        if not np.isin(y, (0, 1)).all():
+            raise ValueError("PriorLogisticRegression takes labels 0 and 1")
+        y = y.astype(float)
+        offset = prior_log_odds(self.prior, X)
+        Z = self._design(X, True, y.astype(int))
+        k = 0 if Z is None else Z.shape[1]
+        n_pos = y.sum()
+        if self.class_weight == "balanced" and 0 < n_pos < len(y):
+            sw = np.where(y == 1, len(y) / (2 * n_pos), len(y) / (2 * (len(y) - n_pos)))
+        else:
+            sw = np.ones(len(y))
+        C = float(self.C)
+
+        def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            w, b = theta[:k], theta[k] if self.fit_intercept else 0.0
+            m = offset + b + (Z @ w if k else 0.0)
+            f = float(np.sum(sw * (np.logaddexp(0.0, m) - y * m)))
+            r = sw * (1.0 / (1.0 + np.exp(-m)) - y)
+            grad = np.empty(k + 1)
+            if k:
+                grad[:k] = np.asarray(Z.T @ r).ravel() + w / C
+                f += float(w @ w) / (2 * C)
+            grad[k] = r.sum() if self.fit_intercept else 0.0
+            return f, grad
+
+        res = minimize(
+            loss, np.zeros(k + 1), jac=True, method="L-BFGS-B", options={"maxiter": self.max_iter}
+        )
+        self.coef_ = np.asarray(res.x[:k], dtype=float)
+        self.intercept_ = float(res.x[k]) if self.fit_intercept else 0.0
+        # prior_base_rate: the fitted intercept served the fit only; the repository's
+        # term is centred on the training rows, so on average the log-odds stay the prior's
+        self.shift_ = (
+            -float(np.mean(self.own_log_odds(X))) if self.prior_base_rate else self.intercept_
+        )
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def own_log_odds(self, X: Any) -> np.ndarray:
+        """The repository's term, w . features (0 when ``C = 0``)."""
+        check_is_fitted(self, "coef_")
+        Z = self._design(X, False)
+        if Z is None or not len(self.coef_):
+            return np.zeros(len(X))
+        return np.asarray(Z @ self.coef_, dtype=float).ravel()
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "coef_")
+        return prior_log_odds(self.prior, X) + self.shift_ + self.own_log_odds(X)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X: Any) -> np.ndarray:
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+
+#: The model kind whose fit starts from the bundled model.
+PRIOR_KIND = "prior"
+#: The ``prior`` kind's penalty on the repository's token weights (inverse L2 strength,
+#: as the ``tokens`` kind's C; the loss sums over the rows, so the fewer the rows, the
+#: closer the model stays to the prior).
+PRIOR_C = 0.1
+
+
+def prior_token_bag() -> Pipeline:
+    """The ``prior`` kind's own features: the bag of tokens of the added lines of code,
+    as the ``tokens`` kind has it (binary, in at least :data:`TOKEN_MIN_DF` training
+    changes, the :data:`TOKEN_VOCABULARY` most frequent, each change's vector scaled to
+    unit length)."""
+    return Pipeline(
+        [
+            ("text", FunctionTransformer(token_text)),
+            (
+                "bag",
+                CountVectorizer(
+                    token_pattern=r"\S+",
+                    lowercase=False,
+                    binary=True,
+                    min_df=TOKEN_MIN_DF,
+                    max_features=TOKEN_VOCABULARY,
+                    dtype=np.float64,
+                ),
+            ),
+            ("norm", Normalizer()),
+        ]
+    )
+
+
+#: Loads the ``prior`` kind's default prior, the bundled model's estimator. Set by
+#: :mod:`diffrisk.model.registry`, which loads models (and imports this module, so this
+#: module cannot import it).
+default_prior_loader: Callable[[], Any] | None = None
+
+
+def default_prior() -> Any:
+    """The bundled cross-project model's estimator (the ``prior`` kind's default prior);
+    a :class:`DataError` when it cannot be loaded."""
+    if default_prior_loader is None:
+        raise DataError(
+            "the prior model starts from the bundled model, and no model loader is set",
+            hint="import diffrisk.model.registry (it loads the bundled model)",
+        )
+    return default_prior_loader()
+
+
+def prior_penalty(estimator: Any) -> float | None:
+    """The penalty C a ``prior`` model was fitted with (0: the prior and an intercept;
+    None for other kinds)."""
+    for model, _slope in calibrated_members(estimator):
+        if isinstance(model, PriorLogisticRegression):
+            return float(model.C) if model.features is not None else 0.0
+    return None
+
+
 def build_estimator(
     kind: str,
     code_metrics: bool = False,
@@ -391,12 +613,26 @@ def build_estimator(
     calibration_splits: int = 3,
     anchor_scale_value: float = 0.0,
     pfix: bool = True,
+    prior: Any = None,
+    prior_c: float = PRIOR_C,
 ) -> Any:
     """An unfitted estimator for ``kind`` (rows: ``changes`` columns, time-ordered);
-    ``pfix=False`` leaves PFIX out of its features."""
+    ``pfix=False`` leaves PFIX out of its features. ``prior`` (a fitted model; default:
+    the bundled one) and ``prior_c`` are the ``prior`` kind's (``prior_c = 0``: the prior
+    and an intercept, no tokens)."""
     if kind not in KINDS:
         raise DataError(f"unknown model kind {kind!r}", hint=f"use one of {', '.join(KINDS)}")
     cv = TimeSeriesSplit(n_splits=calibration_splits)
+    if kind == PRIOR_KIND:
+        # not recalibrated: the prior's log-odds plus a fitted intercept and the token
+        # term are the probability (a Platt sigmoid per refit moved the scale from fit to
+        # fit, docs/model.md)
+        return PriorLogisticRegression(
+            prior if prior is not None else default_prior(),
+            prior_token_bag() if prior_c > 0 else None,
+            C=prior_c,
+            class_weight=None,
+        )
     if kind == "anchored":
         return TimeCalibratedClassifier(
             _anchored_pipeline(anchor_scale_value, code_metrics, pfix), cv=cv
@@ -446,8 +682,10 @@ def fit_estimator(
     code_metrics: bool = False,
     random_state: int = 0,
     pfix: bool = True,
+    prior: Any = None,
 ) -> Any:
-    """Fit a candidate on time-ordered rows ``X`` (binary ``y``; ``n_fixes`` for ``poisson``)."""
+    """Fit a candidate on time-ordered rows ``X`` (binary ``y``; ``n_fixes`` for ``poisson``;
+    ``prior``, a fitted model, for ``prior``: default the bundled model)."""
     y = np.asarray(y, dtype=int)
     if len(np.unique(y)) < 2:
         raise TooLittleHistoryError(
@@ -468,6 +706,9 @@ def fit_estimator(
     scale = 0.0
     if kind == "anchored":
         scale, _ = select_anchor_scale(X, y, code_metrics, pfix=pfix)
+    # the prior kind learns token weights from 100 changes on (as the tokens kind); with
+    # fewer it is the prior with this repository's intercept
+    prior_c = PRIOR_C if len(y) >= TOKEN_MIN_ROWS else 0.0
     est = build_estimator(
         kind,
         code_metrics,
@@ -475,10 +716,14 @@ def fit_estimator(
         calibration_splits=max(splits, 2),
         anchor_scale_value=scale,
         pfix=pfix,
+        prior=prior,
+        prior_c=prior_c,
     )
     if kind == "poisson":
         target = np.asarray(n_fixes if n_fixes is not None else y, dtype=float)
         return est.fit(X, target)
+    if kind == PRIOR_KIND:
+        return est.fit(X, y)
     try:
         return est.fit(X, y)
     except ValueError:

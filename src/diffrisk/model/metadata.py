@@ -51,6 +51,8 @@ class ModelMetadata:
     vendored: list[str] | None = None
     training_fingerprint: str | None = None
     anchor_scale: float | None = None
+    #: A ``prior`` model: ``{bundled: version it starts from, penalty: C chosen}``.
+    prior: dict[str, Any] | None = None
     #: Set by ``diffrisk monitor --retrain``: why this model replaced the current one.
     promotion: dict[str, Any] | None = None
     # written by the registry on saving (:meth:`saved`)

@@ -35,7 +35,7 @@ import pandas as pd
 from diffrisk import __version__
 from diffrisk.data.paths import models_dir
 from diffrisk.data.store import atomic_write_bytes, set_aside
-from diffrisk.errors import ModelError
+from diffrisk.errors import DataError, ModelError
 from diffrisk.model import estimators, transforms
 from diffrisk.model.contributions import linear_contributions, replacement_contributions
 from diffrisk.model.metadata import ModelMetadata
@@ -56,6 +56,7 @@ OWN_TYPES = (
     "shrink_extras",
     "PoissonRiskClassifier",
     "TimeCalibratedClassifier",
+    "PriorLogisticRegression",
 )
 LEGACY_MODULE = "diffrisk.train"
 
@@ -540,6 +541,17 @@ def model_card(md: dict[str, Any]) -> str:
             f"{', '.join(origin.get('projects') or []) or 'public projects'}), chosen because it "
             "ranked best in this repository's time-ordered evaluation; not trained on this repository"
         )
+    prior = md.get("prior") or {}
+    if prior.get("bundled"):
+        lines.append(
+            f"- starts from the bundled cross-project model `{prior['bundled']}` (its log-odds "
+            "as an offset), with this repository's intercept"
+            + (
+                f" and weights for the tokens of the added code (penalty C = {prior['penalty']})"
+                if prior.get("penalty")
+                else " (too few labelled changes for token weights)"
+            )
+        )
     if md.get("vendored"):
         lines.append(
             "- vendored directories left out of labels and features: "
@@ -616,6 +628,21 @@ def bundled_files() -> tuple[bytes | None, dict[str, Any], str]:
 def load_bundled() -> LoadedModel:
     data, md, origin = bundled_files()
     return load_from_bytes(data, md, origin, source="bundled")
+
+
+def _bundled_prior() -> Any:
+    """The bundled model's estimator, the ``prior`` kind's default starting model."""
+    try:
+        return load_bundled().estimator
+    except ModelError as err:
+        raise DataError(
+            f"the prior model starts from the bundled model, which cannot be loaded "
+            f"({err.message})",
+            hint="with model auto the other candidates still compete; " + (err.hint or ""),
+        ) from None
+
+
+estimators.default_prior_loader = _bundled_prior
 
 
 def load_model(data_dir: str | Path) -> LoadedModel:

@@ -67,6 +67,10 @@ def raw_features(kind: str, code_metrics: bool = False, pfix: bool = True) -> li
         return [LA_SOURCE]
     if kind == "tokens":
         return [*ANCHORS, CODE_TOKENS]
+    if kind == "prior":
+        # the bundled model's features (its recipe has no PFIX) and the token bag; a
+        # trained prior model records the bundled model's own list
+        return [*KAMEI_FEATURES, LA_SOURCE, LA_CODE, LA_CONTROL, CODE_TOKENS]
     return [*KAMEI_FEATURES, LA_SOURCE, LA_CODE, LA_CONTROL, *([PFIX] if pfix else [])] + (
         list(CODE_FEATURES) if code_metrics else []
     )

@@ -41,9 +41,10 @@ from sklearn.metrics import (
 
 from diffrisk.config import Config, LabelConfig
 from diffrisk.data.store import atomic_write_bytes
-from diffrisk.errors import DataError, DiffriskError, TooLittleHistoryError
+from diffrisk.errors import DataError, DiffriskError, ModelError, TooLittleHistoryError
 from diffrisk.features.source import source_lines_added, with_code_lines
-from diffrisk.model.estimators import KINDS, anchor_scale, fit_estimator
+from diffrisk.model.estimators import KINDS, PRIOR_KIND, anchor_scale, fit_estimator, prior_penalty
+from diffrisk.model.registry import LoadedModel, load_bundled
 from diffrisk.model.transforms import LA_CODE, LA_SOURCE
 
 BASELINE = "la"
@@ -349,6 +350,36 @@ def beats(comparison: Mapping[str, Any] | None) -> bool:
     baseline: the interval's lower bound is above 0."""
     low = (comparison or {}).get("ci_low")
     return low is not None and not _isnan(low) and float(low) > 0
+
+
+# ---------------------------------------------------------------------------------------
+# The bundled model on a repository it may have been trained on.
+
+
+def has_seen(bundled: LoadedModel, shas: Any) -> bool:
+    """Whether ``bundled`` was trained on a history holding any of ``shas``: the first or
+    last commit of one of its training projects (the project itself, or a fork)."""
+    projects = (bundled.info.projects or {}).values()
+    seen = {p.get(k) for p in projects for k in ("first_sha", "last_sha")} - {None}
+    return bool(seen & set(shas))
+
+
+def bundled_for(frame: pd.DataFrame | None = None) -> LoadedModel | None:
+    """The bundled model, unless it cannot be loaded or (given the repository's ``frame``)
+    was trained on this repository: scored on its own training rows, it would look better
+    than it is."""
+    try:
+        bundled = load_bundled()
+    except ModelError:
+        return None
+    if frame is not None and "sha" in frame.columns and has_seen(bundled, frame["sha"]):
+        return None
+    return bundled
+
+
+def as_prior(model: Any) -> Any:
+    """The fitted estimator of a prior: a :class:`LoadedModel`'s, or ``model`` itself."""
+    return model.estimator if isinstance(model, LoadedModel) else model
 
 
 # ---------------------------------------------------------------------------------------
@@ -663,12 +694,17 @@ def evaluate(
     threshold: float = 0.5,
     progress: Callable[[str, int, int | None], None] | None = None,
     fixed: Mapping[str, Any] | None = None,
+    prior: Any = None,
 ) -> Evaluation:
     """Evaluate candidate kinds on rolling-origin folds of a :func:`prepare_frame` frame.
 
     ``fixed``: name -> an already fitted model (``predict_proba(rows)``, e.g. the bundled
     cross-project model) scored on the same test rows without refitting. It competes for
     ``chosen`` like the kinds; it must not have been trained on this frame's changes.
+
+    ``prior``: the fitted model the ``prior`` kind starts from (default: the bundled
+    model, unless it was trained on this frame's repository: then the ``prior`` kind is
+    left out). It must not have been trained on this frame's changes either.
     """
     cfg = config or Config()
     gap = cfg.train.gap_days if cfg.train.gap_days is not None else cfg.label.verification_days
@@ -687,6 +723,10 @@ def evaluate(
             continue
         fixed_p[name] = p[:, 1] if p.ndim == 2 else p
     kinds = [*dict.fromkeys([*kinds, BASELINE]), *fixed_p]
+    if PRIOR_KIND in kinds and prior is None:
+        prior = bundled_for(frame)
+    prior = as_prior(prior) if prior is not None else None
+    penalties: list[float | None] = []
     per_kind: dict[str, list[dict[str, float] | None]] = {k: [] for k in kinds}
     preds: dict[str, list[np.ndarray | None]] = {k: [] for k in kinds}
     unsup: list[dict[str, float] | None] = []
@@ -715,16 +755,26 @@ def evaluate(
                 p = fixed_p[k][f.test_idx]
             else:
                 try:
+                    if k == PRIOR_KIND and prior is None:
+                        raise DataError("no prior model that has not seen this repository")
                     est = fit_estimator(
-                        k, Xtr, f.train_y, f.train_counts, code_metrics=code_metrics
+                        k,
+                        Xtr,
+                        f.train_y,
+                        f.train_counts,
+                        code_metrics=code_metrics,
+                        prior=prior if k == PRIOR_KIND else None,
                     )
                 except DataError:
                     # this candidate cannot be fitted on this fold (too few rows for its
-                    # recipe); it is left out of the choice (below), the others compete
+                    # recipe, no prior); it is left out of the choice (below), the others
+                    # compete
                     per_kind[k].append(None)
                     preds[k].append(None)
                     if k == "anchored":
                         scales.append(None)
+                    if k == PRIOR_KIND:
+                        penalties.append(None)
                     if progress:
                         progress("evaluating", 1, None)
                     continue
@@ -733,6 +783,8 @@ def evaluate(
             preds[k].append(p)
             if k == "anchored":
                 scales.append(anchor_scale(est))
+            if k == PRIOR_KIND:
+                penalties.append(prior_penalty(est))
             if progress:
                 progress("evaluating", 1, None)
     models: dict[str, dict[str, Any]] = {
@@ -741,6 +793,9 @@ def evaluate(
     if "anchored" in models:
         # Factor chosen by the nested selection in each evaluated fold (0 = the baseline).
         models["anchored"]["anchor_scales"] = scales
+    if PRIOR_KIND in models:
+        # Penalty chosen by the nested selection in each evaluated fold (0 = the prior).
+        models[PRIOR_KIND]["prior_penalties"] = penalties
     ev = Evaluation(
         gap_days=float(gap),
         folds=folds,
@@ -779,8 +834,9 @@ def evaluate(
             if not _isnan(models[k]["overall"].get(RANK_METRIC))
             and models[k]["overall"].get("folds", 0) == full
         ),
-        # Best mean ROC-AUC first; on a tie the baseline (the simpler model) wins.
-        key=lambda k: (models[k]["overall"][RANK_METRIC], k == BASELINE),
+        # Best mean ROC-AUC first; on a tie the baseline (the simpler model) wins, then a
+        # fixed model (the bundled one: a prior model that kept its ranking ties with it)
+        key=lambda k: (models[k]["overall"][RANK_METRIC], k == BASELINE, k in fixed_p),
         reverse=True,
     )
     ev.chosen = ranked[0] if ranked else None

@@ -23,27 +23,28 @@ from diffrisk.config import Config
 from diffrisk.data.paths import models_dir, refuse_committed
 from diffrisk.data.schema import SCHEMA_VERSION
 from diffrisk.data.store import atomic_write_bytes, check_repository, load_dataset
-from diffrisk.errors import DataError, DiffriskError, ModelError, TooLittleHistoryError
+from diffrisk.errors import DataError, DiffriskError, TooLittleHistoryError
 from diffrisk.features.fixes import RULE_VERSION
 from diffrisk.features.vendored import detect, exclude
 from diffrisk.git.repo import open_repo
 from diffrisk.labelling.label import BLAME_VERSION, load_labels
 from diffrisk.model.contributions import model_reference
-from diffrisk.model.estimators import KINDS, anchor_scale, fit_estimator
+from diffrisk.model.estimators import KINDS, PRIOR_KIND, anchor_scale, fit_estimator, prior_penalty
 from diffrisk.model.metadata import ModelMetadata, build_metadata, training_window
 from diffrisk.model.registry import (
     LoadedModel,
     ModelRegistry,
     bundled_files,
-    load_bundled,
     model_card,
 )
-from diffrisk.model.transforms import raw_features
+from diffrisk.model.transforms import CODE_TOKENS, raw_features
 from diffrisk.training.champion import champion_score, promotes
 from diffrisk.training.evaluate import (
     RANK_METRIC,
     Evaluation,
+    as_prior,
     beats,
+    bundled_for,
     eligible_mask,
     evaluate,
     prepare_frame,
@@ -93,11 +94,21 @@ def uses_code_metrics(config: Config, frame: pd.DataFrame) -> bool:
     return "cc_delta" in frame.columns and bool(frame["cc_delta"].notna().any())
 
 
-def fit_final(kind: str, frame: pd.DataFrame, code_metrics: bool) -> tuple[Any, pd.DataFrame]:
-    """Fit ``kind`` on every labelled, labelable change (final labels), oldest first."""
+def fit_final(
+    kind: str, frame: pd.DataFrame, code_metrics: bool, prior: Any = None
+) -> tuple[Any, pd.DataFrame]:
+    """Fit ``kind`` on every labelled, labelable change (final labels), oldest first
+    (``prior``: the ``prior`` kind's starting model)."""
     rows = frame[eligible_mask(frame)].sort_values("author_time", kind="stable")
     y = rows["label"].astype(int).to_numpy()
-    est = fit_estimator(kind, rows, y, rows["n_fixes"].to_numpy(), code_metrics=code_metrics)
+    est = fit_estimator(
+        kind,
+        rows,
+        y,
+        rows["n_fixes"].to_numpy(),
+        code_metrics=code_metrics,
+        prior=as_prior(prior) if kind == PRIOR_KIND else None,
+    )
     return est, rows
 
 
@@ -204,7 +215,16 @@ def _train(
     cm = uses_code_metrics(cfg, frame)
     kinds = list(KINDS) if kind_opt == "auto" else [kind_opt]
     fixed = bundled_candidates(cfg, frame) if kind_opt == "auto" else {}
-    ev = evaluate(frame, cfg, kinds=kinds, code_metrics=cm, progress=progress, fixed=fixed)
+    prior = bundled_for(frame) if PRIOR_KIND in kinds else None
+    if kind_opt == PRIOR_KIND and prior is None:
+        raise DataError(
+            "the prior model starts from the bundled model, which cannot be used here (it "
+            "does not load, or it was trained on this repository's history)",
+            hint="choose another kind (train.model, --model), or auto",
+        )
+    ev = evaluate(
+        frame, cfg, kinds=kinds, code_metrics=cm, progress=progress, fixed=fixed, prior=prior
+    )
     if ev.chosen is None:
         # a model no fold could test is no better known than the bundled one
         raise TooLittleHistoryError(
@@ -218,10 +238,14 @@ def _train(
         )
         metadata = metadata.with_fields(training_fingerprint=fingerprint)
         return _register(data_dir, est, metadata, frame, ev, kind, force, len(frame[elig]), n_buggy)
-    est, rows = fit_final(kind, frame, cm)
+    est, rows = fit_final(kind, frame, cm, prior)
+    features = raw_features(kind, cm)
+    if kind == PRIOR_KIND and prior is not None:
+        # what the bundled model reads, and the token bag
+        features = list(dict.fromkeys([*prior.features, CODE_TOKENS]))
     metadata = build_metadata(
         kind,
-        raw_features(kind, cm),
+        features,
         code_metrics=cm,
         training_window=training_window(rows),
         repository_head=meta.get("head"),
@@ -238,6 +262,12 @@ def _train(
     if kind == "anchored":
         # Weight of the non-baseline features chosen by the nested selection (0 = baseline).
         metadata = metadata.with_fields(anchor_scale=anchor_scale(est))
+    if kind == PRIOR_KIND and prior is not None:
+        # The model it starts from, and how far this repository's rows moved it (C = 0:
+        # the bundled model's ranking).
+        metadata = metadata.with_fields(
+            prior={"bundled": prior.version, "penalty": prior_penalty(est)}
+        )
     return _register(
         data_dir, est, metadata, frame, ev, kind, force, len(rows), int(metadata.n_buggy or 0)
     )
@@ -310,16 +340,9 @@ def bundled_candidates(cfg: Config, frame: pd.DataFrame | None = None) -> dict[s
     own training rows."""
     if not cfg.train.bundled_candidate:
         return {}
-    try:
-        bundled = load_bundled()
-    except ModelError:
-        return {}  # an unusable bundled model is only a candidate fewer
-    if frame is not None and "sha" in frame.columns:
-        projects = (bundled.info.projects or {}).values()
-        seen = {p.get(k) for p in projects for k in ("first_sha", "last_sha")} - {None}
-        if seen & set(frame["sha"]):
-            return {}
-    return {BUNDLED_CANDIDATE: bundled}
+    # an unusable bundled model is only a candidate fewer
+    bundled = bundled_for(frame)
+    return {BUNDLED_CANDIDATE: bundled} if bundled is not None else {}
 
 
 def _evaluation_metrics(ev: Evaluation, kind: str) -> dict[str, Any]:
