@@ -3,7 +3,9 @@
 History (days after 2020-01-01): ann writes ``src/app.py`` and ``src/util.py`` and grows
 them for 12 days; the dataset is mined from it. The model is a real ``tokens`` model
 (JITLine's recipe) fitted on synthetic rows where changes whose added code names ``lock``
-or ``retry`` are the buggy ones, saved and loaded through the registry.
+and ``retry`` are mostly buggy and every other token goes with clean changes, saved and
+loaded through the registry; a second data directory has a logistic model, which weighs
+no tokens (the line-size fallback).
 
 The pull request (branch ``pr``, day 14) appends to ``src/app.py``::
 
@@ -16,9 +18,10 @@ The pull request (branch ``pr``, day 14) appends to ``src/app.py``::
     ...
         retry(3)                            line 24 <- one such name
 
-so by hand: line 16 ranks first, line 24 second; lines 13-18 hold no other name the
-model knows as risky. Moving the function down by two lines (branch ``pr-moved``) moves
-the ranges by two and keeps every SARIF fingerprint.
+so by hand: line 16 ranks first, line 24 second; no other line holds a token that weighs
+toward a defect (a line scores the sum of its tokens' positive weights). Moving the
+function down by two lines (branch ``pr-moved``) moves the ranges by two and keeps every
+SARIF fingerprint.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from diffrisk.hosts.github.publish import annotations_for
 from diffrisk.mining.mine import mine
 from diffrisk.report.render import render_comment, render_summary
 from diffrisk.scoring.lines import (
-    BASIS_CONTROL,
+    BASIS_SIZE,
     BASIS_TOKENS,
     parse_added_lines,
     rank_lines,
@@ -78,11 +81,7 @@ def install_tokens_model(data: Path, seed: int = 5, n: int = 800) -> None:
     risky = r.random(n) < 0.3
     X["la_code"] = X["la"] * 0.8
     X["la_control"] = X["la"] * 0.2
-    words = np.where(
-        risky,
-        "lock retry ( ) , . =",
-        "value item total return print load stats if ( ) , . = +",
-    )
+    words = np.where(risky, "lock retry", "value item total return print load stats if ( ) , . = +")
     X["code_tokens"] = [" ".join(sorted(set(w.split()))) for w in words]
     y = (r.random(n) < np.where(risky, 0.8, 0.1)).astype(int)
     est = fit_estimator("tokens", X, y)
@@ -177,44 +176,77 @@ def test_a_line_full_of_high_weight_tokens_ranks_first(world: dict, scored) -> N
     assert first.lines == ["lock.retry(lock, retry)"]
     assert set(first.tokens) == {"lock", "retry"} and first.basis == BASIS_TOKENS
     assert "`lock`" in first.reason and "`retry`" in first.reason
-    # the line with one risky name comes next; its score is what the weights say
-    assert [(r.first_line, r.last_line) for r in f.risky_lines][1] == (24, 24)
-    expected = weights["retry"] + weights["("] + weights[")"]
-    assert f.risky_lines[1].score == pytest.approx(expected, abs=1e-6)
-    assert first.score > f.risky_lines[1].score > 0
+    assert first.score == pytest.approx(weights["lock"] + weights["retry"], abs=1e-6)
+    # the line with one risky name comes next: `(` and `)` weigh toward clean changes and
+    # count nothing; no other line holds a name that weighs toward a defect
+    assert [(r.first_line, r.last_line) for r in f.risky_lines] == [(16, 16), (24, 24)]
+    assert weights["("] < 0 and weights[")"] < 0
+    assert f.risky_lines[1].score == pytest.approx(weights["retry"], abs=1e-6)
     # the comment line (15) is never ranked
     assert all(not (r.first_line <= 15 <= r.last_line) for r in f.risky_lines)
 
 
-def test_ranking_follows_the_sum_of_token_weights() -> None:
+def test_a_line_scores_the_positive_weights_of_its_tokens() -> None:
     from diffrisk.scoring.lines import AddedLine
 
     def line(no: int, *tokens: str) -> AddedLine:
         return AddedLine("a.py", no, " ".join(tokens), False, 0, tokens)
 
     weights = {"lock": 2.0, "retry": 1.0, "self": -0.5, "(": 0.1}
-    lines = [line(1, "self", "("), line(2, "retry", "("), line(3, "lock", "retry"), line(9, "x")]
+    lines = [
+        line(1, "self", "("),
+        line(2, "retry", "("),
+        line(3, "lock", "retry"),
+        line(4, "lock", "self"),  # `self` weighs toward clean changes: it cancels nothing
+        line(9, "x"),
+    ]
     assert [(ln.line, s) for ln, s in rank_lines(lines, weights)] == [
         (3, 3.0),
+        (4, 2.0),
         (2, 1.1),
+        (1, 0.1),
         (9, 0.0),
-        (1, -0.4),
     ]
-    # lines 2 and 3 are adjacent: one range; lines scoring 0 or less are never risky
-    (r,) = risky_ranges(lines, weights)
-    assert (r.first_line, r.last_line, r.score) == (2, 3, 3.0)
-    assert r.tokens == ["lock", "retry"]
+    # the two best lines are adjacent: one range, named by its risky names
+    (r,) = risky_ranges(lines, weights, top=2)
+    assert (r.first_line, r.last_line, r.score, r.tokens) == (3, 4, 3.0, ["lock", "retry"])
+    # lines that score 0 are never risky; lines up to 2 apart join
+    assert [(r.first_line, r.last_line) for r in risky_ranges(lines, weights)] == [(1, 4)]
+    assert risky_ranges([line(1, "x")], weights) == []
 
 
-def test_other_models_fall_back_on_control_flow_and_say_so(world: dict) -> None:
+def test_without_token_weights_the_longest_lines_rank_first() -> None:
+    from diffrisk.scoring.lines import AddedLine
+
+    def line(no: int, n: int) -> AddedLine:
+        toks = tuple(f"t{i}" for i in range(n))
+        return AddedLine("a.py", no, " ".join(toks), False, 0, toks)
+
+    lines = [line(1, 2), line(2, 7), line(3, 1), line(20, 5), line(40, 3), line(60, 3)]
+    got = risky_ranges(lines, None)
+    # the 5 longest: 2 (7 tokens), 20 (5), 40 and 60 (3), 1 (2); lines 1 and 2 join; the
+    # 3 best ranges are kept
+    assert [(r.first_line, r.last_line, r.score) for r in got] == [
+        (1, 2, 7.0),
+        (20, 20, 5.0),
+        (40, 40, 3.0),
+    ]
+    assert all(r.basis == BASIS_SIZE and r.tokens == [] for r in got)
+    # a file of 5 lines or fewer: the heuristic would pick every line, which says nothing
+    assert risky_ranges(lines[:5], None) == []
+
+
+def test_other_models_fall_back_on_line_size_and_say_so(world: dict) -> None:
     res = score(world["repo"], "main", "pr", world["logistic"])
     (f,) = [f for f in res.files if f.path == "src/app.py"]
-    assert res.risky_lines_basis == BASIS_CONTROL
-    # the control-flow lines: `if item:` (line 22, indent 4) and `return total` (line 18,
-    # indent 4) tie on indentation and read in line order
-    assert [(r.first_line, r.last_line) for r in f.risky_lines] == [(18, 18), (22, 22)]
-    assert all(r.basis == BASIS_CONTROL for r in f.risky_lines)
-    assert "not single lines" in f.risky_lines[0].reason
+    assert res.risky_lines_basis == BASIS_SIZE
+    # distinct tokens per line: 13 `def handler(item):` 6, 16 `lock.retry(lock, retry)` 6,
+    # 21 `def report(item):` 6, then 14, 17 and 23 with 4 (line order breaks the tie):
+    # 13, 14, 16 and 17 join (at most 2 apart), 21 stands alone
+    assert [(r.first_line, r.last_line) for r in f.risky_lines] == [(13, 17), (21, 21)]
+    assert f.risky_lines[0].lines == [PR_APP[i].strip() for i in (0, 1, 3, 4)]
+    assert all(r.basis == BASIS_SIZE for r in f.risky_lines)
+    assert "not lines" in f.risky_lines[0].reason
 
 
 # -- where they are shown ----------------------------------------------------------------

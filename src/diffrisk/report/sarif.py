@@ -3,7 +3,7 @@
 ``diffrisk score --format sarif`` writes it; ``github/codeql-action/upload-sarif`` uploads
 it (``docs/examples/code-scanning.yml``). Each hotspot file's risky lines
 (:mod:`diffrisk.scoring.lines`) become one result: the file and the range of lines in the
-head version, a message naming why (the names and keywords, or the control-flow heuristic,
+head version, a message naming why (the names and keywords, or the line-size heuristic,
 and the file's own risk), and a level from the change's risk level (high -> ``error``,
 medium -> ``warning``, low -> ``note``). One rule, :data:`RULE_ID`.
 
@@ -36,10 +36,11 @@ LEVELS = {"high": "error", "medium": "warning", "low": "note"}
 _RULE_TEXT = (
     "Lines that drive a change's risk of introducing a defect. With the tokens model they are "
     "the added lines whose names and keywords weigh most toward a defect in a model trained "
-    "on the repository's history (each line scores the sum of its tokens' weights, as in "
-    "JITLine, Pornprasit and Tantithamthavorn 2021). With other models, which weigh whole "
-    "changes, they are the added control-flow lines, the more deeply indented first: a "
-    "heuristic. Only the hotspot files (the files the model rates riskiest) are read."
+    "on the repository's history (each line scores the sum of its tokens' weights toward a "
+    "defect, after JITLine, Pornprasit and Tantithamthavorn 2021). With other models, which "
+    "weigh whole changes, they are the longest added lines of code (the most names, keywords "
+    "and operators): a heuristic. Only the hotspot files (the files the model rates riskiest) "
+    "are read."
 )
 _HELP = (
     "Review these lines first: they are where a change like this one most often went wrong "
@@ -76,11 +77,14 @@ def _message(d: Mapping[str, Any], f: Mapping[str, Any], r: Mapping[str, Any]) -
     first, last = int(r.get("first_line") or 1), int(r.get("last_line") or 0)
     where = f"Line {first}" if last <= first else f"Lines {first}-{last}"
     reason = str(r.get("reason") or "among the riskiest lines of this change")
-    level = str(d.get("level") or "")
-    return (
-        f"{where}: {reason}. This file's own risk {float(f.get('score') or 0):.0%}; "
-        f"the change is {level} risk ({float(d.get('probability') or 0):.0%})."
+    change = (
+        f"The change is {d.get('level') or 'unknown'} risk ({float(d.get('probability') or 0):.0%}"
     )
+    pct = d.get("percentile")
+    if pct is not None:
+        ref = str((d.get("level_rule") or {}).get("reference_text") or "this repository's changes")
+        change += f", riskier than {float(pct):.0f}% of {ref}"
+    return f"{where}: {reason}. {change}); this file's own risk {float(f.get('score') or 0):.0%}."
 
 
 def to_sarif(result: ScoreResult | Mapping[str, Any]) -> dict[str, Any]:
