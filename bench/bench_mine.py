@@ -158,7 +158,7 @@ def pydriller_worker(clone: str, sha: str, mode: str, sample_every: int) -> None
             return bool(path) and metric_language(path) is not None and source(path)
 
     t0 = time.perf_counter()
-    work = 0.0
+    work = work_cpu = 0.0
     commits = done = files = total = 0
     for i, commit in enumerate(
         Repository(clone, only_no_merge=True, to_commit=sha).traverse_commits()
@@ -166,7 +166,7 @@ def pydriller_worker(clone: str, sha: str, mode: str, sample_every: int) -> None
         commits += 1
         if i % sample_every:
             continue
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         for m in commit.modified_files:
             total += m.added_lines + m.deleted_lines
             if mode == "complexity":
@@ -179,10 +179,11 @@ def pydriller_worker(clone: str, sha: str, mode: str, sample_every: int) -> None
                 total += (after or 0) + before + touched
             files += 1
         work += time.perf_counter() - t
+        work_cpu += time.process_time() - c
         done += 1
     elapsed = time.perf_counter() - t0
     print(json.dumps({"commits": commits, "sampled": done, "files": files, "lines": total,
-                      "elapsed": elapsed, "work": work}))  # fmt: skip
+                      "elapsed": elapsed, "work": work, "work_cpu": work_cpu}))  # fmt: skip
 
 
 def run_pydriller(
@@ -202,10 +203,11 @@ def run_pydriller(
         run.note = f"PyDriller saw {r['commits']} non-merge commits, git {n_commits}"
     if every > 1:
         # the per-commit work on the sample, scaled to all commits; the rest as measured
+        # (wall time by the sample's wall time, CPU time by its CPU time: under load the
+        # two differ, and scaling CPU by wall time overstated PyDriller's CPU)
         scale = r["commits"] / max(1, r["sampled"])
-        extra = r["work"] * (scale - 1)
-        run.wall += extra
-        run.cpu += extra
+        run.wall += r["work"] * (scale - 1)
+        run.cpu += r.get("work_cpu", r["work"]) * (scale - 1)
         run.extrapolated = True
         run.note = (run.note + "; " if run.note else "") + (
             f"per-commit work measured on {r['sampled']} of {r['commits']} commits (every {every}th), "
