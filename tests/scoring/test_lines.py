@@ -215,6 +215,25 @@ def test_a_line_scores_the_positive_weights_of_its_tokens() -> None:
     assert risky_ranges([line(1, "x")], weights) == []
 
 
+def test_the_prior_model_ranks_lines_by_its_own_token_weights() -> None:
+    from diffrisk.model.estimators import PriorLogisticRegression, fit_estimator, prior_token_bag
+
+    X, _ = synthetic_changes(600, 3)
+    prior = fit_estimator("la", X, (X["la"] > 250).to_numpy().astype(int))
+    r = np.random.default_rng(3)
+    risky = r.random(len(X)) < 0.3
+    X["code_tokens"] = np.where(risky, "retry self", "self value")
+    y = (r.random(len(X)) < np.where(risky, 0.8, 0.1)).astype(int)
+    est = PriorLogisticRegression(prior, prior_token_bag(), C=0.1, class_weight=None).fit(X, y)
+    weights = token_weights(est)
+    assert weights is not None
+    names = est.features_.named_steps["bag"].get_feature_names_out()
+    assert weights == pytest.approx(dict(zip(names, est.coef_, strict=True)))
+    assert weights["retry"] > 0 > weights["value"]
+    # fitted without tokens (a short history): no weights, the line-size fallback
+    assert token_weights(PriorLogisticRegression(prior, None).fit(X, y)) is None
+
+
 def test_without_token_weights_the_longest_lines_rank_first() -> None:
     from diffrisk.scoring.lines import AddedLine
 

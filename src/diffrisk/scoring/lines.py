@@ -1,8 +1,9 @@
 """The risky lines: which added lines of a change drive its risk (line-level ranking).
 
-With the ``tokens`` model the ranking follows JITLine (Pornprasit and Tantithamthavorn, MSR
-2021): the model's weight of each token (Platt slope x coefficient, averaged over the
-calibration members) mapped back to the added lines. A line scores the sum of the
+With the ``tokens`` model (and the ``prior`` model, whose own weights are token weights)
+the ranking follows JITLine (Pornprasit and Tantithamthavorn, MSR 2021): the model's
+weight of each token (Platt slope x coefficient, averaged over the calibration members)
+mapped back to the added lines. A line scores the sum of the
 *positive* weights of its distinct tokens (the bag is binary, so a token counts once per
 line): what its names, keywords and operators add toward a defect. JITLine sums every
 weight; on six of the training projects, out of time, that full sum found a buggy line in
@@ -183,19 +184,26 @@ def diff_added_lines(
 
 
 def token_weights(estimator: Any) -> dict[str, float] | None:
-    """The ``tokens`` model's weight of each token of its vocabulary (Platt slope x
-    coefficient, averaged over the calibration members; a token a member lacks counts 0
-    there); None for a model without a bag of tokens."""
+    """A model's weight of each token of its vocabulary: for the ``tokens`` model, Platt
+    slope x coefficient, averaged over the calibration members (a token a member lacks
+    counts 0 there); for the ``prior`` model, its own token coefficients (not
+    recalibrated); None for a model without a bag of tokens (or a ``prior`` model fitted
+    on too short a history to have one)."""
+    from diffrisk.model.contributions import prior_token_member
     from diffrisk.model.estimators import token_members
     from diffrisk.model.transforms import ANCHORS
 
-    members = token_members(estimator)
+    members = token_members(estimator) or []
+    skip = len(ANCHORS)  # the tokens model's coefficients start with the line counts'
+    prior = prior_token_member(estimator)
+    if prior is not None:
+        members, skip = [prior], 0
     if not members:
         return None
     out: dict[str, float] = collections.defaultdict(float)
     for _lines, tokens, coef, slope in members:
         names = tokens.named_steps["bag"].get_feature_names_out()
-        for name, c in zip(names, coef[len(ANCHORS) :], strict=True):
+        for name, c in zip(names, coef[skip:], strict=True):
             out[str(name)] += float(slope) * float(c) / len(members)
     return dict(out)
 
