@@ -7,7 +7,8 @@ Layout (Hive partitioning; the value is the URL-encoded ``owner/name``)::
     ROOT/dataset/repository=psf%2Frequests/part-0.parquet
 
 Each partition is the repository's ``changes.parquet`` joined with its ``labels.parquet``
-(the label columns are null before ``org label``), cast to one schema
+(the label columns are null before ``org label``, and for commits mined after the
+last labelling), cast to one schema
 (:func:`combined_schema`), so that ``pandas.read_parquet(ROOT / "dataset")``,
 ``pyarrow.dataset.dataset(..., partitioning="hive")`` and
 ``dask.dataframe.read_parquet(...)`` read all of them as one table with a ``repository``
@@ -56,11 +57,12 @@ def combined_schema() -> pa.Schema:
 
 
 def combined_table(data_dir: str | Path) -> pa.Table:
-    """One repository's changes joined with its labels (labels of an older mining are
-    left out: their rows would not match), in the combined schema."""
+    """One repository's changes joined with its labels, in the combined schema. After a
+    mining that found new commits and before the next labelling, the labels are the last
+    labelling's (joined by sha: the new commits' label columns are null)."""
     dd = DataDir(data_dir)
     changes = dd.dataset().changes
-    labels = dd.labels(required=False)
+    labels = dd.labels(required=False, stale_ok=True)
     frame = changes if labels is None else changes.merge(labels, on="sha", how="left")
     schema = combined_schema()
     cols = {}

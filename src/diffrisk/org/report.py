@@ -281,7 +281,7 @@ def plots(data: ReportData) -> dict[str, str]:
             ax.boxplot([r.scores for r in scored], vert=False, **box)
         if data.cutoff is not None:
             ax.axvline(data.cutoff, color="tab:red", linestyle="--", linewidth=1)
-            ax.text(data.cutoff, len(scored) + 0.6, " org-wide high", color="tab:red", fontsize=8)
+            ax.text(data.cutoff, 0.3, " org-wide high", color="tab:red", fontsize=8)
         ax.set_xlim(0, 1)
         ax.set_xlabel("org model probability (changes of the last year)")
         ax.set_title("Risk distribution per repository")
@@ -434,7 +434,7 @@ def render_html(data: ReportData) -> str:
         chosen = f"{data.model['kind']}/{data.model.get('weighting') or 'pooled'}"
         model = {**data.model, "loro_auc": lm.get(chosen), "loro_base": lm.get("la/pooled")}
     return env.from_string(_TEMPLATE).render(
-        root=str(data.root),
+        root=data.root.name,  # the report sits in the root: its name is enough
         generated=data.generated,
         model=model,
         rows=rows,

@@ -95,6 +95,9 @@ class StageOutcome:
     reason: str = ""
     hint: str | None = None
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    """CPU time of the task's thread and of the processes it waited for (git): what the
+    stage costs, whatever else the machine is doing."""
     started: float = 0.0
     """Wall-clock start and end (epoch seconds, the worker's clock)."""
     ended: float = 0.0
@@ -121,6 +124,7 @@ def run_stage(
     stage before it in this run, whose failure skips this one)."""
     started = time.time()
     t0 = time.perf_counter()
+    c0 = _cpu()
     out = StageOutcome(spec.name, stage, "ok", started=started, pid=os.getpid())
     out.host = socket.gethostname()
     if upstream is not None and upstream.status != "ok":
@@ -134,10 +138,16 @@ def run_stage(
             out.reason = err.message
             out.hint = err.hint
     out.seconds = time.perf_counter() - t0
+    out.cpu_seconds = _cpu() - c0
     out.ended = time.time()
     out.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out.children_peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return out
+
+
+def _cpu() -> float:
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.thread_time() + kids.ru_utime + kids.ru_stime
 
 
 # -- the stages ---------------------------------------------------------------------------
