@@ -191,8 +191,11 @@ def org_train(
 
     m = manifest or load_manifest(opts.manifest, opts.root)
     specs = m.select(opts.only)
-    defaults = next((s.config for s in specs if s.config is not None), None)
-    cfg = parse_config(defaults) if defaults is not None else Config()
+    cfg = (
+        parse_config(m.defaults_config, f"{m.path} [defaults.config]")
+        if m.defaults_config is not None
+        else Config()
+    )
     own = engine is None
     eng = engine or opts.engine()
     if own:

@@ -179,6 +179,8 @@ class OrgManifest:
     path: Path
     root: Path
     repos: list[RepoSpec]
+    defaults_config: dict[str, Any] | None = None
+    """``[defaults.config]``: the settings of what spans repositories (the org model)."""
 
     def select(self, names: list[str] | tuple[str, ...] | None) -> list[RepoSpec]:
         """The repositories named (all when none); an unknown name is an error."""
@@ -304,7 +306,7 @@ def load_manifest(path: str | Path, root: str | Path | None = None) -> OrgManife
                 line=line,
             )
         )
-    return OrgManifest(p, out_root, specs)
+    return OrgManifest(p, out_root, specs, m.defaults.config)
 
 
 def _norm(obj: Any) -> Any:
