@@ -61,8 +61,21 @@ def test_the_prior_is_kept_without_tokens_and_updated_by_them():
     assert np.ptp(shift) < 1e-9 and len(kept.coef_) == 0
     # the intercept is the repository's base rate: the mean probability follows it
     assert abs(kept.predict_proba(X[train])[:, 1].mean() - y[train].mean()) < 0.01
+    assert abs(prior.predict_proba(X[train])[:, 1].mean() - y[train].mean()) > 0.05
+    # ... unless the prior's base rate is kept: then it is the prior itself
+    same = PriorLogisticRegression(prior, None, prior_base_rate=True).fit(X[train], y[train])
+    np.testing.assert_allclose(same.decision_function(X), prior_log_odds(prior, X))
     moved = PriorLogisticRegression(prior, prior_token_bag(), C=0.1, class_weight=None)
     moved.fit(X[train], y[train])
+    # the prior's base rate kept: the same ranking, the token term centred on the
+    # training rows (on average the prior's log-odds there)
+    centred = clone(moved).set_params(prior_base_rate=True).fit(X[train], y[train])
+    np.testing.assert_allclose(
+        centred.decision_function(X) - moved.decision_function(X),
+        centred.shift_ - moved.intercept_,
+    )
+    gap = centred.decision_function(X[train]) - prior_log_odds(prior, X[train])
+    assert abs(gap.mean()) < 1e-9 and gap.std() > 0.1
     auc_prior = roc_auc_score(y[test], prior_log_odds(prior, X[test]))
     auc_moved = roc_auc_score(y[test], moved.decision_function(X[test]))
     assert auc_moved > auc_prior + 0.05, (auc_prior, auc_moved)
@@ -130,12 +143,16 @@ def test_the_prior_kind_starts_from_the_bundled_model_saves_loads_and_explains(t
     X, y = _with_tokens(synthetic_changes(n=1200, seed=12)[0], seed=13)
     est = fit_estimator(PRIOR_KIND, X, y)  # no prior given: the bundled model's
     assert isinstance(est, PriorLogisticRegression) and prior_penalty(est) == 0.1
+    assert est.prior_base_rate and est.class_weight is None
     np.testing.assert_allclose(
         prior_log_odds(est.prior, X), prior_log_odds(load_bundled().estimator, X)
     )
-    # a short history: no token weights, the bundled model with this history's intercept
+    # a short history: no token weights, the bundled model itself
     few = fit_estimator(PRIOR_KIND, X.iloc[: TOKEN_MIN_ROWS - 1], y[: TOKEN_MIN_ROWS - 1])
     assert prior_penalty(few) == 0.0 and len(few.coef_) == 0
+    np.testing.assert_allclose(
+        few.predict_proba(X)[:, 1], load_bundled().predict_proba(X), rtol=1e-6, atol=1e-9
+    )
     # saved with skops (never pickle) and read back through the registry's allow-list
     assert "diffrisk.model.estimators.PriorLogisticRegression" in trusted_types()
     reg = ModelRegistry(tmp_path / "models")

@@ -17,10 +17,10 @@ The candidates:
               the baseline itself, so the extra features are used only where they helped
               out of time in the training window;
 ``tokens``    the added-line counts next to the bag of tokens of the added code;
-``prior``     the bundled cross-project model's log-odds as an offset, plus an intercept
-              and the bag of tokens of the added code, L2-penalised
-              (:class:`PriorLogisticRegression`): the bundled model updated by the
-              repository's history, as far as that history bears it.
+``prior``     the bundled cross-project model's log-odds as an offset, plus weights for
+              the bag of tokens of the added code, L2-penalised and centred on the
+              training rows (:class:`PriorLogisticRegression`): the bundled model
+              re-ranked by the repository's history, as far as that history bears it.
 
 The linear classifiers (but ``prior``, whose offset keeps the bundled model's scale) are
 fitted on all their training rows and calibrated by Platt's
@@ -442,11 +442,18 @@ class PriorLogisticRegression(ClassifierMixin, BaseEstimator):
 
         log-odds = prior log-odds + intercept + w . features,   penalty |w|^2 / (2 C)
 
-    fitted on the rows with balanced class weights, as ``LogisticRegression(C=C,
-    class_weight="balanced")`` would be. ``C = 0`` keeps the prior's ranking (only the
-    intercept is fitted); the larger ``C``, the more the repository's rows move it. With
-    features that include the prior's own, this is the prior's coefficients updated by
-    the repository's data (a Gaussian prior centred on them, precision 1 / C).
+    fitted on the rows (with ``class_weight``, as ``LogisticRegression(C=C,
+    class_weight=...)`` would be; ``fit_intercept=False`` fixes the intercept at 0).
+    ``C = 0`` or no ``features`` keeps the prior's ranking (only the intercept is
+    fitted); the larger ``C``, the more the repository's rows move it. With features
+    that include the prior's own, this is the prior's coefficients updated by the
+    repository's data (a Gaussian prior centred on them, precision 1 / C).
+
+    ``prior_base_rate``: the intercept serves the fit only; scored, the repository's term
+    is centred on the training rows instead (``shift_`` = minus its mean there), so the
+    log-odds average the prior's over those rows: the prior's base rate and scale are
+    kept, the repository's term only re-ranks. Without features the model is then the
+    prior itself.
 
     ``prior`` is kept as it is (already fitted): cloning this estimator shares it rather
     than returning an unfitted copy.
@@ -624,14 +631,15 @@ def build_estimator(
         raise DataError(f"unknown model kind {kind!r}", hint=f"use one of {', '.join(KINDS)}")
     cv = TimeSeriesSplit(n_splits=calibration_splits)
     if kind == PRIOR_KIND:
-        # not recalibrated: the prior's log-odds plus a fitted intercept and the token
-        # term are the probability (a Platt sigmoid per refit moved the scale from fit to
-        # fit, docs/model.md)
+        # not recalibrated, and the bundled model's base rate kept: its log-odds plus the
+        # centred token term are the probability (a Platt sigmoid or an intercept refitted
+        # per fit moved the scale from fit to fit, docs/model.md)
         return PriorLogisticRegression(
             prior if prior is not None else default_prior(),
             prior_token_bag() if prior_c > 0 else None,
             C=prior_c,
             class_weight=None,
+            prior_base_rate=True,
         )
     if kind == "anchored":
         return TimeCalibratedClassifier(
