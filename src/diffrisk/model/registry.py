@@ -545,11 +545,12 @@ def model_card(md: dict[str, Any]) -> str:
     if prior.get("bundled"):
         lines.append(
             f"- starts from the bundled cross-project model `{prior['bundled']}` (its log-odds "
-            "as an offset), with this repository's intercept"
+            "as an offset, its base rate kept)"
             + (
-                f" and weights for the tokens of the added code (penalty C = {prior['penalty']})"
+                f", re-ranked by weights for the tokens of the added code learnt here "
+                f"(penalty C = {prior['penalty']})"
                 if prior.get("penalty")
-                else " (too few labelled changes for token weights)"
+                else "; too few labelled changes for token weights: the bundled model itself"
             )
         )
     if md.get("vendored"):
