@@ -45,6 +45,7 @@ def percentile_of(p: float, scores: Sequence[float] | np.ndarray) -> float | Non
     """Share (0-100) of ``scores`` below ``p``, ties counted half; None for fewer than
     :data:`MIN_COMPARED` scores."""
     import numpy as np  # here: reading a level (the gate) needs no numpy
+
     s = np.asarray(scores, dtype=float)
     if len(s) < MIN_COMPARED:
         return None
@@ -71,6 +72,7 @@ def rank_cutoffs(
     """(medium, high): the lowest probability that reaches each level among ``scores``
     under :func:`level_by_rank` (for display: "high from 23 %")."""
     import numpy as np
+
     s = np.sort(np.asarray(scores, dtype=float))
     if not len(s):
         return (float("nan"), float("nan"))
