@@ -894,3 +894,40 @@ def test_review_order_by_risk_per_changed_line(risky) -> None:
     text = render_markdown_for(risky)
     if expected:
         assert "read the files in this order (risk per changed line" in text
+
+
+JAVA = """class Calc {
+    int sign(int x) {
+        if (x > 0) {
+            return 1;
+        }
+        return 0;
+    }
+}
+"""
+
+
+def test_a_java_change_gets_code_metrics_when_scored(tmp_path: Path) -> None:
+    b = RepoBuilder(tmp_path / "repo")
+    for i in range(3):
+        b.commit({f"src/Other{i}.java": f"class Other{i} {{}}\n"}, day=i, message=f"add {i}")
+    b.commit({"src/Calc.java": JAVA}, day=5, message="add calc")
+    b.branch("feat")
+    b.checkout("feat")
+    # one more branch: sign() goes from CCN 2 to 3
+    b.commit(
+        {
+            "src/Calc.java": JAVA.replace(
+                "        return 0;",
+                "        if (x < 0) {\n            return -1;\n        }\n        return 0;",
+            )
+        },
+        day=6,
+        message="negative sign",
+    )
+    b.checkout("main")
+    data = tmp_path / "data"
+    mine(b.path, data, config=MineConfig(code_metrics=True, workers=1))
+    res = score(b.path, "main", "feat", data)
+    assert res.features["cc_delta"] == 1
+    assert res.features["cc_max_touched"] == 3

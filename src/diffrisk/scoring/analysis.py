@@ -5,7 +5,7 @@ mining replays it, and the feature rows of the squashed change, its files and it
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,7 @@ from diffrisk.errors import (
     RepositoryError,
 )
 from diffrisk.features.codelines import CodeCounts, added_code_lines, diff_code_lines, endings_of
-from diffrisk.features.codemetrics import BlobMetrics, compute_blob_metrics
+from diffrisk.features.codemetrics import BlobMetrics, compute_blob_metrics, metric_key
 from diffrisk.features.fixes import FixRule
 from diffrisk.features.history import CommitRecord, FileChange, HistoryState, subsystem
 from diffrisk.features.source import SourceFilter, with_source_lines
@@ -168,11 +168,34 @@ class Analysis:
     """The source rule the rows used: ``label`` settings plus the history's vendored directories."""
 
 
+def _metric_items(
+    files: Iterable[tuple[str, str | None, str | None, str | None]],
+) -> set[tuple[str, str]]:
+    """(blob id, how it is measured) of every (path, old path, blob before, blob after)
+    whose language has code metrics (radon for Python, lizard for the others), as mining
+    measures them (:func:`~diffrisk.mining.mine.metric_blobs`)."""
+    out: set[tuple[str, str]] = set()
+    for path, old_path, before, after in files:
+        if after:
+            key = metric_key(path)
+            if key is not None:
+                out.add((after, key))
+        if before:
+            key = metric_key(old_path or path)
+            if key is not None:
+                out.add((before, key))
+    return out
+
+
 def _blob_metrics(
-    repo: GitRepo, oids: set[str], cache: dict[str, BlobMetrics], workers: int | None = None
+    repo: GitRepo,
+    items: set[tuple[str, str]],
+    cache: dict[str, BlobMetrics],
+    workers: int | None = None,
 ) -> dict[str, BlobMetrics]:
-    """Radon metrics of ``oids`` into ``cache`` (the dataset's), computed as mining does."""
-    need = sorted(o for o in oids if o not in cache)
+    """Code metrics of ``items`` (blob id, measuring key) into ``cache`` (the dataset's),
+    computed as mining does."""
+    need = sorted((o, k) for o, k in items if o not in cache)
     for oid, m in compute_blob_metrics(str(repo.git_dir), str(repo.path), need, workers):
         if m is not None:
             cache[oid] = m
@@ -324,8 +347,8 @@ def analyze(
         cfg.label.exclude_paths,
         repo,
     )
-    py_blobs = {b for f in rec.files if f.is_python for b in (f.old_blob, f.new_blob) if b}
-    metrics = _blob_metrics(repo, py_blobs, dataset.blob_metrics, cfg.mine.workers)
+    pr_blobs = _metric_items((f.path, f.old_path, f.old_blob, f.new_blob) for f in rec.files)
+    metrics = _blob_metrics(repo, pr_blobs, dataset.blob_metrics, cfg.mine.workers)
 
     # each touched file as a change of its own (same author, time and message)
     one_rows, one_files = [], []
@@ -386,9 +409,9 @@ def analyze(
     )
     _add_code_lines(c_files, c_code, exts, cfg.label.exclude_paths, repo)
     lcfg = _source_rule(cfg, dataset, c_rows, c_files)
-    c_blobs = {
-        r[k] for r in c_files if r["is_python"] for k in ("blob_before", "blob_after") if r[k]
-    }
+    c_blobs = _metric_items(
+        (r["path"], r.get("old_path"), r["blob_before"], r["blob_after"]) for r in c_files
+    )
     if code_metrics:
         _blob_metrics(repo, c_blobs, metrics, cfg.mine.workers)
 
