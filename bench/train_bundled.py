@@ -11,7 +11,7 @@ path, ``.../pallets+flask/repo`` -> ``pallets/flask``). For every repository: mi
 * leave-one-project-out: each candidate kind trained on the other projects, tested on
   this one (all its labelled, labelable changes), next to the lines-added baseline.
 
-The kind with the best mean LOPO ROC-AUC is fitted on all projects and written to
+The kind with the best mean LOPO ROC-AUC (or ``--kind``) is fitted on all projects and written to
 ``--out`` (model.skops, metadata.json, MODEL_CARD.md). A JSON summary goes to stdout and
 ``--results`` (default WORK/results.json). Only the model and scores are written into
 the package: never the repositories or their code.
@@ -43,7 +43,7 @@ from diffrisk.config import Config
 from diffrisk.data.store import atomic_write_bytes, load_dataset
 from diffrisk.features.fixes import RULE_VERSION
 from diffrisk.features.vendored import exclude as exclude_vendored
-from diffrisk.labelling.label import label, load_labels
+from diffrisk.labelling.label import BLAME_VERSION, label, load_labels
 from diffrisk.mining.mine import mine
 from diffrisk.model.contributions import training_medians
 from diffrisk.model.estimators import KINDS, fit_estimator
@@ -261,7 +261,12 @@ def card(md: dict[str, Any], results: dict[str, Any]) -> str:
     kind = md["kind"]
     lines += [
         "",
-        f"## Leave-one-project-out ROC-AUC (trained on the other projects; chosen kind: `{kind}`)",
+        f"## Leave-one-project-out ROC-AUC (trained on the other projects; chosen kind: `{kind}`"
+        + (
+            f"; best mean: `{results['best_lopo']}`)"
+            if results.get("best_lopo", kind) != kind
+            else ")"
+        ),
         "",
         "| project | " + " | ".join(results["kinds"]) + " |",
         "| --- | " + " | ".join("---" for _ in results["kinds"]) + " |",
@@ -276,12 +281,39 @@ def card(md: dict[str, Any], results: dict[str, Any]) -> str:
         "",
         "`la` is the lines-added baseline (logistic regression on log1p of lines added to source files).",
         f"Labels come from SZZ with the default settings and fix rule version {md.get('fix_rule_version')}",
-        "(`diffrisk.features.fixes.RULE_VERSION`); they are noisy. Once a repository has enough",
-        "labelled history `diffrisk train` fits its own models, and this one stays a candidate",
-        "(`train.bundled_candidate`), kept only where it ranks best on that history.",
+        "(`diffrisk.features.fixes.RULE_VERSION`; "
+        + _label_note(results.get("label", {}))
+        + "); they are noisy.",
+        "Once a repository has enough labelled history `diffrisk train` fits its own models,",
+        "and this one stays a candidate (`train.bundled_candidate`), kept only where it ranks",
+        "best on that history.",
         "",
     ]
     return "\n".join(lines)
+
+
+def label_settings(cfg: Config) -> dict[str, Any]:
+    """The label settings the training labels came from (for the results and the card)."""
+    lc = cfg.label
+    return {
+        "blame_version": BLAME_VERSION,
+        "select": lc.select,
+        "python_indentation": lc.python_indentation,
+        "skip_incidental": lc.skip_incidental,
+        "judge_fix_changes": lc.judge_fix_changes,
+        "sources": list(lc.sources),
+    }
+
+
+def _label_note(s: dict[str, Any]) -> str:
+    if not s:
+        return "label settings not recorded"
+    # label() is called without a GitHub client, JIRA settings or a fixes file
+    ran = [x for x in s["sources"] if x in ("message", "developer")]
+    return (
+        f'`label.select = "{s["select"]}"`, fixes from the {" and ".join(ran)} sources,'
+        f" blame version {s['blame_version']}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -308,7 +340,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     # the bundled model serves repositories in any language: no vocabulary of one
     # language's tokens (the tokens kind is still evaluated per project)
-    ap.add_argument("--kinds", default=",".join(k for k in KINDS if k != "tokens"))
+    # (nor the prior kind: it starts from the bundled model itself)
+    ap.add_argument("--kinds", default=",".join(k for k in KINDS if k not in ("tokens", "prior")))
+    ap.add_argument(
+        "--kind",
+        default=None,
+        help="ship this kind instead of the best mean LOPO ROC-AUC (the tables still compare "
+        "every kind; the results record both)",
+    )
     ap.add_argument("--skip-per-project", action="store_true")
     ap.add_argument("--results", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -318,15 +357,26 @@ def main(argv: list[str] | None = None) -> int:
     for arg in args.repos:
         name, path = _name(arg)
         frames[name] = prepare(name, path, args.work, cfg, args.code_metrics, args.reuse)
-    results: dict[str, Any] = {"kinds": kinds, "code_metrics": args.code_metrics}
+    results: dict[str, Any] = {
+        "kinds": kinds,
+        "code_metrics": args.code_metrics,
+        "label": label_settings(cfg),
+    }
     held_out: dict[str, dict[str, Any]] = {}
     results["lopo"] = lopo(frames, kinds, args.code_metrics, args.pfix, held_out)
     results["lopo_mean"] = {
         k: _r(np.mean([r[k]["roc_auc"] for r in results["lopo"].values()])) for k in kinds
     }
-    chosen = max(kinds, key=lambda k: results["lopo_mean"][k])
+    best = max(kinds, key=lambda k: results["lopo_mean"][k])
+    chosen = args.kind or best
+    if chosen not in kinds:
+        ap.error(f"--kind {chosen} is not among --kinds {args.kinds}")
+    results["best_lopo"] = best
     results["chosen"] = chosen
-    print(f"chosen: {chosen} (mean LOPO ROC-AUC {results['lopo_mean']})", file=sys.stderr)
+    print(
+        f"chosen: {chosen} (best mean LOPO ROC-AUC: {best}; {results['lopo_mean']})",
+        file=sys.stderr,
+    )
     results["per_project"] = (
         {}
         if args.skip_per_project
