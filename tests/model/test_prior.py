@@ -18,7 +18,7 @@ from diffrisk.model.estimators import (
     fit_estimator,
     prior_log_odds,
     prior_penalty,
-    prior_token_bag,
+    token_bag,
 )
 from diffrisk.model.registry import ModelRegistry, load_bundled, trusted_types
 from diffrisk.model.transforms import raw_features
@@ -65,7 +65,7 @@ def test_the_prior_is_kept_without_tokens_and_updated_by_them():
     # ... unless the prior's base rate is kept: then it is the prior itself
     same = PriorLogisticRegression(prior, None, prior_base_rate=True).fit(X[train], y[train])
     np.testing.assert_allclose(same.decision_function(X), prior_log_odds(prior, X))
-    moved = PriorLogisticRegression(prior, prior_token_bag(), C=0.1, class_weight=None)
+    moved = PriorLogisticRegression(prior, token_bag(), C=0.1, class_weight=None)
     moved.fit(X[train], y[train])
     # the prior's base rate kept: the same ranking, the token term centred on the
     # training rows (on average the prior's log-odds there)
@@ -84,7 +84,7 @@ def test_the_prior_is_kept_without_tokens_and_updated_by_them():
     # the stronger the penalty (the smaller C), the closer to the prior's ranking
     rho = [
         spearmanr(
-            PriorLogisticRegression(prior, prior_token_bag(), C=c, class_weight=None)
+            PriorLogisticRegression(prior, token_bag(), C=c, class_weight=None)
             .fit(X[train], y[train])
             .decision_function(X),
             prior_log_odds(prior, X),
@@ -100,7 +100,7 @@ def test_the_penalty_weighs_less_the_more_rows_there_are():
     X, y = _with_tokens(synthetic_changes(n=3000, seed=14)[0], seed=15)
 
     def weight(n: int) -> float:
-        m = PriorLogisticRegression(prior, prior_token_bag(), C=0.1, class_weight=None)
+        m = PriorLogisticRegression(prior, token_bag(), C=0.1, class_weight=None)
         m.fit(X.iloc[:n], y[:n])
         return float(m.coef_[m.features_.named_steps["bag"].vocabulary_["retry"]])
 
@@ -115,11 +115,11 @@ def test_it_is_a_plain_logistic_regression_when_the_prior_says_nothing():
 
     X, y = _with_tokens(synthetic_changes(n=900, seed=8)[0], seed=9)
     flat = DummyClassifier(strategy="prior").fit(X[["la"]], y)
-    ours = PriorLogisticRegression(flat, prior_token_bag(), C=0.5, class_weight=None).fit(X, y)
-    Z = prior_token_bag().fit_transform(X, y)
+    ours = PriorLogisticRegression(flat, token_bag(), C=0.5, class_weight=None).fit(X, y)
+    Z = token_bag().fit_transform(X, y)
     plain = LogisticRegression(C=0.5, max_iter=5000, tol=1e-10).fit(Z, y)
     np.testing.assert_allclose(ours.coef_, plain.coef_[0], rtol=1e-3, atol=1e-4)
-    balanced = PriorLogisticRegression(flat, prior_token_bag(), C=0.5).fit(X, y)
+    balanced = PriorLogisticRegression(flat, token_bag(), C=0.5).fit(X, y)
     plain_b = LogisticRegression(C=0.5, class_weight="balanced", max_iter=5000, tol=1e-10)
     np.testing.assert_allclose(balanced.coef_, plain_b.fit(Z, y).coef_[0], rtol=1e-3, atol=1e-4)
 
@@ -128,15 +128,15 @@ def test_a_clone_shares_the_fitted_prior_and_fitting_leaves_it_alone():
     prior = _size_prior()
     X, y = _with_tokens(synthetic_changes(n=600, seed=2)[0], seed=3)
     before = prior.predict_proba(X)[:, 1]
-    model = PriorLogisticRegression(prior, prior_token_bag(), C=0.1)
+    model = PriorLogisticRegression(prior, token_bag(), C=0.1)
     twin = clone(model)
     assert twin.prior is prior and twin.features is not model.features
     twin.fit(X, y)
     np.testing.assert_allclose(prior.predict_proba(X)[:, 1], before)
     with pytest.raises(ValueError, match="needs a fitted prior"):
-        PriorLogisticRegression(None, prior_token_bag()).fit(X, y)
+        PriorLogisticRegression(None, token_bag()).fit(X, y)
     with pytest.raises(ValueError, match="labels 0 and 1"):
-        PriorLogisticRegression(prior, prior_token_bag()).fit(X, y + 1)
+        PriorLogisticRegression(prior, token_bag()).fit(X, y + 1)
 
 
 def test_the_prior_kind_starts_from_the_bundled_model_saves_loads_and_explains(tmp_path):

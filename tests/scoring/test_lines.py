@@ -216,7 +216,7 @@ def test_a_line_scores_the_positive_weights_of_its_tokens() -> None:
 
 
 def test_the_prior_model_ranks_lines_by_its_own_token_weights() -> None:
-    from diffrisk.model.estimators import PriorLogisticRegression, fit_estimator, prior_token_bag
+    from diffrisk.model.estimators import PriorLogisticRegression, fit_estimator, token_bag
 
     X, _ = synthetic_changes(600, 3)
     prior = fit_estimator("la", X, (X["la"] > 250).to_numpy().astype(int))
@@ -224,7 +224,7 @@ def test_the_prior_model_ranks_lines_by_its_own_token_weights() -> None:
     risky = r.random(len(X)) < 0.3
     X["code_tokens"] = np.where(risky, "retry self", "self value")
     y = (r.random(len(X)) < np.where(risky, 0.8, 0.1)).astype(int)
-    est = PriorLogisticRegression(prior, prior_token_bag(), C=0.1, class_weight=None).fit(X, y)
+    est = PriorLogisticRegression(prior, token_bag(), C=0.1, class_weight=None).fit(X, y)
     weights = token_weights(est)
     assert weights is not None
     names = est.features_.named_steps["bag"].get_feature_names_out()

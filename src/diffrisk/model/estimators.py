@@ -254,23 +254,7 @@ def _tokens_pipeline() -> Pipeline:
                         ),
                         (
                             "tokens",
-                            Pipeline(
-                                [
-                                    ("text", FunctionTransformer(token_text)),
-                                    (
-                                        "bag",
-                                        CountVectorizer(
-                                            token_pattern=r"\S+",
-                                            lowercase=False,
-                                            binary=True,
-                                            min_df=TOKEN_MIN_DF,
-                                            max_features=TOKEN_VOCABULARY,
-                                            dtype=np.float64,
-                                        ),
-                                    ),
-                                    ("norm", Normalizer()),
-                                ]
-                            ),
+                            token_bag(),
                         ),
                     ]
                 ),
@@ -562,10 +546,9 @@ PRIOR_KIND = "prior"
 PRIOR_C = 0.1
 
 
-def prior_token_bag() -> Pipeline:
-    """The ``prior`` kind's own features: the bag of tokens of the added lines of code,
-    as the ``tokens`` kind has it (binary, in at least :data:`TOKEN_MIN_DF` training
-    changes, the :data:`TOKEN_VOCABULARY` most frequent, each change's vector scaled to
+def token_bag() -> Pipeline:
+    """The ``tokens`` and ``prior`` kinds' token features: the bag of tokens of the added
+    lines of code (binary, in at least :data:`TOKEN_MIN_DF` training changes, the :data:`TOKEN_VOCABULARY` most frequent, each change's vector scaled to
     unit length)."""
     return Pipeline(
         [
@@ -636,7 +619,7 @@ def build_estimator(
         # per fit moved the scale from fit to fit, docs/model.md)
         return PriorLogisticRegression(
             prior if prior is not None else default_prior(),
-            prior_token_bag() if prior_c > 0 else None,
+            token_bag() if prior_c > 0 else None,
             C=prior_c,
             class_weight=None,
             prior_base_rate=True,
