@@ -39,7 +39,8 @@ class MineConfig(_Section):
     """Mining history into change features (docs/mining.md)."""
 
     code_metrics: bool = False
-    """Compute radon metrics for Python files (reads every Python file version: minutes on
+    """Compute code metrics (radon for Python, lizard for Java, C/C++, JS/TS, Go, Rust and the
+    other languages lizard reads; every source file version is read: minutes on
     large histories, e.g. 6 of pip's 7.5 minutes; the models do not use them unless
     ``train.code_metrics``). Scoring computes them for a change's own files either way."""
     code_lines: bool = True
@@ -291,6 +292,8 @@ class LabelConfig(_Section):
             "*/test_*.py",
             "*_test.py",
             "*_test.go",
+            "testdata/*",  # Go: test inputs, ignored by the go tool
+            "*/testdata/*",
             "testsuite/*",
             "*/testsuite/*",
             "typing_tests/*",
@@ -304,11 +307,17 @@ class LabelConfig(_Section):
             "*_test.cpp",
             "*_unittest.cc",
             "*Tests.swift",
+            "*Test.cs",
+            "*Tests.cs",
+            "*Spec.scala",
+            "*Suite.scala",
             "*Test.php",
             "*_test.rb",
             # JavaScript/TypeScript (Jest, Vitest, Mocha, Playwright), RSpec, pytest fixtures
             "__tests__/*",
             "*/__tests__/*",
+            "__mocks__/*",
+            "*/__mocks__/*",
             "*.test.*",
             "*.spec.*",
             "e2e/*",

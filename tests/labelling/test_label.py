@@ -351,6 +351,26 @@ def test_cosmetic_lines_by_language() -> None:
     assert cosmetic_lines("a.c", b"#include <x>\n", [1], [b"#include <x>"]) == set()
 
 
+def test_cosmetic_lines_follow_each_languages_comments() -> None:
+    def cos(path: str, text: bytes) -> set[int]:
+        lines = text.splitlines()
+        return cosmetic_lines(path, text, list(range(1, len(lines) + 1)), lines)
+
+    # Ruby: '#' and =begin/=end (the old rule knew only '#')
+    assert cos("a.rb", b"x = 1\n=begin\ndoc\n=end\n# c\ny = 2\n") == {2, 3, 4, 5}
+    # Lua: '--' and --[[ ]] blocks
+    assert cos("a.lua", b"local x = 1\n--[[ a\nb ]]\n-- c\nreturn x\n") == {2, 3, 4}
+    # Go: a block comment's inner lines; a continued expression starting with '*' is code
+    go = b"/*\nPackage x\n*/\npackage x\nvar y = a\n  * b\n"
+    assert cos("x.go", go) == {1, 2, 3}
+    # HTML templates: <!-- -->
+    assert cos("t.html", b"<p>\n<!--\nold\n-->\n</p>\n") == {2, 3, 4}
+    # without the whole file, line comments are still known
+    assert cosmetic_lines("a.lua", None, [1, 2], [b"-- c", b"x = 1"]) == {1}
+    # a language with no known comment syntax: only blank lines
+    assert cos("a.unknown", b"# x\n\ny\n") == {2}
+
+
 def test_analysed_source_raises_no_warnings_of_its_own() -> None:
     # an invalid escape in the analysed code is its business: Python 3.12 prints a
     # SyntaxWarning for it on every parse, which would flood the user's terminal

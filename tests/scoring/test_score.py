@@ -437,6 +437,40 @@ def test_pull_request_event_parsing(tmp_path: Path) -> None:
         pull_request_from_event(bad)
 
 
+def test_cli_takes_the_merge_request_from_gitlab_ci(
+    world: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GitLab CI has no event file: base, head, title and description come from variables
+    repo = world["repo"]
+    from diffrisk.git.repo import open_repo
+
+    r = open_repo(repo)
+    base, head = r.resolve("main"), r.resolve("risky")
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    monkeypatch.delenv("GITHUB_EVENT_PATH", raising=False)
+    for k, v in {
+        "GITLAB_CI": "true",
+        "CI_MERGE_REQUEST_IID": "7",
+        "CI_MERGE_REQUEST_DIFF_BASE_SHA": base,
+        "CI_COMMIT_SHA": head,
+        "CI_MERGE_REQUEST_TITLE": "fix crash everywhere",
+        "CI_MERGE_REQUEST_DESCRIPTION": "Closes #12",
+    }.items():
+        monkeypatch.setenv(k, v)
+    out = tmp_path / "result.json"
+    args = ["score", "--repo", str(repo), "--data-dir", str(world["data"]), "--json"]
+    res = CliRunner().invoke(cli, [*args, "--output", str(out)])
+    assert res.exit_code == 0, res.output
+    d = json.loads(out.read_text())
+    assert (d["base"], d["head"], d["pull_request"]) == (base, head, 7)
+    assert d["features"]["fix"] == 1 and d["features"]["issue_refs"] == [12]
+    # another head than the merge request's: its title no longer describes the change
+    res = CliRunner().invoke(cli, [*args, "--head", "safe", "--output", str(out)])
+    assert res.exit_code == 0, res.output
+    d = json.loads(out.read_text())
+    assert d["pull_request"] is None and 12 not in d["features"]["issue_refs"]
+
+
 def test_cli_takes_base_and_head_from_the_event(
     world: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

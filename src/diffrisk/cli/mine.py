@@ -41,7 +41,8 @@ from diffrisk.report.terminal import Console, print_json, stderr_console
 @click.option(
     "--code-metrics/--no-code-metrics",
     default=None,
-    help="Compute radon metrics of Python files (minutes on large histories; default: "
+    help="Compute code metrics of source files: radon for Python, lizard for other "
+    "languages (minutes on large histories; default: "
     "mine.code_metrics, off).",
 )
 @click.option(

@@ -55,11 +55,11 @@ def run_cmd(
     from diffrisk.config import load_config
     from diffrisk.data.paths import default_data_dir
     from diffrisk.git.revisions import first_parent
-    from diffrisk.hosts.github.events import pull_request_from_event
+    from diffrisk.hosts.job import job_pull_request
     from diffrisk.pipeline import run
     from diffrisk.report.format import plural as _n
 
-    pr = pull_request_from_event()
+    pr = job_pull_request()
     head = head or (pr.head if pr is not None else "HEAD")
     if base is None:
         base = pr.base if pr is not None and head == pr.head else first_parent(repo, head)

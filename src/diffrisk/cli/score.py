@@ -89,10 +89,10 @@ def score_cmd(
     does not choose the settings it is judged by); --worktree-config reads the work tree's.
     """
     from diffrisk.data.paths import default_data_dir
-    from diffrisk.hosts.github.events import pull_request_from_event
+    from diffrisk.hosts.job import job_pull_request
     from diffrisk.scoring.score import score
 
-    pr = pull_request_from_event()
+    pr = job_pull_request()
     if base is None:
         base = pr.base if pr is not None else default_base(repo)
     cfg = load_judging_config(repo, config_path, base, worktree_config)

@@ -510,8 +510,10 @@ def _outside_quotes(s: bytes, at: int) -> bool:
 def comment_only_lines(path: str, text: bytes) -> set[int]:
     """The line numbers (from 1) of the whole file ``text`` that hold only comment, by
     ``path``'s language (:func:`comment_style`; Python docstrings are not looked for):
-    the rule ``la_code`` counts added lines by, for a whole version of a file."""
+    the rule ``la_code`` counts added lines by, for a whole version of a file (where a
+    line starting with ``*`` is a comment only inside a ``/* */`` that opened above)."""
     c = _Counter(path)
+    c.whole_file = True
     out = set()
     for no, line in enumerate(text.split(b"\n"), 1):
         s = line.strip()
@@ -562,6 +564,8 @@ class _Counter:
         self.raw_added: list[bytes] = []
         self.raw_deleted: list[bytes] = []
         self.hunks: list[tuple[int, int, int, int]] = []
+        # a whole file, not a hunk: every block comment's opening line is seen
+        self.whole_file = False
         self.hunk()
 
     def delete(self, line: bytes) -> None:
@@ -651,7 +655,12 @@ class _Counter:
             if line.startswith(openers):
                 self.line_block_end = closer
                 return True
-        if st.star_lines and self.block_end is None and (s == b"*" or s.startswith((b"* ", b"*/"))):
+        if (
+            st.star_lines
+            and not self.whole_file
+            and self.block_end is None
+            and (s == b"*" or s.startswith((b"* ", b"*/")))
+        ):
             return True
         code = False
         while s:

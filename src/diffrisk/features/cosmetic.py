@@ -3,8 +3,8 @@
 Two questions, both answered from file contents alone (no git process):
 
 * which lines of a file are cosmetic (:func:`cosmetic_lines`): blank lines,
-  comment-only lines (``#`` or ``//`` and ``/* */`` by file type) and Python docstrings,
-  which SZZ leaves out of a fix's deleted lines (AG-SZZ);
+  comment-only lines (by the language's comment syntax) and Python docstrings, which
+  SZZ leaves out of a fix's deleted lines (AG-SZZ);
 * whether a change of a Python file was cosmetic (:func:`cosmetic_change`): a reformat
   (the same AST, :func:`same_ast`) or a change of type annotations only
   (:func:`same_without_annotations`), which SZZ looks through and mining marks. Cheap
@@ -149,60 +149,37 @@ def _maybe_in_triple_quoted(text: str, line_numbers: list[int]) -> bool:
     return unclosed or any(a <= n <= b for n in line_numbers for a, b in spans)
 
 
-def _slash_comment_lines(text: str) -> set[int]:
-    """Lines made only of ``//`` or ``/* */`` comments (strings are not looked into)."""
-    lines: set[int] = set()
-    in_block = False
-    for no, raw in enumerate(text.splitlines(), 1):
-        s = raw.strip()
-        code = False
-        while s:
-            if in_block:
-                end = s.find("*/")
-                if end < 0:
-                    s = ""
-                else:
-                    in_block = False
-                    s = s[end + 2 :].strip()
-            elif s.startswith("//"):
-                s = ""
-            elif s.startswith("/*"):
-                in_block = True
-                s = s[2:]
-            else:
-                code = True
-                start = s.find("/*")
-                if start >= 0 and "//" not in s[:start]:
-                    in_block = True
-                    s = s[start + 2 :]
-                else:
-                    s = ""
-        if not code and raw.strip():
-            lines.add(no)
-    return lines
-
-
 def cosmetic_lines(
     path: str, old_text: bytes | None, line_numbers: list[int], texts: list[bytes]
 ) -> set[int]:
-    """The given deleted lines that are blank or only comment (Python: also docstrings)."""
-    ext = PurePosixPath(path).suffix.lower()
-    out = {no for no, t in zip(line_numbers, texts, strict=True) if not t.strip()}
-    if ext in HASH_COMMENT_EXTENSIONS:
-        out.update(
-            no for no, t in zip(line_numbers, texts, strict=True) if t.lstrip().startswith(b"#")
-        )
+    """The given deleted lines that are blank or only comment, by the comment syntax of
+    ``path``'s language (:func:`diffrisk.features.codelines.comment_style`: ``#``, ``//``
+    and ``/* */``, ``--``, ``<!-- -->``, Ruby's ``=begin``, ...; Python: also docstrings).
+    Block comments are followed through ``old_text``, the whole version the lines were
+    deleted from; without it, only line comments are known."""
+    # codelines imports this module: imported here, not at the top
+    from diffrisk.features.codelines import comment_only_lines, comment_style
+
+    pairs = list(zip(line_numbers, texts, strict=True))
+    out = {no for no, t in pairs if not t.strip()}
+    style = comment_style(path)
+    if style.line:
+        for no, t in pairs:
+            s = t.lstrip()
+            if s.startswith(style.line) and not (style.not_line and s.startswith(style.not_line)):
+                out.add(no)
     if old_text is None:
         return out
     rest = [no for no in line_numbers if no not in out]
     if not rest:
         return out
-    text = old_text.decode("utf-8", "replace")
-    if ext in PYTHON_EXTENSIONS and _maybe_in_triple_quoted(text, rest):
-        doc = _python_docstring_lines(text)
-        out.update(no for no in rest if no in doc)
-    elif ext in SLASH_COMMENT_EXTENSIONS:
-        com = _slash_comment_lines(text)
+    if PurePosixPath(path).suffix.lower() in PYTHON_EXTENSIONS:
+        text = old_text.decode("utf-8", "replace")
+        if _maybe_in_triple_quoted(text, rest):
+            doc = _python_docstring_lines(text)
+            out.update(no for no in rest if no in doc)
+    elif style.blocks or style.line_blocks:
+        com = comment_only_lines(path, old_text)
         out.update(no for no in rest if no in com)
     return out
 

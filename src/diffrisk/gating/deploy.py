@@ -82,7 +82,7 @@ def gate_deploy(opts: DeployOptions) -> None:
 def last_deployed(opts: DeployOptions, head: str, gh: Any) -> str:
     """The base of a deployment without ``--base``: the newest tag matching
     ``tag_pattern`` reachable from ``head``, else the last successful deployment to
-    ``environment`` (read from GitHub)."""
+    ``environment`` (read from GitHub or GitLab)."""
     if opts.tag_pattern:
         base = newest_tag(opts.repo, head, opts.tag_pattern)
         if base is None:
@@ -93,9 +93,15 @@ def last_deployed(opts: DeployOptions, head: str, gh: Any) -> str:
         return base
     if opts.environment:
         if gh is None:
+            if opts.host == "gitlab":
+                raise ConfigError(
+                    "--environment needs the project on GitLab and a token",
+                    hint="run inside GitLab CI (CI_PROJECT_ID, CI_API_V4_URL) with GITLAB_TOKEN"
+                    " (or DIFFRISK_GITLAB_TOKEN) set, or pass --base",
+                )
             raise ConfigError(
                 "--environment needs the repository on GitHub and a token",
-                hint="set GITHUB_REPOSITORY (or --repository) and GITHUB_TOKEN",
+                hint="set GITHUB_REPOSITORY (or --repository) and GITHUB_TOKEN, or pass --base",
             )
         base = last_successful_deployment(gh, opts.environment)
         if base is None:

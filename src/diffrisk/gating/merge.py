@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from diffrisk.config import load_judging_config
-from diffrisk.errors import GitHubError, NothingToScoreError
+from diffrisk.errors import DiffriskError, GitHubError, NothingToScoreError
 from diffrisk.gating import publish
 from diffrisk.gating.decide import (
     GateDecision,
@@ -60,7 +60,9 @@ def gate_merge(opts: MergeOptions) -> None:
     gcfg = cfg.gate
     if res is None:
         try:
-            res = publish.score_now(opts.repo, opts.data_dir, base, head, cfg)
+            res = publish.score_now(
+                opts.repo, opts.data_dir, base, head, cfg, _job_pull_request(opts.host)
+            )
         except NothingToScoreError as err:  # e.g. only empty commits: no risk to gate on
             warnings.append(err.message)
     label = opts.override_label if opts.override_label is not None else gcfg.override_label
@@ -127,6 +129,17 @@ def _event() -> dict[str, Any]:
     from diffrisk.hosts.github.actions import read_event
 
     return read_event()
+
+
+def _job_pull_request(host: str) -> Any:
+    """The job's pull or merge request (its title and body describe the change); None
+    when the job has none or its event cannot be read (the change is scored without)."""
+    from diffrisk.hosts.job import job_pull_request
+
+    try:
+        return job_pull_request(host)
+    except DiffriskError:
+        return None
 
 
 def _gitlab_merge_request() -> tuple[int | None, str | None, str | None]:

@@ -98,13 +98,23 @@ def load_score_file(path: str) -> ScoreResult:
     return result
 
 
-def score_now(repo: str, data_dir: Path, base: str | None, head: str, cfg: Any) -> ScoreResult:
-    """Run the score stage for base...head."""
+def score_now(
+    repo: str,
+    data_dir: Path,
+    base: str | None,
+    head: str,
+    cfg: Any,
+    pull_request: Any = None,
+) -> ScoreResult:
+    """Run the score stage for base...head (with the title and body of ``pull_request``,
+    the job's :class:`~diffrisk.hosts.github.events.PullRequest`, when it is that change)."""
     from diffrisk.scoring.score import score
 
     if not base:
         raise ConfigError("no base revision to score against", hint="pass --base (or --score-file)")
-    return score(repo, base, head, data_dir=data_dir, config=cfg)
+    if pull_request is not None and pull_request.head != head:
+        pull_request = None  # its title and body describe its own head only
+    return score(repo, base, head, data_dir=data_dir, config=cfg, pull_request=pull_request)
 
 
 def post_check(

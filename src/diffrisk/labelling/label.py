@@ -66,8 +66,9 @@ CACHE_FILE = paths.SZZ_CACHE_FILE
 CHECKPOINT_SECONDS = 60.0
 #: Bump when the blame procedure changes in a way that changes its results (2: docstrings
 #: compared as black compares them in the reformat look-through; 3: numbers and string
-#: prefixes normalised in the reformat pre-check).
-BLAME_VERSION = 3
+#: prefixes normalised in the reformat pre-check; 4: comment-only lines known by every
+#: language's comment syntax).
+BLAME_VERSION = 4
 
 _CACHE_SCHEMA = pa.schema(
     [

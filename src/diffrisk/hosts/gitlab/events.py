@@ -20,6 +20,8 @@ variable                               used as
 ``CI_COMMIT_SHA``                      the head otherwise; the pipeline's commit
 ``CI_PIPELINE_ID``, ``CI_JOB_URL``     the status's pipeline and link
 ``CI_MERGE_REQUEST_PROJECT_URL``       links to the note
+``CI_MERGE_REQUEST_TITLE``,            the title and description scoring reads (as a
+``CI_MERGE_REQUEST_DESCRIPTION``       GitHub pull request's title and body)
 =====================================  =================================================
 
 The token is ``$DIFFRISK_GITLAB_TOKEN``, else ``$GITLAB_TOKEN``: a project access token
@@ -34,8 +36,12 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from diffrisk.errors import ConfigError
+
+if TYPE_CHECKING:
+    from diffrisk.hosts.github.events import PullRequest
 
 DEFAULT_URL = "https://gitlab.com"
 #: Where the token is read from, first found wins.
@@ -157,3 +163,24 @@ def merge_request_from_env(
 ) -> tuple[int | None, str | None, str | None]:
     """(iid, base sha, head sha) of the merge request a GitLab CI job runs for."""
     return GitLabContext.from_env(env).merge_request()
+
+
+def pull_request_from_env(env: Mapping[str, str] | None = None) -> PullRequest | None:
+    """The job's merge request as scoring reads a pull request: base, head and IID, with
+    the title and description (``CI_MERGE_REQUEST_TITLE``, ``CI_MERGE_REQUEST_DESCRIPTION``;
+    GitLab cuts a long description short). None outside a merge request pipeline, or when
+    GitLab gave no base."""
+    from diffrisk.hosts.github.events import PullRequest
+
+    env = os.environ if env is None else env
+    iid, base, head = GitLabContext.from_env(env).merge_request()
+    if iid is None or not base or not head:
+        return None
+    return PullRequest(
+        base=base,
+        head=head,
+        number=iid,
+        title=env.get("CI_MERGE_REQUEST_TITLE") or "",
+        body=env.get("CI_MERGE_REQUEST_DESCRIPTION") or "",
+        author="",
+    )
