@@ -14,7 +14,7 @@ from pytest_httpserver import HTTPServer
 from diffrisk.cli import cli
 from diffrisk.config import LabelConfig, MineConfig
 from diffrisk.errors import DataError, GitHubError
-from diffrisk.features.cosmetic import cosmetic_lines
+from diffrisk.features.codelines import cosmetic_lines
 from diffrisk.labelling.label import fetch_github_bugs, label, load_labels, load_links, sample_links
 from diffrisk.labelling.szz import parse_patches, ranges
 from diffrisk.mining.mine import mine

@@ -1,7 +1,7 @@
 """Added lines of code: the lines a change adds to source files that SZZ could ever blame.
 
 SZZ (``diffrisk.labelling.szz``) leaves blank lines, comment-only lines and Python
-docstrings (:func:`diffrisk.features.cosmetic.cosmetic_lines`) out when it blames a fix's
+docstrings (:func:`cosmetic_lines`) out when it blames a fix's
 deleted lines, so such lines can never make a change defect-inducing. ``la_code`` counts the other added lines of each file: lines added minus
 blank, comment-only and docstring lines, and minus lines the same file diff also deletes
 (ignoring whitespace): re-indented or moved lines, which ``git blame -w -M`` leaves with
@@ -36,6 +36,8 @@ from diffrisk.features.cosmetic import (
     HASH_COMMENT_EXTENSIONS,
     PYTHON_EXTENSIONS,
     SLASH_COMMENT_EXTENSIONS,
+    maybe_in_triple_quoted,
+    python_docstring_lines,
     same_words,
 )
 from diffrisk.git.repo import GitRepo, unquote_path
@@ -519,6 +521,38 @@ def comment_only_lines(path: str, text: bytes) -> set[int]:
         s = line.strip()
         if s and c.comment_only(line, s):
             out.add(no)
+    return out
+
+
+def cosmetic_lines(
+    path: str, old_text: bytes | None, line_numbers: list[int], texts: list[bytes]
+) -> set[int]:
+    """The given deleted lines that are blank or only comment, by the comment syntax of
+    ``path``'s language (:func:`comment_style`: ``#``, ``//``
+    and ``/* */``, ``--``, ``<!-- -->``, Ruby's ``=begin``, ...; Python: also docstrings).
+    Block comments are followed through ``old_text``, the whole version the lines were
+    deleted from; without it, only line comments are known."""
+    pairs = list(zip(line_numbers, texts, strict=True))
+    out = {no for no, t in pairs if not t.strip()}
+    style = comment_style(path)
+    if style.line:
+        for no, t in pairs:
+            s = t.lstrip()
+            if s.startswith(style.line) and not (style.not_line and s.startswith(style.not_line)):
+                out.add(no)
+    if old_text is None:
+        return out
+    rest = [no for no in line_numbers if no not in out]
+    if not rest:
+        return out
+    if PurePosixPath(path).suffix.lower() in PYTHON_EXTENSIONS:
+        text = old_text.decode("utf-8", "replace")
+        if maybe_in_triple_quoted(text, rest):
+            doc = python_docstring_lines(text)
+            out.update(no for no in rest if no in doc)
+    elif style.blocks or style.line_blocks:
+        com = comment_only_lines(path, old_text)
+        out.update(no for no in rest if no in com)
     return out
 
 

@@ -2,9 +2,9 @@
 
 Two questions, both answered from file contents alone (no git process):
 
-* which lines of a file are cosmetic (:func:`cosmetic_lines`): blank lines,
-  comment-only lines (by the language's comment syntax) and Python docstrings, which
-  SZZ leaves out of a fix's deleted lines (AG-SZZ);
+* where a Python file's docstrings are (:func:`python_docstring_lines`), for the lines
+  SZZ leaves out of a fix's deleted lines (AG-SZZ;
+  :func:`diffrisk.features.codelines.cosmetic_lines`, which knows every language's comments);
 * whether a change of a Python file was cosmetic (:func:`cosmetic_change`): a reformat
   (the same AST, :func:`same_ast`) or a change of type annotations only
   (:func:`same_without_annotations`), which SZZ looks through and mining marks. Cheap
@@ -96,7 +96,7 @@ PYTHON_EXTENSIONS = frozenset({".py", ".pyi", ".pyx", ".pxd"})
 # -- cosmetic lines (AG-SZZ) ------------------------------------------------------------
 
 
-def _python_docstring_lines(text: str) -> set[int]:
+def python_docstring_lines(text: str) -> set[int]:
     """Lines of docstrings; for code that does not parse (Python 2, a syntax error the fix
     repairs), lines of triple-quoted strings that start a statement."""
     try:
@@ -143,45 +143,10 @@ def _triple_spans(text: str) -> tuple[list[tuple[int, int]], bool]:
     return spans, open_at is not None
 
 
-def _maybe_in_triple_quoted(text: str, line_numbers: list[int]) -> bool:
+def maybe_in_triple_quoted(text: str, line_numbers: list[int]) -> bool:
     """Cheap pre-check before parsing: may any of the lines be in a triple-quoted string?"""
     spans, unclosed = _triple_spans(text)
     return unclosed or any(a <= n <= b for n in line_numbers for a, b in spans)
-
-
-def cosmetic_lines(
-    path: str, old_text: bytes | None, line_numbers: list[int], texts: list[bytes]
-) -> set[int]:
-    """The given deleted lines that are blank or only comment, by the comment syntax of
-    ``path``'s language (:func:`diffrisk.features.codelines.comment_style`: ``#``, ``//``
-    and ``/* */``, ``--``, ``<!-- -->``, Ruby's ``=begin``, ...; Python: also docstrings).
-    Block comments are followed through ``old_text``, the whole version the lines were
-    deleted from; without it, only line comments are known."""
-    # codelines imports this module: imported here, not at the top
-    from diffrisk.features.codelines import comment_only_lines, comment_style
-
-    pairs = list(zip(line_numbers, texts, strict=True))
-    out = {no for no, t in pairs if not t.strip()}
-    style = comment_style(path)
-    if style.line:
-        for no, t in pairs:
-            s = t.lstrip()
-            if s.startswith(style.line) and not (style.not_line and s.startswith(style.not_line)):
-                out.add(no)
-    if old_text is None:
-        return out
-    rest = [no for no in line_numbers if no not in out]
-    if not rest:
-        return out
-    if PurePosixPath(path).suffix.lower() in PYTHON_EXTENSIONS:
-        text = old_text.decode("utf-8", "replace")
-        if _maybe_in_triple_quoted(text, rest):
-            doc = _python_docstring_lines(text)
-            out.update(no for no in rest if no in doc)
-    elif style.blocks or style.line_blocks:
-        com = comment_only_lines(path, old_text)
-        out.update(no for no in rest if no in com)
-    return out
 
 
 def comment_marker(path: str) -> bytes | None:

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from diffrisk.errors import GitCommandError
+from diffrisk.features.codelines import cosmetic_lines
 from diffrisk.features.cosmetic import (
     comment_marker,
     cosmetic_change,
-    cosmetic_lines,
     incidental_lines,
     is_python_path,
     strip_trailing_comment,
