@@ -10,6 +10,7 @@ of it; :func:`org_install` puts the org model into repositories' data directorie
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Any
 from diffrisk.errors import DiffriskError
 from diffrisk.org.engine import ClusterInfo, Engine
 from diffrisk.org.manifest import OrgManifest, RepoSpec, load_manifest
-from diffrisk.org.tasks import RepoLayout, StageOutcome, read_status
+from diffrisk.org.tasks import RepoLayout, StageOutcome, read_status, repo_path
 
 RUNS_DIR = "runs"
 
@@ -99,13 +100,42 @@ def _tell(opts: OrgOptions, line: str) -> None:
         opts.tell(line)
 
 
+#: Seconds per commit a first run guesses for mining and labelling a repository it has
+#: no earlier cost of (the cost model of docs/scale.md: 2.8 ms to mine, 1.2 to label).
+_GUESS_PER_COMMIT = 0.004
+
+
 def _previous_cost(root: Path, specs: list[RepoSpec]) -> dict[str, float]:
-    """Seconds each repository's stages took last time: the longest start first."""
+    """Seconds each repository's stages took last time: the longest start first, so that
+    no long repository is left running alone at the end. A repository without an earlier
+    run is guessed by its commits, when they can be counted without the network (a local
+    path, or an earlier clone); else it starts last."""
     out = {}
     for s in specs:
         st = read_status(root, s.name)
-        out[s.name] = float(sum(v.get("seconds", 0.0) for v in st.values() if isinstance(v, dict)))
+        cost = float(sum(v.get("seconds", 0.0) for v in st.values() if isinstance(v, dict)))
+        if cost <= 0:
+            cost = _GUESS_PER_COMMIT * _commits(repo_path(s, root), s.rev)
+        out[s.name] = cost
     return out
+
+
+def _commits(path: Path, rev: str) -> int:
+    """Non-merge commits of ``rev`` in the repository at ``path``; 0 when there is none."""
+    if not path.exists():
+        return 0
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(path), "rev-list", "--count", "--no-merges", rev, "--"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    text = out.stdout.strip()
+    return int(text) if out.returncode == 0 and text.isdigit() else 0
 
 
 def _record(root: Path, outcomes: list[StageOutcome], result: OrgRunResult) -> None:
