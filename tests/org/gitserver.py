@@ -116,12 +116,17 @@ class GitServer:
             block_on_close = False
 
             def finish_request(self, request: Any, client_address: Any) -> None:
-                if context is not None:  # the TLS handshake in the request's thread
-                    try:
-                        request = context.wrap_socket(request, server_side=True)
-                    except (ssl.SSLError, OSError):
-                        return
-                super().finish_request(request, client_address)
+                if context is None:
+                    super().finish_request(request, client_address)
+                    return
+                try:  # the TLS handshake in the request's thread
+                    tls = context.wrap_socket(request, server_side=True)
+                except (ssl.SSLError, OSError):
+                    return
+                try:  # (wrapping detached ``request``: closing it closes nothing)
+                    super().finish_request(tls, client_address)
+                finally:
+                    tls.close()
 
         class Handler(_Handler):
             owner = server
