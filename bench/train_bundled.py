@@ -397,6 +397,29 @@ def _diff(boot: dict[str, np.ndarray], a: str, b: str, full: dict[str, float]) -
     return {"difference": _r(full[a] - full[b]), "ci_low": _r(lo), "ci_high": _r(hi)}
 
 
+BALANCED = "-balanced"
+
+
+def fit_kind(kind: str, rows: pd.DataFrame, code_metrics: bool, pfix: bool) -> Any:
+    """Fit ``kind`` on time-ordered ``rows``; ``KIND-balanced``: on the org model's
+    ``balanced`` sample instead (each project resampled to the median project's number of
+    changes, :func:`diffrisk.org.model.balanced_rows`), so the largest histories do not
+    decide alone what "risky" means."""
+    if kind.endswith(BALANCED):
+        from diffrisk.org.model import balanced_rows
+
+        kind = kind.removesuffix(BALANCED)
+        rows = balanced_rows(rows.assign(repository=rows["project"]))
+    return fit_estimator(
+        kind,
+        rows,
+        rows["label"].astype(int).to_numpy(),
+        rows["n_fixes"].to_numpy(),
+        code_metrics=code_metrics,
+        pfix=pfix,
+    )
+
+
 def corpus_lopo(
     frames: dict[str, pd.DataFrame],
     kinds: list[str],
@@ -428,14 +451,7 @@ def corpus_lopo(
         effort = effort_of(test)
         scores: dict[str, np.ndarray] = {}
         for k in kinds:
-            est = fit_estimator(
-                k,
-                train,
-                train["label"].astype(int).to_numpy(),
-                train["n_fixes"].to_numpy(),
-                code_metrics=code_metrics,
-                pfix=pfix,
-            )
+            est = fit_kind(k, train, code_metrics, pfix)
             if models is not None:
                 models.setdefault(name, {})[k] = est
             scores[k] = np.asarray(est.predict_proba(test)[:, 1], dtype=float)
@@ -654,9 +670,10 @@ def corpus_card(md: dict[str, Any], results: dict[str, Any]) -> str:
         "held-out project's labelled, labelable changes, next to the lines-added baseline "
         "(`la`, fitted the same way). Differences in ROC-AUC with a paired bootstrap 95% "
         f"interval ({RESAMPLES} resamples of the project's changes). "
-        f"`{shipped}` is the previous bundled model (trained on eight Python "
-        "projects, marked *; on those its own recipe trained on the other seven is shown "
-        "instead, the shipped model having seen them). Capture: share of the defect-inducing "
+        f"`{shipped}` is the previous bundled model (trained on "
+        f"{len(results.get('shipped_projects', []))} projects, marked *; on those its own recipe "
+        "trained on the others of them is shown instead, the shipped model having seen them). "
+        "Capture: share of the defect-inducing "
         "changes among the riskiest 10% / 20% of the changes.",
         "",
         f"| project | language | changes | defect-inducing | {kind} | la | {kind} - la (95% CI) "
@@ -824,14 +841,8 @@ def write_model(
     """Fit ``chosen`` on every project and write model.skops, metadata.json (with
     ``score_quantiles``) and MODEL_CARD.md to ``out``."""
     rows = pd.concat([_rows(f) for f in frames.values()]).sort_values("author_time", kind="stable")
-    est = fit_estimator(
-        chosen,
-        rows,
-        rows["label"].astype(int).to_numpy(),
-        rows["n_fixes"].to_numpy(),
-        code_metrics=code_metrics,
-        pfix=pfix,
-    )
+    est = fit_kind(chosen, rows, code_metrics, pfix)
+    base = chosen.removesuffix(BALANCED)
     data = dumps_model(est)
     created = datetime.now(timezone.utc).replace(microsecond=0)
     quantiles = reference_quantiles(est, frames)
@@ -840,8 +851,8 @@ def write_model(
     }
     md = (
         build_metadata(
-            chosen,
-            raw_features(chosen, code_metrics, pfix),
+            base,
+            raw_features(base, code_metrics, pfix),
             code_metrics=code_metrics,
             fix_rule_version=RULE_VERSION,
             source="bundled",
@@ -871,7 +882,7 @@ def write_model(
                 "rank_metric": "roc_auc",
                 "population": "leave-one-project-out, labelled changes with source files",
             },
-            reference=training_medians(chosen, rows, code_metrics, pfix),
+            reference=training_medians(base, rows, code_metrics, pfix),
         )
         .saved(
             version=f"bundled-{created:%Y%m%d%H%M}-{chosen}",
