@@ -6,9 +6,11 @@ weight of each token (Platt slope x coefficient, averaged over the calibration m
 mapped back to the added lines. A line scores the sum of the
 *positive* weights of its distinct tokens (the bag is binary, so a token counts once per
 line): what its names, keywords and operators add toward a defect. JITLine sums every
-weight; on six of the training projects, out of time, that full sum found a buggy line in
-the first five no more often than a random order, and the positive sum did better on
-every one of them (``bench/bench_lines.py``, docs/scoring.md). The change's vector is
+weight; on the eight training projects, out of time, the positive sum found a buggy line
+in the first five more often than that full sum (+3.0 points pooled, +0.9 to +4.9;
+``bench/bench_lines.py``, docs/scoring.md). A line model learned from the lines later
+fixes deleted (:mod:`diffrisk.scoring.line_model`) ranked no better beyond chance, so it
+is not used here. The change's vector is
 scaled to unit length before the model sees it; that scale is the same for every line of
 a change, so it changes no ranking and is left out: a line's score is relative.
 
@@ -59,7 +61,7 @@ MAX_TEXT = 200
 #: Names shown per range.
 MAX_NAMED = 3
 
-_HUNK_NEW = re.compile(rb"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
+_HUNK_NEW = re.compile(rb"^@@ -\d+(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 _INDENT = re.compile(rb"^[ \t]*")
 
 
@@ -73,6 +75,9 @@ class AddedLine:
     control: bool  # a control-flow line (codelines' rule)
     indent: int  # leading whitespace in columns (a tab counts 4)
     tokens: tuple[str, ...]  # distinct tokens, as the model's bag splits them
+    new_file: bool = False  # the diff adds the whole file
+    hunk_old: int = 0  # lines its hunk deletes (0: a hunk of added lines only)
+    hunk_new: int = 1  # lines its hunk adds
 
 
 def _indent(raw: bytes) -> int:
@@ -87,19 +92,23 @@ class _File:
     def __init__(self, path: str) -> None:
         self.path = path
         self.counter = _Counter(path)
-        self.at: list[tuple[int, bytes]] = []  # per code line of counter.code: (line, raw)
+        # per code line of counter.code: (line, raw, its hunk's (deleted, added) lines)
+        self.at: list[tuple[int, bytes, tuple[int, int]]] = []
         self.line = 0
+        self.new_file = False
+        self.span = (0, 1)
 
     def hunk(self, header: bytes) -> None:
         m = _HUNK_NEW.match(header)
-        self.line = int(m.group(1)) if m else 0
+        self.line = int(m.group(2)) if m else 0
+        self.span = (int(m.group(1) or 1), int(m.group(3) or 1)) if m else (0, 1)
         self.counter.hunk(header)
 
     def add(self, raw: bytes) -> None:
         before = len(self.counter.code)
         self.counter.add(raw)
         if len(self.counter.code) > before:
-            self.at.append((self.line, raw))
+            self.at.append((self.line, raw, self.span))
         self.line += 1
 
     def lines(self) -> list[AddedLine]:
@@ -107,17 +116,19 @@ class _File:
         left out, the same way :meth:`_Counter.totals` leaves them out) and without the
         lines SZZ never blames."""
         left = self.counter.deleted.copy()
-        kept: list[tuple[int, bytes, bool, bytes]] = []
-        for (text, control, stripped), (no, raw) in zip(self.counter.code, self.at, strict=True):
+        kept: list[tuple[int, bytes, bool, bytes, tuple[int, int]]] = []
+        for (text, control, stripped), (no, raw, span) in zip(
+            self.counter.code, self.at, strict=True
+        ):
             if left[text] > 0:
                 left[text] -= 1
                 continue
-            kept.append((no, stripped, control, raw))
+            kept.append((no, stripped, control, raw, span))
         if not kept:
             return []
         skip = incidental_lines(self.path, [k[0] for k in kept], [k[1] for k in kept])
         out = []
-        for no, stripped, control, raw in kept:
+        for no, stripped, control, raw, span in kept:
             if no in skip:
                 continue
             toks = tuple(dict.fromkeys(t.decode("ascii") for t in _TOKEN.findall(stripped)))
@@ -129,6 +140,9 @@ class _File:
                     bool(control),
                     _indent(raw),
                     toks,
+                    self.new_file,
+                    span[0],
+                    span[1],
                 )
             )
         return out
@@ -141,13 +155,15 @@ def parse_added_lines(
     of code with their line numbers in the new version; only paths ``is_source`` accepts."""
     files: dict[str, _File] = {}
     cur: _File | None = None
-    in_header = False
+    in_header = new_file = False
     for line in diff.split(b"\n"):
         if line.startswith(b"diff --git "):
             cur, in_header = None, True
             continue
         if in_header:
-            if line.startswith(b"+++ "):
+            if line.startswith(b"--- "):
+                new_file = line == b"--- /dev/null"
+            elif line.startswith(b"+++ "):
                 in_header = False
                 name = line[4:]
                 if name == b"/dev/null":
@@ -155,6 +171,7 @@ def parse_added_lines(
                 path = unquote_path(name, "backslashreplace")[2:]
                 if is_source is None or is_source(path):
                     cur = files.setdefault(path, _File(path))
+                    cur.new_file = new_file
             continue
         if cur is None:
             continue
