@@ -532,60 +532,24 @@ def corpus_summary(lopo_res: dict[str, Any], kinds: list[str]) -> dict[str, Any]
         if not names:
             continue
         scores = sorted({k for n in names for k in lopo_res[n]["models"]})
+
+        def over(section: str, field: str, keys: list[str], names: list[str] = names) -> dict:
+            """Mean and interval over the projects of each key's ``section[key][field]``."""
+            return {
+                k: mean_interval(
+                    [lopo_res[n][section][k][field] for n in names if k in lopo_res[n][section]]
+                )
+                for k in keys
+            }
+
+        no_la = [k for k in scores if k != "la"]
         out[g] = {
             "projects": len(names),
-            "roc_auc": {
-                k: mean_interval(
-                    [
-                        lopo_res[n]["models"][k]["roc_auc"]
-                        for n in names
-                        if k in lopo_res[n]["models"]
-                    ]
-                )
-                for k in scores
-            },
-            "vs_la": {
-                k: mean_interval(
-                    [
-                        lopo_res[n]["vs_la"][k]["difference"]
-                        for n in names
-                        if k in lopo_res[n]["vs_la"]
-                    ]
-                )
-                for k in scores
-                if k != "la"
-            },
-            "vs_shipped": {
-                k: mean_interval(
-                    [
-                        lopo_res[n]["vs_shipped"][k]["difference"]
-                        for n in names
-                        if k in lopo_res[n]["vs_shipped"]
-                    ]
-                )
-                for k in kinds
-                if k != "la"
-            },
-            "capture_at_10": {
-                k: mean_interval(
-                    [
-                        lopo_res[n]["models"][k]["capture_at_10"]
-                        for n in names
-                        if k in lopo_res[n]["models"]
-                    ]
-                )
-                for k in scores
-            },
-            "capture_at_20": {
-                k: mean_interval(
-                    [
-                        lopo_res[n]["models"][k]["capture_at_20"]
-                        for n in names
-                        if k in lopo_res[n]["models"]
-                    ]
-                )
-                for k in scores
-            },
+            "roc_auc": over("models", "roc_auc", scores),
+            "vs_la": over("vs_la", "difference", no_la),
+            "vs_shipped": over("vs_shipped", "difference", [k for k in kinds if k != "la"]),
+            "capture_at_10": over("models", "capture_at_10", scores),
+            "capture_at_20": over("models", "capture_at_20", scores),
             "above_la": {
                 k: sum(
                     1
