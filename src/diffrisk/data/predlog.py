@@ -239,8 +239,12 @@ def _dedupe(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _pr_from_env() -> int | None:
+    """The pull request number in GitHub's ``GITHUB_REF``, or GitLab's merge request IID."""
     m = re.match(r"^refs/pull/(\d+)/", os.environ.get("GITHUB_REF", ""))
-    return int(m.group(1)) if m else None
+    if m:
+        return int(m.group(1))
+    iid = os.environ.get("CI_MERGE_REQUEST_IID", "").strip()
+    return int(iid) if os.environ.get("GITLAB_CI") == "true" and iid.isdigit() else None
 
 
 def append_from_score(
@@ -254,12 +258,18 @@ def append_from_score(
     """Log a ``ScoreResult.to_dict()``; returns the number of rows in the log.
 
     ``decision`` is the gate's outcome ('pass' | 'warn' | 'accepted' | 'fail'), None for a
-    plain score. ``pr`` defaults to ``result['pr']`` or, inside GitHub Actions, the
-    number in ``GITHUB_REF`` (``refs/pull/N/merge``). ``source`` defaults to 'gate' when
+    plain score. ``pr`` defaults to the result's pull request or, inside GitHub Actions,
+    the number in ``GITHUB_REF`` (``refs/pull/N/merge``), in GitLab CI the merge
+    request's IID. ``source`` defaults to 'gate' when
     a decision is given, else 'score'.
     """
     if pr is None:
-        pr = result.get("pr") or result.get("pr_number") or _pr_from_env()
+        pr = (
+            result.get("pr")
+            or result.get("pull_request")  # ScoreResult.to_dict()'s name
+            or result.get("pr_number")
+            or _pr_from_env()
+        )
     raw = result.get("commits") or []
     commits = [c["sha"] if isinstance(c, Mapping) else str(c) for c in raw]
     keys = [

@@ -472,3 +472,36 @@ def test_token_never_appears_in_output_or_logs(
     assert TOKEN not in res.output
     assert TOKEN not in caplog.text
     assert "***" in res.output  # GitLab echoed it back: redacted
+
+
+def test_gate_scoring_the_mr_reads_its_title_and_description(
+    builder: Any, tmp_path: Path, fake: FakeGitLab
+) -> None:
+    # no --score-file: the gate scores base...head itself, with the merge request's
+    # title and description as a GitHub pull request's (fix keywords, issue references)
+    base = builder.commit({"a.py": "x = 1\n"}, day=0)
+    builder.branch("mr", base)
+    builder.checkout("mr")
+    head = builder.commit({"a.py": "x = 2\n"}, author="zed", day=1, message="tweak a")
+    data = tmp_path / "d"
+    mined = run_cli(["mine", "--repo", str(builder.path), "--data-dir", str(data), "--quiet"], {})
+    assert mined.exit_code == 0, mined.output
+    args = ["gate", "--repo", str(builder.path), "--data-dir", str(data), "--fail-on", "never"]
+    env = ci_env(fake, CI_COMMIT_SHA=head, CI_MERGE_REQUEST_DIFF_BASE_SHA=base)
+
+    def logged_features() -> dict[str, Any]:  # the gate logs what it scored
+        import pandas as pd
+
+        log = pd.read_parquet(data / "predictions.parquet")
+        row = log[log["head_sha"] == head].iloc[-1]
+        assert row["pr"] == IID  # the merge request it scored, by its IID
+        return json.loads(row["features"])
+
+    plain = run_cli(args, env)
+    assert plain.exit_code == 0, plain.output
+    assert logged_features()["fix"] == 0 and logged_features()["issue_refs"] == []
+    env["CI_MERGE_REQUEST_TITLE"] = "Fix the crash on empty input"
+    env["CI_MERGE_REQUEST_DESCRIPTION"] = "Closes #12"
+    titled = run_cli(args, env)
+    assert titled.exit_code == 0, titled.output
+    assert logged_features()["fix"] == 1 and logged_features()["issue_refs"] == [12]
