@@ -696,7 +696,12 @@ def corpus_card(md: dict[str, Any], results: dict[str, Any]) -> str:
             + ", ".join(f"`{k}` {_ci(a['roc_auc'][k], 'mean')}" for k in others)
             + "."
         )
-    lines += [
+    return "\n".join([*lines, *_card_footer(md, results)])
+
+
+def _card_footer(md: dict[str, Any], results: dict[str, Any]) -> list[str]:
+    """The lines every bundled model card ends with: the baseline, the labels, the use."""
+    return [
         "",
         "`la` is the lines-added baseline (logistic regression on log1p of lines added to source files).",
         f"Labels come from SZZ with the default settings and fix rule version {md.get('fix_rule_version')}",
@@ -708,7 +713,6 @@ def corpus_card(md: dict[str, Any], results: dict[str, Any]) -> str:
         "best on that history.",
         "",
     ]
-    return "\n".join(lines)
 
 
 def card(md: dict[str, Any], results: dict[str, Any]) -> str:
@@ -754,19 +758,7 @@ def card(md: dict[str, Any], results: dict[str, Any]) -> str:
         )
     mean = results["lopo_mean"]
     lines.append("| **mean** | " + " | ".join(str(mean[k]) for k in results["kinds"]) + " |")
-    lines += [
-        "",
-        "`la` is the lines-added baseline (logistic regression on log1p of lines added to source files).",
-        f"Labels come from SZZ with the default settings and fix rule version {md.get('fix_rule_version')}",
-        "(`diffrisk.features.fixes.RULE_VERSION`; "
-        + _label_note(results.get("label", {}))
-        + "); they are noisy.",
-        "Once a repository has enough labelled history `diffrisk train` fits its own models,",
-        "and this one stays a candidate (`train.bundled_candidate`), kept only where it ranks",
-        "best on that history.",
-        "",
-    ]
-    return "\n".join(lines)
+    return "\n".join([*lines, *_card_footer(md, results)])
 
 
 def label_settings(cfg: Config) -> dict[str, Any]:
